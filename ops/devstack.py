@@ -1,0 +1,253 @@
+"""Local infrastructure for `make run` and the tests: real Kafka (KRaft) and FerretDB processes.
+
+The binaries are provisioned by the Makefile (`make provision`) under `.local/`; this module only
+writes their configuration, starts them, waits until they answer, and stops them. Every node takes its
+ports and data folder as parameters so that the tests run their own instances beside a `make run`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCAL = ROOT / ".local"
+KAFKA_LIB = LOCAL / "kafka" / "lib"
+FERRETDB_BIN = LOCAL / "bin" / "ferretdb"
+KAFKA_LOG4J = ROOT / "infra" / "kafka" / "log4j2.properties"
+
+
+class StartupError(RuntimeError):
+    """A process exited or did not become ready before its deadline."""
+
+
+def port_open(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def wait_until(predicate, deadline_s: float, what: str, proc: subprocess.Popen | None = None,
+               log: Path | None = None) -> None:
+    """Poll `predicate` until it holds; fail early if `proc` dies, late if the deadline passes."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise StartupError(f"{what} exited with code {proc.returncode}{_tail(log)}")
+        try:
+            if predicate():
+                return
+        except Exception:  # noqa: BLE001 - not ready yet is any failure
+            pass
+        time.sleep(0.1)
+    raise StartupError(f"{what} not ready after {deadline_s:.0f}s{_tail(log)}")
+
+
+def _tail(log: Path | None, lines: int = 30) -> str:
+    if log is None or not log.exists():
+        return ""
+    text = log.read_text(errors="replace").splitlines()[-lines:]
+    return "\n--- last lines of " + str(log) + " ---\n" + "\n".join(text)
+
+
+@dataclass
+class Node:
+    """A child process with a log file; stopped with SIGTERM, then SIGKILL."""
+
+    name: str
+    data_dir: Path
+    proc: subprocess.Popen | None = field(default=None, init=False)
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / f"{self.name}.log"
+
+    def _spawn(self, argv: list[str], env: dict[str, str] | None = None) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
+        self.proc = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.data_dir,
+            start_new_session=True,
+        )
+        log.close()
+
+    def stop(self, timeout_s: float = 20) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: used by the fault tests."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@dataclass
+class KafkaNode(Node):
+    """Single-node Apache Kafka in KRaft mode (broker and controller in one JVM)."""
+
+    port: int = 9092
+    controller_port: int = 9093
+    heap: str = "512m"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _properties(self) -> str:
+        logs = self.data_dir / "kraft-logs"
+        return "\n".join([
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.bootstrap.servers=127.0.0.1:{self.controller_port}",
+            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+            "controller.listener.names=CONTROLLER",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "inter.broker.listener.name=PLAINTEXT",
+            f"log.dirs={logs}",
+            "num.partitions=3",
+            "auto.create.topics.enable=false",
+            "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=10",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            "log.retention.hours=168",
+            "",
+        ])
+
+    def _java(self, *args: str, heap: str | None = None) -> list[str]:
+        java = shutil.which("java") or "java"
+        argv = [java]
+        if heap:
+            argv += [f"-Xmx{heap}", f"-Xms{heap}"]
+        argv += [
+            "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={KAFKA_LOG4J}",
+            "-cp", f"{KAFKA_LIB}/*", *args,
+        ]
+        return argv
+
+    def start(self, deadline_s: float = 90) -> None:
+        if not KAFKA_LIB.is_dir():
+            raise StartupError(f"Kafka is not provisioned ({KAFKA_LIB} missing): run `make provision`")
+        if port_open("127.0.0.1", self.port):
+            raise StartupError(f"port {self.port} is already in use: is another Kafka running?")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        props = self.data_dir / "server.properties"
+        props.write_text(self._properties())
+        cluster_id_file = self.data_dir / "cluster.id"
+        if not cluster_id_file.exists():
+            cluster_id_file.write_text(_kafka_cluster_id())
+        subprocess.run(
+            self._java("kafka.tools.StorageTool", "format", "--standalone",
+                       "-t", cluster_id_file.read_text().strip(), "-c", str(props),
+                       "--ignore-formatted", heap="256m"),
+            check=True, capture_output=True,
+        )
+        self._spawn(self._java("kafka.Kafka", str(props), heap=self.heap))
+        wait_until(self.ready, deadline_s, "Kafka", self.proc, self.log_path)
+
+    def ready(self) -> bool:
+        return port_open("127.0.0.1", self.port) and _kafka_answers(self.bootstrap)
+
+
+def _kafka_cluster_id() -> str:
+    """A KRaft cluster id is 16 random bytes in URL-safe base64 without padding."""
+    import base64
+
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def _kafka_answers(bootstrap: str) -> bool:
+    """True when the broker serves metadata (the port alone opens before the broker is ready)."""
+
+    async def probe() -> bool:
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2000)
+        try:
+            await admin.start()
+            await admin.list_topics()
+            return True
+        finally:
+            await admin.close()
+
+    return asyncio.run(probe())
+
+
+@dataclass
+class FerretNode(Node):
+    """FerretDB 1.24 speaking the MongoDB wire protocol on an SQLite directory."""
+
+    port: int = 27017
+
+    @property
+    def url(self) -> str:
+        return f"mongodb://127.0.0.1:{self.port}/"
+
+    def start(self, deadline_s: float = 30) -> None:
+        if not FERRETDB_BIN.exists():
+            raise StartupError(f"FerretDB is not provisioned ({FERRETDB_BIN} missing): run `make provision`")
+        if port_open("127.0.0.1", self.port):
+            raise StartupError(f"port {self.port} is already in use: is another FerretDB running?")
+        sqlite_dir = self.data_dir / "sqlite"
+        sqlite_dir.mkdir(parents=True, exist_ok=True)
+        self._spawn([str(FERRETDB_BIN), f"--listen-addr=127.0.0.1:{self.port}",
+                     f"--sqlite-url=file:{sqlite_dir}/"])
+        wait_until(self.ready, deadline_s, "FerretDB", self.proc, self.log_path)
+
+    def ready(self) -> bool:
+        from pymongo import MongoClient
+
+        client = MongoClient(self.url, serverSelectionTimeoutMS=500)
+        try:
+            client.admin.command("ping")
+            return True
+        finally:
+            client.close()
+
+
+@dataclass
+class ServiceNode(Node):
+    """One Relais service as its own Python process (`python -m services.<name>`)."""
+
+    module: str = ""
+    port: int = 0
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, deadline_s: float = 30) -> None:
+        env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
+        self._spawn([_python(), "-m", self.module], env=env)
+        wait_until(self.ready, deadline_s, self.name, self.proc, self.log_path)
+
+    def ready(self) -> bool:
+        import httpx
+
+        return httpx.get(f"{self.url}/health", timeout=1).status_code == 200
+
+
+def _python() -> str:
+    venv = ROOT / ".venv" / "bin" / "python"
+    return str(venv) if venv.exists() else shutil.which("python3") or "python3"

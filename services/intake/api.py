@@ -1,0 +1,161 @@
+"""Intake's HTTP API: the public door through which an entrepreneur or a partner submits a case."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, HTTPException, Response
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from services.intake.domain import case_id_for, receive, request_fingerprint, siren_is_valid
+from services.intake.store import CaseStore
+from shared.outbox import OutboxRelay
+from shared.schemas import Procedure, ReferrerKind
+
+EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Entrepreneur(Strict):
+    first_name: str = Field(min_length=1, max_length=100)
+    last_name: str = Field(min_length=1, max_length=100)
+    email: str | None = Field(None, max_length=254, pattern=EMAIL)
+    phone: str | None = Field(None, pattern=r"^\+?[0-9][0-9 .\-]{8,18}[0-9]$")
+
+    @model_validator(mode="after")
+    def reachable(self) -> Entrepreneur:
+        if not self.email and not self.phone:
+            raise ValueError("Indiquez au moins un moyen de contact : adresse e-mail ou téléphone.")
+        return self
+
+
+class Company(Strict):
+    name: str | None = Field(None, max_length=200)
+    siren: str | None = None
+
+    @field_validator("siren")
+    @classmethod
+    def valid_siren(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        compact = value.replace(" ", "")
+        if not siren_is_valid(compact):
+            raise ValueError("SIREN invalide : 9 chiffres avec une clé de contrôle correcte.")
+        return compact
+
+
+class Situation(Strict):
+    procedure: Procedure
+    court_decision_date: date | None = None
+    postal_code: str = Field(pattern=r"^\d{5}$")
+    commune: str | None = Field(None, max_length=100)
+    sector: str | None = Field(None, max_length=100)
+
+    @field_validator("court_decision_date")
+    @classmethod
+    def not_in_future(cls, value: date | None) -> date | None:
+        if value is not None and value > datetime.now(UTC).date():
+            raise ValueError("La date de la décision du tribunal ne peut pas être dans le futur.")
+        return value
+
+
+class Referral(Strict):
+    kind: ReferrerKind = ReferrerKind.SELF
+    organisation: str | None = Field(None, max_length=200)
+    partner_reference: str | None = Field(None, max_length=100)
+
+    @model_validator(mode="after")
+    def partner_named(self) -> Referral:
+        if self.kind is not ReferrerKind.SELF and not self.organisation:
+            raise ValueError("Indiquez l'organisme qui oriente la personne.")
+        return self
+
+
+class CaseSubmission(Strict):
+    """A request for help. Personal data: `entrepreneur`, `company`, `message`."""
+
+    situation: Situation
+    entrepreneur: Entrepreneur
+    company: Company | None = None
+    referral: Referral = Referral()
+    message: str | None = Field(None, max_length=4000)
+    consent: bool = Field(description="Consentement au traitement des données pour l'accompagnement")
+
+    @field_validator("consent")
+    @classmethod
+    def consent_given(cls, value: bool) -> bool:
+        if not value:
+            raise ValueError("Le consentement est nécessaire pour traiter la demande.")
+        return value
+
+    def as_request(self) -> dict[str, Any]:
+        company = self.company or Company()
+        return {
+            "situation": self.situation.model_dump(mode="json"),
+            "referral": self.referral.model_dump(mode="json"),
+            "personal": {
+                **self.entrepreneur.model_dump(mode="json"),
+                "company_name": company.name,
+                "siren": company.siren,
+                "message": self.message,
+            },
+        }
+
+
+class CaseAccepted(BaseModel):
+    case_id: uuid.UUID
+    status: str
+    received_at: datetime
+
+
+class CaseView(BaseModel):
+    """What intake tells about a case: no personal data."""
+
+    case_id: uuid.UUID
+    status: str
+    received_at: datetime
+    situation: dict[str, Any]
+    referral_kind: str
+
+
+def router(store: CaseStore, relay: OutboxRelay) -> APIRouter:
+    api = APIRouter(tags=["cases"])
+
+    @api.post("/cases", status_code=201, response_model=CaseAccepted,
+              summary="Submit a request for help",
+              responses={200: {"description": "Same Idempotency-Key: the case already created"},
+                         413: {}, 415: {}, 422: {}})
+    async def submit(
+        submission: CaseSubmission,
+        response: Response,
+        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    ) -> CaseAccepted:
+        request = submission.as_request()
+        fingerprint = request_fingerprint(request)
+        case_id = case_id_for(idempotency_key)
+        case, event = receive(case_id, request, datetime.now(UTC))
+        doc, created = await store.add(case, event, fingerprint)
+        if created:
+            relay.notify(store.cases, doc["_id"])
+        elif doc["fingerprint"] != fingerprint:
+            raise HTTPException(422, "Cette clé d'idempotence a déjà servi pour une demande différente.")
+        else:
+            response.status_code = 200
+            response.headers["Idempotent-Replayed"] = "true"
+        return CaseAccepted(case_id=doc["_id"], status=doc["status"], received_at=doc["received_at"])
+
+    @api.get("/cases/{case_id}", response_model=CaseView, summary="What intake knows of a case",
+             responses={404: {}})
+    async def get_case(case_id: uuid.UUID) -> CaseView:
+        doc = await store.get(str(case_id))
+        if doc is None:
+            raise HTTPException(404, "Dossier introuvable.")
+        return CaseView(case_id=doc["_id"], status=doc["status"], received_at=doc["received_at"],
+                        situation=doc["situation"], referral_kind=doc["referral"]["kind"])
+
+    return api

@@ -1,0 +1,32 @@
+"""Routing's decisions: one document per case with its decision history and its outbox."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.schemas import CaseRouted, Envelope
+from shared.store import apply_event
+
+
+class RoutingStore:
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.routes = db["routes"]
+
+    async def record(self, cause: Envelope, routed: CaseRouted, event: Envelope) -> bool:
+        decision = routed.model_dump(mode="json")
+        return await apply_event(
+            self.routes, str(cause.case_id), cause,
+            {
+                "$set": {"association": decision["association"], "current": decision},
+                "$setOnInsert": {"situation": cause.payload["situation"],
+                                 "referral_kind": cause.payload["referral"]["kind"],
+                                 "received_at": cause.payload["received_at"]},
+                "$push": {"history": decision},
+            },
+            emit=[event],
+        )
+
+    async def get(self, case_id: str) -> dict[str, Any] | None:
+        return await self.routes.find_one({"_id": case_id}, {"outbox": 0, "processed_events": 0})

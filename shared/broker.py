@@ -1,0 +1,73 @@
+"""Kafka settings in one place: the broker every service uses, topic creation, and raw sends.
+
+Producers are idempotent with `acks=all`; consumers start from the earliest offset and commit only after
+the handler's effect is stored (manual acknowledgement in `shared.consumer`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Iterable
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from faststream.kafka import KafkaBroker
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+
+from shared.metrics import Metrics
+from shared.schemas import EVENTS
+from shared.settings import ServiceSettings
+
+log = logging.getLogger("relais.broker")
+
+EVENT_TOPICS = tuple(spec.topic for spec in EVENTS.values())
+
+
+def dead_letter_topic(consumer_group: str) -> str:
+    return f"relais.dead-letter.{consumer_group}.v1"
+
+
+def make_broker(settings: ServiceSettings, metrics: Metrics) -> KafkaBroker:
+    return KafkaBroker(
+        settings.kafka_bootstrap,
+        client_id=f"relais-{settings.service_name}",
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=2,
+        allow_auto_create_topics=False,
+        request_timeout_ms=15000,
+        graceful_timeout=10.0,
+        middlewares=[KafkaPrometheusMiddleware(registry=metrics.registry, app_name=settings.service_name)],
+        # FastStream logs through our JSON handler; per-message lines stay at DEBUG.
+        logger=logging.getLogger("relais.faststream"),
+        log_level=logging.DEBUG,
+    )
+
+
+async def ensure_topics(settings: ServiceSettings, topics: Iterable[str]) -> None:
+    """Create the topics this service uses if they do not exist (idempotent, safe to race)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in dict.fromkeys(topics) if t not in existing]
+        if not missing:
+            return
+        try:
+            await admin.create_topics([
+                NewTopic(t, num_partitions=settings.topic_partitions,
+                         replication_factor=settings.topic_replication)
+                for t in missing
+            ])
+        except TopicAlreadyExistsError:
+            pass
+        log.info("topics created", extra={"topics": missing})
+    finally:
+        await admin.close()
+
+
+async def send(broker: KafkaBroker, topic: str, key: bytes | None, value: bytes,
+               headers: dict[str, str]) -> Awaitable[Any]:
+    """Hand a record to the producer; the returned future resolves once the broker acknowledged it."""
+    return await broker.publish(value, topic=topic, key=key, headers=headers, no_confirm=True)

@@ -1,0 +1,143 @@
+"""Idempotent event consumption with bounded retries and dead-lettering, used by every subscriber.
+
+- An undecodable message (not JSON, wrong schema, unknown type or version, oversize, missing key) goes
+  straight to the consumer group's dead-letter topic with its original bytes, headers and the reason.
+- A handler error is retried with exponential backoff, then dead-lettered; the partition keeps flowing.
+- An infrastructure outage (store or broker unreachable) is never the message's fault: the same message
+  is retried until the infrastructure is back, and nothing is committed meanwhile.
+The offset is committed only after the handler's effect is stored or the message is dead-lettered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from aiokafka.errors import KafkaError
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.middlewares import AckPolicy
+from pymongo.errors import ConnectionFailure
+
+from shared.broker import dead_letter_topic
+from shared.metrics import Metrics
+from shared.schemas import EVENTS, Envelope, EnvelopeError, decode
+from shared.settings import ServiceSettings
+
+log = logging.getLogger("relais.consumer")
+
+Handler = Callable[[Envelope], Awaitable[None]]
+TRANSIENT = (ConnectionFailure, KafkaError, ConnectionError, TimeoutError)
+
+
+class DomainRejection(Exception):
+    """A handler refuses an event for good (no retry): its message must be safe to log (no personal data)."""
+
+
+async def _raw_body(msg) -> bytes:  # noqa: ANN001 - FastStream's decoder hook
+    return msg.body
+
+
+class EventConsumer:
+    def __init__(self, broker: KafkaBroker, settings: ServiceSettings, metrics: Metrics,
+                 group_id: str | None = None) -> None:
+        self.broker = broker
+        self.settings = settings
+        self.metrics = metrics
+        self.group_id = group_id or settings.service_name
+        self.dead_letter_topic = dead_letter_topic(self.group_id)
+        self.topics: list[str] = []
+
+    def on(self, event_type: str, handler: Handler) -> None:
+        """Subscribe `handler` to the topic of `event_type` in this service's consumer group."""
+        spec = EVENTS[event_type]
+        self.topics.append(spec.topic)
+
+        @self.broker.subscriber(
+            spec.topic,
+            group_id=self.group_id,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.MANUAL,
+            decoder=_raw_body,
+            max_poll_interval_ms=10 * 60 * 1000,
+            title=f"{self.group_id}:{spec.topic}",
+        )
+        async def consume(body: bytes, msg: KafkaMessage) -> None:
+            await self._process(event_type, handler, msg)
+
+    async def _process(self, event_type: str, handler: Handler, msg: KafkaMessage) -> None:
+        record = msg.raw_message
+        try:
+            envelope = decode(record.value or b"", key=record.key, expected_type=event_type)
+        except EnvelopeError as exc:
+            await self._dead_letter(record, str(exc), "invalid")
+            await msg.ack()
+            return
+
+        attempt = 0
+        outage = 0
+        while True:
+            try:
+                await handler(envelope)
+            except TRANSIENT as exc:
+                outage += 1
+                delay = self._backoff(outage)
+                log.warning("infrastructure unavailable, retrying the same event",
+                            extra={"event_id": str(envelope.event_id), "error": type(exc).__name__,
+                                   "retry_in_s": delay})
+                await asyncio.sleep(delay)
+                continue
+            except Exception as exc:  # noqa: BLE001 - any other failure is the message's: bounded retries
+                attempt += 1
+                if isinstance(exc, DomainRejection) or attempt >= self.settings.max_attempts:
+                    await self._dead_letter(record, _reason(exc, attempt), "handler")
+                    self.metrics.events_handled.labels(event_type, "dead_lettered").inc()
+                    await msg.ack()
+                    return
+                self.metrics.handler_retries.labels(event_type).inc()
+                await asyncio.sleep(self._backoff(attempt))
+                continue
+            self.metrics.events_handled.labels(event_type, "ok").inc()
+            await msg.ack()
+            return
+
+    def _backoff(self, attempt: int) -> float:
+        ms = min(self.settings.retry_backoff_ms * 2 ** (attempt - 1), self.settings.retry_backoff_max_ms)
+        return ms / 1000
+
+    async def _dead_letter(self, record, reason: str, kind: str) -> None:  # noqa: ANN001
+        headers = {k: v.decode(errors="replace") for k, v in (record.headers or [])}
+        headers.update({
+            "dlq-reason": reason[:500],
+            "dlq-reason-kind": kind,
+            "dlq-source-topic": record.topic,
+            "dlq-source-partition": str(record.partition),
+            "dlq-source-offset": str(record.offset),
+            "dlq-consumer-group": self.group_id,
+            "dlq-failed-at": datetime.now(UTC).isoformat(),
+        })
+        outage = 0
+        while True:
+            try:
+                await self.broker.publish(record.value or b"", topic=self.dead_letter_topic,
+                                          key=record.key, headers=headers)
+                break
+            except TRANSIENT:
+                outage += 1
+                await asyncio.sleep(self._backoff(outage))
+        self.metrics.dead_letters.labels(record.topic, kind).inc()
+        log.error("message dead-lettered", extra={
+            "topic": record.topic, "partition": record.partition, "offset": record.offset,
+            "reason": reason[:500], "dead_letter_topic": self.dead_letter_topic})
+
+
+def _reason(exc: Exception, attempts: int) -> str:
+    """Exception type and where it was raised; the message only for our own rejections (no data)."""
+    if isinstance(exc, DomainRejection):
+        return f"rejected: {exc}"
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f" at {frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}" if frame else ""
+    return f"{type(exc).__name__}{where} after {attempts} attempts"

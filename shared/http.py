@@ -1,0 +1,170 @@
+"""FastAPI plumbing shared by every service: French error messages, request limits, health, metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from shared.metrics import Metrics
+
+# pydantic error type -> French message; `{...}` placeholders come from the error's context.
+_FRENCH = {
+    "missing": "Ce champ est obligatoire.",
+    "string_type": "Une chaîne de caractères est attendue.",
+    "string_too_short": "Trop court : au moins {min_length} caractère(s).",
+    "string_too_long": "Trop long : au plus {max_length} caractères.",
+    "string_pattern_mismatch": "Format invalide.",
+    "enum": "Valeur inconnue. Valeurs possibles : {expected}.",
+    "literal_error": "Valeur inconnue. Valeurs possibles : {expected}.",
+    "date_parsing": "Date invalide : le format attendu est AAAA-MM-JJ.",
+    "date_from_datetime_parsing": "Date invalide : le format attendu est AAAA-MM-JJ.",
+    "date_type": "Date invalide : le format attendu est AAAA-MM-JJ.",
+    "date_future": "La date ne peut pas être dans le futur.",
+    "datetime_parsing": "Date et heure invalides (format ISO 8601 attendu).",
+    "int_parsing": "Un nombre entier est attendu.",
+    "int_type": "Un nombre entier est attendu.",
+    "greater_than_equal": "Doit être supérieur ou égal à {ge}.",
+    "less_than_equal": "Doit être inférieur ou égal à {le}.",
+    "greater_than": "Doit être supérieur à {gt}.",
+    "bool_parsing": "Une valeur booléenne (true ou false) est attendue.",
+    "bool_type": "Une valeur booléenne (true ou false) est attendue.",
+    "extra_forbidden": "Champ inconnu.",
+    "model_attributes_type": "Un objet JSON est attendu.",
+    "dict_type": "Un objet JSON est attendu.",
+    "list_type": "Une liste est attendue.",
+    "json_invalid": "Le corps de la requête n'est pas un JSON valide.",
+    "uuid_parsing": "Identifiant invalide (UUID attendu).",
+    "uuid_type": "Identifiant invalide (UUID attendu).",
+}
+
+
+def french_message(error: dict[str, Any]) -> str:
+    if error["type"] == "value_error":
+        # Our validators raise ValueError with a French message; pydantic prefixes it.
+        return str(error["msg"]).removeprefix("Value error, ")
+    template = _FRENCH.get(error["type"])
+    if template is None:
+        return "Valeur invalide."
+    ctx = {k: str(v).replace("' or '", "' ou '") for k, v in (error.get("ctx") or {}).items()}
+    try:
+        return template.format(**ctx)
+    except (KeyError, IndexError):
+        return template.split(":")[0] + "."
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in {"body", "query", "path", "header"}:
+        parts = parts[1:] if len(parts) > 1 else parts
+    return ".".join(parts) or "body"
+
+
+def problem(status: int, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"detail": message, **extra}, status_code=status)
+
+
+def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        metrics.http_rejections.labels("422").inc()
+        errors = [{"field": _field(tuple(e["loc"])), "message": french_message(e), "type": e["type"]}
+                  for e in exc.errors()]
+        return problem(422, "Certaines informations sont invalides ou manquantes.", errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        metrics.http_rejections.labels(str(exc.status_code)).inc()
+        detail = exc.detail if isinstance(exc.detail, str) else "Erreur."
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = "Ressource introuvable."
+        elif exc.status_code == 405:
+            detail = "Méthode non autorisée pour cette adresse."
+        return problem(exc.status_code, detail)
+
+
+class RequestGuard:
+    """Refuses oversize bodies (413) and non-JSON bodies (415) before the route reads anything."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, metrics: Metrics) -> None:
+        self.app, self.max_bytes, self.metrics = app, max_bytes, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in {"POST", "PUT", "PATCH"}:
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode().lower(): v.decode(errors="replace") for k, v in scope["headers"]}
+        ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            await self._refuse(scope, receive, send, 415,
+                               "Le corps de la requête doit être du JSON (Content-Type: application/json).")
+            return
+        length = headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            await self._refuse(scope, receive, send, 413,
+                               f"Requête trop volumineuse : {self.max_bytes} octets au plus.")
+            return
+
+        received = 0
+        too_big = False
+
+        async def limited() -> dict[str, Any]:
+            nonlocal received, too_big
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    too_big = True
+                    return {"type": "http.request", "body": b"", "more_body": False}
+            return message
+
+        if length is None:
+            # Chunked upload: buffer up to the limit, then decide.
+            chunks, more = [], True
+            while more:
+                message = await limited()
+                if message["type"] != "http.request":
+                    break
+                chunks.append(message.get("body", b""))
+                more = message.get("more_body", False)
+            if too_big:
+                await self._refuse(scope, receive, send, 413,
+                                   f"Requête trop volumineuse : {self.max_bytes} octets au plus.")
+                return
+            body = b"".join(chunks)
+            sent = False
+
+            async def replay() -> dict[str, Any]:
+                nonlocal sent
+                if not sent:
+                    sent = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+                return await receive()
+
+            await self.app(scope, replay, send)
+            return
+        await self.app(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, status: int, message: str) -> None:
+        self.metrics.http_rejections.labels(str(status)).inc()
+        await problem(status, message)(scope, receive, send)
+
+
+def install_health_and_metrics(app: FastAPI, metrics: Metrics,
+                               checks: Callable[[], Awaitable[dict[str, bool]]]) -> None:
+    @app.get("/health", tags=["operations"], summary="Readiness: Kafka and the store answer")
+    async def health() -> JSONResponse:
+        results = await checks()
+        ok = all(results.values())
+        return JSONResponse({"status": "ok" if ok else "degraded", "checks": results},
+                            status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    async def prometheus() -> Response:
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)

@@ -1,0 +1,38 @@
+"""The event contract between Relais services: envelope, payloads, topics, exported JSON Schema."""
+
+from shared.schemas.envelope import Envelope, EnvelopeError, decode, new_envelope
+from shared.schemas.events import (
+    EVENTS,
+    Association,
+    CaseClosed,
+    CaseReceived,
+    CaseRouted,
+    CommitteeApproved,
+    EventSpec,
+    Outcome,
+    Procedure,
+    ReferrerKind,
+    SessionHeld,
+    SessionKind,
+    spec_for,
+)
+
+__all__ = [
+    "EVENTS",
+    "Association",
+    "CaseClosed",
+    "CaseReceived",
+    "CaseRouted",
+    "CommitteeApproved",
+    "Envelope",
+    "EnvelopeError",
+    "EventSpec",
+    "Outcome",
+    "Procedure",
+    "ReferrerKind",
+    "SessionHeld",
+    "SessionKind",
+    "decode",
+    "new_envelope",
+    "spec_for",
+]

@@ -1,0 +1,34 @@
+"""Settings common to every service; each service subclasses with its own environment prefix.
+
+`RELAIS_INTAKE_HTTP_PORT=9001` sets intake's port and nothing else's; the compose file and the local
+launcher set only fields declared here or in a service's subclass (a test checks it).
+"""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    service_name: str = "relais"
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    topic_partitions: int = 3
+    topic_replication: int = 1
+    mongo_url: str = "mongodb://127.0.0.1:27017/"
+    mongo_db: str = "relais"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    log_level: str = "INFO"
+    # A handler error is retried this many times with exponential backoff, then dead-lettered.
+    max_attempts: int = 4
+    retry_backoff_ms: int = 200
+    retry_backoff_max_ms: int = 5000
+    # Safety net behind the in-process wake-ups: how often the relay rescans for unsent events.
+    outbox_scan_interval_s: float = 10.0
+    max_request_bytes: int = 64 * 1024
+
+
+def env_prefix(service: str) -> str:
+    return f"RELAIS_{service.upper()}_"
