@@ -47,7 +47,7 @@ class EventConsumer:
         self.broker = broker
         self.settings = settings
         self.metrics = metrics
-        self.group_id = group_id or settings.service_name
+        self.group_id = group_id or settings.consumer_group or settings.service_name
         self.dead_letter_topic = dead_letter_topic(self.group_id)
         self.topics: list[str] = []
 

@@ -50,7 +50,6 @@ class OutboxRelay:
 
     def __init__(
         self,
-        collections: Iterable[AsyncCollection],
         send: Send,
         *,
         scan_interval_s: float = 10.0,
@@ -58,16 +57,25 @@ class OutboxRelay:
         on_backlog: Callable[[int], None] | None = None,
         batch_size: int = 200,
     ) -> None:
-        self._collections = {c.name: c for c in collections}
+        self._collections: dict[str, AsyncCollection] = {}
         self._send = send
         self._scan_interval_s = scan_interval_s
         self._on_published = on_published or (lambda item: None)
         self._on_backlog = on_backlog or (lambda n: None)
         self._batch_size = batch_size
-        self._hints: dict[str, set[Any]] = {name: set() for name in self._collections}
+        self._hints: dict[str, set[Any]] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._next_scan = 0.0
+
+    def watch(self, collection: AsyncCollection) -> None:
+        """Relay the outbox of this collection (called by the store that owns it)."""
+        self._collections[collection.name] = collection
+        self._hints[collection.name] = set()
+
+    @property
+    def watching(self) -> bool:
+        return bool(self._collections)
 
     def notify(self, collection: AsyncCollection, doc_id: Any) -> None:
         self._hints[collection.name].add(doc_id)

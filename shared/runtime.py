@@ -13,7 +13,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
-from pymongo.asynchronous.collection import AsyncCollection
 
 from shared import logs
 from shared.broker import EVENT_TOPICS, ensure_topics, make_broker, send
@@ -35,11 +34,11 @@ class ServiceRuntime:
         self.broker = make_broker(settings, self.metrics)
         self.consumer = EventConsumer(self.broker, settings, self.metrics)
         self.client, self.db = connect(settings.mongo_url, settings.mongo_db)
-        self.relay: OutboxRelay | None = None
+        self.relay = self._outbox_relay()
         self._on_start: list[Callable[[], Awaitable[Any]]] = []
 
-    def outbox(self, *collections: AsyncCollection) -> OutboxRelay:
-        """Relay the outboxes of these collections; returns the relay to notify after writes."""
+    def _outbox_relay(self) -> OutboxRelay:
+        """The relay that stores hand their collections to (`relay.watch`) and notify after writes."""
 
         async def _send(topic: str, key: bytes, value: bytes, headers: dict[str, str]) -> Any:
             return await send(self.broker, topic, key, value, headers)
@@ -48,11 +47,10 @@ class ServiceRuntime:
             self.metrics.events_published.labels(item["event_type"]).inc()
             self.metrics.outbox_lag.observe(item["relay_seconds"])
 
-        self.relay = OutboxRelay(
-            collections, _send, scan_interval_s=self.settings.outbox_scan_interval_s,
+        return OutboxRelay(
+            _send, scan_interval_s=self.settings.outbox_scan_interval_s,
             on_published=_published, on_backlog=self.metrics.outbox_backlog.set,
         )
-        return self.relay
 
     def on_start(self, hook: Callable[[], Awaitable[Any]]) -> None:
         """Run at start-up before consuming (index creation, seed data)."""
@@ -67,13 +65,12 @@ class ServiceRuntime:
         for hook in self._on_start:
             await hook()
         await self.broker.start()
-        if self.relay is not None:
+        if self.relay.watching:
             await self.relay.start()
         log.info("service started", extra={"port": self.settings.http_port})
 
     async def stop(self) -> None:
-        if self.relay is not None:
-            await self.relay.stop()
+        await self.relay.stop()
         await self.broker.stop()
         await self.client.close()
         log.info("service stopped")

@@ -13,6 +13,8 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     service_name: str = "relais"
+    # Instances of one service share a consumer group (they split the partitions); empty = service name.
+    consumer_group: str = ""
     kafka_bootstrap: str = "127.0.0.1:9092"
     topic_partitions: int = 3
     topic_replication: int = 1

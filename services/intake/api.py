@@ -11,7 +11,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from services.intake.domain import case_id_for, receive, request_fingerprint, siren_is_valid
 from services.intake.store import CaseStore
-from shared.outbox import OutboxRelay
 from shared.schemas import Procedure, ReferrerKind
 
 EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
@@ -123,7 +122,7 @@ class CaseView(BaseModel):
     referral_kind: str
 
 
-def router(store: CaseStore, relay: OutboxRelay) -> APIRouter:
+def router(store: CaseStore) -> APIRouter:
     api = APIRouter(tags=["cases"])
 
     @api.post("/cases", status_code=201, response_model=CaseAccepted,
@@ -140,11 +139,9 @@ def router(store: CaseStore, relay: OutboxRelay) -> APIRouter:
         case_id = case_id_for(idempotency_key)
         case, event = receive(case_id, request, datetime.now(UTC))
         doc, created = await store.add(case, event, fingerprint)
-        if created:
-            relay.notify(store.cases, doc["_id"])
-        elif doc["fingerprint"] != fingerprint:
+        if not created and doc["fingerprint"] != fingerprint:
             raise HTTPException(422, "Cette clé d'idempotence a déjà servi pour une demande différente.")
-        else:
+        elif not created:
             response.status_code = 200
             response.headers["Idempotent-Replayed"] = "true"
         return CaseAccepted(case_id=doc["_id"], status=doc["status"], received_at=doc["received_at"])

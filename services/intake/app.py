@@ -10,10 +10,9 @@ from shared.runtime import ServiceRuntime
 
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     runtime = ServiceRuntime(settings or IntakeSettings())
-    store = CaseStore(runtime.db)
-    relay = runtime.outbox(store.cases)
+    store = CaseStore(runtime.db, runtime.relay)
     return runtime.http_app(
         "Relais — intake",
         "Accueil des demandes d'accompagnement : une porte commune à Second Souffle et 60 000 rebonds.",
-        router(store, relay),
+        router(store),
     )

@@ -11,7 +11,6 @@ from shared.runtime import ServiceRuntime
 
 def create_app(settings: RoutingSettings | None = None) -> FastAPI:
     runtime = ServiceRuntime(settings or RoutingSettings())
-    store = RoutingStore(runtime.db)
-    relay = runtime.outbox(store.routes)
-    runtime.consumer.on("CaseReceived", CaseReceivedHandler(store, relay))
+    store = RoutingStore(runtime.db, runtime.relay)
+    runtime.consumer.on("CaseReceived", CaseReceivedHandler(store))
     return runtime.http_app("Relais — routing", "Orientation vers l'association qui convient.", router(store))

@@ -6,17 +6,20 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from shared.outbox import OutboxRelay
 from shared.schemas import CaseRouted, Envelope
 from shared.store import apply_event
 
 
 class RoutingStore:
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase, relay: OutboxRelay) -> None:
         self.routes = db["routes"]
+        self.relay = relay
+        relay.watch(self.routes)
 
     async def record(self, cause: Envelope, routed: CaseRouted, event: Envelope) -> bool:
         decision = routed.model_dump(mode="json")
-        return await apply_event(
+        applied = await apply_event(
             self.routes, str(cause.case_id), cause,
             {
                 "$set": {"association": decision["association"], "current": decision},
@@ -27,6 +30,9 @@ class RoutingStore:
             },
             emit=[event],
         )
+        if applied:
+            self.relay.notify(self.routes, str(cause.case_id))
+        return applied
 
     async def get(self, case_id: str) -> dict[str, Any] | None:
         return await self.routes.find_one({"_id": case_id}, {"outbox": 0, "processed_events": 0})

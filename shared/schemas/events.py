@@ -110,6 +110,7 @@ class CaseRouted(Contract):
     rule: str
     reasons: list[str]
     routed_at: datetime
+    received_at: datetime | None = None
     sequence: int = 1
 
 

@@ -1,0 +1,77 @@
+# Relais — every set-up step is driven from here; downloads land in .local/ and are reused.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+LOCAL := $(CURDIR)/.local
+KAFKA_STAMP := $(LOCAL)/kafka/.provisioned
+FERRETDB := $(LOCAL)/bin/ferretdb
+VENV_STAMP := $(VENV)/.installed
+
+export GOTOOLCHAIN := local
+export GOFLAGS := -buildvcs=false
+export GOMODCACHE := $(LOCAL)/go/mod
+export GOCACHE := $(LOCAL)/go/cache
+
+.PHONY: run test unit integration e2e bench stop clean provision schemas help
+
+help:
+	@echo "make run      start Kafka, FerretDB and the four services (Ctrl-C stops everything)"
+	@echo "make test     the whole suite (unit, integration, end-to-end) on real Kafka and FerretDB"
+	@echo "make bench    throughput and latency benchmark, results in bench/results/latest.json"
+	@echo "make stop     stop processes left by an interrupted 'make run'"
+	@echo "make clean    remove .local/ (downloads, data) and .venv/"
+
+run: provision
+	@$(BIN)/relais run
+
+test: provision
+	@$(BIN)/pytest -q -ra tests
+
+unit: $(VENV_STAMP)
+	@$(BIN)/pytest -q tests/unit
+
+integration e2e: provision
+	@$(BIN)/pytest -q -ra tests/$@
+
+bench: provision
+	@$(BIN)/python -m bench
+
+stop:
+	@if [ -x $(BIN)/relais ]; then $(BIN)/relais stop; else echo "nothing to stop"; fi
+
+schemas: $(VENV_STAMP)
+	@$(BIN)/relais schemas
+
+clean:
+	rm -rf $(LOCAL) $(VENV) .pytest_cache
+
+# Provisioning runs the three downloads in parallel; each is skipped when already done.
+provision:
+	@$(MAKE) --no-print-directory -j3 $(VENV_STAMP) $(KAFKA_STAMP) $(FERRETDB)
+
+$(VENV_STAMP): pyproject.toml
+	@echo "==> Python: virtual environment and dependencies from PyPI (.venv)"
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Python 3.11 or newer is needed (found $$($(PYTHON) --version))"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+	@echo "==> Python: ready"
+
+$(KAFKA_STAMP): infra/kafka/pom.xml
+	@echo "==> Kafka: broker jars from Maven Central (.local/kafka/lib, Java 17)"
+	@command -v java >/dev/null && command -v mvn >/dev/null || { echo "Java 17 and Maven are needed"; exit 1; }
+	@rm -rf $(LOCAL)/kafka/lib
+	@mvn -B -q --no-transfer-progress -f infra/kafka/pom.xml -Dmaven.repo.local=$(LOCAL)/m2 \
+		dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(LOCAL)/kafka/lib
+	@touch $@
+	@echo "==> Kafka: ready ($$(ls $(LOCAL)/kafka/lib | wc -l) jars)"
+
+$(FERRETDB): infra/ferretdb/go.mod infra/ferretdb/go.sum infra/ferretdb/main.go
+	@echo "==> FerretDB: building from the Go module proxy (.local/bin/ferretdb, about two minutes once)"
+	@command -v go >/dev/null || { echo "Go is needed"; exit 1; }
+	@mkdir -p $(LOCAL)/bin
+	@cd infra/ferretdb && go build -trimpath -o $(FERRETDB) .
+	@echo "==> FerretDB: ready"

@@ -1,0 +1,144 @@
+"""The whole system on this machine: Kafka, FerretDB and the four services as separate processes.
+
+`make run` uses it with the default ports and `.local/run`; the end-to-end tests use it with their own
+ports and a temporary folder, so that they never touch a running `make run`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ops.devstack import LOCAL, FerretNode, KafkaNode, ServiceNode
+
+SERVICES = ("intake", "routing", "coaching", "notifications")
+DEFAULT_PORTS = {"intake": 8001, "routing": 8002, "coaching": 8003, "notifications": 8004}
+
+
+@dataclass
+class StackConfig:
+    data_dir: Path = LOCAL / "run"
+    kafka_port: int = 9092
+    controller_port: int = 9093
+    mongo_port: int = 27017
+    service_ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+def service_env(name: str, port: int, kafka: str, mongo: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    prefix = f"RELAIS_{name.upper()}_"
+    env = {f"{prefix}KAFKA_BOOTSTRAP": kafka, f"{prefix}MONGO_URL": mongo, f"{prefix}HTTP_PORT": str(port)}
+    env.update(extra or {})
+    return env
+
+
+class Stack:
+    def __init__(self, config: StackConfig | None = None) -> None:
+        self.config = cfg = config or StackConfig()
+        self.kafka = KafkaNode("kafka", cfg.data_dir / "kafka", port=cfg.kafka_port,
+                               controller_port=cfg.controller_port)
+        self.ferretdb = FerretNode("ferretdb", cfg.data_dir / "ferretdb", port=cfg.mongo_port)
+        self.services = {
+            name: ServiceNode(
+                name, cfg.data_dir / "services", module=f"services.{name}", port=cfg.service_ports[name],
+                env=service_env(name, cfg.service_ports[name], self.kafka.bootstrap, self.ferretdb.url,
+                                cfg.extra_env),
+            )
+            for name in SERVICES
+        }
+
+    @property
+    def pid_dir(self) -> Path:
+        return self.config.data_dir / "pids"
+
+    def start_infra(self) -> None:
+        self.ferretdb.start()
+        self._write_pid(self.ferretdb)
+        self.kafka.start()
+        self._write_pid(self.kafka)
+
+    def start_services(self, names: tuple[str, ...] = SERVICES) -> None:
+        """Start the services together, then wait for each to be ready."""
+        for name in names:
+            node = self.services[name]
+            node.start(deadline_s=60)
+            self._write_pid(node)
+
+    def start(self) -> None:
+        self.start_infra()
+        self.start_services()
+
+    def stop(self) -> None:
+        for node in self.services.values():
+            node.stop()
+        self.kafka.stop()
+        self.ferretdb.stop()
+        for pid_file in self.pid_dir.glob("*.pid"):
+            pid_file.unlink(missing_ok=True)
+
+    def _write_pid(self, node) -> None:  # noqa: ANN001
+        self.pid_dir.mkdir(parents=True, exist_ok=True)
+        (self.pid_dir / f"{node.name}.pid").write_text(str(node.proc.pid))
+
+
+def stop_recorded(data_dir: Path = LOCAL / "run") -> list[str]:
+    """Stop the processes a `make run` left behind (after a crash of the launcher itself)."""
+    stopped = []
+    for pid_file in sorted((data_dir / "pids").glob("*.pid")):
+        try:
+            os.killpg(int(pid_file.read_text()), signal.SIGTERM)
+            stopped.append(pid_file.stem)
+        except (ProcessLookupError, ValueError, PermissionError):
+            pass
+        pid_file.unlink(missing_ok=True)
+    return stopped
+
+
+class LogFollower:
+    """Prints the services' JSON log lines as readable, prefixed console lines."""
+
+    def __init__(self, nodes: list[ServiceNode]) -> None:
+        self.nodes = nodes
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        width = max(len(n.name) for n in self.nodes)
+        for node in self.nodes:
+            thread = threading.Thread(target=self._follow, args=(node, width), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _follow(self, node: ServiceNode, width: int) -> None:
+        with open(node.log_path, errors="replace") as fh:
+            fh.seek(0, os.SEEK_END)
+            while not self._stop.is_set():
+                line = fh.readline()
+                if not line:
+                    time.sleep(0.2)
+                    continue
+                print(f"{node.name:<{width}} | {readable(line.rstrip())}", flush=True)
+
+
+def readable(line: str) -> str:
+    try:
+        entry = json.loads(line)
+    except json.JSONDecodeError:
+        return line
+    if not isinstance(entry, dict):
+        return line
+    ts = str(entry.pop("ts", ""))[11:23]
+    level = entry.pop("level", "")
+    msg = entry.pop("msg", "")
+    for key in ("service", "logger"):
+        entry.pop(key, None)
+    extras = " ".join(f"{k}={v}" for k, v in entry.items())
+    return f"{ts} {level:<7} {msg} {extras}".rstrip()

@@ -1,0 +1,6 @@
+from services.notifications.app import create_app
+from services.notifications.settings import NotificationsSettings
+from shared.runtime import serve
+
+settings = NotificationsSettings()
+serve(create_app(settings), settings)

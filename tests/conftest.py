@@ -1,0 +1,112 @@
+"""Test fixtures: one real Kafka and one real FerretDB per test session, on free ports.
+
+They start only when a test asks for `infra` (integration and end-to-end tests), in a temporary folder,
+so that the suite never touches a running `make run`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from ops.devstack import FerretNode, KafkaNode
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Infra:
+    kafka: KafkaNode
+    ferretdb: FerretNode
+
+    @property
+    def bootstrap(self) -> str:
+        return self.kafka.bootstrap
+
+    @property
+    def mongo_url(self) -> str:
+        return self.ferretdb.url
+
+    def settings(self, cls: type[T], **overrides: Any) -> T:
+        """Settings of a service on the test infrastructure, with its own database and consumer group."""
+        tag = uuid.uuid4().hex[:8]
+        base = cls()  # type: ignore[call-arg]
+        values = {
+            "kafka_bootstrap": self.bootstrap,
+            "mongo_url": self.mongo_url,
+            "mongo_db": f"{base.mongo_db}_{tag}",  # type: ignore[attr-defined]
+            "consumer_group": f"{base.service_name}-{tag}",  # type: ignore[attr-defined]
+            "retry_backoff_ms": 20,
+            **overrides,
+        }
+        return cls(**values)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory: pytest.TempPathFactory) -> Infra:
+    data = tmp_path_factory.mktemp("infra")
+    kafka = KafkaNode("kafka", data / "kafka", port=free_port(), controller_port=free_port())
+    ferretdb = FerretNode("ferretdb", data / "ferretdb", port=free_port())
+    ferretdb.start()
+    try:
+        kafka.start()
+    except Exception:
+        ferretdb.stop()
+        raise
+    yield Infra(kafka, ferretdb)
+    kafka.stop()
+    ferretdb.stop()
+
+
+async def wait_for(probe: Callable[[], Awaitable[T | None]], timeout: float = 20, what: str = "condition",
+                   interval: float = 0.05) -> T:
+    """Poll an async probe until it returns a truthy value; fail with `what` after the deadline."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await probe()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+@asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Run a service in-process (its lifespan starts the broker and relay) with an HTTP client on it."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+            yield client
+
+
+def a_case(**overrides: Any) -> dict[str, Any]:
+    """A valid submission; override parts with keyword arguments."""
+    case = {
+        "situation": {"procedure": "liquidation_judiciaire", "court_decision_date": "2026-03-10",
+                      "postal_code": "69003", "commune": "Lyon", "sector": "commerce"},
+        "entrepreneur": {"first_name": "Jeanne", "last_name": "Martin", "email": "jeanne.martin@example.fr",
+                         "phone": "06 12 34 56 78"},
+        "company": {"name": "Boulangerie Martin", "siren": "732829320"},
+        "referral": {"kind": "mandataire", "organisation": "Étude Dupont", "partner_reference": "LJ-2026-042"},
+        "message": "Je cherche à rebondir après la liquidation.",
+        "consent": True,
+    }
+    case.update(overrides)
+    return case
