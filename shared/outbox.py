@@ -32,7 +32,7 @@ def outbox_items(envelopes: Iterable[Envelope]) -> list[dict[str, Any]]:
             "event_id": str(e.event_id),
             "event_type": e.event_type,
             "topic": e.spec.topic,
-            "key": str(e.case_id),
+            "key": e.key.decode(),
             "headers": e.headers(),
             "value": e.encode().decode(),
             "created_at": e.occurred_at.timestamp(),

@@ -3,6 +3,7 @@
 from shared.schemas.envelope import Envelope, EnvelopeError, decode, new_envelope
 from shared.schemas.events import (
     EVENTS,
+    AntennaCapacityChanged,
     Association,
     CaseClosed,
     CaseReceived,
@@ -20,6 +21,7 @@ from shared.schemas.events import (
 
 __all__ = [
     "EVENTS",
+    "AntennaCapacityChanged",
     "Association",
     "CaseClosed",
     "CaseReceived",

@@ -1,6 +1,7 @@
 """The versioned envelope every event travels in, and its strict decoding.
 
-The case id is the Kafka message key so that one case's events stay in order on one partition.
+The case id is the Kafka message key so that one case's events stay in order on one partition. The few
+events about an antenna rather than a case (volunteer capacity) carry `antenna_id` instead, as their key.
 Headers carry only routing metadata (type, version, ids): never personal data.
 """
 
@@ -10,7 +11,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shared.schemas.events import EVENTS, Contract, EventSpec, spec_for
 
@@ -28,11 +29,18 @@ class Envelope(BaseModel):
     event_type: str
     schema_version: int = Field(ge=1)
     occurred_at: datetime
-    case_id: uuid.UUID
+    case_id: uuid.UUID | None = None
+    antenna_id: str | None = None
     producer: str
     correlation_id: uuid.UUID
     causation_id: uuid.UUID | None = None
     payload: dict[str, Any]
+
+    @model_validator(mode="after")
+    def one_subject(self) -> Envelope:
+        if (self.case_id is None) == (self.antenna_id is None):
+            raise ValueError("exactly one of case_id and antenna_id identifies the subject")
+        return self
 
     @property
     def spec(self) -> EventSpec:
@@ -40,7 +48,7 @@ class Envelope(BaseModel):
 
     @property
     def key(self) -> bytes:
-        return str(self.case_id).encode()
+        return (str(self.case_id) if self.case_id is not None else str(self.antenna_id)).encode()
 
     def typed(self) -> Contract:
         """The payload as its model (validated when decoded)."""
@@ -62,7 +70,8 @@ class Envelope(BaseModel):
 def new_envelope(
     payload: Contract,
     *,
-    case_id: uuid.UUID,
+    case_id: uuid.UUID | None = None,
+    antenna_id: str | None = None,
     producer: str,
     cause: Envelope | None = None,
     correlation_id: uuid.UUID | None = None,
@@ -76,6 +85,7 @@ def new_envelope(
         schema_version=spec.version,
         occurred_at=datetime.now(UTC),
         case_id=case_id,
+        antenna_id=antenna_id,
         producer=producer,
         correlation_id=cause.correlation_id if cause else (correlation_id or uuid.uuid4()),
         causation_id=cause.event_id if cause else None,
@@ -96,14 +106,16 @@ def decode(raw: bytes, *, key: bytes | None = None, expected_type: str | None = 
         raise EnvelopeError(f"unknown event type: {envelope.event_type!r}")
     if expected_type is not None and envelope.event_type != expected_type:
         raise EnvelopeError(f"unexpected event type {envelope.event_type!r} on the topic of {expected_type}")
+    if (envelope.case_id is not None) != (spec.subject == "case"):
+        raise EnvelopeError(f"{spec.name} must be identified by its {spec.subject} id")
     if envelope.schema_version > spec.version:
         raise EnvelopeError(
             f"unsupported schema version {envelope.schema_version} of {spec.name} (reader knows {spec.version})"
         )
     if key is None:
-        raise EnvelopeError("missing message key (the case id)")
+        raise EnvelopeError(f"missing message key (the {spec.subject} id)")
     if key != envelope.key:
-        raise EnvelopeError("message key does not match the envelope's case id")
+        raise EnvelopeError(f"message key does not match the envelope's {spec.subject} id")
     try:
         spec.model.model_validate(envelope.payload)
     except ValidationError as exc:

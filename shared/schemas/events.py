@@ -137,14 +137,25 @@ class CaseClosed(Contract):
     reasons: list[str] = []
 
 
+class AntennaCapacityChanged(Contract):
+    """Free places of an antenna's volunteers, published by coaching (who owns the volunteers) for routing."""
+
+    association: Association
+    antenna_id: str
+    coach_slots_free: int
+    sponsor_slots_free: int
+    as_of: datetime
+
+
 @dataclass(frozen=True)
 class EventSpec:
-    """One event type: its payload model, its topic, and the schema version writers use."""
+    """One event type: its payload model, its topic, the schema version writers use, what it is about."""
 
     name: str
     model: type[Contract]
     topic: str
     version: int = 1
+    subject: str = "case"  # the envelope field that identifies it and keys it: case_id or antenna_id
 
     @property
     def schema_file(self) -> str:
@@ -163,6 +174,8 @@ EVENTS: dict[str, EventSpec] = {
         EventSpec("CommitteeApproved", CommitteeApproved, _topic("committee-approved")),
         EventSpec("SessionHeld", SessionHeld, _topic("session-held")),
         EventSpec("CaseClosed", CaseClosed, _topic("case-closed")),
+        EventSpec("AntennaCapacityChanged", AntennaCapacityChanged, _topic("antenna-capacity"),
+                  subject="antenna"),
     )
 }
 
