@@ -137,6 +137,21 @@ class CaseClosed(Contract):
     reasons: list[str] = []
 
 
+class RerouteReason(StrEnum):
+    HANDOVER = "transmission"  # e.g. a redressement turned into a liquidation: Second Souffle -> 60 000 rebonds
+    OUT_OF_SCOPE = "hors_champ"  # staff judge the case does not belong with their association
+
+
+class RerouteRequested(Contract):
+    """Coaching staff ask routing to route a case again; routing answers with a new CaseRouted."""
+
+    requested_by: Association
+    reason: RerouteReason
+    procedure: Procedure | None = None
+    court_decision_date: date | None = None
+    comment: str | None = None  # staff note for the other association; no personal data
+
+
 class AntennaCapacityChanged(Contract):
     """Free places of an antenna's volunteers, published by coaching (who owns the volunteers) for routing."""
 
@@ -174,6 +189,7 @@ EVENTS: dict[str, EventSpec] = {
         EventSpec("CommitteeApproved", CommitteeApproved, _topic("committee-approved")),
         EventSpec("SessionHeld", SessionHeld, _topic("session-held")),
         EventSpec("CaseClosed", CaseClosed, _topic("case-closed")),
+        EventSpec("RerouteRequested", RerouteRequested, _topic("reroute-requested")),
         EventSpec("AntennaCapacityChanged", AntennaCapacityChanged, _topic("antenna-capacity"),
                   subject="antenna"),
     )
