@@ -1,0 +1,197 @@
+"""docker-compose.yml and the Dockerfile against the code they start.
+
+No Docker engine runs the suite, so these checks catch what would only fail at `docker compose up`:
+a variable the settings class silently ignores (extra="ignore"), a port the service does not listen
+on, a service started before Kafka or MongoDB are ready, a container without a health check.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from services.coaching.settings import CoachingSettings
+from services.intake.settings import IntakeSettings
+from services.notifications.settings import NotificationsSettings
+from services.routing.settings import RoutingSettings
+from shared.settings import ServiceSettings, env_prefix
+
+ROOT = Path(__file__).resolve().parents[2]
+SETTINGS: dict[str, type[ServiceSettings]] = {
+    "intake": IntakeSettings,
+    "routing": RoutingSettings,
+    "coaching": CoachingSettings,
+    "notifications": NotificationsSettings,
+}
+INFRASTRUCTURE = ("kafka", "mongodb")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    path = ROOT / "docker-compose.yml"
+    assert path.is_file(), f"{path} is missing"
+    return yaml.safe_load(path.read_text())
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict) -> dict[str, dict]:
+    return compose.get("services") or {}
+
+
+def environment(service: dict) -> dict[str, str]:
+    """Compose accepts a mapping or a list of KEY=VALUE; values reach the process as strings."""
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    return {key: "" if value is None else str(value) for key, value in env.items()}
+
+
+def words(command: str | list) -> list[str]:
+    return shlex.split(command) if isinstance(command, str) else [str(part) for part in command]
+
+
+def port_mappings(service: dict) -> list[tuple[str | None, str]]:
+    """(published, container) pairs from the short ("8001:8001", "127.0.0.1:8001:8001") or long syntax."""
+    mappings = []
+    for entry in service.get("ports") or []:
+        if isinstance(entry, dict):
+            published, target = entry.get("published"), entry["target"]
+        else:
+            parts = str(entry).split("/")[0].split(":")
+            published, target = (parts[-2] if len(parts) > 1 else None), parts[-1]
+        mappings.append((None if published is None else str(published), str(target)))
+    return mappings
+
+
+def has_health_check(service: dict) -> bool:
+    check = service.get("healthcheck") or {}
+    test = words(check.get("test") or [])
+    return bool(test) and test[0] != "NONE" and check.get("disable") is not True
+
+
+def relais_service(services: dict[str, dict], name: str) -> dict:
+    assert name in services, f"docker-compose.yml has no `{name}` service"
+    return services[name]
+
+
+def test_compose_runs_the_infrastructure_and_every_relais_service(services):
+    missing = [name for name in (*INFRASTRUCTURE, *SETTINGS) if name not in services]
+    assert not missing, f"docker-compose.yml has no service for: {', '.join(missing)}"
+
+
+def test_every_container_has_a_health_check(services):
+    without = [name for name, service in services.items() if not has_health_check(service)]
+    assert not without, f"services without a health check (healthcheck.test): {', '.join(without)}"
+
+
+@pytest.mark.parametrize("name", SETTINGS)
+def test_variables_are_real_settings_of_their_service(services, name):
+    settings_cls, prefix = SETTINGS[name], env_prefix(name)
+    env = environment(relais_service(services, name))
+    assert env, f"{name}: no environment variables (Kafka and MongoDB addresses are needed)"
+    foreign = [key for key in env if not key.startswith(prefix)]
+    assert not foreign, f"{name}: variables without the {prefix} prefix are ignored by the service: {foreign}"
+    unknown = [key for key in env if key[len(prefix):].lower() not in settings_cls.model_fields]
+    assert not unknown, (f"{name}: {unknown} match no field of {settings_cls.__name__} "
+                         f"(known: {sorted(settings_cls.model_fields)})")
+
+
+@pytest.mark.parametrize("name", SETTINGS)
+def test_settings_load_from_the_compose_environment(services, name, monkeypatch):
+    """Values must parse, and the service must listen where the other containers look for it."""
+    for key, value in environment(relais_service(services, name)).items():
+        monkeypatch.setenv(key, value)
+    settings = SETTINGS[name]()
+    hosts = set(services)
+    assert settings.http_host == "0.0.0.0", (
+        f"{name}: HTTP_HOST={settings.http_host!r} is unreachable from outside its container; use 0.0.0.0")
+    kafka_hosts = {address.rsplit(":", 1)[0] for address in settings.kafka_bootstrap.split(",")}
+    assert kafka_hosts <= hosts, f"{name}: KAFKA_BOOTSTRAP={settings.kafka_bootstrap!r} names no compose service"
+    mongo_host = re.sub(r"^mongodb://([^@/]*@)?", "", settings.mongo_url).split("/")[0].rsplit(":", 1)[0]
+    assert mongo_host in hosts, f"{name}: MONGO_URL={settings.mongo_url!r} names no compose service"
+
+
+@pytest.mark.parametrize("name", SETTINGS)
+def test_published_port_is_the_http_port(services, name, monkeypatch):
+    service = relais_service(services, name)
+    for key, value in environment(service).items():
+        monkeypatch.setenv(key, value)
+    port = SETTINGS[name]().http_port
+    mappings = port_mappings(service)
+    assert mappings == [(str(port), str(port))], (
+        f"{name}: listens on {port} (HTTP_PORT), so ports must be ['{port}:{port}'], found {mappings}")
+    probe = " ".join(words((service.get("healthcheck") or {}).get("test") or []))
+    assert f":{port}/health" in probe, f"{name}: the health check does not probe :{port}/health: {probe}"
+
+
+@pytest.mark.parametrize("name", SETTINGS)
+def test_relais_services_start_after_kafka_and_mongodb_are_healthy(services, name):
+    depends_on = relais_service(services, name).get("depends_on") or {}
+    conditions = {dep: (depends_on.get(dep) or {}).get("condition") if isinstance(depends_on, dict) else None
+                  for dep in INFRASTRUCTURE}
+    not_waiting = [dep for dep, condition in conditions.items() if condition != "service_healthy"]
+    assert not not_waiting, (f"{name}: depends_on must wait for condition: service_healthy on "
+                             f"{', '.join(not_waiting)} (found {depends_on!r})")
+
+
+@pytest.mark.parametrize("name", SETTINGS)
+def test_each_service_runs_its_module_from_the_project_image(services, name):
+    service = relais_service(services, name)
+    command = words(service.get("command") or [])
+    assert command[:3] == ["python", "-m", f"services.{name}"], (
+        f"{name}: command must be python -m services.{name}, found {command}")
+    build = service.get("build")
+    context = build.get("context", ".") if isinstance(build, dict) else build
+    assert context in (".", "./"), f"{name}: must be built from the repository's Dockerfile, found build={build!r}"
+
+
+@pytest.fixture(scope="module")
+def dockerfile() -> list[str]:
+    """Instruction lines of the Dockerfile, comments and blank lines dropped."""
+    path = ROOT / "Dockerfile"
+    assert path.is_file(), f"{path} is missing"
+    return [line.strip() for line in path.read_text().splitlines()
+            if line.strip() and not line.lstrip().startswith("#")]
+
+
+def instructions(dockerfile: list[str], keyword: str) -> list[list[str]]:
+    return [line.split()[1:] for line in dockerfile if line.split()[0].upper() == keyword]
+
+
+def test_the_image_is_a_slim_python(dockerfile):
+    bases = [words[0] for words in instructions(dockerfile, "FROM")]
+    assert bases and re.fullmatch(r"python:3\.1[1-9]-slim", bases[-1]), (
+        f"the final image must start FROM python:3.x-slim (3.11 or newer), found {bases}")
+
+
+def test_the_dockerfile_installs_the_project_without_dev_extras(dockerfile):
+    project = re.compile(r"""pip install\b.*\s["']?\.(\[[^\]]*\])?["']?(\s|$)""")  # `.` or `.[extras]`
+    installs = [line for line in dockerfile if project.search(line)]
+    assert installs, "the Dockerfile never runs `pip install .` (the project from pyproject.toml)"
+    assert not any("[dev]" in line for line in installs), f"dev extras must stay out of the image: {installs}"
+
+
+def test_the_image_carries_every_package_of_the_project(dockerfile):
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    include = setuptools["packages"]["find"]["include"]
+    copied = {source.rstrip("/") for words in instructions(dockerfile, "COPY") for source in words[:-1]}
+    missing = [pattern.rstrip("*") for pattern in include if pattern.rstrip("*") not in copied]
+    assert not missing, f"packages listed in pyproject.toml but never copied into the image: {missing}"
+
+
+def test_the_services_do_not_run_as_root(dockerfile):
+    users = [words[0] for words in instructions(dockerfile, "USER")]
+    assert users and users[-1] not in ("root", "0"), f"the image must end with a non-root USER, found {users}"
+
+
+def test_the_build_context_leaves_out_local_downloads():
+    path = ROOT / ".dockerignore"
+    assert path.is_file(), f"{path} is missing: the build context would carry .venv and .local"
+    ignored = {line.strip().rstrip("/") for line in path.read_text().splitlines()}
+    missing = [entry for entry in (".git", ".venv", ".local") if entry not in ignored]
+    assert not missing, f".dockerignore must exclude {missing}"
