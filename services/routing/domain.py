@@ -54,7 +54,8 @@ def decide(situation: Situation, today: date) -> RoutingDecision:
     label = PROCEDURE_LABELS[situation.procedure]
     if situation.court_decision_date is not None:
         months = months_between(situation.court_decision_date, today)
-        label = f"{label} prononcée il y a {months} mois"
+        # Neutral wording: "prononcée" would be wrong for masculine procedures (redressement, mandat...).
+        label = f"{label}, décision du tribunal il y a {months} mois"
     reasons = [f"{label[0].upper()}{label[1:]} → {ASSOCIATION_LABELS[association]}"]
     if situation.procedure is Procedure.REDRESSEMENT_JUDICIAIRE:
         reasons.append("À transmettre à 60 000 rebonds si le redressement se transforme en liquidation.")
