@@ -73,7 +73,9 @@ def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         metrics.http_rejections.labels("422").inc()
-        errors = [{"field": _field(tuple(e["loc"])), "message": french_message(e), "type": e["type"]}
+        # For malformed JSON the location is ("body", <character offset>): the offset is no field name.
+        errors = [{"field": "body" if e["type"] == "json_invalid" else _field(tuple(e["loc"])),
+                   "message": french_message(e), "type": e["type"]}
                   for e in exc.errors()]
         return problem(422, "Certaines informations sont invalides ou manquantes.", errors=errors)
 
