@@ -173,7 +173,10 @@ def _kafka_cluster_id() -> str:
     """A KRaft cluster id is 16 random bytes in URL-safe base64 without padding."""
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:  # like Kafka's own Uuid: never start with "-", which the CLI would read as an option
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _kafka_answers(bootstrap: str) -> bool:
@@ -238,8 +241,14 @@ class ServiceNode(Node):
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, deadline_s: float = 30) -> None:
+        self.spawn()
+        self.wait_ready(deadline_s)
+
+    def spawn(self) -> None:
         env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
         self._spawn([_python(), "-m", self.module], env=env)
+
+    def wait_ready(self, deadline_s: float = 30) -> None:
         wait_until(self.ready, deadline_s, self.name, self.proc, self.log_path)
 
     def ready(self) -> bool:

@@ -65,9 +65,10 @@ class Stack:
     def start_services(self, names: tuple[str, ...] = SERVICES) -> None:
         """Start the services together, then wait for each to be ready."""
         for name in names:
-            node = self.services[name]
-            node.start(deadline_s=60)
-            self._write_pid(node)
+            self.services[name].spawn()
+            self._write_pid(self.services[name])
+        for name in names:
+            self.services[name].wait_ready(deadline_s=60)
 
     def start(self) -> None:
         self.start_infra()

@@ -49,23 +49,35 @@ class EventConsumer:
         self.metrics = metrics
         self.group_id = group_id or settings.consumer_group or settings.service_name
         self.dead_letter_topic = dead_letter_topic(self.group_id)
-        self.topics: list[str] = []
+        self.handlers: dict[str, tuple[str, Handler]] = {}
+        self._subscribed = False
 
     def on(self, event_type: str, handler: Handler) -> None:
-        """Subscribe `handler` to the topic of `event_type` in this service's consumer group."""
+        """Route events of `event_type` to `handler` (call before the service starts)."""
         spec = EVENTS[event_type]
-        self.topics.append(spec.topic)
+        self.handlers[spec.topic] = (event_type, handler)
+
+    @property
+    def topics(self) -> list[str]:
+        return list(self.handlers)
+
+    def subscribe(self) -> None:
+        """One Kafka consumer for all of this service's topics: one group member, one rebalance."""
+        if not self.handlers or self._subscribed:
+            return
+        self._subscribed = True
 
         @self.broker.subscriber(
-            spec.topic,
+            *self.handlers,
             group_id=self.group_id,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.MANUAL,
             decoder=_raw_body,
             max_poll_interval_ms=10 * 60 * 1000,
-            title=f"{self.group_id}:{spec.topic}",
+            title=f"{self.group_id}",
         )
         async def consume(body: bytes, msg: KafkaMessage) -> None:
+            event_type, handler = self.handlers[msg.raw_message.topic]
             await self._process(event_type, handler, msg)
 
     async def _process(self, event_type: str, handler: Handler, msg: KafkaMessage) -> None:

@@ -1,9 +1,14 @@
 """Transactional outbox kept inside the aggregate's own document, and the relay that publishes it.
 
-A service never "writes the database, then publishes": the events an effect causes are pushed into the
-`outbox` array of the same document in the same write. The relay publishes them in order, keyed by case
-id, then removes exactly those items (`$pullAll`). A crash in between republishes on restart; consumers
-are idempotent, so at-least-once delivery gives exactly-once effects.
+A service never "writes the database, then publishes": the events an effect causes are appended to the
+`outbox` array of the same document in the same single-document write (FerretDB has no multi-document
+transactions). The array is append-only: it is the document's own event history.
+
+The relay never writes the aggregate document. FerretDB applies an update as read-modify-write, so a
+relay update racing a handler's update would silently lose one of them. Instead the relay keeps, in its
+own `outbox_progress` collection, how many items of each document it has published, and publishes the
+rest in order. A crash between publishing and recording progress republishes; consumers are idempotent,
+so at-least-once delivery gives exactly-once effects.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from pymongo.asynchronous.collection import AsyncCollection
 from shared.schemas import Envelope
 
 OUTBOX_FIELD = "outbox"
+OUTBOX_COUNT_FIELD = "outbox_count"
+PROGRESS_COLLECTION = "outbox_progress"
 log = logging.getLogger("relais.outbox")
 
 # (topic, key, value, headers) -> a future resolved when the broker has acknowledged the record.
@@ -41,24 +48,40 @@ def outbox_items(envelopes: Iterable[Envelope]) -> list[dict[str, Any]]:
     ]
 
 
+def with_outbox(update: dict[str, Any], envelopes: list[Envelope]) -> dict[str, Any]:
+    """Add `envelopes` to an update document (`$push` to the outbox, `$inc` its count)."""
+    if not envelopes:
+        return update
+    merged = {op: dict(fields) for op, fields in update.items()}
+    merged.setdefault("$push", {})[OUTBOX_FIELD] = {"$each": outbox_items(envelopes)}
+    merged.setdefault("$inc", {})[OUTBOX_COUNT_FIELD] = len(envelopes)
+    return merged
+
+
+def new_outbox(envelopes: list[Envelope]) -> dict[str, Any]:
+    """Outbox fields of a document inserted with its first events."""
+    return {OUTBOX_FIELD: outbox_items(envelopes), OUTBOX_COUNT_FIELD: len(envelopes)}
+
+
 class OutboxRelay:
-    """Publishes pending outbox items of the given collections.
+    """Publishes the unpublished outbox items of the collections it watches.
 
     Writers call `notify(collection, doc_id)` after a write for low latency; a scan at start and every
-    `scan_interval_s` finds whatever a crash or a broker outage left behind.
+    `scan_interval_s` finds whatever a crash, a lost hint or another instance's crash left behind.
     """
 
     def __init__(
         self,
         send: Send,
         *,
-        scan_interval_s: float = 10.0,
+        scan_interval_s: float = 30.0,
         on_published: Callable[[dict[str, Any]], None] | None = None,
         on_backlog: Callable[[int], None] | None = None,
         batch_size: int = 200,
     ) -> None:
-        self._collections: dict[str, AsyncCollection] = {}
         self._send = send
+        self._collections: dict[str, AsyncCollection] = {}
+        self._progress: AsyncCollection | None = None
         self._scan_interval_s = scan_interval_s
         self._on_published = on_published or (lambda item: None)
         self._on_backlog = on_backlog or (lambda n: None)
@@ -72,6 +95,7 @@ class OutboxRelay:
         """Relay the outbox of this collection (called by the store that owns it)."""
         self._collections[collection.name] = collection
         self._hints[collection.name] = set()
+        self._progress = collection.database[PROGRESS_COLLECTION]
 
     @property
     def watching(self) -> bool:
@@ -103,17 +127,15 @@ class OutboxRelay:
         while True:
             try:
                 if time.monotonic() >= self._next_scan:
-                    backlog = await self._scan()
-                    self._on_backlog(backlog)
+                    self._on_backlog(await self._scan())
                     self._next_scan = time.monotonic() + self._scan_interval_s
                 await self._drain_hints()
                 backoff = 0.1
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - broker or store down: retry with backoff
-                log.warning("outbox relay failed, retrying", extra={"error": type(exc).__name__,
-                                                                   "retry_in_s": backoff})
-                self._next_scan = 0.0
+                log.warning("outbox relay failed, retrying",
+                            extra={"error": type(exc).__name__, "retry_in_s": backoff})
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
@@ -123,13 +145,20 @@ class OutboxRelay:
                 pass
 
     async def _scan(self) -> int:
-        """Find every document with pending items (after a crash, or items whose hint was lost)."""
+        """Compare each document's outbox count with the published count; hint the ones behind."""
+        assert self._progress is not None
+        published = {
+            doc["_id"]: doc["published"]
+            async for doc in self._progress.find({}, {"published": 1})
+        }
         backlog = 0
         for name, collection in self._collections.items():
-            cursor = collection.find({f"{OUTBOX_FIELD}.0": {"$exists": True}}, {"_id": 1, OUTBOX_FIELD: 1})
+            cursor = collection.find({OUTBOX_COUNT_FIELD: {"$gt": 0}}, {"_id": 1, OUTBOX_COUNT_FIELD: 1})
             async for doc in cursor:
-                backlog += len(doc[OUTBOX_FIELD])
-                self._hints[name].add(doc["_id"])
+                behind = doc[OUTBOX_COUNT_FIELD] - published.get(_progress_id(name, doc["_id"]), 0)
+                if behind > 0:
+                    backlog += behind
+                    self._hints[name].add(doc["_id"])
         return backlog
 
     async def _drain_hints(self) -> None:
@@ -137,25 +166,37 @@ class OutboxRelay:
         for name, collection in self._collections.items():
             while self._hints[name]:
                 ids = list(self._hints[name])[: self._batch_size]
-                docs = await collection.find(
-                    {"_id": {"$in": ids}}, {"_id": 1, OUTBOX_FIELD: 1}
-                ).to_list(None)
-                await self._publish(collection, docs)
+                await self._publish(name, collection, ids)
                 self._hints[name].difference_update(ids)
 
-    async def _publish(self, collection: AsyncCollection, docs: list[dict[str, Any]]) -> None:
-        pending = [(doc, doc.get(OUTBOX_FIELD) or []) for doc in docs]
+    async def _publish(self, name: str, collection: AsyncCollection, ids: list[Any]) -> None:
+        assert self._progress is not None
+        docs = await collection.find({"_id": {"$in": ids}}, {"_id": 1, OUTBOX_FIELD: 1}).to_list(None)
+        progress_ids = [_progress_id(name, doc["_id"]) for doc in docs]
+        published = {
+            doc["_id"]: doc["published"]
+            async for doc in self._progress.find({"_id": {"$in": progress_ids}}, {"published": 1})
+        }
+        pending = []
+        for doc, progress_id in zip(docs, progress_ids, strict=True):
+            items = doc.get(OUTBOX_FIELD) or []
+            done = published.get(progress_id, 0)
+            if len(items) > done:
+                pending.append((progress_id, items[done:], len(items)))
         # Send everything first (the idempotent producer keeps per-partition order), then await acks.
         acks = []
-        for _doc, items in pending:
+        for _, items, _ in pending:
             for item in items:
                 acks.append(await self._send(item["topic"], item["key"].encode(), item["value"].encode(),
                                              item["headers"]))
         await asyncio.gather(*acks)
         now = datetime.now(UTC).timestamp()
-        for doc, items in pending:
-            if not items:
-                continue
-            await collection.update_one({"_id": doc["_id"]}, {"$pullAll": {OUTBOX_FIELD: items}})
+        for progress_id, items, total in pending:
+            # Only the relay writes progress documents; `$max` keeps them monotonic.
+            await self._progress.update_one({"_id": progress_id}, {"$max": {"published": total}}, upsert=True)
             for item in items:
                 self._on_published({**item, "relay_seconds": max(0.0, now - item["created_at"])})
+
+
+def _progress_id(collection: str, doc_id: Any) -> str:
+    return f"{collection}:{doc_id}"

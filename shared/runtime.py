@@ -64,6 +64,7 @@ class ServiceRuntime:
         await ensure_topics(self.settings, [*EVENT_TOPICS, self.consumer.dead_letter_topic])
         for hook in self._on_start:
             await hook()
+        self.consumer.subscribe()
         await self.broker.start()
         if self.relay.watching:
             await self.relay.start()

@@ -28,7 +28,7 @@ class ServiceSettings(BaseSettings):
     retry_backoff_ms: int = 200
     retry_backoff_max_ms: int = 5000
     # Safety net behind the in-process wake-ups: how often the relay rescans for unsent events.
-    outbox_scan_interval_s: float = 10.0
+    outbox_scan_interval_s: float = 30.0
     max_request_bytes: int = 64 * 1024
 
 

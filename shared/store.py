@@ -2,10 +2,16 @@
 
 FerretDB has no multi-document transactions, so every effect is one document write that carries the
 state change, the id of the event that caused it (dedup marker) and the events to publish (outbox).
+FerretDB also applies each update as read-modify-write, so two concurrent updates of one document lose
+one of them: every writer of an aggregate takes `document_lock` first, which serialises the writes of
+this process (one case is only ever written by the process that owns its partition or its request).
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -13,7 +19,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from shared.outbox import OUTBOX_FIELD, outbox_items
+from shared.outbox import with_outbox
 from shared.schemas import Envelope
 
 PROCESSED_FIELD = "processed_events"
@@ -34,6 +40,25 @@ async def ping(db: AsyncDatabase) -> bool:
         return False
 
 
+_locks: dict[tuple[str, str, str], asyncio.Lock] = {}
+_waiters: dict[tuple[str, str, str], int] = {}
+
+
+@asynccontextmanager
+async def document_lock(collection: AsyncCollection, doc_id: Any) -> AsyncIterator[None]:
+    """Serialise writes to one document within this process (see the module docstring)."""
+    key = (collection.database.name, collection.name, str(doc_id))
+    lock = _locks.setdefault(key, asyncio.Lock())
+    _waiters[key] = _waiters.get(key, 0) + 1
+    try:
+        async with lock:
+            yield
+    finally:
+        _waiters[key] -= 1
+        if _waiters[key] == 0:
+            del _waiters[key], _locks[key]
+
+
 async def apply_event(
     collection: AsyncCollection,
     doc_id: Any,
@@ -46,15 +71,13 @@ async def apply_event(
     The filter excludes documents that already list the event; with upsert, a second delivery then
     collides on `_id` (E11000), which is how an already-applied event is recognised.
     """
-    update = {k: dict(v) for k, v in update.items()}
-    push = update.setdefault("$push", {})
-    push[PROCESSED_FIELD] = str(cause.event_id)
-    if emit:
-        push[OUTBOX_FIELD] = {"$each": outbox_items(emit)}
+    update = with_outbox(update, list(emit))
+    update.setdefault("$push", {})[PROCESSED_FIELD] = str(cause.event_id)
     try:
-        result = await collection.update_one(
-            {"_id": doc_id, PROCESSED_FIELD: {"$ne": str(cause.event_id)}}, update, upsert=True
-        )
+        async with document_lock(collection, doc_id):
+            result = await collection.update_one(
+                {"_id": doc_id, PROCESSED_FIELD: {"$ne": str(cause.event_id)}}, update, upsert=True
+            )
     except DuplicateKeyError:
         return False
     return result.upserted_id is not None or result.modified_count == 1

@@ -10,9 +10,9 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.coaching.domain import CaseFile, Stage
-from shared.outbox import OutboxRelay, outbox_items
+from shared.outbox import OutboxRelay, with_outbox
 from shared.schemas import CaseRouted, Contract, Envelope, new_envelope
-from shared.store import apply_event
+from shared.store import apply_event, document_lock
 
 PRODUCER = "coaching"
 
@@ -43,32 +43,34 @@ class CaseFileStore:
         return applied
 
     async def get(self, case_id: str) -> CaseFile | None:
-        doc = await self.files.find_one({"_id": case_id}, {"outbox": 0, "processed_events": 0})
+        doc = await self.files.find_one({"_id": case_id}, {"outbox": 0, "outbox_count": 0, "processed_events": 0})
         return CaseFile.from_doc(doc) if doc else None
 
     async def change(self, case_id: uuid.UUID, step: Callable[[CaseFile], tuple[Contract | None, dict[str, Any]]],
                      attempts: int = 5) -> CaseFile | None:
-        """Load, apply `step` (which returns the event and the timeline entry), save under a version check."""
+        """Load, apply `step` (which returns the event and the timeline entry), save under a version check.
+
+        The document lock serialises this process's writers; the version check catches another process.
+        """
         for _ in range(attempts):
-            file = await self.get(str(case_id))
-            if file is None:
-                return None
-            expected = file.version
-            event, entry = step(file)
-            emitted = [new_envelope(event, case_id=case_id, producer=PRODUCER)] if event else []
-            update: dict[str, Any] = {
-                "$set": {
-                    "stage": file.stage.value,
-                    "approved_on": file.approved_on.isoformat() if file.approved_on else None,
-                    "closed_on": file.closed_on.isoformat() if file.closed_on else None,
-                    "sessions": file.sessions,
-                    "version": expected + 1,
-                },
-                "$push": {"timeline": entry},
-            }
-            if emitted:
-                update["$push"]["outbox"] = {"$each": outbox_items(emitted)}
-            result = await self.files.update_one({"_id": str(case_id), "version": expected}, update)
+            async with document_lock(self.files, str(case_id)):
+                file = await self.get(str(case_id))
+                if file is None:
+                    return None
+                expected = file.version
+                event, entry = step(file)
+                emitted = [new_envelope(event, case_id=case_id, producer=PRODUCER)] if event else []
+                update = with_outbox({
+                    "$set": {
+                        "stage": file.stage.value,
+                        "approved_on": file.approved_on.isoformat() if file.approved_on else None,
+                        "closed_on": file.closed_on.isoformat() if file.closed_on else None,
+                        "sessions": file.sessions,
+                        "version": expected + 1,
+                    },
+                    "$push": {"timeline": entry},
+                }, emitted)
+                result = await self.files.update_one({"_id": str(case_id), "version": expected}, update)
             if result.modified_count == 1:
                 if emitted:
                     self.relay.notify(self.files, str(case_id))

@@ -7,7 +7,7 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from shared.outbox import OutboxRelay, outbox_items
+from shared.outbox import OutboxRelay, new_outbox
 from shared.schemas import CaseReceived, Envelope
 
 
@@ -27,7 +27,7 @@ class CaseStore:
             "referral": case.referral.model_dump(mode="json"),
             "personal": case.personal.model_dump(mode="json"),
             "fingerprint": fingerprint,
-            "outbox": outbox_items([event]),
+            **new_outbox([event]),
         }
         try:
             await self.cases.insert_one(doc)
@@ -41,4 +41,4 @@ class CaseStore:
 
 
     async def get(self, case_id: str) -> dict[str, Any] | None:
-        return await self.cases.find_one({"_id": case_id}, {"outbox": 0})
+        return await self.cases.find_one({"_id": case_id}, {"outbox": 0, "outbox_count": 0})

@@ -35,4 +35,4 @@ class RoutingStore:
         return applied
 
     async def get(self, case_id: str) -> dict[str, Any] | None:
-        return await self.routes.find_one({"_id": case_id}, {"outbox": 0, "processed_events": 0})
+        return await self.routes.find_one({"_id": case_id}, {"outbox": 0, "outbox_count": 0, "processed_events": 0})
