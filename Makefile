@@ -8,7 +8,8 @@ KAFKA_STAMP := $(LOCAL)/kafka/.provisioned
 FERRETDB := $(LOCAL)/bin/ferretdb
 VENV_STAMP := $(VENV)/.installed
 
-export GOTOOLCHAIN := local
+# A Go older than go.mod asks fetches the right toolchain from the Go module proxy.
+export GOTOOLCHAIN := auto
 export GOFLAGS := -buildvcs=false
 export GOMODCACHE := $(LOCAL)/go/mod
 export GOCACHE := $(LOCAL)/go/cache
@@ -48,6 +49,7 @@ clean:
 
 # Provisioning runs the three downloads in parallel; each is skipped when already done.
 provision:
+	@scripts/ensure-tools.sh
 	@$(MAKE) --no-print-directory -j3 $(VENV_STAMP) $(KAFKA_STAMP) $(FERRETDB)
 
 $(VENV_STAMP): pyproject.toml
@@ -62,7 +64,6 @@ $(VENV_STAMP): pyproject.toml
 
 $(KAFKA_STAMP): infra/kafka/pom.xml
 	@echo "==> Kafka: broker jars from Maven Central (.local/kafka/lib, Java 17)"
-	@command -v java >/dev/null && command -v mvn >/dev/null || { echo "Java 17 and Maven are needed"; exit 1; }
 	@rm -rf $(LOCAL)/kafka/lib
 	@mvn -B -q --no-transfer-progress -f infra/kafka/pom.xml -Dmaven.repo.local=$(LOCAL)/m2 \
 		dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(LOCAL)/kafka/lib
@@ -71,7 +72,6 @@ $(KAFKA_STAMP): infra/kafka/pom.xml
 
 $(FERRETDB): infra/ferretdb/go.mod infra/ferretdb/go.sum infra/ferretdb/main.go
 	@echo "==> FerretDB: building from the Go module proxy (.local/bin/ferretdb, about two minutes once)"
-	@command -v go >/dev/null || { echo "Go is needed"; exit 1; }
 	@mkdir -p $(LOCAL)/bin
 	@cd infra/ferretdb && go build -trimpath -o $(FERRETDB) .
 	@echo "==> FerretDB: ready"
