@@ -14,11 +14,12 @@ export GOFLAGS := -buildvcs=false
 export GOMODCACHE := $(LOCAL)/go/mod
 export GOCACHE := $(LOCAL)/go/cache
 
-.PHONY: run test unit integration e2e bench stop clean provision schemas help
+.PHONY: run test unit integration e2e faults bench stop clean provision schemas help
 
 help:
 	@echo "make run      start Kafka, FerretDB and the four services (Ctrl-C stops everything)"
 	@echo "make test     the whole suite (unit, integration, end-to-end) on real Kafka and FerretDB"
+	@echo "make faults   5,000 cases through SIGKILLs and Kafka/FerretDB restarts: nothing lost, nothing twice"
 	@echo "make bench    throughput and latency benchmark, results in bench/results/latest.json"
 	@echo "make stop     stop processes left by an interrupted 'make run'"
 	@echo "make clean    remove .local/ (downloads, data) and .venv/"
@@ -34,6 +35,9 @@ unit: $(VENV_STAMP)
 
 integration e2e: provision
 	@$(BIN)/pytest -q -ra tests/$@
+
+faults: provision
+	@RELAIS_FAULT_CASES=$${RELAIS_FAULT_CASES:-5000} $(BIN)/pytest -q -s tests/faults | grep -E '^faults|passed|failed|Error'
 
 bench: provision
 	@$(BIN)/python -m bench

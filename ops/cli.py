@@ -1,4 +1,4 @@
-"""`relais`: operator commands (run the local system, stop it, export the event schemas)."""
+"""`relais`: operator commands (run the local system, stop it, dead letters, export the event schemas)."""
 
 from __future__ import annotations
 
@@ -67,6 +67,12 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dlq(args: argparse.Namespace) -> int:
+    from ops.dlq import run
+
+    return run(args.action, args.bootstrap, args.group)
+
+
 def cmd_schemas(args: argparse.Namespace) -> int:
     from shared.schemas.export import main
 
@@ -79,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("run", help="start Kafka, FerretDB and the four services in the foreground").set_defaults(
         func=cmd_run)
     sub.add_parser("stop", help="stop processes left by an interrupted `relais run`").set_defaults(func=cmd_stop)
+    dlq = sub.add_parser("dlq", help="list dead letters, or replay them to their source topic after a fix")
+    dlq.add_argument("action", choices=["list", "replay"])
+    dlq.add_argument("--group", help="only this consumer group's dead letters (e.g. routing)")
+    dlq.add_argument("--bootstrap", default="127.0.0.1:9092", help="Kafka bootstrap servers")
+    dlq.set_defaults(func=cmd_dlq)
     sub.add_parser("schemas", help="regenerate shared/schemas/json from the models").set_defaults(
         func=cmd_schemas)
     args = parser.parse_args(argv)
