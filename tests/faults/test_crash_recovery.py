@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -149,11 +150,13 @@ async def test_every_case_once_through_crashes_and_restarts(stack: Stack) -> Non
     urls = {name: node.url for name, node in stack.services.items()}
     duration = max(30.0, CASES / 100)
     print(f"\nfaults: seed={SEED} cases={CASES} over ~{duration:.0f}s")
+    started = time.monotonic()
 
     submitted, faults = await asyncio.gather(
         submit_all(urls, CASES, rate=CASES / duration),
         inject_faults(stack, rng, pause=duration / 10),
     )
+    print(f"faults: submitted and faults injected in {time.monotonic() - started:.0f}s")
     assert len(submitted) == CASES
     case_ids = set(submitted.values())
     assert len(case_ids) == CASES, "two submissions got the same case id"
@@ -172,6 +175,7 @@ async def test_every_case_once_through_crashes_and_restarts(stack: Stack) -> Non
         await wait_for(settled, timeout=max(180, CASES / 10), what="every case routed, opened and notified",
                        interval=0.5)
 
+        print(f"faults: settled after {time.monotonic() - started:.0f}s")
         histories = {d["_id"]: len(d["history"]) async for d in routes.find({}, {"history": 1})}
         timelines = {d["_id"]: sum(e["kind"] == "oriente" for e in d["timeline"])
                      async for d in files.find({}, {"timeline": 1})}
