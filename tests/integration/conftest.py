@@ -71,7 +71,8 @@ class TopicReader:
         key = key if isinstance(key, bytes) else str(key).encode()
         return [r for r in self.records if r.key == key]
 
-    async def wait_keyed(self, key: uuid.UUID | str | bytes, count: int = 1, timeout: float = 15) -> list[ConsumerRecord]:
+    async def wait_keyed(self, key: uuid.UUID | str | bytes, count: int = 1,
+                         timeout: float = 15) -> list[ConsumerRecord]:
         """Wait until at least `count` records carry `key`; return them."""
         async def probe() -> list[ConsumerRecord] | None:
             await self.poll()
@@ -86,6 +87,9 @@ class TopicReader:
         return self.keyed(key)
 
 
+Reader = Callable[[str], Awaitable[TopicReader]]
+
+
 def headers_of(record: ConsumerRecord) -> dict[str, str]:
     return {k: v.decode() for k, v in record.headers}
 
@@ -97,7 +101,7 @@ async def event_topics(infra: Infra) -> None:
 
 
 @pytest.fixture
-async def reader(infra: Infra, event_topics: None) -> AsyncIterator[Callable[[str], Awaitable[TopicReader]]]:
+async def reader(infra: Infra, event_topics: None) -> AsyncIterator[Reader]:
     """`await reader(topic)` gives a started TopicReader, stopped at the end of the test."""
     started: list[TopicReader] = []
 

@@ -16,7 +16,7 @@ from services.intake.settings import IntakeSettings
 from shared.outbox import PROGRESS_COLLECTION, OutboxRelay, new_outbox, with_outbox
 from shared.schemas import EVENTS, CaseReceived, Envelope, decode, new_envelope
 from tests.conftest import Infra, running, wait_for
-from tests.integration.conftest import wait_relayed
+from tests.integration.conftest import Reader, wait_relayed
 
 TOPIC = EVENTS["CaseReceived"].topic
 
@@ -38,7 +38,7 @@ def a_crashed_case(*events: Envelope) -> dict:
 
 
 async def test_unsent_events_are_published_when_the_service_starts(
-        infra: Infra, reader, mongo: AsyncMongoClient) -> None:  # noqa: ANN001
+        infra: Infra, reader: Reader, mongo: AsyncMongoClient) -> None:
     settings = infra.settings(IntakeSettings)
     db = mongo[settings.mongo_db]
     received = await reader(TOPIC)
@@ -73,7 +73,7 @@ async def test_unsent_events_are_published_when_the_service_starts(
 
 
 async def test_an_event_stored_while_its_document_is_being_relayed_is_not_left_behind(
-        infra: Infra, reader, producer: AIOKafkaProducer, mongo: AsyncMongoClient) -> None:  # noqa: ANN001
+        infra: Infra, reader: Reader, producer: AIOKafkaProducer, mongo: AsyncMongoClient) -> None:
     """A write notified while the relay publishes the same document must get its own round.
 
     The relay's periodic scan would find it eventually; the scan is pushed out of reach here so that only
