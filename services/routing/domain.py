@@ -198,6 +198,7 @@ def place(association: Association, location: Location | None, antennas: list[An
 class Route:
     decision: RoutingDecision
     placement: Placement
+    location: Location | None
     extra_reasons: tuple[str, ...] = field(default=())
 
     @property
@@ -214,11 +215,11 @@ def route(decision: RoutingDecision, situation: Situation, location: Location | 
     """Acute distress with consent goes to APESA first; the case keeps its association and waits."""
     if situation.acute_distress and not apesa_done:
         if situation.apesa_consent:
-            return Route(decision, Placement(RoutingStatus.APESA_FIRST, (rules.apesa["with_consent"],)))
-        return Route(decision, place(decision.association, location, antennas, model, rules),
+            return Route(decision, Placement(RoutingStatus.APESA_FIRST, (rules.apesa["with_consent"],)), location)
+        return Route(decision, place(decision.association, location, antennas, model, rules), location,
                      (rules.apesa["without_consent"],))
     extra = (rules.apesa["resumed"],) if apesa_done and situation.acute_distress else ()
-    return Route(decision, place(decision.association, location, antennas, model, rules), extra)
+    return Route(decision, place(decision.association, location, antennas, model, rules), location, extra)
 
 
 def waitlist_reason(association: Association, position: int, rules: RuleBook = RULES) -> str:
@@ -226,10 +227,10 @@ def waitlist_reason(association: Association, position: int, rules: RuleBook = R
 
 
 def routed_event(route_: Route, *, routed_at: datetime, received_at: datetime | None, sequence: int = 1,
-                 location: Location | None = None, waitlist_position: int | None = None,
+                 waitlist_position: int | None = None,
                  previous: PreviousDecision | None = None, reroute_reason: RerouteCause | None = None,
                  rules: RuleBook = RULES) -> CaseRouted:
-    placement, decision = route_.placement, route_.decision
+    placement, decision, location = route_.placement, route_.decision, route_.location
     reasons = list(route_.reasons)
     if waitlist_position is not None:
         reasons.append(waitlist_reason(decision.association, waitlist_position, rules))

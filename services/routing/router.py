@@ -186,7 +186,7 @@ class Router:
         hold_key = cause.event_id if cause is not None else event_id
         position = await self._hold(case_id, decision.association, decided, hold_key, now)
         routed = routed_event(decided, routed_at=now, received_at=received_at, sequence=sequence,
-                              location=location, waitlist_position=position, previous=previous,
+                              waitlist_position=position, previous=previous,
                               reroute_reason=rerouting.cause if rerouting else None, rules=self.rules)
         envelope = new_envelope(routed, case_id=uuid.UUID(case_id), producer=PRODUCER, cause=cause,
                                 event_id=event_id)
