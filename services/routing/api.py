@@ -157,4 +157,5 @@ def _antenna_view(doc: dict[str, Any], capacity: dict[str, Any] | None, routing:
     view["reported_capacity"] = reported
     view["free_places"] = free_places(reported, capacity.get("reservations", []),
                                       routing.rules.first_volunteer[Association(doc["association"])])
+    view["held_by"] = [r["case_id"] for r in capacity.get("reservations", [])]  # case ids only
     return view
