@@ -41,11 +41,20 @@ class BaselineResult:
         return self.messages / self.produce_seconds if self.produce_seconds > 0 else 0.0
 
 
-async def create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
+async def create_topics(bootstrap: str, names: list[str], partitions: int, deadline_s: float = 30) -> None:
+    """Create the topics and wait until every partition has a leader (clients fail noisily before)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(n, num_partitions=partitions, replication_factor=1) for n in names])
+        deadline = time.monotonic() + deadline_s
+        while time.monotonic() < deadline:
+            described = await admin.describe_topics(names)
+            leaders = [p["leader"] for t in described for p in t["partitions"]]
+            if len(leaders) == partitions * len(names) and all(leader >= 0 for leader in leaders):
+                return
+            await asyncio.sleep(0.1)
+        raise BenchError(f"topics {names} have no leader after {deadline_s:.0f}s")
     finally:
         await admin.close()
 

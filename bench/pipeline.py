@@ -68,9 +68,11 @@ class Phase:
 class Pipeline:
     def __init__(self, intake_url: str, bootstrap: str, max_connections: int) -> None:
         self.routed = ArrivalRecorder(bootstrap, ROUTED_TOPIC, "pipeline")
+        # Idle connections are dropped before uvicorn's 5 s keep-alive timeout closes them under our feet.
         self.client = httpx.AsyncClient(
             base_url=intake_url, timeout=30,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections,
+                                keepalive_expiry=2.0),
         )
         self._tag = uuid.uuid4().hex[:8]
         self._numbers = itertools.count()

@@ -183,7 +183,7 @@ def table(result: dict[str, Any]) -> str:
 
 SERVICE_TIMERS = {
     "intake.outbox_relay_ms": "intake: CaseReceived waiting in the outbox",
-    "routing.handler_ms": "routing: CaseReceived handler",
+    "routing.handler_ms": "routing: consumer handler call (a batch of records)",
     "routing.outbox_relay_ms": "routing: CaseRouted waiting in the outbox",
 }
 

@@ -1,8 +1,8 @@
 """Where the time goes inside the services, from their own Prometheus metrics (no change to them).
 
-Two scrapes around a phase give, per service, the mean time a consumed event spent in its handler
-(FastStream's processing histogram) and the mean time an event waited in the outbox before publication
-(`relais_outbox_relay_seconds`).
+Two scrapes around a phase give, per service, the mean duration of a consumer handler call (FastStream's
+processing histogram: one call per record, or per batch when the subscriber consumes batches) and the
+mean time an event waited in the outbox before publication (`relais_outbox_relay_seconds`).
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ def _document(doc_id: str) -> dict:
 
 
 def shapes(coll: Collection) -> dict[str, Callable[[str], object]]:
-    """Query shapes: the first three are what shared/store.py and shared/outbox.py issue today."""
+    """Query shapes: the first three are what shared/store.py and shared/outbox.py issue per event."""
     return {
         "apply_event upsert, new doc  {_id, processed_events $ne}": lambda _: coll.update_one(
             {"_id": str(uuid.uuid4()), "processed_events": {"$ne": "e"}}, {"$push": {"processed_events": "e"}},
@@ -52,8 +52,8 @@ def shapes(coll: Collection) -> dict[str, Callable[[str], object]]:
             {"_id": {"$in": [i]}}, {"outbox": 1})),
         "by _id only: find_one        {_id}": lambda i: coll.find_one({"_id": i}, {"outbox": 1}),
         "by _id only: insert_one      new _id": lambda _: coll.insert_one(_document(str(uuid.uuid4()))),
-        "by _id only: update_one      {_id} $pullAll": lambda i: coll.update_one(
-            {"_id": i}, {"$pullAll": {"outbox": [{"x": 1}]}}),
+        "by _id only: update_one      {_id} $max, upsert": lambda i: coll.update_one(
+            {"_id": i}, {"$max": {"published": 1}}, upsert=True),
     }
 
 
