@@ -18,6 +18,7 @@ import signal
 import socket
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="records through the raw relay (default 20000)")
     parser.add_argument("--baseline-bytes", type=int, default=900,
                         help="size of a baseline record; default about a CaseReceived envelope (900)")
+    parser.add_argument("--stall-timeout", type=float, default=300,
+                        help="give up waiting for a phase's CaseRouted after this many seconds without a new "
+                             "one (default 300)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latest.json")
     parser.add_argument("--keep-data", action="store_true", help="keep the temporary folder (logs, data)")
     args = parser.parse_args(argv)
@@ -68,7 +72,7 @@ def free_port() -> int:
 
 
 def routed_deadline_s(cases: int) -> float:
-    """An outer bound only (a stuck pipeline is detected sooner: nothing routed for two minutes)."""
+    """An outer bound only (a stuck pipeline is detected sooner, by --stall-timeout)."""
     return 600 + 5 * cases
 
 
@@ -79,18 +83,17 @@ def auto_rate(saturated: dict[str, Any]) -> float:
     return min(MAX_AUTO_RATE, max(0.1, round(min(rates) / 2, 1)))
 
 
-async def run_phase(pipeline: Pipeline, name: str, post, cases: int,  # noqa: ANN001
-                    resources: ResourceSampler, service_urls: dict[str, str]) -> Phase:
-    """Post the phase's cases with `post()`, wait for their CaseRouted; note CPU and service timers."""
-    arrivals = pipeline.routed.arrivals
-    before = len(arrivals)
+async def run_phase(pipeline: Pipeline, phase: Phase, post: Callable[[Phase], Awaitable[None]],
+                    resources: ResourceSampler, service_urls: dict[str, str], stall_s: float) -> Phase:
+    """Post the phase's cases with `post`, wait for their CaseRouted; note CPU and service timers."""
     cpu_before = resources.cpu_snapshot()
     timers_before = await service_metrics.scrape(pipeline.client, service_urls)
-    async with reporting(lambda: f"{name}: {len(arrivals) - before}/{cases} routed so far"):
-        phase = await post()
-    print(f"  {name}: {len(phase.sent)}/{cases} accepted by intake"
+    async with reporting(lambda: f"{phase.name}: {len(phase.sent)}/{phase.planned} accepted, "
+                                 f"{pipeline.routed_count(phase)} routed"):
+        await post(phase)
+    print(f"  {phase.name}: {len(phase.sent)}/{phase.planned} accepted by intake"
           f"{f', {phase.http_errors} failed' if phase.http_errors else ''}; waiting for CaseRouted …", flush=True)
-    await pipeline.wait_routed(phase, routed_deadline_s(cases))
+    await pipeline.wait_routed(phase, routed_deadline_s(phase.planned), stall_s)
     phase.cpu_percent = cpu_percent(cpu_before, resources.cpu_snapshot())
     phase.service_ms = service_metrics.mean_ms_between(
         timers_before, await service_metrics.scrape(pipeline.client, service_urls))
@@ -113,25 +116,22 @@ async def measure(stack: Stack, args: argparse.Namespace, resources: ResourceSam
     await pipeline.start()
     try:
         print(f"[2/4] warm-up: {args.warmup} cases, not counted", flush=True)
-        warmup = await run_phase(pipeline, "warm-up",
-                                 lambda: pipeline.closed_loop("warm-up", args.warmup, min(args.concurrency, 8)),
-                                 args.warmup, resources, urls)
+        warmup = await run_phase(pipeline, Phase("warm-up", args.warmup, concurrency=min(args.concurrency, 8)),
+                                 pipeline.closed_loop, resources, urls, args.stall_timeout)
         if not warmup.routed_complete:
             raise BenchError("the warm-up cases were not all routed: see the service logs")
 
         print(f"[3/4] saturated: {args.cases} cases, {args.concurrency} concurrent clients", flush=True)
-        saturated = await run_phase(pipeline, "saturated",
-                                    lambda: pipeline.closed_loop("saturated", args.cases, args.concurrency),
-                                    args.cases, resources, urls)
+        saturated = await run_phase(pipeline, Phase("saturated", args.cases, concurrency=args.concurrency),
+                                    pipeline.closed_loop, resources, urls, args.stall_timeout)
         sat = report.phase_numbers(saturated, pipeline.routed.arrivals)
         print(f"  {report.fmt(sat['cases_per_s'])} cases/s, p50 {sat['p50_ms']} ms", flush=True)
 
         rate = args.rate or auto_rate(sat)
         latency_cases = args.latency_cases or min(max(50, int(rate * 30)), max(50, args.cases // 2))
         print(f"[4/4] latency: {latency_cases} cases open loop at {rate:g} cases/s", flush=True)
-        fixed = await run_phase(pipeline, "fixed-rate",
-                                lambda: pipeline.open_loop("fixed-rate", latency_cases, rate),
-                                latency_cases, resources, urls)
+        fixed = await run_phase(pipeline, Phase("fixed-rate", latency_cases, rate=rate),
+                                pipeline.open_loop, resources, urls, args.stall_timeout)
         return {"saturated": saturated, "fixed": fixed, "warmup": warmup,
                 "arrivals": dict(pipeline.routed.arrivals), "baseline": baseline, "machine_info": machine}
     finally:
@@ -143,9 +143,11 @@ def main(argv: list[str] | None = None) -> int:
 
     def interrupt(*_: object) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGHUP, interrupt)
     data_dir = Path(tempfile.mkdtemp(prefix="relais-bench-"))
     stack = Stack(StackConfig(data_dir=data_dir, kafka_port=free_port(), controller_port=free_port(),
                               mongo_port=free_port(), service_ports={name: free_port() for name in SERVICES}))
@@ -167,14 +169,20 @@ def main(argv: list[str] | None = None) -> int:
         failed = False
     except KeyboardInterrupt:
         print("\nbench: interrupted", flush=True)
+        failed = False  # nothing to investigate: the data folder goes unless --keep-data
         return 130
     except (StartupError, BenchError) as exc:
         print(f"bench: failed: {exc}", file=sys.stderr, flush=True)
         return 1
     finally:
-        resources.stop()
-        print("bench: stopping services, Kafka and FerretDB …", flush=True)
-        stack.stop()
+        # Stop first: printing can fail too (a closed pipe), and must not leave processes behind;
+        # a second Ctrl-C must not cut the shutdown short either.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            resources.stop()
+        finally:
+            stack.stop()
+        print("bench: services, Kafka and FerretDB stopped", flush=True)
         if failed or args.keep_data:
             print(f"bench: logs and data kept in {data_dir}", flush=True)
         else:

@@ -102,34 +102,34 @@ class Pipeline:
         phase.http_ms.append((answered - started) * 1000)
         phase.sent[response.json()["case_id"].encode()] = started
 
-    async def closed_loop(self, name: str, cases: int, concurrency: int) -> Phase:
-        """`concurrency` clients, each posting its next case as soon as the previous one is answered."""
-        phase = Phase(name, cases, concurrency=concurrency)
-        remaining = iter(range(cases))
+    async def closed_loop(self, phase: Phase) -> None:
+        """`phase.concurrency` clients, each posting its next case as soon as the previous one is answered."""
+        remaining = iter(range(phase.planned))
 
         async def client() -> None:
             for _ in remaining:
                 await self._submit(phase)
 
-        await asyncio.gather(*(client() for _ in range(concurrency)))
-        return phase
+        await asyncio.gather(*(client() for _ in range(phase.concurrency or 1)))
 
-    async def open_loop(self, name: str, cases: int, rate: float) -> Phase:
-        """POSTs started at a fixed rate whatever the answers: latency without self-inflicted queueing."""
-        phase = Phase(name, cases, rate=rate)
+    async def open_loop(self, phase: Phase) -> None:
+        """POSTs started at `phase.rate` whatever the answers: latency without self-inflicted queueing."""
+        assert phase.rate
         start = time.perf_counter()
         tasks = []
-        for i in range(cases):
-            due = start + i / rate
+        for i in range(phase.planned):
+            due = start + i / phase.rate
             delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
             phase.schedule_lag_max_s = max(phase.schedule_lag_max_s, time.perf_counter() - due)
             tasks.append(asyncio.create_task(self._submit(phase)))
         await asyncio.gather(*tasks)
-        return phase
 
-    async def wait_routed(self, phase: Phase, deadline_s: float, stall_s: float = 120.0) -> bool:
+    def routed_count(self, phase: Phase) -> int:
+        return self.routed.arrived(list(phase.sent))
+
+    async def wait_routed(self, phase: Phase, deadline_s: float, stall_s: float) -> bool:
         pending = set(phase.sent)
         arrivals = self.routed.arrivals
 
