@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from services.coaching.auth import StaffAuth, hash_token, main
@@ -43,3 +46,19 @@ def test_the_token_command_prints_a_token_and_the_entry_that_accepts_it(capsys: 
     entry = json.loads(entry_line.split(": ", 1)[1])
     assert CoachingSettings(staff_tokens=entry).staff_tokens["claire"] == hash_token(token)
     assert main([]) == 2
+
+
+def test_compose_runs_one_coaching_instance_per_association(monkeypatch: pytest.MonkeyPatch) -> None:
+    compose = yaml.safe_load((Path(__file__).resolve().parents[2] / "docker-compose.yml").read_text())
+    instances = [s for s in compose["services"].values() if s.get("command", [])[:3] == ["python", "-m",
+                                                                                        "services.coaching"]]
+    loaded = []
+    for service in instances:
+        for key in [k for k in os.environ if k.startswith("RELAIS_COACHING_")]:
+            monkeypatch.delenv(key)
+        for key, value in service["environment"].items():
+            monkeypatch.setenv(key, str(value))
+        loaded.append(CoachingSettings())
+    assert sorted(s.association.value for s in loaded) == ["60000_rebonds", "second_souffle"]
+    assert len({s.http_port for s in loaded}) == len({s.mongo_db for s in loaded}) == \
+        len({s.consumer_group for s in loaded}) == 2
