@@ -5,9 +5,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import RecordMetadata
@@ -27,6 +29,55 @@ STAFF = {SS: ("claire", "test-token-second-souffle-claire"), SR: ("karim", "test
 def staff(association: Association) -> dict[str, str]:
     """Headers of a staff member of `association`."""
     return {"Authorization": f"Bearer {STAFF[association][1]}"}
+
+
+def unique_antenna(association: Association, city: str) -> str:
+    """Antenna events of every test share one topic: each test gets antennas of its own."""
+    return f"{association.value}-{city}-t{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class StaffClient:
+    """A staff member of one association calling its coaching instance."""
+
+    client: httpx.AsyncClient
+    association: Association
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    async def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.client.get(path, headers=self.headers, **kwargs)
+
+    async def post(self, path: str, body: dict, expect: int | None = 200) -> dict:
+        response = await self.client.post(path, json=body, headers=self.headers)
+        if expect is not None:
+            assert response.status_code == expect, response.text
+        return response.json()
+
+    async def patch(self, path: str, body: dict, expect: int | None = 200) -> dict:
+        response = await self.client.patch(path, json=body, headers=self.headers)
+        if expect is not None:
+            assert response.status_code == expect, response.text
+        return response.json()
+
+    async def opened(self, case_id: uuid.UUID | str) -> dict:
+        """The case file, once routing's decision has opened it here."""
+        async def probe() -> dict | None:
+            response = await self.get(f"/cases/{case_id}")
+            return response.json() if response.status_code == 200 else None
+
+        return await wait_for(probe, 30, f"case {case_id} opened by {self.association.value}")
+
+    async def volunteer(self, volunteer_id: str, role: str, antenna_id: str, max_people: int = 2,
+                        **extra: Any) -> dict:
+        body = {"volunteer_id": volunteer_id, "display_name": f"Bénévole {volunteer_id}", "role": role,
+                "antenna_id": antenna_id, "sectors": ["commerce"], "max_people": max_people, **extra}
+        if role == "coach":
+            body.setdefault("certified_until", str(datetime.now(UTC).date() + timedelta(days=365)))
+        return await self.post("/volunteers", body, expect=201)
 
 
 def coaching_settings(infra: Infra, association: Association, **overrides: Any) -> CoachingSettings:
@@ -58,6 +109,10 @@ async def publish(infra: Infra, *envelopes: Envelope) -> list[RecordMetadata]:
                 for e in envelopes]
     finally:
         await producer.stop()
+
+
+async def capacity_is(log: EventLog, antenna: str, expected: tuple[int, int]) -> bool:
+    return await log.last_capacity(antenna) == expected
 
 
 class EventLog:

@@ -197,9 +197,10 @@ def router(service: Accompaniment, auth: StaffAuth, audit: AuditTrail, sessions_
         file, candidates, place = await guard(staff, "case.suggestions",
                                               lambda: service.suggestions(case_id, role), case_id=case_id)
         message = None
-        if not candidates and place is not None:
-            message = (f"Aucun bénévole ({role.value}) disponible : le dossier attend en file, "
-                       f"position {place['position']} à l'antenne {place['antenna_id']}.")
+        if place is not None and place["blocked"]:
+            message = (f"Aucun bénévole ({role.value}) disponible à l'antenne {place['antenna_id']} : le dossier "
+                       f"attend en file, position {place['position']}."
+                       + (" D'autres antennes ont de la place (voir les propositions)." if candidates else ""))
         return {
             "case_id": str(case_id), "role": role.value, "antenna_id": file.antenna_id, "sector": file.sector,
             "already_assigned": file.assigned(role),

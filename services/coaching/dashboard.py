@@ -34,7 +34,8 @@ def waiting_list(files: Iterable[CaseFile], volunteers: list[Volunteer], loads: 
                  today: date, antenna_id: str | None = None) -> list[dict[str, Any]]:
     """Approved cases still without a volunteer of `role`, first approved first, with their place per antenna.
 
-    `blocked` marks the cases that wait because nobody of that role can take one more person.
+    `blocked` marks the cases that wait because nobody of that role at their antenna (anywhere, for a
+    case without antenna) can take one more person; `free_elsewhere` counts who could at other antennas.
     """
     waiting = sorted((f for f in files if f.stage is Stage.ACCOMPANIED and f.assigned(role) is None),
                      key=lambda f: (f.approved_on or date.max, str(f.case_id)))
@@ -45,11 +46,13 @@ def waiting_list(files: Iterable[CaseFile], volunteers: list[Volunteer], loads: 
         positions[antenna] += 1
         if antenna_id is not None and antenna != antenna_id:
             continue
-        free = len(rank(volunteers, loads, role, file.antenna_id, file.sector, today))
+        candidates = rank(volunteers, loads, role, file.antenna_id, file.sector, today)
+        local = [c for c in candidates if c.same_antenna] if file.antenna_id else candidates
         entries.append({
             "case_id": str(file.case_id), "role": role.value, "antenna_id": antenna, "sector": file.sector,
             "waiting_since": file.approved_on, "waiting_days": _days(file.approved_on, today),
-            "position": positions[antenna], "free_volunteers": free, "blocked": free == 0,
+            "position": positions[antenna], "free_volunteers": len(local),
+            "free_elsewhere": len(candidates) - len(local), "blocked": not local,
         })
     return entries
 

@@ -9,7 +9,6 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
@@ -19,12 +18,16 @@ from shared.schemas import Association
 from tests.coaching_support import (
     SR,
     SS,
+    STAFF,
     EventLog,
+    StaffClient,
+    capacity_is,
     case_routed,
     coaching_settings,
     event_log,
     publish,
     staff,
+    unique_antenna,
     wait_consumed,
 )
 from tests.conftest import Infra, running, wait_for
@@ -35,34 +38,9 @@ AUDIT_FIELDS = {"_id", "at", "who", "association", "action", "outcome", "case_id
 
 
 @dataclass
-class Instance:
-    settings: CoachingSettings
-    client: httpx.AsyncClient
-    association: Association
-
-    async def get(self, path: str, **kwargs) -> httpx.Response:  # noqa: ANN003
-        return await self.client.get(path, headers=staff(self.association), **kwargs)
-
-    async def post(self, path: str, body: dict, expect: int | None = 200) -> dict:
-        response = await self.client.post(path, json=body, headers=staff(self.association))
-        if expect is not None:
-            assert response.status_code == expect, response.text
-        return response.json()
-
-    async def opened(self, case_id: uuid.UUID) -> dict:
-        async def probe() -> dict | None:
-            response = await self.get(f"/cases/{case_id}")
-            return response.json() if response.status_code == 200 else None
-
-        return await wait_for(probe, 20, f"case {case_id} opened by {self.association.value}")
-
-    async def volunteer(self, volunteer_id: str, role: str, antenna_id: str, max_people: int = 2,
-                        **extra) -> dict:  # noqa: ANN003
-        body = {"volunteer_id": volunteer_id, "display_name": f"Bénévole {volunteer_id}", "role": role,
-                "antenna_id": antenna_id, "sectors": ["commerce"], "max_people": max_people, **extra}
-        if role == "coach":
-            body.setdefault("certified_until", str(TODAY + timedelta(days=365)))
-        return await self.post("/volunteers", body, expect=201)
+class Instance(StaffClient):
+    settings: CoachingSettings | None = None
+    infra: Infra | None = None
 
     async def approved_case(self, antenna_id: str, days_ago: int = 20) -> uuid.UUID:
         routed = case_routed(self.association, received_at=datetime.now(UTC) - timedelta(days=days_ago),
@@ -71,8 +49,6 @@ class Instance:
         await self.opened(routed.case_id)
         await self.post(f"/cases/{routed.case_id}/committee-decision", {"decision": "approuve"})
         return routed.case_id
-
-    infra: Infra | None = None
 
 
 @pytest.fixture
@@ -83,7 +59,7 @@ async def coaching(infra: Infra) -> AsyncIterator[dict[Association, Instance]]:
         for association in (SS, SR):
             settings = coaching_settings(infra, association, dashboard_refresh_s=3600)
             client = await stack.enter_async_context(running(create_app(settings)))
-            instances[association] = Instance(settings, client, association, infra)
+            instances[association] = Instance(client, association, STAFF[association][1], settings, infra)
         yield instances
 
 
@@ -98,15 +74,6 @@ async def mongo(infra: Infra) -> AsyncIterator[AsyncMongoClient]:
     client: AsyncMongoClient = AsyncMongoClient(infra.mongo_url, tz_aware=True)
     yield client
     await client.close()
-
-
-def unique_antenna(association: Association, city: str) -> str:
-    """Antenna events of every test share one topic: each test gets antennas of its own."""
-    return f"{association.value}-{city}-t{uuid.uuid4().hex[:6]}"
-
-
-async def capacity_is(log: EventLog, antenna: str, expected: tuple[int, int]) -> bool:
-    return await log.last_capacity(antenna) == expected
 
 
 def capacities(found: list) -> list[tuple[int, int]]:
@@ -184,10 +151,9 @@ async def test_a_case_goes_through_committee_coach_sponsor_sessions_checkpoint_a
     await publish(infra, routed)
     case = f"/cases/{routed.case_id}"
     await sr.opened(routed.case_id)
-    await sr.client.patch(case, json={"antenna_id": antenna, "sector": "commerce"}, headers=staff(SR))
-    foreign = await sr.client.patch(case, json={"antenna_id": "second_souffle-lyon"}, headers=staff(SR))
-    assert foreign.status_code == 422
-    assert foreign.json()["errors"][0]["message"] == "Cette antenne n'est pas une antenne de 60000_rebonds."
+    await sr.patch(case, {"antenna_id": antenna, "sector": "commerce"})
+    foreign = await sr.patch(case, {"antenna_id": "second_souffle-lyon"}, expect=422)
+    assert foreign["errors"][0]["message"] == "Cette antenne n'est pas une antenne de 60000_rebonds."
 
     await sr.post(f"{case}/committee-date", {"scheduled_on": str(TODAY)})
     assert (await sr.get(case)).json()["step"] == "comite_programme"
@@ -262,8 +228,8 @@ async def test_with_every_coach_full_the_case_waits_in_the_waiting_list(
 
     suggested = (await sr.get(f"/cases/{second}/suggestions")).json()
     assert suggested["candidates"] == []
-    assert suggested["message"] == ("Aucun bénévole (coach) disponible : le dossier attend en file, "
-                                    f"position 1 à l'antenne {antenna}.")
+    assert suggested["message"] == (f"Aucun bénévole (coach) disponible à l'antenne {antenna} : le dossier "
+                                    "attend en file, position 1.")
     waiting = (await sr.get("/waiting-list", params={"role": "coach", "antenna_id": antenna})).json()["cases"]
     assert [(w["case_id"], w["position"], w["blocked"]) for w in waiting] == [(str(second), 1, True)]
     full = await sr.post(f"/cases/{second}/assignments", {"role": "coach", "volunteer_id": "annecy-coach"},
@@ -279,7 +245,7 @@ async def test_with_every_coach_full_the_case_waits_in_the_waiting_list(
     assert (await sr.get("/waiting-list", params={"antenna_id": antenna})).json()["cases"] == []
 
     # More room: the coach can follow two people now, published at once for routing.
-    await sr.client.patch("/volunteers/annecy-coach", json={"max_people": 2}, headers=staff(SR))
+    await sr.patch("/volunteers/annecy-coach", {"max_people": 2})
     published = await log.wait("AntennaCapacityChanged", antenna, count=5)
     assert capacities(published) == [(1, 0), (0, 0), (1, 0), (0, 0), (1, 0)]
 

@@ -68,7 +68,8 @@ def test_the_waiting_list_is_first_approved_first_with_a_place_per_antenna() -> 
     other = approved(date(2025, 5, 1), date(2025, 5, 10), antenna_id="60000_rebonds-grenoble")
     entries = waiting_list([second, other, first], [coach("c1")], {}, Role.COACH, TODAY)
     assert [(e["case_id"], e["position"], e["blocked"]) for e in entries] == [
-        (str(first.case_id), 1, False), (str(other.case_id), 1, False), (str(second.case_id), 2, False)]
+        (str(first.case_id), 1, False), (str(other.case_id), 1, True), (str(second.case_id), 2, False)]
     assert entries[0]["waiting_days"] == 59
+    assert (entries[1]["free_volunteers"], entries[1]["free_elsewhere"]) == (0, 1)  # Lyon's coach is not Grenoble's
     blocked = waiting_list([first], [coach("c1", 1)], {"c1": 1}, Role.COACH, TODAY)
     assert blocked[0]["blocked"] and blocked[0]["free_volunteers"] == 0
