@@ -11,16 +11,15 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import Field, model_validator
 
 from services.coaching.accompaniment import Accompaniment
-from services.coaching.api_guard import Guard, Strict, invalid
+from services.coaching.api_guard import AntennaId, Guard, Strict, check_antenna
 from services.coaching.audit import AuditTrail
 from services.coaching.auth import Staff, StaffAuth
 from services.coaching.domain import CaseFile, Decision, Orientation, Stage
-from services.coaching.volunteers import ANTENNA_ID, Role, antenna_belongs_to
-from shared.schemas import Association, Outcome, Procedure, SessionKind
+from services.coaching.volunteers import Role
+from shared.schemas import Outcome, Procedure, SessionKind
 
 Reason = Annotated[str, Field(min_length=1, max_length=500)]
 Reasons = Annotated[list[Reason], Field(max_length=10)]
-AntennaId = Annotated[str, Field(pattern=ANTENNA_ID.pattern, max_length=80)]
 NOT_FOUND = {404: {"description": "Dossier introuvable"}}
 REFUSED = {**NOT_FOUND, 409: {"description": "Étape impossible dans l'état du dossier : rien n'est changé"}}
 
@@ -141,7 +140,6 @@ def view(file: CaseFile, sessions_planned: int) -> dict[str, Any]:
 def router(service: Accompaniment, auth: StaffAuth, audit: AuditTrail, sessions_planned: int) -> APIRouter:
     api = APIRouter(tags=["case files"])
     guard = Guard(audit)
-    association: Association = service.association
     Authenticated = Annotated[Staff, Depends(auth)]
 
     def shown(file: CaseFile) -> dict[str, Any]:
@@ -149,10 +147,6 @@ def router(service: Accompaniment, auth: StaffAuth, audit: AuditTrail, sessions_
 
     async def step(staff: Staff, action: str, case_id: uuid.UUID, step) -> dict[str, Any]:  # noqa: ANN001
         return shown(await guard(staff, action, lambda: service.change(case_id, step, staff.user), case_id=case_id))
-
-    def own_antenna(antenna_id: str | None) -> None:
-        if antenna_id is not None and not antenna_belongs_to(antenna_id, association):
-            raise invalid("antenna_id", f"Cette antenne n'est pas une antenne de {association.value}.")
 
     @api.get("/cases", summary="This association's case files (open ones unless open_only=false)")
     async def list_cases(staff: Authenticated, open_only: bool = True, stage: Stage | None = None,
@@ -169,7 +163,7 @@ def router(service: Accompaniment, auth: StaffAuth, audit: AuditTrail, sessions_
     @api.patch("/cases/{case_id}", summary="Set the case's antenna or sector (when routing gave none)",
                responses=REFUSED)
     async def set_profile(case_id: uuid.UUID, body: ProfileIn, staff: Authenticated) -> dict[str, Any]:
-        own_antenna(body.antenna_id)
+        check_antenna(body.antenna_id, service.association)
         return await step(staff, "case.profile", case_id, lambda f: f.set_profile(body.antenna_id, body.sector))
 
     @api.post("/cases/{case_id}/consent", summary="Record the consent asked again after a handover",
@@ -236,7 +230,7 @@ def router(service: Accompaniment, auth: StaffAuth, audit: AuditTrail, sessions_
     @api.post("/checkpoints", status_code=201, tags=["checkpoints"], responses=REFUSED,
               summary="Record a collective checkpoint: one SessionHeld per entrepreneur present")
     async def checkpoint(body: CheckpointIn, staff: Authenticated) -> dict[str, Any]:
-        own_antenna(body.antenna_id)
+        check_antenna(body.antenna_id, service.association)
         held_on = body.held_on or service.today()
         recorded = await guard(staff, "checkpoint.record", lambda: service.record_checkpoint(
             body.antenna_id, held_on, body.duration_minutes, body.present, body.absent, staff.user))

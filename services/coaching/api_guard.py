@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import HTTPException
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.coaching.accompaniment import CaseNotFound, VolunteerNotFound
 from services.coaching.audit import AuditTrail
 from services.coaching.auth import Staff
 from services.coaching.domain import TransitionRefused
 from services.coaching.store import VersionConflict
+from services.coaching.volunteers import ANTENNA_ID, antenna_belongs_to
+from shared.schemas import Association
 
 T = TypeVar("T")
+AntennaId = Annotated[str, Field(pattern=ANTENNA_ID.pattern, max_length=80)]
 
 # exception -> (status, audited outcome, message; None = the exception's own French message)
 _REFUSALS: tuple[tuple[type[Exception], int, str, str | None], ...] = (
@@ -53,3 +56,9 @@ class Guard:
 def invalid(field: str, message: str) -> RequestValidationError:
     """A 422 in the same shape as pydantic's, for checks that need the service's settings."""
     return RequestValidationError([{"type": "value_error", "loc": ("body", field), "msg": message, "input": None}])
+
+
+def check_antenna(antenna_id: str | None, association: Association) -> None:
+    """422 unless the antenna is one of this instance's association."""
+    if antenna_id is not None and not antenna_belongs_to(antenna_id, association):
+        raise invalid("antenna_id", f"Cette antenne n'est pas une antenne de {association.value}.")

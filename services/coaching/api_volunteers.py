@@ -8,14 +8,13 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import Field
 
 from services.coaching.accompaniment import Accompaniment
-from services.coaching.api_guard import Guard, Strict, invalid
+from services.coaching.api_guard import AntennaId, Guard, Strict, check_antenna
 from services.coaching.audit import AuditTrail
 from services.coaching.auth import Staff, StaffAuth
 from services.coaching.domain import TransitionRefused
 from services.coaching.gauges import CoordinationGauges
-from services.coaching.volunteers import ANTENNA_ID, Role, Volunteer, antenna_belongs_to
+from services.coaching.volunteers import Role, Volunteer
 
-AntennaId = Annotated[str, Field(pattern=ANTENNA_ID.pattern, max_length=80)]
 Sectors = Annotated[list[Annotated[str, Field(min_length=1, max_length=80)]], Field(max_length=20)]
 
 
@@ -48,13 +47,10 @@ def router(service: Accompaniment, auth: StaffAuth, audit: AuditTrail, gauges: C
     guard = Guard(audit)
     Authenticated = Annotated[Staff, Depends(auth)]
 
-    def own_antenna(antenna_id: str | None) -> None:
-        if antenna_id is not None and not antenna_belongs_to(antenna_id, service.association):
-            raise invalid("antenna_id", f"Cette antenne n'est pas une antenne de {service.association.value}.")
-
     async def shown(volunteer: Volunteer) -> dict[str, Any]:
         load = (await service.cases.loads())[volunteer.volunteer_id]
         doc = volunteer.to_doc()
+        del doc["version"]
         return {"volunteer_id": doc.pop("_id"), **doc, "load": load,
                 "free_slots": volunteer.free_slots(service.today(), load),
                 "unavailable": volunteer.unavailability(service.today())}
@@ -62,7 +58,7 @@ def router(service: Accompaniment, auth: StaffAuth, audit: AuditTrail, gauges: C
     @api.post("/volunteers", status_code=201, tags=["volunteers"], responses={409: {"description": "Identifiant déjà pris"}},
               summary="Register a coach, sponsor or expert of this association")
     async def add(body: VolunteerIn, staff: Authenticated) -> dict[str, Any]:
-        own_antenna(body.antenna_id)
+        check_antenna(body.antenna_id, service.association)
         volunteer = Volunteer(**{**body.model_dump(), "volunteer_id": body.volunteer_id or str(uuid.uuid4())})
 
         async def register() -> Volunteer:
@@ -88,7 +84,7 @@ def router(service: Accompaniment, auth: StaffAuth, audit: AuditTrail, gauges: C
     @api.patch("/volunteers/{volunteer_id}", tags=["volunteers"], responses={404: {"description": "Bénévole introuvable"}},
                summary="Change availability, capacity, certification, antenna or sectors")
     async def change(volunteer_id: str, body: VolunteerChange, staff: Authenticated) -> dict[str, Any]:
-        own_antenna(body.antenna_id)
+        check_antenna(body.antenna_id, service.association)
         changes = body.model_dump(include=body.model_fields_set)
 
         def edit(volunteer: Volunteer) -> None:

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from services.coaching.volunteers import ROLE_LABELS, Role, Volunteer, antenna_belongs_to
+from services.coaching.volunteers import ROLE_LABELS, Role, Volunteer, antenna_belongs_to, as_date
 from shared.schemas import (
     Association,
     CaseClosed,
@@ -122,7 +122,7 @@ class CaseFile:
                 continue
             values[f.name] = doc[f.name]
         for name in _DATES:
-            values[name] = _date(values.get(name))
+            values[name] = as_date(values.get(name))
         for name, enum in (("association", Association), ("stage", Stage), ("outcome", Outcome),
                            ("previous_association", Association)):
             if values.get(name) is not None:
@@ -171,12 +171,17 @@ class CaseFile:
         return file
 
     def routed_here_again(self, routed: CaseRouted) -> list[Contract]:
-        """Routing confirmed this association again (e.g. it kept a case whose handover was asked)."""
+        """A newer routing decision for this association: it keeps a case whose handover was asked, or
+        takes back a case that had left or was closed (consent and committee again, history kept)."""
         if routed.sequence <= self.routing_sequence:
             return []
         self.routing_sequence = routed.sequence
         if self.stage is Stage.HANDOVER_REQUESTED:
             self.stage = Stage.ACCOMPANIED
+        elif not self.is_open:
+            self.stage, self.previous_association = Stage.AWAITING_CONSENT, other_association(self.association)
+            self.committee_on = self.decided_on = self.approved_on = self.closed_on = None
+            self.outcome = self.oriented_to = None
         self._note("oriente", at=routed.routed_at, association=routed.association.value, reasons=routed.reasons,
                    sequence=routed.sequence)
         return []
@@ -188,7 +193,9 @@ class CaseFile:
         self.routing_sequence = routed.sequence
         if self.stage in OPEN_STAGES:
             self.stage = Stage.HANDED_OVER
-            self._note("transmis", to=routed.association.value, sequence=routed.sequence)
+            released = {role.value: self.assigned(role) for role in ASSIGNED_FIELD if self.assigned(role)}
+            self.coach_id = self.sponsor_id = None  # their places are free again
+            self._note("transmis", to=routed.association.value, sequence=routed.sequence, released=released)
         else:
             self._note("reoriente", to=routed.association.value, sequence=routed.sequence)
         return []
@@ -440,11 +447,3 @@ def _extra_association(routed: CaseRouted, name: str) -> Association | None:
         return Association(value) if value else None
     except ValueError:
         return None
-
-
-def _date(value: Any) -> date | None:
-    if value is None or isinstance(value, date) and not isinstance(value, datetime):
-        return value
-    if isinstance(value, datetime):
-        return value.date()
-    return date.fromisoformat(value)

@@ -16,7 +16,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.coaching.domain import ASSIGNED_FIELD, FOLLOWED_STAGES, OPEN_STAGES, CaseFile
-from shared.outbox import OutboxRelay, new_outbox, with_outbox
+from shared.outbox import OutboxRelay, with_outbox
 from shared.schemas import Contract, Envelope, new_envelope
 from shared.store import document_lock
 

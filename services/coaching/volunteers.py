@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -60,8 +60,8 @@ class Volunteer:
         return cls(
             volunteer_id=doc["_id"], display_name=doc["display_name"], role=Role(doc["role"]),
             antenna_id=doc["antenna_id"], sectors=list(doc.get("sectors", [])), max_people=doc["max_people"],
-            certified_until=_day(doc.get("certified_until")), available=doc.get("available", True),
-            unavailable_until=_day(doc.get("unavailable_until")), version=doc.get("version", 0),
+            certified_until=as_date(doc.get("certified_until")), available=doc.get("available", True),
+            unavailable_until=as_date(doc.get("unavailable_until")), version=doc.get("version", 0),
         )
 
     def to_doc(self) -> dict[str, Any]:
@@ -142,5 +142,8 @@ def free_slots_by_role(volunteers: Iterable[Volunteer], loads: Mapping[str, int]
     return free
 
 
-def _day(value: Any) -> date | None:
+def as_date(value: Any) -> date | None:
+    """A stored date (ISO string), or a datetime's day."""
+    if isinstance(value, datetime):
+        return value.date()
     return date.fromisoformat(value) if isinstance(value, str) else value
