@@ -349,6 +349,17 @@ def test_routing_may_keep_a_case_whose_handover_was_asked() -> None:
     assert file.stage is Stage.ACCOMPANIED and file.routing_sequence == 2
 
 
+def test_a_case_routed_back_after_leaving_asks_consent_and_committee_again() -> None:
+    file = approved(Association.SECOND_SOUFFLE)
+    file.assign(Role.SPONSOR, a_sponsor(antenna_id="second_souffle-lyon"), 0, APPROVED_ON)
+    file.request_handover(Procedure.LIQUIDATION_JUDICIAIRE, None, None, APPROVED_ON)
+    file.routed_elsewhere(routed(sequence=2))
+    assert file.sponsor_id is None and file.timeline[-1]["released"] == {"parrain": "sponsor-1"}
+    file.routed_here_again(routed(sequence=3, association=Association.SECOND_SOUFFLE))
+    assert file.stage is Stage.AWAITING_CONSENT and file.previous_association is Association.SOIXANTE_MILLE_REBONDS
+    assert (file.approved_on, file.decided_on, file.routing_sequence) == (None, None, 3)
+
+
 def test_a_closed_case_routed_elsewhere_keeps_its_outcome() -> None:
     file = a_file(association=Association.SECOND_SOUFFLE)
     file.decide(Decision.DECLINED, APPROVED_ON, ["Hors champ"], Orientation.OTHER_ASSOCIATION)
