@@ -319,3 +319,22 @@ async def test_a_liquidation_hands_a_second_souffle_case_over_to_60000_rebonds(
     assert (await sr.post(f"{case}/committee-decision", {"decision": "approuve"}))["stage"] == "accompagnement"
     assert (await ss.post(f"{case}/sessions", {"kind": "parrainage"}, expect=409))["detail"] == \
         "Ce dossier est transmis à l'autre association : aucune nouvelle séance."
+
+
+async def test_a_checkpoint_interrupted_by_a_crash_is_finished_at_the_next_start(
+        infra: Infra, log: EventLog, mongo: AsyncMongoClient) -> None:
+    settings = coaching_settings(infra, SR, dashboard_refresh_s=3600)
+    antenna = unique_antenna(SR, "clermont-ferrand")
+    async with running(create_app(settings)) as client:
+        case_id = await Instance(client, SR, STAFF[SR][1], settings, infra).approved_case(antenna)
+    # What a crash right after storing the checkpoint leaves: the checkpoint, and no file recorded it.
+    checkpoint_id = str(uuid.uuid4())
+    await mongo[settings.mongo_db]["checkpoints"].insert_one({
+        "_id": checkpoint_id, "antenna_id": antenna, "held_on": str(TODAY), "duration_minutes": 90,
+        "present": [str(case_id)], "absent": [], "by": "karim", "at": datetime.now(UTC), "status": "en_cours"})
+
+    async with running(create_app(settings)):
+        [held] = await log.wait("SessionHeld", case_id)
+    assert (held.payload["session_id"], held.payload["kind"]) == (checkpoint_id, "point_etape_collectif")
+    stored = await mongo[settings.mongo_db]["checkpoints"].find_one({"_id": checkpoint_id})
+    assert (stored["status"], stored["refused"]) == ("enregistre", {})
