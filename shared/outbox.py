@@ -166,8 +166,8 @@ class OutboxRelay:
         for name, collection in self._collections.items():
             while self._hints[name]:
                 ids = list(self._hints[name])[: self._batch_size]
-                # Taken out before publishing: a write notified meanwhile must stay hinted, or its
-                # events would wait for the next scan.
+                # Taken out before publishing: a write notified meanwhile puts its id back for another round
+                # (removing them afterwards would drop that hint and leave its event to the next scan).
                 self._hints[name].difference_update(ids)
                 try:
                     await self._publish(name, collection, ids)
