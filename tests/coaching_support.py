@@ -17,7 +17,7 @@ from aiokafka.structs import RecordMetadata
 from services.coaching.auth import hash_token
 from services.coaching.settings import CoachingSettings
 from shared.broker import EVENT_TOPICS, ensure_topics
-from shared.schemas import Association, CaseRouted, Envelope, EnvelopeError, decode, new_envelope
+from shared.schemas import Association, CaseRouted, Envelope, EnvelopeError, PreviousDecision, decode, new_envelope
 from shared.settings import ServiceSettings
 from tests.conftest import Infra, wait_for
 
@@ -91,11 +91,14 @@ def coaching_settings(infra: Infra, association: Association, **overrides: Any) 
 
 
 def case_routed(association: Association, case_id: uuid.UUID | None = None, sequence: int = 1,
-                received_at: datetime | None = None, **extra: Any) -> Envelope:
-    """What routing publishes (extra fields, e.g. antenna_id, travel as routing may add them)."""
+                received_at: datetime | None = None, previous: Association | None = None,
+                **fields: Any) -> Envelope:
+    """What routing publishes; `previous` names the association of the decision it replaces."""
+    if previous is not None:
+        fields["previous"] = PreviousDecision(sequence=sequence - 1, association=previous, rule="test")
     routed = CaseRouted(association=association, rule="test", reasons=["Décision de test"],
                         routed_at=datetime.now(UTC), received_at=received_at or datetime.now(UTC),
-                        sequence=sequence, **extra)
+                        sequence=sequence, **fields)
     return new_envelope(routed, case_id=case_id or uuid.uuid4(), producer="routing")
 
 

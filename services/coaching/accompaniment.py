@@ -22,7 +22,7 @@ from services.coaching.store import CaseFileStore, CheckpointStore
 from services.coaching.volunteer_store import AntennaCapacityStore, VolunteerStore
 from services.coaching.volunteers import Candidate, Role, Volunteer, free_slots_by_role, rank
 from shared.metrics import Metrics
-from shared.schemas import CaseRouted, Contract, Envelope, SessionKind
+from shared.schemas import CaseRouted, Contract, Envelope, RoutingStatus, SessionKind
 
 log = logging.getLogger("relais.coaching")
 ROUTING = "routage"  # the author of timeline entries caused by routing's events
@@ -61,12 +61,16 @@ class Accompaniment:
     # --- routing's decisions -----------------------------------------------------------------------------
 
     async def case_routed(self, envelope: Envelope, routed: CaseRouted) -> None:
-        """Open the cases routed here; follow up the ones of ours routed elsewhere; skip all others."""
+        """Open the cases routed here (not while APESA comes first); follow up the ones of ours routed
+        elsewhere; skip all others."""
         case_id = envelope.case_id
         assert case_id is not None
         known = await self.cases.get(case_id)
         if routed.association is self.association:
-            if known is None:
+            if known is None and routed.status is RoutingStatus.APESA_FIRST:
+                # Routing keeps the case until staff resume it after APESA's call (a new CaseRouted).
+                self.metrics.business.labels("dossier_apesa_d_abord", self.association.value).inc()
+            elif known is None:
                 file = CaseFile.opened(case_id, routed, self.clock(), correlation_id=str(envelope.correlation_id))
                 if await self.cases.insert(file, ROUTING):
                     self.metrics.business.labels("dossier_ouvert", self.association.value).inc()

@@ -22,6 +22,7 @@ from shared.schemas import (
     Contract,
     Outcome,
     Procedure,
+    RerouteCause,
     RerouteReason,
     RerouteRequested,
     SessionHeld,
@@ -148,31 +149,22 @@ class CaseFile:
     @classmethod
     def opened(cls, case_id: uuid.UUID, routed: CaseRouted, now: datetime,
                correlation_id: str | None = None) -> CaseFile:
-        """A case routed here for the first time; one re-routed from elsewhere needs consent again."""
-        handed_over = routed.sequence > 1
-        previous = _extra_association(routed, "previous_association") if handed_over else None
-        if handed_over and previous is None:
-            # Two associations: a re-routed case new here was with the other one.
-            previous = other_association(routed.association)
-        antenna = getattr(routed, "antenna_id", None)
-        sector = getattr(routed, "sector", None)
+        """A case routed here for the first time; one coming from the other association needs consent again."""
+        previous = came_from(routed)
         file = cls(
             case_id=case_id, association=routed.association,
-            stage=Stage.AWAITING_CONSENT if handed_over else Stage.AWAITING_COMMITTEE,
+            stage=Stage.AWAITING_CONSENT if previous else Stage.AWAITING_COMMITTEE,
             opened_at=now, received_at=routed.received_at, routing_sequence=routed.sequence,
-            correlation_id=correlation_id, previous_association=previous,
-            antenna_id=antenna if isinstance(antenna, str) and antenna_belongs_to(antenna, routed.association)
-            else None,
-            sector=sector if isinstance(sector, str) else None,
+            correlation_id=correlation_id, previous_association=previous, antenna_id=_antenna(routed),
         )
         file._note("oriente", at=routed.routed_at, association=routed.association.value, reasons=routed.reasons,
-                   sequence=routed.sequence,
+                   sequence=routed.sequence, antenna_id=file.antenna_id,
                    previous_association=previous.value if previous else None)
         return file
 
     def routed_here_again(self, routed: CaseRouted) -> list[Contract]:
-        """A newer routing decision for this association: it keeps a case whose handover was asked, or
-        takes back a case that had left or was closed (consent and committee again, history kept)."""
+        """A newer routing decision for this association: e.g. a place found for a waitlisted case, a case
+        whose handover was asked but kept, or a case back after leaving or closing (consent asked again)."""
         if routed.sequence <= self.routing_sequence:
             return []
         self.routing_sequence = routed.sequence
@@ -182,8 +174,9 @@ class CaseFile:
             self.stage, self.previous_association = Stage.AWAITING_CONSENT, other_association(self.association)
             self.committee_on = self.decided_on = self.approved_on = self.closed_on = None
             self.outcome = self.oriented_to = None
+        self.antenna_id = _antenna(routed) or self.antenna_id
         self._note("oriente", at=routed.routed_at, association=routed.association.value, reasons=routed.reasons,
-                   sequence=routed.sequence)
+                   sequence=routed.sequence, antenna_id=self.antenna_id)
         return []
 
     def routed_elsewhere(self, routed: CaseRouted) -> list[Contract]:
@@ -441,9 +434,16 @@ _DATES = ("approved_on", "closed_on", "consent_on", "committee_on", "decided_on"
           "sponsor_assigned_on")
 
 
-def _extra_association(routed: CaseRouted, name: str) -> Association | None:
-    value = getattr(routed, name, None)
-    try:
-        return Association(value) if value else None
-    except ValueError:
-        return None
+def came_from(routed: CaseRouted) -> Association | None:
+    """The other association a re-routed case comes from (handover, out of scope), or None."""
+    if routed.previous is not None:
+        return routed.previous.association if routed.previous.association is not routed.association else None
+    if routed.reroute_reason in (RerouteCause.HANDOVER, RerouteCause.OUT_OF_SCOPE):
+        return other_association(routed.association)
+    return None
+
+
+def _antenna(routed: CaseRouted) -> str | None:
+    """The antenna routing chose, if it is one of the association's."""
+    antenna = routed.antenna_id
+    return antenna if antenna and antenna_belongs_to(antenna, routed.association) else None

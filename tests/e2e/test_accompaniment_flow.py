@@ -18,9 +18,7 @@ from tests.coaching_support import (
     EventLog,
     StaffClient,
     capacity_is,
-    case_routed,
     event_log,
-    publish,
     unique_antenna,
 )
 from tests.conftest import Infra, a_case, wait_for
@@ -113,10 +111,18 @@ async def test_declined_cases_are_closed_and_oriented(
     [reroute] = await log.wait("RerouteRequested", elsewhere)
     assert (reroute.payload["requested_by"], reroute.payload["reason"]) == ("second_souffle", "hors_champ")
     assert (await log.wait("CaseClosed", elsewhere))[0].payload["oriented_to"] == "60000_rebonds"
+    # Routing sends it on: 60 000 rebonds receives it, consent to be asked again; Second Souffle notes it.
+    arrived = await staff_of[SR].opened(elsewhere)
+    assert (arrived["stage"], arrived["history"]["previous_association"]) == ("attente_consentement", "second_souffle")
+
+    async def noted() -> bool:
+        return (await staff_of[SS].get(f"/cases/{elsewhere}")).json()["timeline"][-1]["kind"] == "reoriente"
+
+    await wait_for(noted, 30, "the reorientation noted by Second Souffle")
 
 
 async def test_a_liquidation_hands_the_case_over_to_60000_rebonds_which_asks_consent_again(
-        stack: Stack, staff_of: dict[Association, StaffClient], log: EventLog, infra: Infra) -> None:
+        stack: Stack, staff_of: dict[Association, StaffClient], log: EventLog) -> None:
     ss, sr = staff_of[SS], staff_of[SR]
     antenna, sponsor = unique_antenna(SS, "lyon"), f"sponsor-{uuid.uuid4().hex[:6]}"
     await ss.volunteer(sponsor, "parrain", antenna, max_people=1)
@@ -132,11 +138,13 @@ async def test_a_liquidation_hands_the_case_over_to_60000_rebonds_which_asks_con
     [reroute] = await log.wait("RerouteRequested", case_id)
     assert (reroute.payload["reason"], reroute.payload["procedure"]) == ("transmission", "liquidation_judiciaire")
 
-    # Routing's answer to the request (issue 3 builds it; simulated here with the decision it publishes).
-    await publish(infra, case_routed(SR, uuid.UUID(case_id), sequence=2, previous_association="second_souffle"))
+    # Routing answers the request: a new decision (sequence 2) gives the case to 60 000 rebonds.
     arrived = await sr.opened(case_id)
-    assert arrived["stage"] == "attente_consentement"
+    assert (arrived["stage"], arrived["routing_sequence"]) == ("attente_consentement", 2)
     assert arrived["history"] == {"case_id": case_id, "previous_association": "second_souffle"}
+    [_, rerouted] = await log.wait("CaseRouted", case_id, count=2)
+    assert (rerouted.payload["reroute_reason"], rerouted.payload["previous"]["association"]) == (
+        "transmission", "second_souffle")
 
     async def handed_over() -> bool:
         return (await ss.get(case)).json()["stage"] == "transmis"

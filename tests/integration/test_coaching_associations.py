@@ -44,7 +44,7 @@ class Instance(StaffClient):
 
     async def approved_case(self, antenna_id: str, days_ago: int = 20) -> uuid.UUID:
         routed = case_routed(self.association, received_at=datetime.now(UTC) - timedelta(days=days_ago),
-                             antenna_id=antenna_id, sector="commerce")
+                             antenna_id=antenna_id)
         await publish(self.infra, routed)
         await self.opened(routed.case_id)
         await self.post(f"/cases/{routed.case_id}/committee-decision", {"decision": "approuve"})
@@ -267,7 +267,7 @@ async def test_a_declined_case_is_oriented_to_the_other_association(
     assert reroute.payload | {"requested_by": "second_souffle", "reason": "hors_champ"} == reroute.payload
     assert reroute.correlation_id == routed.correlation_id  # the case's whole story shares one correlation id
 
-    await publish(infra, case_routed(SR, routed.case_id, sequence=2))  # routing's answer, as issue 3 sends it
+    await publish(infra, case_routed(SR, routed.case_id, sequence=2, previous=SS))  # routing's answer
     received = await sr.opened(routed.case_id)
     assert received["stage"] == "attente_consentement"
     assert received["history"] == {"case_id": str(routed.case_id), "previous_association": "second_souffle"}
@@ -299,8 +299,8 @@ async def test_a_liquidation_hands_a_second_souffle_case_over_to_60000_rebonds(
                               "procedure": "liquidation_judiciaire"} == reroute.payload
     assert (await sr.get(case)).status_code == 404  # not routed to 60 000 rebonds yet
 
-    # Routing's answer (issue 3 builds it; simulated here): the case goes to 60 000 rebonds.
-    await publish(infra, case_routed(SR, case_id, sequence=2, previous_association="second_souffle"))
+    # Routing's answer (routing does not run in this test): the case goes to 60 000 rebonds.
+    await publish(infra, case_routed(SR, case_id, sequence=2, previous=SS, reroute_reason="transmission"))
     received = await sr.opened(case_id)
     assert (received["stage"], received["routing_sequence"]) == ("attente_consentement", 2)
     assert received["history"] == {"case_id": str(case_id), "previous_association": "second_souffle"}

@@ -16,9 +16,12 @@ from shared.schemas import (
     CaseRouted,
     CommitteeApproved,
     Outcome,
+    PreviousDecision,
     Procedure,
+    RerouteCause,
     RerouteReason,
     RerouteRequested,
+    RoutingStatus,
     SessionHeld,
     SessionKind,
 )
@@ -285,10 +288,20 @@ def test_refusal_is_only_the_committee_s() -> None:
 # --- routing and handover ------------------------------------------------------------------------------------
 
 def test_a_first_routing_opens_a_file_awaiting_the_committee() -> None:
-    file = CaseFile.opened(uuid.uuid4(), routed(antenna_id=LYON, sector="commerce"), RECEIVED)
+    file = CaseFile.opened(uuid.uuid4(), routed(antenna_id=LYON), RECEIVED)
     assert file.stage is Stage.AWAITING_COMMITTEE and file.previous_association is None
-    assert (file.antenna_id, file.sector, file.routing_sequence) == (LYON, "commerce", 1)
+    assert (file.antenna_id, file.routing_sequence) == (LYON, 1)
     assert file.new_entries[0]["kind"] == "oriente"
+
+
+def test_a_place_found_for_a_waitlisted_case_sets_its_antenna() -> None:
+    file = CaseFile.opened(uuid.uuid4(), routed(status=RoutingStatus.WAITLISTED), RECEIVED)
+    assert file.stage is Stage.AWAITING_COMMITTEE and file.antenna_id is None
+    promoted = routed(sequence=2, antenna_id=LYON, reroute_reason=RerouteCause.PLACE_FREED,
+                      previous=PreviousDecision(sequence=1, association=Association.SOIXANTE_MILLE_REBONDS, rule="r"))
+    assert CaseFile.opened(uuid.uuid4(), promoted, RECEIVED).stage is Stage.AWAITING_COMMITTEE  # same association
+    file.routed_here_again(promoted)
+    assert (file.stage, file.antenna_id, file.routing_sequence) == (Stage.AWAITING_COMMITTEE, LYON, 2)
 
 
 def test_an_antenna_of_the_other_association_is_not_taken() -> None:
@@ -297,7 +310,8 @@ def test_an_antenna_of_the_other_association_is_not_taken() -> None:
 
 
 def test_a_case_routed_again_from_elsewhere_asks_consent_before_the_committee() -> None:
-    file = CaseFile.opened(uuid.uuid4(), routed(sequence=2), datetime(2025, 6, 1, tzinfo=UTC))
+    previous = PreviousDecision(sequence=1, association=Association.SECOND_SOUFFLE, rule="procedure:redressement")
+    file = CaseFile.opened(uuid.uuid4(), routed(sequence=2, previous=previous), datetime(2025, 6, 1, tzinfo=UTC))
     assert file.stage is Stage.AWAITING_CONSENT and file.previous_association is Association.SECOND_SOUFFLE
     assert file.arrived_on == date(2025, 6, 1)  # waiting times count from the handover, not the first reception
     refused(lambda: file.decide(Decision.APPROVED, APPROVED_ON, []),
@@ -310,7 +324,8 @@ def test_a_case_routed_again_from_elsewhere_asks_consent_before_the_committee() 
 
 
 def test_a_refused_consent_closes_as_a_withdrawal() -> None:
-    file = CaseFile.opened(uuid.uuid4(), routed(sequence=2, previous_association="second_souffle"), RECEIVED)
+    file = CaseFile.opened(uuid.uuid4(), routed(sequence=2, reroute_reason=RerouteCause.HANDOVER), RECEIVED)
+    assert file.previous_association is Association.SECOND_SOUFFLE
     [closed] = file.record_consent(False, date(2025, 6, 2))
     assert closed.outcome is Outcome.WITHDREW and file.stage is Stage.CLOSED
 
