@@ -139,8 +139,11 @@ class OutboxRelay:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
+            # Not `asyncio.wait_for`: on Python 3.11 it swallows a cancellation that arrives with the wake-up,
+            # and `stop()` would then wait for this loop forever.
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=max(0.05, self._next_scan - time.monotonic()))
+                async with asyncio.timeout(max(0.05, self._next_scan - time.monotonic())):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
 

@@ -107,3 +107,37 @@ async def test_an_event_stored_while_its_document_is_being_relayed_is_not_left_b
         assert [decode(r.value, key=r.key).event_id for r in records] == [first.event_id, second.event_id]
     finally:
         await relay.stop()
+
+
+async def test_stop_returns_when_a_write_notifies_the_relay_as_it_stops(
+        infra: Infra, producer: AIOKafkaProducer, mongo: AsyncMongoClient) -> None:
+    """A service shutting down just as a request or a handler notifies the relay must still stop.
+
+    On Python 3.11, `asyncio.wait_for` loses a cancellation that arrives together with the result it
+    waits for; the relay then went on waiting for its next scan and `stop()` never returned.
+    """
+    cases = mongo[f"relay_{uuid.uuid4().hex[:8]}"]["cases"]
+    scanned = asyncio.Event()
+
+    async def send(topic: str, key: bytes, value: bytes, headers: dict[str, str]) -> Awaitable[Any]:
+        return await producer.send(topic, value, key=key, headers=[(k, v.encode()) for k, v in headers.items()])
+
+    relay = OutboxRelay(send, scan_interval_s=3600, on_backlog=lambda _: scanned.set())
+    relay.watch(cases)
+    await relay.start()
+
+    async def idle() -> bool:  # scanned at start, then waiting for a notification
+        return scanned.is_set()
+
+    await wait_for(idle, 10, "the relay's first scan")
+    relay.notify(cases, str(uuid.uuid4()))
+    stopping = asyncio.create_task(relay.stop())
+    try:
+        async def stopped() -> bool:
+            return stopping.done()
+
+        await wait_for(stopped, 10, "OutboxRelay.stop() to return")
+    finally:
+        if not stopping.done():  # cancelling stop() cancels the relay again, so that the session goes on
+            stopping.cancel()
+            await asyncio.gather(stopping, return_exceptions=True)
