@@ -4,6 +4,7 @@ Every route needs a staff bearer token of this instance's association and is aud
 """
 
 import uuid
+from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any, Literal, Self
 
@@ -16,7 +17,7 @@ from services.coaching.audit import AuditTrail
 from services.coaching.auth import Staff, StaffAuth
 from services.coaching.domain import CaseFile, Decision, Orientation, Stage
 from services.coaching.volunteers import Role
-from shared.schemas import Outcome, Procedure, SessionKind
+from shared.schemas import Contract, Outcome, Procedure, SessionKind
 
 Reason = Annotated[str, Field(min_length=1, max_length=500)]
 Reasons = Annotated[list[Reason], Field(max_length=10)]
@@ -145,8 +146,10 @@ def router(service: Accompaniment, auth: StaffAuth, audit: AuditTrail, sessions_
     def shown(file: CaseFile) -> dict[str, Any]:
         return view(file, sessions_planned)
 
-    async def step(staff: Staff, action: str, case_id: uuid.UUID, step) -> dict[str, Any]:  # noqa: ANN001
-        return shown(await guard(staff, action, lambda: service.change(case_id, step, staff.user), case_id=case_id))
+    async def step(staff: Staff, action: str, case_id: uuid.UUID,
+                   rule: Callable[[CaseFile], list[Contract]]) -> dict[str, Any]:
+        """One audited change of one case file by one domain rule."""
+        return shown(await guard(staff, action, lambda: service.change(case_id, rule, staff.user), case_id=case_id))
 
     @api.get("/cases", summary="This association's case files (open ones unless open_only=false)")
     async def list_cases(staff: Authenticated, open_only: bool = True, stage: Stage | None = None,
