@@ -1,4 +1,4 @@
-"""The whole system on this machine: Kafka, FerretDB and the four services as separate processes.
+"""The whole system on this machine: Kafka, FerretDB and the services as separate processes.
 
 `make run` uses it with the default ports and `.local/run`; the end-to-end tests use it with their own
 ports and a temporary folder, so that they never touch a running `make run`.
@@ -16,8 +16,16 @@ from pathlib import Path
 
 from ops.devstack import LOCAL, FerretNode, KafkaNode, ServiceNode
 
-SERVICES = ("intake", "routing", "coaching", "notifications")
-DEFAULT_PORTS = {"intake": 8001, "routing": 8002, "coaching": 8003, "notifications": 8004}
+# Coaching runs once per association, each instance with its own database and staff (docs/coaching.md).
+COACHING = {"coaching-second_souffle": "second_souffle", "coaching-60000_rebonds": "60000_rebonds"}
+SERVICES = ("intake", "routing", *COACHING, "notifications")
+DEFAULT_PORTS = {"intake": 8001, "routing": 8002, "coaching-second_souffle": 8003, "notifications": 8004,
+                 "coaching-60000_rebonds": 8005}
+# Development-only staff tokens of `make run`, as hashes; the tokens themselves are in docs/coaching.md.
+DEV_STAFF_TOKENS = {
+    "second_souffle": {"claire": "sha256:65b521058aabfbe6b68c47d495b8a3209378481eaab8a12f2bff6667a39dc7c6"},
+    "60000_rebonds": {"karim": "sha256:e6480b1a813545a44d856dd09b97ab8ad90c85d444c77154990b29263c4d8d6c"},
+}
 
 
 @dataclass
@@ -30,9 +38,17 @@ class StackConfig:
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
+def module_of(name: str) -> str:
+    """`coaching-60000_rebonds` is an instance of the coaching service."""
+    return name.split("-", 1)[0]
+
+
 def service_env(name: str, port: int, kafka: str, mongo: str, extra: dict[str, str] | None = None) -> dict[str, str]:
-    prefix = f"RELAIS_{name.upper()}_"
+    prefix = f"RELAIS_{module_of(name).upper()}_"
     env = {f"{prefix}KAFKA_BOOTSTRAP": kafka, f"{prefix}MONGO_URL": mongo, f"{prefix}HTTP_PORT": str(port)}
+    if name in COACHING:
+        env[f"{prefix}ASSOCIATION"] = COACHING[name]
+        env[f"{prefix}STAFF_TOKENS"] = json.dumps(DEV_STAFF_TOKENS[COACHING[name]])
     env.update(extra or {})
     return env
 
@@ -45,7 +61,8 @@ class Stack:
         self.ferretdb = FerretNode("ferretdb", cfg.data_dir / "ferretdb", port=cfg.mongo_port)
         self.services = {
             name: ServiceNode(
-                name, cfg.data_dir / "services", module=f"services.{name}", port=cfg.service_ports[name],
+                name, cfg.data_dir / "services", module=f"services.{module_of(name)}",
+                port=cfg.service_ports[name],
                 env=service_env(name, cfg.service_ports[name], self.kafka.bootstrap, self.ferretdb.url,
                                 cfg.extra_env),
             )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -66,8 +66,9 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-def problem(status: int, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"detail": message, **extra}, status_code=status)
+def problem(status: int, message: str, headers: Mapping[str, str] | None = None, **extra: Any) -> JSONResponse:
+    """An error response; `headers` are kept (e.g. WWW-Authenticate on a 401)."""
+    return JSONResponse({"detail": message, **extra}, status_code=status, headers=dict(headers or {}))
 
 
 def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
@@ -96,7 +97,7 @@ def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
             detail = "Ressource introuvable."
         elif exc.status_code == 405:
             detail = "Méthode non autorisée pour cette adresse."
-        return problem(exc.status_code, detail)
+        return problem(exc.status_code, detail, headers=exc.headers)
 
 
 class RequestGuard:

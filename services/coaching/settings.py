@@ -1,11 +1,57 @@
+"""Coaching runs once per association: the association setting picks its cases, database and consumer group.
+
+`RELAIS_COACHING_ASSOCIATION=60000_rebonds` gives database `relais_coaching_60000_rebonds` and consumer
+group `coaching-60000_rebonds` unless MONGO_DB / CONSUMER_GROUP say otherwise; docs/coaching.md.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from shared.schemas import Association
 from shared.settings import ServiceSettings, env_prefix
+
+TOKEN_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 class CoachingSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix=env_prefix("coaching"))
 
     service_name: str = "coaching"
-    mongo_db: str = "relais_coaching"
+    association: Association = Association.SECOND_SOUFFLE
+    mongo_db: str = ""
     http_port: int = 8003
+    # Staff user -> "sha256:<hex digest of the user's bearer token>" (JSON in the environment). Empty: no
+    # one can use the staff API. Tokens come from `python -m services.coaching.auth <user>`.
+    staff_tokens: dict[str, str] = Field(default_factory=dict)
+    # Coordinators' targets: a case is overdue past them.
+    target_committee_days: int = Field(15, ge=1)  # reception -> committee decision
+    target_coach_days: int = Field(30, ge=1)  # committee approval -> coach assigned
+    coaching_sessions_planned: int = Field(7, ge=1)
+    # How often the coordinators' gauges and the antennas' free places are recomputed in the background.
+    dashboard_refresh_s: float = Field(30.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def per_association_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        association = Association(data.get("association") or Association.SECOND_SOUFFLE)
+        data = dict(data)
+        if not data.get("mongo_db"):
+            data["mongo_db"] = f"relais_coaching_{association.value}"
+        if not data.get("consumer_group"):
+            data["consumer_group"] = f"coaching-{association.value}"
+        return data
+
+    @field_validator("staff_tokens")
+    @classmethod
+    def hashed_tokens_only(cls, tokens: dict[str, str]) -> dict[str, str]:
+        for user, hashed in tokens.items():
+            if not user.strip() or not TOKEN_HASH.match(hashed):
+                raise ValueError(f"staff_tokens[{user!r}] must be 'sha256:<64 hex digits>', never a plain token")
+        return tokens

@@ -204,8 +204,13 @@ class CaseClosed(Contract):
     association: Association
     outcome: Outcome
     closed_on: date
-    journey_days: int
+    journey_days: int  # reception -> closing
     reasons: list[str] = []
+    # Issue 4 (accompaniment): the journey's stages, and where a declined case was oriented.
+    days_to_committee: int | None = None  # reception -> committee decision
+    days_to_coach: int | None = None  # committee approval -> coach assigned
+    accompaniment_days: int | None = None  # committee approval -> closing
+    oriented_to: str | None = None  # a declined case sent on: the other association's value, or "apesa"
 
 
 class RerouteReason(StrEnum):

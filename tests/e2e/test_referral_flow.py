@@ -1,34 +1,13 @@
-"""The whole flow through the four services running as separate processes on real Kafka and FerretDB."""
+"""The whole flow through the services running as separate processes on real Kafka and FerretDB."""
 
 from __future__ import annotations
 
 import httpx
-import pytest
 
-from ops.stack import SERVICES, Stack, StackConfig
-from tests.conftest import Infra, a_case, free_port, wait_for
-
-
-@pytest.fixture(scope="module")
-def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Stack:
-    config = StackConfig(
-        data_dir=tmp_path_factory.mktemp("stack"),
-        kafka_port=infra.kafka.port,
-        mongo_port=infra.ferretdb.port,
-        service_ports={name: free_port() for name in SERVICES},
-    )
-    stack = Stack(config)
-    # The session's Kafka and FerretDB stand in for the stack's own.
-    stack.kafka, stack.ferretdb = infra.kafka, infra.ferretdb
-    try:
-        stack.start_services()
-    except Exception:
-        for node in stack.services.values():
-            node.stop()
-        raise
-    yield stack
-    for node in stack.services.values():
-        node.stop()
+from ops.stack import Stack
+from shared.schemas import Association
+from tests.coaching_support import SR, SS, StaffClient, unique_antenna
+from tests.conftest import a_case, wait_for
 
 
 async def get_json(client: httpx.AsyncClient, url: str) -> dict | None:
@@ -36,8 +15,9 @@ async def get_json(client: httpx.AsyncClient, url: str) -> dict | None:
     return response.json() if response.status_code == 200 else None
 
 
-async def test_a_case_travels_from_intake_to_closing(stack: Stack) -> None:
+async def test_a_case_travels_from_intake_to_closing(stack: Stack, staff_of: dict[Association, StaffClient]) -> None:
     urls = {name: node.url for name, node in stack.services.items()}
+    coaching = staff_of[SR]  # a liquidation goes to 60 000 rebonds
     async with httpx.AsyncClient(timeout=10) as client:
         submitted = await client.post(f"{urls['intake']}/cases", json=a_case(),
                                       headers={"Idempotency-Key": "e2e-flow-1"})
@@ -49,34 +29,31 @@ async def test_a_case_travels_from_intake_to_closing(stack: Stack) -> None:
         assert routed["association"] == "60000_rebonds"
         assert "Liquidation judiciaire" in routed["current"]["reasons"][0]
 
-        async def opened() -> dict | None:
-            return await get_json(client, f"{urls['coaching']}/cases/{case_id}")
-
-        file = await wait_for(opened, what="case file opened in coaching")
+        file = await coaching.opened(case_id)
         assert file["stage"] == "attente_comite"
+        assert (await staff_of[SS].get(f"/cases/{case_id}")).status_code == 404  # not Second Souffle's
 
         # A session before the committee's approval is refused and changes nothing.
-        early = await client.post(f"{urls['coaching']}/cases/{case_id}/sessions", json={"kind": "coaching"})
-        assert early.status_code == 409
-        assert "comité" in early.json()["detail"]
+        early = await coaching.post(f"/cases/{case_id}/sessions", {"kind": "coaching"}, expect=409)
+        assert "comité" in early["detail"]
 
-        approved = await client.post(f"{urls['coaching']}/cases/{case_id}/committee-decision",
-                                     json={"decision": "approuve", "reasons": ["Démarche sincère"]})
-        assert approved.status_code == 200, approved.text
-        for kind in ("coaching", "coaching", "point_etape_collectif", "parrainage"):
-            held = await client.post(f"{urls['coaching']}/cases/{case_id}/sessions",
-                                     json={"kind": kind, "duration_minutes": 60})
-            assert held.status_code == 201, held.text
-        closed = await client.post(f"{urls['coaching']}/cases/{case_id}/closing",
-                                   json={"outcome": "emploi_salarie"})
-        assert closed.status_code == 200, closed.text
-        twice = await client.post(f"{urls['coaching']}/cases/{case_id}/closing",
-                                  json={"outcome": "emploi_salarie"})
-        assert twice.status_code == 409
+        antenna = unique_antenna(SR, "lyon")
+        await coaching.volunteer("flow-coach", "coach", antenna)
+        await coaching.volunteer("flow-sponsor", "parrain", antenna)
+        await coaching.patch(f"/cases/{case_id}", {"antenna_id": antenna})
+        await coaching.post(f"/cases/{case_id}/committee-decision",
+                            {"decision": "approuve", "reasons": ["Démarche sincère"]})
+        await coaching.post(f"/cases/{case_id}/assignments", {"role": "coach", "volunteer_id": "flow-coach"})
+        await coaching.post(f"/cases/{case_id}/assignments", {"role": "parrain", "volunteer_id": "flow-sponsor"})
+        for kind in ("coaching", "coaching", "parrainage"):
+            await coaching.post(f"/cases/{case_id}/sessions", {"kind": kind, "duration_minutes": 60}, expect=201)
+        await coaching.post("/checkpoints", {"antenna_id": antenna, "present": [case_id]}, expect=201)
+        await coaching.post(f"/cases/{case_id}/closing", {"outcome": "emploi_salarie"})
+        await coaching.post(f"/cases/{case_id}/closing", {"outcome": "emploi_salarie"}, expect=409)
 
-        timeline = (await get_json(client, f"{urls['coaching']}/cases/{case_id}"))["timeline"]
-        assert [entry["kind"] for entry in timeline] == ["oriente", "comite", "seance", "seance", "seance",
-                                                         "seance", "cloture"]
+        timeline = (await coaching.get(f"/cases/{case_id}")).json()["timeline"]
+        assert [entry["kind"] for entry in timeline] == ["oriente", "profil", "comite", "attribution", "attribution",
+                                                         "seance", "seance", "seance", "seance", "cloture"]
 
         async def all_notified() -> list | None:
             body = await get_json(client, f"{urls['notifications']}/cases/{case_id}/notifications")

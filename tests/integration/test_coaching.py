@@ -10,8 +10,8 @@ from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
 from services.coaching.app import create_app
-from services.coaching.settings import CoachingSettings
 from shared.schemas import EVENTS, Association, CaseRouted, Envelope, decode, new_envelope
+from tests.coaching_support import SR, coaching_settings, staff
 from tests.conftest import Infra, running, wait_for
 from tests.integration.conftest import Reader, document, publish, wait_relayed
 
@@ -37,7 +37,8 @@ async def test_a_routed_case_opens_a_file_and_a_declined_one_is_closed(
         infra: Infra, reader: Reader, producer: AIOKafkaProducer) -> None:
     closed = await reader(EVENTS["CaseClosed"].topic)
     routed = case_routed()
-    async with running(create_app(infra.settings(CoachingSettings))) as client:
+    async with running(create_app(coaching_settings(infra, SR))) as client:
+        client.headers.update(staff(SR))
         await publish(producer, routed)
         file = await opened(client, routed.case_id)
         assert file["stage"] == "attente_comite" and file["association"] == "60000_rebonds"
@@ -57,7 +58,7 @@ async def test_a_routed_case_opens_a_file_and_a_declined_one_is_closed(
 
 async def test_impossible_steps_are_refused_and_change_nothing(
         infra: Infra, reader: Reader, producer: AIOKafkaProducer, mongo: AsyncMongoClient) -> None:
-    settings = infra.settings(CoachingSettings)
+    settings = coaching_settings(infra, SR)
     topics = {name: await reader(EVENTS[name].topic) for name in ("CommitteeApproved", "SessionHeld", "CaseClosed")}
     routed = case_routed()
     case = f"/cases/{routed.case_id}"
@@ -71,6 +72,7 @@ async def test_impossible_steps_are_refused_and_change_nothing(
         assert after["stage"] == before["stage"] and after["sessions"] == before["sessions"]
 
     async with running(create_app(settings)) as client:
+        client.headers.update(staff(SR))
         await publish(producer, routed)
         await opened(client, routed.case_id)
 
@@ -80,7 +82,7 @@ async def test_impossible_steps_are_refused_and_change_nothing(
 
         approved = await client.post(f"{case}/committee-decision", json={"decision": "approuve"})
         assert approved.status_code == 200 and approved.json()["stage"] == "accompagnement"
-        await refused("committee-decision", {"decision": "refuse"},
+        await refused("committee-decision", {"decision": "refuse", "reasons": ["Hors périmètre"]},
                       "Le comité d'engagement a déjà statué sur ce dossier.")
         await refused("closing", {"outcome": "refus_comite"},
                       "Un refus se prononce par la décision du comité d'engagement.")
@@ -102,7 +104,8 @@ async def test_impossible_steps_are_refused_and_change_nothing(
 
 
 async def test_unknown_case_and_invalid_input(infra: Infra) -> None:
-    async with running(create_app(infra.settings(CoachingSettings))) as client:
+    async with running(create_app(coaching_settings(infra, SR))) as client:
+        client.headers.update(staff(SR))
         unknown = uuid.uuid4()
         for response in (await client.get(f"/cases/{unknown}"),
                          await client.post(f"/cases/{unknown}/committee-decision", json={"decision": "approuve"}),

@@ -146,5 +146,8 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_the_flow_goes_on(
         assert headers["dlq-source-topic"] == RECEIVED_TOPIC
         assert headers["dlq-consumer-group"] == settings.consumer_group
         assert headers["event-type"] == "CaseReceived"  # the original headers travel along
-    assert len(dead_letters.records) == len(poison)
+    # Only the poison of CaseReceived, once each (other tests' re-routing requests for cases this fresh
+    # group never routed are dead-lettered too, from their own topic).
+    from_received = [r for r in dead_letters.records if headers_of(r)["dlq-source-topic"] == RECEIVED_TOPIC]
+    assert len(from_received) == len(poison)
     assert len(await routed.all_keyed(valid.case_id)) == 1

@@ -1,0 +1,64 @@
+"""What every staff route shares: refusals mapped to French HTTP errors, and the access audited."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+from fastapi import HTTPException
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.coaching.accompaniment import CaseNotFound, VolunteerNotFound
+from services.coaching.audit import AuditTrail
+from services.coaching.auth import Staff
+from services.coaching.domain import TransitionRefused
+from services.coaching.store import VersionConflict
+from services.coaching.volunteers import ANTENNA_ID, antenna_belongs_to
+from shared.schemas import Association
+
+T = TypeVar("T")
+AntennaId = Annotated[str, Field(pattern=ANTENNA_ID.pattern, max_length=80)]
+
+# exception -> (status, audited outcome, message; None = the exception's own French message)
+_REFUSALS: tuple[tuple[type[Exception], int, str, str | None], ...] = (
+    (TransitionRefused, 409, "refuse", None),
+    (VersionConflict, 409, "conflit", "Le dossier vient d'être modifié par ailleurs : réessayez."),
+    (CaseNotFound, 404, "introuvable", "Dossier introuvable."),
+    (VolunteerNotFound, 404, "introuvable", "Bénévole introuvable."),
+)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Guard:
+    """Runs one staff step: audits it whatever its outcome, turns refusals into 404/409 responses."""
+
+    def __init__(self, audit: AuditTrail) -> None:
+        self.audit = audit
+
+    async def __call__(self, staff: Staff, action: str, op: Callable[[], Awaitable[T]], *,
+                       case_id: Any = None, volunteer_id: str | None = None,
+                       count: Callable[[T], int] | None = None) -> T:
+        where = {"case_id": str(case_id) if case_id is not None else None, "volunteer_id": volunteer_id}
+        try:
+            result = await op()
+        except tuple(kind for kind, *_ in _REFUSALS) as exc:
+            status, outcome, message = next((s, o, m) for kind, s, o, m in _REFUSALS if isinstance(exc, kind))
+            await self.audit.record(staff.user, action, outcome, **where)
+            raise HTTPException(status, message or str(exc)) from None
+        await self.audit.record(staff.user, action, "ok", count=count(result) if count else None, **where)
+        return result
+
+
+def invalid(field: str, message: str) -> RequestValidationError:
+    """A 422 in the same shape as pydantic's, for checks that need the service's settings."""
+    return RequestValidationError([{"type": "value_error", "loc": ("body", field), "msg": message, "input": None}])
+
+
+def check_antenna(antenna_id: str | None, association: Association) -> None:
+    """422 unless the antenna is one of this instance's association."""
+    if antenna_id is not None and not antenna_belongs_to(antenna_id, association):
+        raise invalid("antenna_id", f"Cette antenne n'est pas une antenne de {association.value}.")

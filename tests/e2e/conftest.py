@@ -1,0 +1,48 @@
+"""The whole system as separate processes (the stack of `make run`) on the session's Kafka and FerretDB."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+
+from ops.stack import SERVICES, Stack, StackConfig
+from shared.schemas import Association
+from tests.coaching_support import SR, SS, StaffClient
+from tests.conftest import Infra, free_port
+
+# The development staff tokens of `make run` (docs/coaching.md); the stack holds only their hashes.
+DEV_TOKENS = {SS: "dev-second-souffle-claire", SR: "dev-60000-rebonds-karim"}
+COACHING_NODE = {SS: "coaching-second_souffle", SR: "coaching-60000_rebonds"}
+
+
+@pytest.fixture(scope="session")
+def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    config = StackConfig(
+        data_dir=tmp_path_factory.mktemp("stack"),
+        kafka_port=infra.kafka.port,
+        mongo_port=infra.ferretdb.port,
+        service_ports={name: free_port() for name in SERVICES},
+    )
+    stack = Stack(config)
+    # The session's Kafka and FerretDB stand in for the stack's own.
+    stack.kafka, stack.ferretdb = infra.kafka, infra.ferretdb
+    try:
+        stack.start_services()
+    except Exception:
+        for node in stack.services.values():
+            node.stop()
+        raise
+    yield stack
+    for node in stack.services.values():
+        node.stop()
+
+
+@pytest.fixture
+async def staff_of(stack: Stack) -> AsyncIterator[dict[Association, StaffClient]]:
+    """A staff member of each association, on their own association's coaching instance."""
+    clients = {a: httpx.AsyncClient(base_url=stack.services[COACHING_NODE[a]].url, timeout=10) for a in (SS, SR)}
+    yield {a: StaffClient(client, a, DEV_TOKENS[a]) for a, client in clients.items()}
+    for client in clients.values():
+        await client.aclose()
