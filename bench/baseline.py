@@ -71,7 +71,8 @@ async def start_relay(bootstrap: str, source: str, destination: str,
         line = b""
     if line.strip() != b"ready":
         await stop_relay(proc)
-        raise BenchError(f"the baseline relay did not get its partitions within {deadline_s:.0f}s")
+        raise BenchError(f"the baseline relay did not get its partitions within {deadline_s:.0f}s"
+                         f" (exit code {proc.returncode})")
     return proc
 
 

@@ -21,7 +21,6 @@ class ArrivalRecorder:
     def __init__(self, bootstrap: str, topic: str, label: str) -> None:
         self.topic = topic
         self.arrivals: dict[bytes, float] = {}
-        self.records = 0
         self._consumer = AIOKafkaConsumer(
             topic, bootstrap_servers=bootstrap, group_id=f"bench-{label}-{uuid.uuid4().hex[:8]}",
             auto_offset_reset="earliest", enable_auto_commit=False, fetch_max_wait_ms=100,
@@ -31,10 +30,12 @@ class ArrivalRecorder:
     async def start(self, deadline_s: float = 60) -> None:
         await self._consumer.start()
         self._task = asyncio.create_task(self._run(), name=f"arrivals-{self.topic}")
-        if not await wait_until(lambda: bool(self._consumer.assignment()) or self._task.done(), deadline_s):
-            raise BenchError(f"no partition of {self.topic} assigned after {deadline_s:.0f}s")
-        if self._task.done():
-            self._task.result()  # re-raise the consumer's failure
+        assigned = await wait_until(lambda: bool(self._consumer.assignment()) or self._task.done(), deadline_s)
+        if not assigned or self._task.done():
+            failure = self._task.done() and not self._task.cancelled() and self._task.exception()
+            await self.stop()
+            raise BenchError(f"no partition of {self.topic} assigned after {deadline_s:.0f}s"
+                             if not assigned else f"the consumer of {self.topic} failed: {failure!r}")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -53,6 +54,5 @@ class ArrivalRecorder:
             batches = await self._consumer.getmany(timeout_ms=100, max_records=1000)
             now = time.perf_counter()
             for records in batches.values():
-                self.records += len(records)
                 for record in records:
                     self.arrivals.setdefault(record.key, now)
