@@ -180,12 +180,13 @@ class OutboxRelay:
 
     async def _publish(self, name: str, collection: AsyncCollection, ids: list[Any]) -> None:
         assert self._progress is not None
-        docs = await collection.find({"_id": {"$in": ids}}, {"_id": 1, OUTBOX_FIELD: 1}).to_list(None)
+        # One `_id` lookup each: FerretDB reads the whole collection for an `$in` filter.
+        progress = self._progress
+        found = await asyncio.gather(*(collection.find_one({"_id": i}, {"_id": 1, OUTBOX_FIELD: 1}) for i in ids))
+        docs = [doc for doc in found if doc is not None]
         progress_ids = [_progress_id(name, doc["_id"]) for doc in docs]
-        published = {
-            doc["_id"]: doc["published"]
-            async for doc in self._progress.find({"_id": {"$in": progress_ids}}, {"published": 1})
-        }
+        marks = await asyncio.gather(*(progress.find_one({"_id": p}, {"published": 1}) for p in progress_ids))
+        published = {mark["_id"]: mark["published"] for mark in marks if mark is not None}
         pending = []
         for doc, progress_id in zip(docs, progress_ids, strict=True):
             items = doc.get(OUTBOX_FIELD) or []

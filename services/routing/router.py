@@ -205,7 +205,9 @@ class Router:
                     now: datetime) -> int | None:
         """Hold a place at the chosen antenna or join the waitlist; let go of anything held before."""
         antenna = decided.placement.antenna
-        if antenna is not None:
+        # Holds count only against a capacity report; before the first one there is nothing to count
+        # against, and holding anyway would grow the antenna's document with every case routed there.
+        if antenna is not None and antenna.free_places is not None:
             await self.store.reserve(antenna.id, case_id, hold_key, now)
         await self.store.release(case_id, keep_event_id=hold_key if antenna is not None else None)
         if decided.status is RoutingStatus.WAITLISTED:

@@ -38,7 +38,8 @@ class RoutingStore:
     # --- cases ---------------------------------------------------------------------------------------------
 
     async def processed(self, case_id: str, event_id: Any) -> bool:
-        return await self.routes.find_one({"_id": case_id, PROCESSED_FIELD: str(event_id)}, {"_id": 1}) is not None
+        doc = await self.routes.find_one({"_id": case_id}, {PROCESSED_FIELD: 1})  # `_id` only: see apply_event
+        return doc is not None and str(event_id) in doc.get(PROCESSED_FIELD, [])
 
     async def record(self, case_id: str, cause: Envelope, routed: CaseRouted, event: Envelope,
                      situation: dict[str, Any], extra: dict[str, Any] | None = None,
