@@ -36,6 +36,7 @@ class ServiceRuntime:
         self.client, self.db = connect(settings.mongo_url, settings.mongo_db)
         self.relay = self._outbox_relay()
         self._on_start: list[Callable[[], Awaitable[Any]]] = []
+        self._on_stop: list[Callable[[], Awaitable[Any]]] = []
 
     def _outbox_relay(self) -> OutboxRelay:
         """The relay that stores hand their collections to (`relay.watch`) and notify after writes."""
@@ -56,6 +57,10 @@ class ServiceRuntime:
         """Run at start-up before consuming (index creation, seed data)."""
         self._on_start.append(hook)
 
+    def on_stop(self, hook: Callable[[], Awaitable[Any]]) -> None:
+        """Run at shutdown before the broker and the store close (background workers of a service)."""
+        self._on_stop.append(hook)
+
     async def checks(self) -> dict[str, bool]:
         kafka, store = await asyncio.gather(self.broker.ping(timeout=2), ping(self.db))
         return {"kafka": bool(kafka), "store": store}
@@ -71,6 +76,8 @@ class ServiceRuntime:
         log.info("service started", extra={"port": self.settings.http_port})
 
     async def stop(self) -> None:
+        for hook in self._on_stop:
+            await hook()
         await self.relay.stop()
         await self.broker.stop()
         await self.client.close()
