@@ -6,6 +6,7 @@ resend after a crash is the very same email, which receivers recognise and keep 
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from email.headerregistry import Address as MimeAddress
 from email.message import EmailMessage
@@ -67,6 +68,9 @@ def compose(*, rendered: Rendered, sender: str, to: Address, message_id: str, co
     message["Content-Language"] = "fr"
     message.set_content(rendered.text, subtype="plain", charset="utf-8", cte="quoted-printable")
     message.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="quoted-printable")
+    # The MIME boundary is random by default; derived from the Message-ID, a resend is byte for byte the same
+    # ("=_" never occurs in quoted-printable content, where "=" is written "=3D").
+    message.set_boundary("=_relais_" + hashlib.sha256(message_id.encode()).hexdigest()[:32])
     return message
 
 
