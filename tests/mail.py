@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime  # noqa: F401
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -92,9 +92,9 @@ def flow(case_id: uuid.UUID | None = None, *, person: dict | None = None, referr
         "association": "60000_rebonds", "session_id": "s-1", "kind": "coaching", "held_on": "2026-03-19",
         "duration_minutes": 60, "number": 1, "next_session_at": "2026-04-02T14:30:00+02:00",
         **(session_extra if session_extra is not None else COACH)}), case_id=case_id, producer="coaching")
-    closed = new_envelope(CaseClosed(association="60000_rebonds", outcome="emploi_salarie",
-                                     closed_on=date(2027, 1, 29), journey_days=334),
-                          case_id=case_id, producer="coaching")
+    closed = new_envelope(CaseClosed.model_validate({
+        "association": "60000_rebonds", "outcome": "emploi_salarie", "closed_on": "2027-01-29", "journey_days": 334,
+        **(session_extra if session_extra is not None else COACH)}), case_id=case_id, producer="coaching")
     return {"received": received, "routed": routed, "approved": approved, "session": session, "closed": closed}
 
 

@@ -98,6 +98,12 @@ def address_of(recipient: Recipient, contact: dict[str, Any] | None, facts: dict
     return Address(name, email) if email else None
 
 
-def needs_contact(recipient: Recipient) -> bool:
-    """Whether the address comes from the CaseReceived (the coordinator's comes from routing)."""
-    return recipient is not Recipient.COORDINATOR
+def still_unknown(recipient: Recipient, contact: dict[str, Any] | None, facts: dict[str, Any]) -> bool:
+    """Whether the event that tells where this message goes has not been handled yet (another topic).
+
+    The coordinator's address comes from the routing (CaseRouted), everyone else's from the CaseReceived.
+    """
+    contact = contact or {}
+    if recipient is Recipient.COORDINATOR:
+        return not facts.get("antenna") and not contact.get("routing")
+    return not contact.get("received")

@@ -25,7 +25,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.notifications.context import address_of, needs_contact
+from services.notifications.context import address_of, still_unknown
 from services.notifications.domain import Phase, Recipient, Status, backoff_s, message_id
 from services.notifications.messages import compose, envelope_sender, render_context
 from services.notifications.metrics import NotificationMetrics
@@ -153,10 +153,10 @@ class Dispatcher:
         recipient = Recipient(doc["recipient"])
         now = datetime.now(UTC)
         contact = await self.store.contact(case_id)
-        known = bool(contact and contact.get("received"))
-        if needs_contact(recipient) and not known and now - _aware(doc["created_at"]) < timedelta(
+        waited = now - _aware(doc["created_at"])
+        if still_unknown(recipient, contact, doc.get("facts") or {}) and waited < timedelta(
                 seconds=self.settings.contact_wait_s):
-            # The CaseReceived of this case has not been handled yet (another topic): look again shortly.
+            # The event naming the address (CaseReceived, CaseRouted) is not handled yet: look again shortly.
             when = now + timedelta(seconds=CONTACT_RECHECK_S)
             await self.store.defer(doc, when)
             self._later(nid, when)

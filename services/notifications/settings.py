@@ -44,7 +44,8 @@ class NotificationsSettings(ServiceSettings):
     in_doubt: Literal["resend", "assume_sent"] = "resend"
     # Safety net behind the in-process hand-over: how often the dispatcher looks for work in the store.
     dispatch_scan_s: float = 15.0
-    # A message waits this long for the case's CaseReceived (its contact) before being given up as unaddressable.
+    # A message waits this long for the event that gives its address (the CaseReceived, or the CaseRouted for
+    # the coordinator) before it is sent with what is known (the association's coordination) or not at all.
     contact_wait_s: float = 300.0
 
     # Fallback address of each association's coordination when CaseRouted names no antenna contact.
