@@ -184,7 +184,7 @@ class Dispatcher:
             return
 
         async def before_data() -> None:
-            self._crash_point("before_data", recipient)
+            self._crash_point("before_data", recipient, nid)
             if not await self.store.set_phase(nid, attempt, Phase.DATA):
                 raise SmtpFailure("attempt taken over by another instance")
 
@@ -194,7 +194,7 @@ class Dispatcher:
         except SmtpFailure as failure:
             await self._failed(claimed, attempt, failure)
             return
-        self._crash_point("after_data", recipient)
+        self._crash_point("after_data", recipient, nid)
         self._outages = 0
         if in_doubt:
             self.metrics.count(recipient.value, "resent_in_doubt")
@@ -260,9 +260,9 @@ class Dispatcher:
                            value=source or "", headers=headers, event_type="NotificationFailed",
                            event_id=doc["_id"], created_at=datetime.now(UTC).timestamp())
 
-    def _crash_point(self, point: str, recipient: Recipient) -> None:
+    def _crash_point(self, point: str, recipient: Recipient, nid: str) -> None:
         """Test hook (tests/faults): die here, as a crash would, when the settings ask for it."""
-        if self.settings.test_crash_at == f"{point}:{recipient.value}":
+        if self.settings.test_crash_at in (f"{point}:{recipient.value}", f"{point}:{nid}"):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
