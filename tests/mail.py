@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -96,6 +97,12 @@ def flow(case_id: uuid.UUID | None = None, *, person: dict | None = None, referr
         "association": "60000_rebonds", "outcome": "emploi_salarie", "closed_on": "2027-01-29", "journey_days": 334,
         **(session_extra if session_extra is not None else COACH)}), case_id=case_id, producer="coaching")
     return {"received": received, "routed": routed, "approved": approved, "session": session, "closed": closed}
+
+
+def metric(text: str, recipient: str, result: str) -> float:
+    """A value of `relais_notifications_total` in a /metrics page (0 when absent)."""
+    match = re.search(rf'relais_notifications_total{{recipient="{recipient}",result="{result}"}} ([0-9.]+)', text)
+    return float(match.group(1)) if match else 0.0
 
 
 async def publish(bootstrap: str, *envelopes: Envelope) -> None:

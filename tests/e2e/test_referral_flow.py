@@ -15,20 +15,27 @@ def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Stack:
         data_dir=tmp_path_factory.mktemp("stack"),
         kafka_port=infra.kafka.port,
         mongo_port=infra.ferretdb.port,
+        smtp_port=free_port(),
         service_ports={name: free_port() for name in SERVICES},
     )
     stack = Stack(config)
-    # The session's Kafka and FerretDB stand in for the stack's own.
+    # The session's Kafka and FerretDB stand in for the stack's own; the mail sink is the stack's.
     stack.kafka, stack.ferretdb = infra.kafka, infra.ferretdb
+    nodes = [stack.mailsink, *stack.services.values()]
     try:
+        stack.mailsink.start()
         stack.start_services()
     except Exception:
-        for node in stack.services.values():
+        for node in nodes:
             node.stop()
         raise
     yield stack
-    for node in stack.services.values():
+    for node in nodes:
         node.stop()
+
+
+CASE = a_case(referral={"kind": "mandataire", "organisation": "Étude Dupont", "partner_reference": "LJ-2026-042",
+                        "contact_email": "etude.dupont@example.fr"})
 
 
 async def get_json(client: httpx.AsyncClient, url: str) -> dict | None:
@@ -39,7 +46,7 @@ async def get_json(client: httpx.AsyncClient, url: str) -> dict | None:
 async def test_a_case_travels_from_intake_to_closing(stack: Stack) -> None:
     urls = {name: node.url for name, node in stack.services.items()}
     async with httpx.AsyncClient(timeout=10) as client:
-        submitted = await client.post(f"{urls['intake']}/cases", json=a_case(),
+        submitted = await client.post(f"{urls['intake']}/cases", json=CASE,
                                       headers={"Idempotency-Key": "e2e-flow-1"})
         assert submitted.status_code == 201, submitted.text
         case_id = submitted.json()["case_id"]
@@ -81,15 +88,25 @@ async def test_a_case_travels_from_intake_to_closing(stack: Stack) -> None:
         async def all_notified() -> list | None:
             body = await get_json(client, f"{urls['notifications']}/cases/{case_id}/notifications")
             events = [n["event_type"] for n in (body or {}).get("notifications", [])]
-            return events if "CaseClosed" in events and len(events) >= 11 else None
+            return events if events.count("CaseClosed") == 3 and len(events) >= 14 else None
 
         events = await wait_for(all_notified, what="notifications for every event")
-        # received: entrepreneur + partner; routed: 2; approved: 1; 4 sessions: 4; closed: 2.
-        assert sorted(events) == sorted(["CaseReceived"] * 2 + ["CaseRouted"] * 2 + ["CommitteeApproved"]
-                                        + ["SessionHeld"] * 4 + ["CaseClosed"] * 2)
+        # The entrepreneur hears of every step, the referring partner of each status, the coordinator of
+        # the routing and the closing: received 2, routed 3, approved 2, 4 sessions 4, closed 3.
+        assert sorted(events) == sorted(["CaseReceived"] * 2 + ["CaseRouted"] * 3 + ["CommitteeApproved"] * 2
+                                        + ["SessionHeld"] * 4 + ["CaseClosed"] * 3)
+
+        # ... and the emails land in the local mail sink, one .eml file per message.
+        body = await get_json(client, f"{urls['notifications']}/cases/{case_id}/notifications")
+        expected = {f"{n['id'].replace(':', '.')}@relais.example.eml" for n in body["notifications"]}
+
+        async def delivered() -> bool:
+            return expected <= {path.name for path in stack.mailsink.mail_dir.glob("*.eml")}
+
+        await wait_for(delivered, timeout=60, what="every email written by the mail sink")
 
         # A resubmission with the same key returns the same case, and nothing is routed twice.
-        again = await client.post(f"{urls['intake']}/cases", json=a_case(),
+        again = await client.post(f"{urls['intake']}/cases", json=CASE,
                                   headers={"Idempotency-Key": "e2e-flow-1"})
         assert again.status_code == 200 and again.json()["case_id"] == case_id
         routed = await get_json(client, f"{urls['routing']}/cases/{case_id}")

@@ -7,7 +7,6 @@ assertions look only at this test's events (their ids are in the Message-IDs) an
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from typing import Any
 
@@ -19,7 +18,19 @@ from services.notifications.settings import NotificationsSettings
 from shared.broker import dead_letter_topic
 from shared.schemas import PARTNER_FEED_TOPIC, Envelope
 from tests.conftest import Infra, free_port, running, wait_for
-from tests.mail import ANTENNA, COACH, PARTNER, PERSON, Inbox, flow, publish, publish_raw, read_topic, smtp_server
+from tests.mail import (
+    ANTENNA,
+    COACH,
+    PARTNER,
+    PERSON,
+    Inbox,
+    flow,
+    metric,
+    publish,
+    publish_raw,
+    read_topic,
+    smtp_server,
+)
 
 FINAL = {"envoye", "desabonne", "sans_adresse", "echec"}
 
@@ -40,11 +51,6 @@ async def settled(client: httpx.AsyncClient, case_id: object, count: int, timeou
 def mails_of(inbox: Inbox, events: dict[str, Envelope]) -> dict[str, list[Any]]:
     ids = {str(e.event_id) for e in events.values()}
     return {mid: d for mid, d in inbox.by_message_id().items() if mid[1:37] in ids}
-
-
-def metric(text: str, recipient: str, result: str) -> float:
-    match = re.search(rf'relais_notifications_total{{recipient="{recipient}",result="{result}"}} ([0-9.]+)', text)
-    return float(match.group(1)) if match else 0.0
 
 
 async def test_each_recipient_gets_each_message_once_through_redeliveries_and_out_of_order_events(infra: Infra) -> None:
