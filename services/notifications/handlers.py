@@ -19,7 +19,7 @@ from services.notifications.referrals import Partner, StatusChange, feed_record,
 from services.notifications.store import NewNotification, NotificationStore
 from services.notifications.tokens import Tokens
 from shared.outbox import outbox_item, with_outbox_items
-from shared.schemas import PARTNER_FEED_TOPIC, CaseReceived, Envelope, ReferrerKind
+from shared.schemas import PARTNER_FEED_TOPIC, CaseReceived, Envelope, ReferralStatus, ReferrerKind
 from shared.schemas.partner_feed import RECORD_TYPE
 
 SUBSCRIBED = ("CaseReceived", "CaseRouted", "CommitteeApproved", "SessionHeld", "CaseClosed")
@@ -85,9 +85,10 @@ class FlowEventHandler:
                                     extra={"case_id": case_id})
                 else:
                     partner = _stored_partner(doc.get("partner"))
-                is_received = received is not None or bool(doc.get("received"))
                 pending = [StatusChange.from_stored(c) for c in doc.get("pending", [])]
-                still, released = release(pending, change, is_received)
+                before = {ReferralStatus(c["status"]) for c in doc.get("history", [])}
+                still, released = release(pending, change, before)
+                is_received = ReferralStatus.RECEIVED in before | {c.status for c in released}
                 ids = await self.store.record(self._partner_notifications(case_id, released, partner))
                 records = [(c.status, r) for c in released
                            if (r := self._feed_record(c, partner, case_id)) is not None]

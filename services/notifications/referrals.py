@@ -1,9 +1,10 @@
 """What a referring partner learns of a referral: its status changes, without the person's details. Pure.
 
 Events reach this service on five topics, so a CaseRouted can be handled before the CaseReceived that
-names the partner. Status changes that arrive first wait in the referral's record (`pending`); the
-CaseReceived releases them, oldest first. A released change becomes a partner email (if a partner
-referred the person) and a feed record (if the partner gave a reference that is safe to publish).
+names the partner, or a CaseClosed before the CommitteeApproved. A status change whose predecessors have
+not been seen yet waits in the referral's record (`pending`) and is released after them. A released change
+becomes a partner email (if a partner referred the person) and a feed record (if the partner gave a
+reference that is safe to publish).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from shared.schemas import (
     CaseReceived,
     Envelope,
     Outcome,
+    OutcomeCategory,
     PartnerStatusChanged,
     ReferralStatus,
     ReferrerKind,
@@ -88,14 +90,41 @@ def partner_of(received: CaseReceived) -> Partner | None:
     return Partner(referral.kind, reference or None)
 
 
-def release(pending: list[StatusChange], change: StatusChange, received: bool) -> tuple[list[StatusChange], list[StatusChange]]:
-    """(still pending, released now) after `change`: nothing is released before the CaseReceived."""
-    if not received and change.status is not ReferralStatus.RECEIVED:
-        return [*pending, change], []
-    return [], sorted([*pending, change], key=lambda c: (c.occurred_on, _ORDER[c.status]))
+def release(pending: list[StatusChange], change: StatusChange,
+            released_before: set[ReferralStatus]) -> tuple[list[StatusChange], list[StatusChange]]:
+    """(still pending, released now) after `change`, in the order the journey implies.
+
+    A status is released once the statuses that must precede it have been: routed after received,
+    accepted or declined after routed, closed after routed and, unless the person withdrew, after accepted.
+    So a partner reads a referral's story in order even when the five topics are consumed out of order.
+    """
+    waiting = sorted([*pending, change], key=lambda c: (c.occurred_on, _ORDER[c.status]))
+    done = set(released_before)
+    released: list[StatusChange] = []
+    progress = True
+    while progress:
+        progress = False
+        for candidate in waiting:
+            if _requires(candidate) <= done:
+                waiting.remove(candidate)
+                released.append(candidate)
+                done.add(candidate.status)
+                progress = True
+                break
+    return waiting, released
 
 
 _ORDER = {status: i for i, status in enumerate(ReferralStatus)}
+
+
+def _requires(change: StatusChange) -> set[ReferralStatus]:
+    if change.status is ReferralStatus.RECEIVED:
+        return set()
+    if change.status is ReferralStatus.ROUTED:
+        return {ReferralStatus.RECEIVED}
+    if change.status is ReferralStatus.CLOSED and change.outcome_category != OutcomeCategory.WITHDREW.value:
+        return {ReferralStatus.ROUTED, ReferralStatus.ACCEPTED}
+    return {ReferralStatus.ROUTED}
 
 
 def feed_record(change: StatusChange, partner: Partner, referral_id: str) -> PartnerStatusChanged | None:

@@ -120,13 +120,27 @@ def test_the_guard_sees_through_case_accents_and_separators() -> None:
     assert reference_is_safe("LJ-2026-0427", person)
 
 
-def test_statuses_that_arrive_before_the_receipt_wait_and_are_released_in_order() -> None:
+def test_statuses_wait_for_those_that_must_precede_them_and_come_out_in_order() -> None:
     events = flow()
-    routed, received = status_change(events["routed"]), status_change(events["received"])
-    pending, released = release([], routed, received=False)
-    assert (pending, released) == ([routed], [])
-    pending, released = release(pending, received, received=False)
-    assert pending == [] and [c.status for c in released] == [ReferralStatus.RECEIVED, ReferralStatus.ROUTED]
+    received, routed, approved, closed = (status_change(events[k]) for k in ("received", "routed", "approved",
+                                                                              "closed"))
+    pending, released = release([], closed, set())
+    assert (pending, released) == ([closed], [])
+    pending, released = release(pending, routed, set())
+    assert released == [] and len(pending) == 2
+    pending, released = release(pending, received, set())
+    assert [c.status for c in released] == [ReferralStatus.RECEIVED, ReferralStatus.ROUTED]
+    assert pending == [closed], "a closing with an outcome waits for the committee's acceptance"
+    pending, released = release(pending, approved, {ReferralStatus.RECEIVED, ReferralStatus.ROUTED})
+    assert pending == [] and [c.status for c in released] == [ReferralStatus.ACCEPTED, ReferralStatus.CLOSED]
+
+
+def test_a_withdrawal_needs_no_acceptance() -> None:
+    events = flow()
+    withdrew = status_change(events["closed"].model_copy(update={"payload": {**events["closed"].payload,
+                                                                            "outcome": "abandon"}}))
+    done = {ReferralStatus.RECEIVED, ReferralStatus.ROUTED}
+    assert release([], withdrew, done) == ([], [withdrew])
 
 
 def test_a_declined_case_is_published_as_declined_without_an_outcome() -> None:
