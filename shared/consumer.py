@@ -5,7 +5,7 @@
 - A handler error is retried with exponential backoff, then dead-lettered; the partition keeps flowing.
 - An infrastructure outage (store or broker unreachable) is never the message's fault: the same message
   is retried until the infrastructure is back, and nothing is committed meanwhile.
-The offset is committed only after the handler's effect is stored or the message is dead-lettered.
+Offsets are committed only after the handlers' effects are stored or the messages are dead-lettered.
 """
 
 from __future__ import annotations
@@ -14,7 +14,10 @@ import asyncio
 import logging
 import traceback
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Any
 
+from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -36,8 +39,22 @@ class DomainRejection(Exception):
     """A handler refuses an event for good (no retry): its message must be safe to log (no personal data)."""
 
 
-async def _raw_body(msg) -> bytes:  # noqa: ANN001 - FastStream's decoder hook
+async def _raw_body(msg) -> Any:  # noqa: ANN001 - FastStream's decoder hook: we decode ourselves
     return msg.body
+
+
+async def _tolerant_parser(records, original):  # noqa: ANN001 - FastStream's parser hook
+    """FastStream decodes headers as strict UTF-8; a record with binary headers would make it skip the
+    record silently. Such headers are decoded with replacement instead, so the record is dead-lettered."""
+    try:
+        return await original(records)
+    except UnicodeDecodeError:
+        batch = records if isinstance(records, tuple) else (records,)
+        cleaned = tuple(
+            replace(r, headers=[(k, v.decode(errors="replace").encode()) for k, v in (r.headers or [])])
+            for r in batch
+        )
+        return await original(cleaned if isinstance(records, tuple) else cleaned[0])
 
 
 class EventConsumer:
@@ -61,7 +78,11 @@ class EventConsumer:
         return list(self.handlers)
 
     def subscribe(self) -> None:
-        """One Kafka consumer for all of this service's topics: one group member, one rebalance."""
+        """One Kafka consumer for all of this service's topics: one group member, one rebalance.
+
+        Records come in batches; one case's records are handled in order, different cases concurrently,
+        and the batch's offsets are committed once every record's effect is stored or dead-lettered.
+        """
         if not self.handlers or self._subscribed:
             return
         self._subscribed = True
@@ -71,21 +92,38 @@ class EventConsumer:
             group_id=self.group_id,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.MANUAL,
+            batch=True,
+            max_records=self.settings.consumer_batch_size,
+            batch_timeout_ms=200,
+            parser=_tolerant_parser,
             decoder=_raw_body,
             max_poll_interval_ms=10 * 60 * 1000,
             title=f"{self.group_id}",
         )
-        async def consume(body: bytes, msg: KafkaMessage) -> None:
-            event_type, handler = self.handlers[msg.raw_message.topic]
-            await self._process(event_type, handler, msg)
+        async def consume(body: list[bytes], msg: KafkaMessage) -> None:
+            await self._process_batch(msg.raw_message)
+            await msg.ack()
 
-    async def _process(self, event_type: str, handler: Handler, msg: KafkaMessage) -> None:
-        record = msg.raw_message
+    async def _process_batch(self, records: tuple[ConsumerRecord, ...]) -> None:
+        by_case: dict[bytes | None, list[ConsumerRecord]] = {}
+        for record in records:
+            by_case.setdefault(record.key, []).append(record)
+        limit = asyncio.Semaphore(self.settings.consumer_concurrency)
+
+        async def in_order(case_records: list[ConsumerRecord]) -> None:
+            async with limit:
+                for record in case_records:
+                    await self._process(record)
+
+        await asyncio.gather(*(in_order(group) for group in by_case.values()))
+
+    async def _process(self, record: ConsumerRecord) -> None:
+        """Store the record's effect, or dead-letter it; returns only when one of them is done."""
+        event_type, handler = self.handlers[record.topic]
         try:
             envelope = decode(record.value or b"", key=record.key, expected_type=event_type)
         except EnvelopeError as exc:
             await self._dead_letter(record, str(exc), "invalid")
-            await msg.ack()
             return
 
         attempt = 0
@@ -106,20 +144,18 @@ class EventConsumer:
                 if isinstance(exc, DomainRejection) or attempt >= self.settings.max_attempts:
                     await self._dead_letter(record, _reason(exc, attempt), "handler")
                     self.metrics.events_handled.labels(event_type, "dead_lettered").inc()
-                    await msg.ack()
                     return
                 self.metrics.handler_retries.labels(event_type).inc()
                 await asyncio.sleep(self._backoff(attempt))
                 continue
             self.metrics.events_handled.labels(event_type, "ok").inc()
-            await msg.ack()
             return
 
     def _backoff(self, attempt: int) -> float:
         ms = min(self.settings.retry_backoff_ms * 2 ** (attempt - 1), self.settings.retry_backoff_max_ms)
         return ms / 1000
 
-    async def _dead_letter(self, record, reason: str, kind: str) -> None:  # noqa: ANN001
+    async def _dead_letter(self, record: ConsumerRecord, reason: str, kind: str) -> None:
         headers = dead_letter_headers(
             {k: v.decode(errors="replace") for k, v in (record.headers or [])},
             reason=reason, kind=kind, consumer_group=self.group_id, source_topic=record.topic,

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pymongo.errors import ConnectionFailure
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -78,6 +79,14 @@ def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
                    "message": french_message(e), "type": e["type"]}
                   for e in exc.errors()]
         return problem(422, "Certaines informations sont invalides ou manquantes.", errors=errors)
+
+    @app.exception_handler(ConnectionFailure)
+    async def store_unavailable(_: Request, exc: ConnectionFailure) -> JSONResponse:
+        # The store is restarting or unreachable: nothing was changed, the client may retry as is.
+        metrics.http_rejections.labels("503").inc()
+        response = problem(503, "Le service est momentanément indisponible : réessayez dans quelques instants.")
+        response.headers["Retry-After"] = "2"
+        return response
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

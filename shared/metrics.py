@@ -35,6 +35,9 @@ class Metrics:
         self.business = Counter(
             "relais_business_events_total", "Steps of the referral flow seen by this service",
             ["step", "association"], registry=r)
+        self.consumer_lag = Gauge(
+            "relais_consumer_lag", "Messages not yet processed by a consumer group, per partition",
+            ["group", "topic", "partition"], registry=r)
         self.http_rejections = Counter(
             "relais_http_rejections_total", "HTTP requests refused, by status", ["status"], registry=r)
 

@@ -171,8 +171,14 @@ class OutboxRelay:
         for name, collection in self._collections.items():
             while self._hints[name]:
                 ids = list(self._hints[name])[: self._batch_size]
-                await self._publish(name, collection, ids)
+                # Taken out before publishing: a write notified meanwhile puts its id back for another round
+                # (removing them afterwards would drop that hint and leave its event to the next scan).
                 self._hints[name].difference_update(ids)
+                try:
+                    await self._publish(name, collection, ids)
+                except BaseException:
+                    self._hints[name].update(ids)
+                    raise
 
     async def _publish(self, name: str, collection: AsyncCollection, ids: list[Any]) -> None:
         assert self._progress is not None

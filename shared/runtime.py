@@ -18,6 +18,7 @@ from shared import logs
 from shared.broker import EVENT_TOPICS, ensure_topics, make_broker, send
 from shared.consumer import EventConsumer
 from shared.http import RequestGuard, install_error_handlers, install_health_and_metrics
+from shared.lag import ConsumerLagMonitor
 from shared.metrics import Metrics
 from shared.outbox import OutboxRelay
 from shared.settings import ServiceSettings
@@ -35,6 +36,7 @@ class ServiceRuntime:
         self.consumer = EventConsumer(self.broker, settings, self.metrics)
         self.client, self.db = connect(settings.mongo_url, settings.mongo_db)
         self.relay = self._outbox_relay()
+        self.lag: ConsumerLagMonitor | None = None
         self._on_start: list[Callable[[], Awaitable[Any]]] = []
         self._on_stop: list[Callable[[], Awaitable[Any]]] = []
 
@@ -73,11 +75,16 @@ class ServiceRuntime:
         await self.broker.start()
         if self.relay.watching:
             await self.relay.start()
+        self.lag = ConsumerLagMonitor(self.settings.kafka_bootstrap, self.consumer.group_id,
+                                      self.consumer.topics, self.metrics.consumer_lag)
+        await self.lag.start()
         log.info("service started", extra={"port": self.settings.http_port})
 
     async def stop(self) -> None:
         for hook in self._on_stop:
             await hook()
+        if self.lag is not None:
+            await self.lag.stop()
         await self.relay.stop()
         await self.broker.stop()
         await self.client.close()

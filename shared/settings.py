@@ -23,6 +23,9 @@ class ServiceSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     log_level: str = "INFO"
+    # Records fetched at once; records of different cases are handled concurrently, up to this many.
+    consumer_batch_size: int = 200
+    consumer_concurrency: int = 32
     # A handler error is retried this many times with exponential backoff, then dead-lettered.
     max_attempts: int = 4
     retry_backoff_ms: int = 200

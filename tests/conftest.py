@@ -74,7 +74,7 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Infra:
     ferretdb.stop()
 
 
-async def wait_for(probe: Callable[[], Awaitable[T | None]], timeout: float = 20, what: str = "condition",
+async def wait_for(probe: Callable[[], Awaitable[T | None]], timeout: float = 60, what: str = "condition",
                    interval: float = 0.05) -> T:
     """Poll an async probe until it returns a truthy value; fail with `what` after the deadline."""
     deadline = time.monotonic() + timeout

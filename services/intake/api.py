@@ -9,9 +9,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, HTTPException, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from services.intake.domain import case_id_for, receive, request_fingerprint, siren_is_valid
+from services.intake.domain import (
+    case_id_for,
+    normalise_naf,
+    receive,
+    request_fingerprint,
+    sector_family,
+    siren_is_valid,
+)
 from services.intake.store import CaseStore
-from shared.schemas import Procedure, ReferrerKind
+from shared.schemas import CompanySize, Procedure, ReferrerKind, SectorFamily
 
 EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
@@ -49,11 +56,20 @@ class Company(Strict):
 
 
 class Situation(Strict):
+    """Where the company stands and where the person lives: what routing needs, no personal data."""
+
     procedure: Procedure
     court_decision_date: date | None = None
     postal_code: str = Field(pattern=r"^\d{5}$")
     commune: str | None = Field(None, max_length=100)
+    insee_code: str | None = Field(None, pattern=r"^(\d{5}|2[AB]\d{3})$",
+                                   description="Code INSEE de la commune (code officiel géographique)")
     sector: str | None = Field(None, max_length=100)
+    naf_code: str | None = Field(None, description="Code NAF / APE de l'entreprise, par exemple 47.11B")
+    sector_family: SectorFamily | None = Field(None, description="Déduite du code NAF quand il est donné")
+    company_size: CompanySize | None = None
+    acute_distress: bool = Field(False, description="La personne se dit en détresse psychologique aiguë")
+    apesa_consent: bool = Field(False, description="Elle accepte d'être rappelée par APESA")
 
     @field_validator("court_decision_date")
     @classmethod
@@ -61,6 +77,28 @@ class Situation(Strict):
         if value is not None and value > datetime.now(UTC).date():
             raise ValueError("La date de la décision du tribunal ne peut pas être dans le futur.")
         return value
+
+    @field_validator("naf_code")
+    @classmethod
+    def known_naf(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        normalised = normalise_naf(value)
+        if normalised is None:
+            raise ValueError("Code NAF invalide : quatre chiffres et une lettre, par exemple 47.11B.")
+        return normalised
+
+    @model_validator(mode="after")
+    def sector_family_of_naf(self) -> Situation:
+        if self.naf_code is not None:
+            family = sector_family(self.naf_code)
+            if self.sector_family is not None and self.sector_family is not family:
+                raise ValueError(f"La famille de secteur ne correspond pas au code NAF {self.naf_code} "
+                                 f"({family.value}).")
+            self.sector_family = family
+        if self.apesa_consent and not self.acute_distress:
+            raise ValueError("Le consentement à APESA ne vaut qu'en cas de détresse déclarée.")
+        return self
 
 
 class Referral(Strict):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from datetime import datetime
 from typing import Any
 
-from shared.schemas import CaseReceived, Envelope, new_envelope
+from shared.schemas import CaseReceived, Envelope, SectorFamily, new_envelope
 
 PRODUCER = "intake"
 # Case ids derived from an Idempotency-Key live in their own namespace.
@@ -24,6 +25,32 @@ def siren_is_valid(siren: str) -> bool:
         d = int(ch) * (2 if i % 2 else 1)
         total += d - 9 if d > 9 else d
     return total % 10 == 0
+
+
+# NAF rev. 2 divisions (the first two digits) grouped into the broad families the associations talk about.
+_FAMILY_BY_DIVISION = (
+    (range(1, 4), SectorFamily.AGRICULTURE),
+    (range(5, 40), SectorFamily.INDUSTRY),  # extraction, manufacturing, energy, water and waste
+    (range(41, 44), SectorFamily.CONSTRUCTION),
+    (range(45, 48), SectorFamily.COMMERCE),
+    (range(49, 54), SectorFamily.TRANSPORT),
+    (range(55, 57), SectorFamily.HOSPITALITY),
+    (range(58, 100), SectorFamily.SERVICES),
+)
+_NAF = re.compile(r"^(\d{2})\.?(\d{2})([A-Za-z])$")
+
+
+def normalise_naf(code: str) -> str | None:
+    """'4711b' or '47.11B' -> '47.11B'; None when it is not a NAF code of an existing division."""
+    match = _NAF.match(code.strip())
+    if match is None or not any(int(match[1]) in divisions for divisions, _ in _FAMILY_BY_DIVISION):
+        return None
+    return f"{match[1]}.{match[2]}{match[3].upper()}"
+
+
+def sector_family(naf_code: str) -> SectorFamily:
+    division = int(naf_code[:2])
+    return next(family for divisions, family in _FAMILY_BY_DIVISION if division in divisions)
 
 
 def case_id_for(idempotency_key: str | None) -> uuid.UUID:

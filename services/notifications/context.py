@@ -8,24 +8,35 @@ come from the case's contacts at send time, so that they are kept in one place.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from services.notifications.domain import Recipient
 from shared.schemas import Envelope
 
-ANTENNA_FIELDS = ("id", "name", "city", "address", "email", "phone")
+ANTENNA_FIELDS = ("id", "name", "city", "address", "email", "phone", "contact")
 VOLUNTEER_ROLES = {Recipient.COACH: "coach", Recipient.SPONSOR: "sponsor"}
+ASSOCIATION_NAMES = ("60 000 rebonds", "Second Souffle")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 
 def antenna_of(payload: dict[str, Any]) -> dict[str, str] | None:
-    """The antenna a CaseRouted names: a nested `antenna` object or flat `antenna_*` fields."""
+    """The antenna a CaseRouted names: a nested `antenna` object or flat `antenna_*` fields.
+
+    Routing publishes `antenna_id`, `antenna_name` and `antenna_contact` (public free text); an email address
+    in that text is the coordination's address, and the city is the name without the association's.
+    """
     nested = payload.get("antenna")
     source = nested if isinstance(nested, dict) else {
         field: payload.get(f"antenna_{field}") for field in ANTENNA_FIELDS}
     antenna = {field: str(source[field]) for field in ANTENNA_FIELDS if source.get(field)}
-    if not antenna.get("id") and isinstance(payload.get("antenna_id"), str):
-        antenna["id"] = payload["antenna_id"]
+    if not antenna.get("email") and (found := _EMAIL.search(antenna.get("contact", ""))):
+        antenna["email"] = found.group(0)
+    if not antenna.get("city") and antenna.get("name"):
+        for association in ASSOCIATION_NAMES:
+            if antenna["name"].startswith(association + " "):
+                antenna["city"] = antenna["name"][len(association) + 1:]
     return antenna or None
 
 
@@ -60,7 +71,8 @@ def facts_of(envelope: Envelope) -> dict[str, Any]:
     elif envelope.event_type == "CaseRouted":
         facts.update(routed_on=p["routed_at"][:10], reasons=p.get("reasons", []),
                      received_on=(p.get("received_at") or "")[:10] or None, antenna=antenna_of(p),
-                     waitlist_position=p.get("waitlist_position"), beyond_one_hour=bool(p.get("beyond_one_hour")))
+                     waitlist_position=p.get("waitlist_position"), beyond_one_hour=bool(p.get("beyond_one_hour")),
+                     routing_status=p.get("status"))
     elif envelope.event_type == "CommitteeApproved":
         facts["decided_on"] = p["decided_on"]
     elif envelope.event_type == "SessionHeld":

@@ -21,7 +21,7 @@ from services.notifications.templates import ASSOCIATIONS, Rendered
 # Every name a template may use, so that a missing fact renders as "absent", never as an error.
 FACT_DEFAULTS: dict[str, Any] = {
     "received_on": None, "routed_on": None, "reasons": [], "antenna": None, "waitlist_position": None,
-    "beyond_one_hour": False, "decided_on": None, "kind": None, "number": None, "held_on": None,
+    "beyond_one_hour": False, "routing_status": None, "decided_on": None, "kind": None, "number": None, "held_on": None,
     "duration_minutes": None, "next_session": None, "outcome": None, "closed_on": None, "journey_days": None,
     "status": None, "outcome_category": None, "occurred_on": None, "partner_reference": None,
 }

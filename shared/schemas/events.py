@@ -70,6 +70,58 @@ class Outcome(StrEnum):
     DECLINED = "refus_comite"
 
 
+# --- issue 3: what intake collects for routing, and what routing decides -------------------------------------
+
+class SectorFamily(StrEnum):
+    """Broad family of a NAF code (its division), enough to see who the associations serve."""
+
+    AGRICULTURE = "agriculture"
+    INDUSTRY = "industrie"
+    CONSTRUCTION = "construction"
+    COMMERCE = "commerce"
+    TRANSPORT = "transport"
+    HOSPITALITY = "hebergement_restauration"
+    SERVICES = "services"
+
+
+class CompanySize(StrEnum):
+    """Employees, in INSEE's bands (TPE up to 9, PME up to 249)."""
+
+    NONE = "sans_salarie"
+    MICRO = "1_9"
+    SMALL = "10_49"
+    MEDIUM = "50_249"
+    LARGE = "250_plus"
+
+
+class RoutingStatus(StrEnum):
+    ORIENTED = "oriente"  # an antenna was chosen
+    WAITLISTED = "liste_attente"  # no antenna of the association has room
+    APESA_FIRST = "apesa_d_abord"  # acute distress: APESA first, the case waits to be resumed
+    LOCATION_UNKNOWN = "localisation_a_verifier"  # association chosen, staff must place the person
+
+
+class RerouteCause(StrEnum):
+    """Why a case was routed again (the causes of RerouteRequested, plus routing's own)."""
+
+    HANDOVER = "transmission"
+    OUT_OF_SCOPE = "hors_champ"
+    APESA_RESUMED = "reprise_apres_apesa"
+    LOCATION_FIXED = "localisation_corrigee"
+    PLACE_FREED = "place_liberee"
+
+
+class PreviousDecision(Contract):
+    """The decision a re-routing replaces (the full history stays in routing)."""
+
+    sequence: int
+    association: Association
+    rule: str
+    status: RoutingStatus | None = None
+    antenna_id: str | None = None
+    routed_at: datetime | None = None
+
+
 class Situation(Contract):
     """What routing needs: no personal data."""
 
@@ -78,6 +130,13 @@ class Situation(Contract):
     postal_code: Annotated[str, Field(pattern=r"^\d{5}$")]
     commune: str | None = None
     sector: str | None = None
+    # --- routing that serves the territory (issue 3): all optional ---
+    insee_code: Annotated[str, Field(pattern=r"^(\d{5}|2[AB]\d{3})$")] | None = None
+    naf_code: Annotated[str, Field(pattern=r"^\d{2}\.?\d{2}[A-Z]$")] | None = None
+    sector_family: SectorFamily | None = None
+    company_size: CompanySize | None = None
+    acute_distress: bool | None = None  # the person says they are in acute psychological distress
+    apesa_consent: bool | None = None  # ... and agrees to be called back by APESA
 
 
 class Referral(Contract):
@@ -115,6 +174,18 @@ class CaseRouted(Contract):
     routed_at: datetime
     received_at: datetime | None = None
     sequence: int = 1
+    # --- issue 3: where, how far, with room or not; all optional ---
+    status: RoutingStatus | None = None
+    antenna_id: str | None = None
+    antenna_name: str | None = None
+    antenna_contact: str | None = None  # the antenna's public contact, never the entrepreneur's
+    travel_minutes: int | None = None
+    beyond_one_hour: bool | None = None
+    waitlist_position: int | None = None
+    location_flagged: bool | None = None  # commune unknown or placed approximately: staff to check
+    handover_watch: bool | None = None  # to hand over to 60 000 rebonds if it turns into a liquidation
+    previous: PreviousDecision | None = None
+    reroute_reason: RerouteCause | None = None
 
 
 class CommitteeApproved(Contract):

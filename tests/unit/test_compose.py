@@ -195,3 +195,11 @@ def test_the_build_context_leaves_out_local_downloads():
     ignored = {line.strip().rstrip("/") for line in path.read_text().splitlines()}
     missing = [entry for entry in (".git", ".venv", ".local") if entry not in ignored]
     assert not missing, f".dockerignore must exclude {missing}"
+
+
+def test_image_builds_the_same_commune_data_as_make_provision() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    package = re.search(r"^GEO_PACKAGE := (\S+)$", makefile, re.MULTILINE).group(1)
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert f"GEO_PACKAGE={package}" in dockerfile, "Dockerfile and Makefile build commune data from different packages"
+    assert "RELAIS_ROUTING_GEODATA_FILE=" in dockerfile

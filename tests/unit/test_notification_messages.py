@@ -208,3 +208,17 @@ def test_referral_ids_are_stable_opaque_and_keyed_by_the_secret() -> None:
     first, again = Tokens("secret").referral_id(CASE_ID), Tokens("secret").referral_id(CASE_ID)
     assert first == again and len(first) == 20 and first not in CASE_ID.replace("-", "")
     assert Tokens("other").referral_id(CASE_ID) != first
+
+
+def test_routings_own_fields_give_the_antenna_its_city_contact_and_address() -> None:
+    antenna = antenna_of({"antenna_id": "60000_rebonds-le-puy-en-velay", "antenna_name": "60 000 rebonds Le Puy-en-Velay",
+                          "antenna_contact": "Accueil : puy@60000rebonds.example, 04 71 00 00 00"})
+    assert antenna["city"] == "Le Puy-en-Velay" and antenna["email"] == "puy@60000rebonds.example"
+    context = render_context(recipient=Recipient.ENTREPRENEUR, case_id=CASE_ID,
+                             facts={"association": "60000_rebonds", "routed_on": "2026-03-02", "antenna": antenna,
+                                    "reasons": [], "routing_status": "apesa_d_abord"},
+                             contact=HOSTILE, address=Address("Zoé", "zoe@example.fr"), unsubscribe_url="http://u",
+                             coordinators={})
+    text = RENDERER.render("orientation", context).text
+    assert "antenne du Puy-en-Velay" in text and "- Accueil : puy@60000rebonds.example, 04 71 00 00 00" in text
+    assert "APESA" in text and "Votre demande est conservée" in text

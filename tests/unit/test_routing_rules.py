@@ -53,7 +53,8 @@ def test_reason_tells_how_long_ago_the_court_decided(procedure: Procedure) -> No
 
 def test_redressement_carries_the_handover_note() -> None:
     decision = decide(situation(Procedure.REDRESSEMENT_JUDICIAIRE), TODAY)
-    assert decision.reasons[1:] == ("À transmettre à 60 000 rebonds si le redressement se transforme en liquidation.",)
+    assert decision.reasons[1:] == (
+        "À transmettre à 60 000 rebonds si le redressement se transforme en liquidation.",)
 
 
 @pytest.mark.parametrize("procedure", [p for p in Procedure if p is not Procedure.REDRESSEMENT_JUDICIAIRE])

@@ -1,0 +1,123 @@
+"""Baseline throughput: N small records through the raw relay (bench.relay) on the pipeline's broker.
+
+Measured end to end like the pipeline: from the first record produced to topic A to the last one
+consumed from topic B.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from bench.kafka import ArrivalRecorder
+from bench.resources import ResourceSampler, cpu_percent
+from bench.waiting import BenchError, wait_until
+from ops.devstack import ROOT
+
+
+@dataclass
+class BaselineResult:
+    messages: int
+    received: int
+    message_bytes: int
+    seconds: float
+    produce_seconds: float
+    cpu_percent: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def msgs_per_s(self) -> float:
+        return self.received / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def produce_msgs_per_s(self) -> float:
+        return self.messages / self.produce_seconds if self.produce_seconds > 0 else 0.0
+
+
+async def create_topics(bootstrap: str, names: list[str], partitions: int, deadline_s: float = 30) -> None:
+    """Create the topics and wait until every partition has a leader (clients fail noisily before)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(n, num_partitions=partitions, replication_factor=1) for n in names])
+        deadline = time.monotonic() + deadline_s
+        while time.monotonic() < deadline:
+            described = await admin.describe_topics(names)
+            leaders = [p["leader"] for t in described for p in t["partitions"]]
+            if len(leaders) == partitions * len(names) and all(leader >= 0 for leader in leaders):
+                return
+            await asyncio.sleep(0.1)
+        raise BenchError(f"topics {names} have no leader after {deadline_s:.0f}s")
+    finally:
+        await admin.close()
+
+
+async def start_relay(bootstrap: str, source: str, destination: str,
+                      deadline_s: float = 60) -> asyncio.subprocess.Process:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.relay", bootstrap, source, destination, f"bench-relay-{source}",
+        stdout=asyncio.subprocess.PIPE, start_new_session=True, cwd=ROOT,
+    )
+    try:
+        line = await asyncio.wait_for(proc.stdout.readline(), deadline_s)
+    except TimeoutError:
+        line = b""
+    if line.strip() != b"ready":
+        await stop_relay(proc)
+        raise BenchError(f"the baseline relay did not get its partitions within {deadline_s:.0f}s")
+    return proc
+
+
+async def stop_relay(proc: asyncio.subprocess.Process, deadline_s: float = 10) -> None:
+    if proc.returncode is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), deadline_s)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+
+
+async def run_baseline(bootstrap: str, messages: int, message_bytes: int, partitions: int,
+                       resources: ResourceSampler, deadline_s: float) -> BaselineResult:
+    tag = uuid.uuid4().hex[:8]
+    source, destination = f"bench.relay-in.{tag}", f"bench.relay-out.{tag}"
+    await create_topics(bootstrap, [source, destination], partitions)
+    received = ArrivalRecorder(bootstrap, destination, "baseline")
+    await received.start()
+    relay = None
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=2)
+    try:
+        relay = await start_relay(bootstrap, source, destination)
+        resources.track("baseline-relay", relay.pid)
+        await producer.start()
+        value = os.urandom(message_bytes // 2).hex().encode()[:message_bytes]
+        keys = [str(uuid.uuid4()).encode() for _ in range(messages)]
+        print(f"  producing {messages} records of {message_bytes} bytes to {source} …", flush=True)
+        cpu_before = resources.cpu_snapshot()
+        started = time.perf_counter()
+        acks = [await producer.send(source, value, key=key) for key in keys]
+        await asyncio.gather(*acks)
+        produced = time.perf_counter()
+        complete = await wait_until(lambda: len(received.arrivals) >= messages, deadline_s,
+                                    progress=lambda: f"relayed {len(received.arrivals)}/{messages}",
+                                    advanced=lambda: len(received.arrivals), stall_s=60)
+        if not complete:
+            print(f"  ! gave up with {len(received.arrivals)}/{messages} relayed", flush=True)
+        cpu = cpu_percent(cpu_before, resources.cpu_snapshot())
+        last = max(received.arrivals.values(), default=started)
+        return BaselineResult(messages, received.arrived(keys), message_bytes, last - started,
+                              produced - started, cpu)
+    finally:
+        await producer.stop()
+        if relay is not None:
+            await stop_relay(relay)
+        await received.stop()

@@ -1,0 +1,210 @@
+"""Nothing lost, nothing twice: cases submitted while services are SIGKILLed and Kafka and FerretDB restart.
+
+Like Kafka's own transaction tests: submit N unique cases, inject faults during the run, then check that
+the set of effects equals the set of inputs with no duplicates. `make faults` runs it with 5,000 cases;
+`make test` with RELAIS_FAULT_CASES (300 by default).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+from pymongo import AsyncMongoClient
+
+from ops.dlq import dead_letter_topics, read_all
+from ops.stack import SERVICES, Stack, StackConfig
+from tests.conftest import a_case, free_port, wait_for
+from tests.integration.conftest import TopicReader
+
+CASES = int(os.environ.get("RELAIS_FAULT_CASES", "300"))
+SEED = int(os.environ.get("RELAIS_FAULT_SEED", random.randrange(1_000_000)))
+CONSUMER_GROUPS = ("routing", "coaching", "notifications")
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Stack:
+    config = StackConfig(
+        data_dir=tmp_path / "stack", kafka_port=free_port(), controller_port=free_port(),
+        mongo_port=free_port(), service_ports={name: free_port() for name in SERVICES},
+        extra_env={f"RELAIS_{name.upper()}_{key}": value for name in SERVICES for key, value in {
+            "RETRY_BACKOFF_MS": "50", "RETRY_BACKOFF_MAX_MS": "1000", "OUTBOX_SCAN_INTERVAL_S": "2",
+        }.items()},
+    )
+    stack = Stack(config)
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+
+
+async def submit_all(urls: dict[str, str], count: int, rate: float) -> dict[str, str]:
+    """POST every case, retrying as a real client would (same Idempotency-Key) until accepted."""
+    ids: dict[str, str] = {}
+    semaphore = asyncio.Semaphore(16)
+
+    async def submit(client: httpx.AsyncClient, i: int) -> None:
+        key = f"fault-{SEED}-{i}"
+        case = a_case(referral={"kind": "self"} if i % 2 else a_case()["referral"])
+        async with semaphore:
+            for _attempt in range(600):
+                try:
+                    response = await client.post(f"{urls['intake']}/cases", json=case,
+                                                 headers={"Idempotency-Key": key})
+                    if response.status_code in (200, 201):
+                        ids[key] = response.json()["case_id"]
+                        return
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.2)  # client retry pacing, not synchronisation
+        raise AssertionError(f"case {i} never accepted")
+
+    async with httpx.AsyncClient(timeout=10) as client:
+        tasks = []
+        for i in range(count):
+            tasks.append(asyncio.create_task(submit(client, i)))
+            await asyncio.sleep(1 / rate)  # open-loop arrival rate, spreads the cases over the faults
+        await asyncio.gather(*tasks)
+    return ids
+
+
+async def inject_faults(stack: Stack, rng: random.Random, pause: float) -> list[str]:
+    """SIGKILL and restart each service (twice for the consumers), restart Kafka once and FerretDB once."""
+    steps = [f"kill:{name}" for name in SERVICES] + [f"kill:{name}" for name in CONSUMER_GROUPS]
+    steps += ["restart:kafka", "restart:ferretdb"]
+    rng.shuffle(steps)
+    done = []
+    for step in steps:
+        await asyncio.sleep(rng.uniform(0.2, pause))  # a random moment, not a synchronisation
+        action, target = step.split(":")
+        if action == "kill":
+            node = stack.services[target]
+            node.kill()
+            await asyncio.to_thread(node.start, 90)
+        else:
+            node = stack.kafka if target == "kafka" else stack.ferretdb
+            await asyncio.to_thread(node.stop)
+            await asyncio.to_thread(node.start)
+        done.append(step)
+    return done
+
+
+async def consumer_lag(bootstrap: str) -> dict[str, int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await admin.start()
+    await reader.start()
+    try:
+        lag = {}
+        for group in CONSUMER_GROUPS:
+            committed = await admin.list_consumer_group_offsets(group)
+            ends = await reader.end_offsets(list(committed))
+            lag[group] = sum(max(0, ends[tp] - meta.offset) for tp, meta in committed.items())
+        return lag
+    finally:
+        await reader.stop()
+        await admin.close()
+
+
+async def routed_event_ids(bootstrap: str) -> Counter:
+    """Distinct CaseRouted event ids per case on the topic (republished copies count once)."""
+    reader = TopicReader(bootstrap, "relais.case-routed.v1")
+    await reader.start()
+    try:
+        await reader.drain(timeout=60)
+    finally:
+        await reader.stop()
+    seen: dict[str, set[str]] = {}
+    for r in reader.records:
+        seen.setdefault(r.key.decode(), set()).add(dict(r.headers)["event-id"].decode())
+    return Counter({case: len(ids) for case, ids in seen.items()})
+
+
+async def outbox_behind(mongo_url: str) -> int:
+    """Events stored in an outbox but not yet published, across every service database."""
+    client = AsyncMongoClient(mongo_url)
+    try:
+        behind = 0
+        for db_name, collection in (("relais_intake", "cases"), ("relais_routing", "routes"),
+                                    ("relais_coaching", "case_files")):
+            db = client[db_name]
+            published = {d["_id"]: d["published"] async for d in db["outbox_progress"].find({})}
+            async for doc in db[collection].find({"outbox_count": {"$gt": 0}}, {"outbox_count": 1}):
+                behind += doc["outbox_count"] - published.get(f"{collection}:{doc['_id']}", 0)
+        return behind
+    finally:
+        await client.close()
+
+
+async def test_every_case_once_through_crashes_and_restarts(stack: Stack) -> None:
+    rng = random.Random(SEED)
+    urls = {name: node.url for name, node in stack.services.items()}
+    duration = max(30.0, CASES / 100)
+    print(f"\nfaults: seed={SEED} cases={CASES} over ~{duration:.0f}s")
+    started = time.monotonic()
+
+    submitted, faults = await asyncio.gather(
+        submit_all(urls, CASES, rate=CASES / duration),
+        inject_faults(stack, rng, pause=duration / 10),
+    )
+    print(f"faults: submitted and faults injected in {time.monotonic() - started:.0f}s")
+    assert len(submitted) == CASES
+    case_ids = set(submitted.values())
+    assert len(case_ids) == CASES, "two submissions got the same case id"
+
+    client = AsyncMongoClient(stack.ferretdb.url)
+    try:
+        routes, files, notes = (client["relais_routing"]["routes"], client["relais_coaching"]["case_files"],
+                                client["relais_notifications"]["notifications"])
+
+        async def settled() -> bool:
+            routed = await routes.count_documents({})
+            opened = await files.count_documents({})
+            noted = await notes.count_documents({"event_type": "CaseRouted"})
+            return routed >= CASES and opened >= CASES and noted >= 2 * CASES
+
+        await wait_for(settled, timeout=max(180, CASES / 10), what="every case routed, opened and notified",
+                       interval=0.5)
+
+        print(f"faults: settled after {time.monotonic() - started:.0f}s")
+        histories = {d["_id"]: len(d["history"]) async for d in routes.find({}, {"history": 1})}
+        timelines = {d["_id"]: sum(e["kind"] == "oriente" for e in d["timeline"])
+                     async for d in files.find({}, {"timeline": 1})}
+        per_recipient = Counter()
+        async for n in notes.find({}, {"case_id": 1, "event_type": 1, "recipient": 1}):
+            per_recipient[(n["case_id"], n["event_type"], n["recipient"])] += 1
+    finally:
+        await client.close()
+
+    lost = len(case_ids - histories.keys()) + len(case_ids - timelines.keys())
+    duplicated = sum(1 for n in histories.values() if n != 1) + sum(1 for n in timelines.values() if n != 1)
+    routed_ids = await routed_event_ids(stack.kafka.bootstrap)
+    duplicated += sum(1 for case in case_ids if routed_ids[case] != 1)
+    expected = {(c, "CaseReceived", "entrepreneur") for c in case_ids}
+    expected |= {(c, "CaseRouted", r) for c in case_ids for r in ("entrepreneur", "coordination")}
+    expected |= {(submitted[k], "CaseReceived", "partenaire") for k in submitted if int(k.rsplit("-", 1)[1]) % 2 == 0}
+    lost += len(expected - per_recipient.keys())
+    duplicated += sum(1 for key, n in per_recipient.items() if n != 1)
+
+    stuck = await outbox_behind(stack.ferretdb.url)
+    lag = await wait_for(lambda: _zero_lag(stack.kafka.bootstrap), timeout=60, what="consumer lag to reach 0")
+    stuck += sum(lag.values())
+    dead = await read_all(stack.kafka.bootstrap, await dead_letter_topics(stack.kafka.bootstrap))
+
+    print(f"faults injected: {', '.join(faults)}")
+    print(f"faults: cases={CASES} lost={lost} duplicated={duplicated} stuck={stuck} dead_letters={len(dead)}")
+    assert (lost, duplicated, stuck, len(dead)) == (0, 0, 0, 0)
+
+
+async def _zero_lag(bootstrap: str) -> dict[str, int] | None:
+    lag = await consumer_lag(bootstrap)
+    return lag if not any(lag.values()) else None
