@@ -13,7 +13,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiosmtpd.controller import Controller
 
 from ops.mailsink import MailSink
+from services.notifications.handlers import SUBSCRIBED
 from shared.schemas import (
+    EVENTS,
     CaseClosed,
     CaseReceived,
     CaseRouted,
@@ -40,6 +42,9 @@ ANTENNA = {"antenna_id": "60000_rebonds-saint-etienne", "antenna_name": "60 000 
            "antenna_city": "Saint-Étienne", "antenna_email": "saint-etienne@60000rebonds.example",
            "antenna_phone": "04 77 00 00 00", "antenna_address": "12 rue de la République, 42000 Saint-Étienne"}
 COACH = {"coach": {"first_name": "Aurélien", "last_name": "Coach", "email": "aurelien.coach@example.org"}}
+
+
+SUBSCRIBED_TOPICS = tuple(EVENTS[name].topic for name in SUBSCRIBED)
 
 
 class Inbox(MailSink):
@@ -144,6 +149,24 @@ async def read_topic(bootstrap: str, topic: str) -> list[Any]:
             for items in batch.values():
                 records.extend(items)
         return records
+    finally:
+        await consumer.stop()
+
+
+async def skip_backlog(bootstrap: str, group: str) -> None:
+    """Start a new consumer group at the end of the flow's topics, as if it had read everything before.
+
+    Topics are shared by the whole test session; a notifications service under test would otherwise send
+    the emails of every earlier test's events before reaching its own.
+    """
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for topic in SUBSCRIBED_TOPICS
+                      for p in (consumer.partitions_for_topic(topic) or await _partitions(consumer, topic))]
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        await consumer.commit({tp: offset for tp, offset in ends.items()})
     finally:
         await consumer.stop()
 
