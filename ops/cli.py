@@ -41,6 +41,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         for name, node in stack.services.items():
             print(f"  {name:<14} {node.url}   docs {node.url}/docs   health {node.url}/health   "
                   f"metrics {node.url}/metrics", flush=True)
+        print(f"  emails         {stack.mailsink.mail_dir} (.eml files; SMTP sink on port {stack.mailsink.port})",
+              flush=True)
         print(f"  data and logs  {stack.config.data_dir}\n", flush=True)
         while True:
             for name, node in stack.services.items():

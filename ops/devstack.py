@@ -229,6 +229,21 @@ class FerretNode(Node):
 
 
 @dataclass
+class MailSinkNode(Node):
+    """The local SMTP sink (`ops.mailsink`) that receives the notifications' emails as .eml files."""
+
+    port: int = 1025
+    mail_dir: Path | None = None
+
+    def start(self, deadline_s: float = 15) -> None:
+        if port_open("127.0.0.1", self.port):
+            raise StartupError(f"port {self.port} is already in use: is another mail sink running?")
+        mail_dir = self.mail_dir or self.data_dir / "mail"
+        self._spawn([_python(), "-m", "ops.mailsink", "--port", str(self.port), "--dir", str(mail_dir)])
+        wait_until(lambda: port_open("127.0.0.1", self.port), deadline_s, "mail sink", self.proc, self.log_path)
+
+
+@dataclass
 class ServiceNode(Node):
     """One Relais service as its own Python process (`python -m services.<name>`)."""
 

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ops.devstack import LOCAL, FerretNode, KafkaNode, ServiceNode
+from ops.devstack import LOCAL, FerretNode, KafkaNode, MailSinkNode, ServiceNode
 
 # Coaching runs once per association, each instance with its own database and staff (docs/coaching.md).
 COACHING = {"coaching-second_souffle": "second_souffle", "coaching-60000_rebonds": "60000_rebonds"}
@@ -34,6 +34,7 @@ class StackConfig:
     kafka_port: int = 9092
     controller_port: int = 9093
     mongo_port: int = 27017
+    smtp_port: int = 1025
     service_ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
     extra_env: dict[str, str] = field(default_factory=dict)
 
@@ -59,15 +60,26 @@ class Stack:
         self.kafka = KafkaNode("kafka", cfg.data_dir / "kafka", port=cfg.kafka_port,
                                controller_port=cfg.controller_port)
         self.ferretdb = FerretNode("ferretdb", cfg.data_dir / "ferretdb", port=cfg.mongo_port)
+        self.mailsink = MailSinkNode("mailsink", cfg.data_dir / "mailsink", port=cfg.smtp_port,
+                                     mail_dir=cfg.data_dir / "mail")
         self.services = {
             name: ServiceNode(
                 name, cfg.data_dir / "services", module=f"services.{module_of(name)}",
                 port=cfg.service_ports[name],
                 env=service_env(name, cfg.service_ports[name], self.kafka.bootstrap, self.ferretdb.url,
-                                cfg.extra_env),
+                                {**self._own_env(name), **cfg.extra_env}),
             )
             for name in SERVICES
         }
+
+    def _own_env(self, name: str) -> dict[str, str]:
+        """Settings one service needs beyond Kafka and the store: notifications sends to the mail sink."""
+        if name != "notifications":
+            return {}
+        port = self.config.service_ports[name]
+        return {"RELAIS_NOTIFICATIONS_SMTP_HOST": "127.0.0.1",
+                "RELAIS_NOTIFICATIONS_SMTP_PORT": str(self.config.smtp_port),
+                "RELAIS_NOTIFICATIONS_PUBLIC_URL": f"http://127.0.0.1:{port}"}
 
     @property
     def pid_dir(self) -> Path:
@@ -78,6 +90,8 @@ class Stack:
         self._write_pid(self.ferretdb)
         self.kafka.start()
         self._write_pid(self.kafka)
+        self.mailsink.start()
+        self._write_pid(self.mailsink)
 
     def start_services(self, names: tuple[str, ...] = SERVICES) -> None:
         """Start the services together, then wait for each to be ready."""
@@ -94,6 +108,7 @@ class Stack:
     def stop(self) -> None:
         for node in self.services.values():
             node.stop()
+        self.mailsink.stop()
         self.kafka.stop()
         self.ferretdb.stop()
         for pid_file in self.pid_dir.glob("*.pid"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -26,6 +27,29 @@ EVENT_TOPICS = tuple(spec.topic for spec in EVENTS.values())
 
 def dead_letter_topic(consumer_group: str) -> str:
     return f"relais.dead-letter.{consumer_group}.v1"
+
+
+def dead_letter_headers(original: dict[str, str], *, reason: str, kind: str, consumer_group: str,
+                        source_topic: str, source_partition: int | None = None,
+                        source_offset: int | None = None) -> dict[str, str]:
+    """The original headers plus the `dlq-*` headers every dead letter carries (reason without personal data).
+
+    Partition and offset are known when a consumed record fails; a failure found later (an email that
+    could not be sent) names only the topic of the event that caused it.
+    """
+    headers = dict(original)
+    headers.update({
+        "dlq-reason": reason[:500],
+        "dlq-reason-kind": kind,
+        "dlq-source-topic": source_topic,
+        "dlq-consumer-group": consumer_group,
+        "dlq-failed-at": datetime.now(UTC).isoformat(),
+    })
+    if source_partition is not None:
+        headers["dlq-source-partition"] = str(source_partition)
+    if source_offset is not None:
+        headers["dlq-source-offset"] = str(source_offset)
+    return headers
 
 
 def make_broker(settings: ServiceSettings, metrics: Metrics) -> KafkaBroker:

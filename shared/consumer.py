@@ -15,7 +15,6 @@ import logging
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import ConsumerRecord
@@ -25,7 +24,7 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
 from pymongo.errors import ConnectionFailure
 
-from shared.broker import dead_letter_topic
+from shared.broker import dead_letter_headers, dead_letter_topic
 from shared.metrics import Metrics
 from shared.schemas import EVENTS, Envelope, EnvelopeError, decode
 from shared.settings import ServiceSettings
@@ -157,16 +156,10 @@ class EventConsumer:
         return ms / 1000
 
     async def _dead_letter(self, record: ConsumerRecord, reason: str, kind: str) -> None:
-        headers = {k: v.decode(errors="replace") for k, v in (record.headers or [])}
-        headers.update({
-            "dlq-reason": reason[:500],
-            "dlq-reason-kind": kind,
-            "dlq-source-topic": record.topic,
-            "dlq-source-partition": str(record.partition),
-            "dlq-source-offset": str(record.offset),
-            "dlq-consumer-group": self.group_id,
-            "dlq-failed-at": datetime.now(UTC).isoformat(),
-        })
+        headers = dead_letter_headers(
+            {k: v.decode(errors="replace") for k, v in (record.headers or [])},
+            reason=reason, kind=kind, consumer_group=self.group_id, source_topic=record.topic,
+            source_partition=record.partition, source_offset=record.offset)
         outage = 0
         while True:
             try:

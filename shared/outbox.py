@@ -33,28 +33,33 @@ log = logging.getLogger("relais.outbox")
 Send = Callable[[str, bytes, bytes, dict[str, str]], Awaitable[Awaitable[Any]]]
 
 
+def outbox_item(*, topic: str, key: str, value: str, headers: dict[str, str], event_type: str, event_id: str,
+                created_at: float) -> dict[str, Any]:
+    """One record to publish; `event_type` and `event_id` name it in metrics (any record kind, not only events)."""
+    return {"event_id": event_id, "event_type": event_type, "topic": topic, "key": key, "headers": headers,
+            "value": value, "created_at": created_at}
+
+
 def outbox_items(envelopes: Iterable[Envelope]) -> list[dict[str, Any]]:
     return [
-        {
-            "event_id": str(e.event_id),
-            "event_type": e.event_type,
-            "topic": e.spec.topic,
-            "key": e.key.decode(),
-            "headers": e.headers(),
-            "value": e.encode().decode(),
-            "created_at": e.occurred_at.timestamp(),
-        }
+        outbox_item(topic=e.spec.topic, key=e.key.decode(), value=e.encode().decode(), headers=e.headers(),
+                    event_type=e.event_type, event_id=str(e.event_id), created_at=e.occurred_at.timestamp())
         for e in envelopes
     ]
 
 
 def with_outbox(update: dict[str, Any], envelopes: list[Envelope]) -> dict[str, Any]:
     """Add `envelopes` to an update document (`$push` to the outbox, `$inc` its count)."""
-    if not envelopes:
+    return with_outbox_items(update, outbox_items(envelopes))
+
+
+def with_outbox_items(update: dict[str, Any], items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Add prepared records (`outbox_item`) to an update document."""
+    if not items:
         return update
     merged = {op: dict(fields) for op, fields in update.items()}
-    merged.setdefault("$push", {})[OUTBOX_FIELD] = {"$each": outbox_items(envelopes)}
-    merged.setdefault("$inc", {})[OUTBOX_COUNT_FIELD] = len(envelopes)
+    merged.setdefault("$push", {})[OUTBOX_FIELD] = {"$each": items}
+    merged.setdefault("$inc", {})[OUTBOX_COUNT_FIELD] = len(items)
     return merged
 
 

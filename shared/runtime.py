@@ -38,6 +38,7 @@ class ServiceRuntime:
         self.relay = self._outbox_relay()
         self.lag: ConsumerLagMonitor | None = None
         self._on_start: list[Callable[[], Awaitable[Any]]] = []
+        self._on_stop: list[Callable[[], Awaitable[Any]]] = []
 
     def _outbox_relay(self) -> OutboxRelay:
         """The relay that stores hand their collections to (`relay.watch`) and notify after writes."""
@@ -58,6 +59,10 @@ class ServiceRuntime:
         """Run at start-up before consuming (index creation, seed data)."""
         self._on_start.append(hook)
 
+    def on_stop(self, hook: Callable[[], Awaitable[Any]]) -> None:
+        """Run at shutdown before the broker and the store close (background workers of a service)."""
+        self._on_stop.append(hook)
+
     async def checks(self) -> dict[str, bool]:
         kafka, store = await asyncio.gather(self.broker.ping(timeout=2), ping(self.db))
         return {"kafka": bool(kafka), "store": store}
@@ -76,6 +81,8 @@ class ServiceRuntime:
         log.info("service started", extra={"port": self.settings.http_port})
 
     async def stop(self) -> None:
+        for hook in self._on_stop:
+            await hook()
         if self.lag is not None:
             await self.lag.stop()
         await self.relay.stop()

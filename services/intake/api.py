@@ -105,6 +105,8 @@ class Referral(Strict):
     kind: ReferrerKind = ReferrerKind.SELF
     organisation: str | None = Field(None, max_length=200)
     partner_reference: str | None = Field(None, max_length=100)
+    contact_email: str | None = Field(None, max_length=254, pattern=EMAIL,
+                                      description="Adresse du partenaire pour l'informer des suites")
 
     @model_validator(mode="after")
     def partner_named(self) -> Referral:

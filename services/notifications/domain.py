@@ -1,17 +1,52 @@
-"""Who must be told what after each event. Pure rules; sending is a separate concern."""
+"""Who must be told what after each event, and the life of one notification. Pure rules, no I/O.
+
+A notification is one message to one recipient about one event: its id is `<event_id>:<recipient>`, so
+redeliveries of the event never create a second one. Its states:
+
+    a_envoyer ──claim──> envoi_en_cours ──250 to DATA──> envoye
+        ^                  │  phase avant_donnees | donnees
+        └── 4xx reply ─────┤
+                           ├── 5xx reply or last 4xx ──> echec (dead-lettered)
+                           ├── opted out ──> desabonne
+                           └── no address ──> sans_adresse
+
+Partner notifications follow the referral's status changes (see `services.notifications.referrals`),
+the others are planned here from the event alone.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
 
-from shared.schemas import CaseReceived, Envelope, ReferrerKind
+from shared.schemas import Envelope, ReferralStatus, SessionKind
 
 
 class Recipient(StrEnum):
     ENTREPRENEUR = "entrepreneur"
     PARTNER = "partenaire"
     COORDINATOR = "coordination"
+    COACH = "coach"
+    SPONSOR = "parrain"
+
+
+class Status(StrEnum):
+    PENDING = "a_envoyer"
+    SENDING = "envoi_en_cours"
+    SENT = "envoye"
+    OPTED_OUT = "desabonne"
+    NO_ADDRESS = "sans_adresse"
+    FAILED = "echec"
+
+
+class Phase(StrEnum):
+    """Where a send stands; decides what a take-over after a crash does."""
+
+    BEFORE_DATA = "avant_donnees"  # connected, envelope given: the server cannot have the message
+    DATA = "donnees"  # DATA sent: the server may have accepted it (in doubt until recorded)
+
+
+FINAL = (Status.SENT, Status.OPTED_OUT, Status.NO_ADDRESS, Status.FAILED)
 
 
 @dataclass(frozen=True)
@@ -21,7 +56,7 @@ class PlannedNotification:
     channel: str = "email"
 
 
-_BY_EVENT: dict[str, tuple[PlannedNotification, ...]] = {
+_DIRECT: dict[str, tuple[PlannedNotification, ...]] = {
     "CaseReceived": (PlannedNotification(Recipient.ENTREPRENEUR, "accuse_reception"),),
     "CaseRouted": (
         PlannedNotification(Recipient.ENTREPRENEUR, "orientation"),
@@ -35,16 +70,56 @@ _BY_EVENT: dict[str, tuple[PlannedNotification, ...]] = {
     ),
 }
 
+# The volunteer who led a session hears about the next one; both hear of the closing.
+_SESSION_VOLUNTEER = {SessionKind.COACHING: Recipient.COACH, SessionKind.SPONSOR: Recipient.SPONSOR}
+_VOLUNTEER_TEMPLATES = {
+    ("SessionHeld", Recipient.COACH): "seance_coach",
+    ("SessionHeld", Recipient.SPONSOR): "seance_parrain",
+    ("CaseClosed", Recipient.COACH): "fin_accompagnement_coach",
+    ("CaseClosed", Recipient.SPONSOR): "fin_accompagnement_parrain",
+}
 
-def plan(envelope: Envelope) -> list[PlannedNotification]:
-    planned = list(_BY_EVENT.get(envelope.event_type, ()))
-    if envelope.event_type == "CaseReceived":
-        received: CaseReceived = envelope.typed()  # type: ignore[assignment]
-        if received.referral.kind is not ReferrerKind.SELF:
-            planned.append(PlannedNotification(Recipient.PARTNER, "accuse_reception_partenaire"))
+PARTNER_TEMPLATES: dict[ReferralStatus, str] = {
+    ReferralStatus.RECEIVED: "accuse_reception_partenaire",
+    ReferralStatus.ROUTED: "orientation_partenaire",
+    ReferralStatus.ACCEPTED: "decision_comite_partenaire",
+    ReferralStatus.DECLINED: "cloture_partenaire",
+    ReferralStatus.CLOSED: "cloture_partenaire",
+}
+
+
+def plan(envelope: Envelope, volunteers: frozenset[Recipient] = frozenset()) -> list[PlannedNotification]:
+    """The notifications an event causes directly; `volunteers` are the coach/sponsor known for the case."""
+    planned = list(_DIRECT.get(envelope.event_type, ()))
+    candidates: list[Recipient] = []
+    if envelope.event_type == "SessionHeld":
+        led_by = _SESSION_VOLUNTEER.get(SessionKind(envelope.payload["kind"]))
+        candidates = [led_by] if led_by else []
+    elif envelope.event_type == "CaseClosed":
+        candidates = [Recipient.COACH, Recipient.SPONSOR]
+    for recipient in candidates:
+        if recipient in volunteers:
+            planned.append(PlannedNotification(recipient, _VOLUNTEER_TEMPLATES[(envelope.event_type, recipient)]))
     return planned
 
 
-def notification_id(envelope: Envelope, planned: PlannedNotification) -> str:
+def partner_notification(status: ReferralStatus) -> PlannedNotification:
+    return PlannedNotification(Recipient.PARTNER, PARTNER_TEMPLATES[status])
+
+
+def notification_id(event_id: object, recipient: Recipient) -> str:
     """One notification per event and recipient, whatever the number of deliveries."""
-    return f"{envelope.event_id}:{planned.recipient.value}"
+    return f"{event_id}:{recipient.value}"
+
+
+def message_id(notification: str, domain: str) -> str:
+    """The same Message-ID for every attempt of one notification: receivers deduplicate on it.
+
+    Made of the event id and the recipient's role only: no personal data in a header.
+    """
+    event_id, recipient = notification.split(":", 1)
+    return f"<{event_id}.{recipient}@{domain}>"
+
+
+def backoff_s(failures: int, base_ms: int, max_ms: int) -> float:
+    return min(base_ms * 2 ** max(0, failures - 1), max_ms) / 1000

@@ -25,9 +25,19 @@ from shared.schemas.events import (
     SessionKind,
     spec_for,
 )
+from shared.schemas.partner_feed import (
+    PARTNER_FEED_TOPIC,
+    OutcomeCategory,
+    PartnerStatusChanged,
+    ReferralStatus,
+)
 
 __all__ = [
     "EVENTS",
+    "PARTNER_FEED_TOPIC",
+    "OutcomeCategory",
+    "PartnerStatusChanged",
+    "ReferralStatus",
     "AntennaCapacityChanged",
     "Association",
     "CaseClosed",

@@ -143,6 +143,9 @@ class Referral(Contract):
     kind: ReferrerKind
     organisation: str | None = None
     partner_reference: str | None = None
+    # Issue 5 (notifications): where the referring partner is told of the referral; a professional contact,
+    # confidential like `personal`: it never leaves CaseReceived (not in the partner feed, not in logs).
+    contact_email: str | None = None
 
 
 class PersonalDetails(Contract):

@@ -37,12 +37,23 @@ def render(schema: dict[str, Any]) -> str:
     return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+def generated_files() -> dict[str, dict[str, Any]]:
+    """File name -> content of everything under `json/`: one schema per event, the partner feed's, AsyncAPI."""
+    from shared.schemas.asyncapi import asyncapi_document
+    from shared.schemas.partner_feed import PARTNER_FEED_TOPIC, feed_schema
+
+    files = {spec.schema_file: schema_of(spec) for spec in EVENTS.values()}
+    files[f"{PARTNER_FEED_TOPIC}.json"] = feed_schema()
+    files["asyncapi.json"] = asyncapi_document()
+    return files
+
+
 def write_all() -> list[Path]:
     SCHEMA_DIR.mkdir(exist_ok=True)
     written = []
-    for spec in EVENTS.values():
-        path = SCHEMA_DIR / spec.schema_file
-        path.write_text(render(schema_of(spec)))
+    for name, content in generated_files().items():
+        path = SCHEMA_DIR / name
+        path.write_text(render(content))
         written.append(path)
     return written
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -11,6 +12,7 @@ from ops.stack import SERVICES, Stack, StackConfig
 from shared.schemas import Association
 from tests.coaching_support import SR, SS, StaffClient
 from tests.conftest import Infra, free_port
+from tests.mail import skip_backlog
 
 # The development staff tokens of `make run` (docs/coaching.md); the stack holds only their hashes.
 DEV_TOKENS = {SS: "dev-second-souffle-claire", SR: "dev-60000-rebonds-karim"}
@@ -23,19 +25,24 @@ def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
         data_dir=tmp_path_factory.mktemp("stack"),
         kafka_port=infra.kafka.port,
         mongo_port=infra.ferretdb.port,
+        smtp_port=free_port(),
         service_ports={name: free_port() for name in SERVICES},
     )
     stack = Stack(config)
-    # The session's Kafka and FerretDB stand in for the stack's own.
+    # The session's Kafka and FerretDB stand in for the stack's own; the mail sink is the stack's.
     stack.kafka, stack.ferretdb = infra.kafka, infra.ferretdb
+    nodes = [stack.mailsink, *stack.services.values()]
+    # Notifications would first email every earlier test's events (shared topics): it starts after them.
+    asyncio.run(skip_backlog(infra.bootstrap, "notifications"))
     try:
+        stack.mailsink.start()
         stack.start_services()
     except Exception:
-        for node in stack.services.values():
+        for node in nodes:
             node.stop()
         raise
     yield stack
-    for node in stack.services.values():
+    for node in nodes:
         node.stop()
 
 

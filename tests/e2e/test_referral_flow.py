@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
 from ops.stack import Stack
 from shared.schemas import Association
 from tests.coaching_support import SR, SS, StaffClient, unique_antenna
 from tests.conftest import a_case, wait_for
+
+
+CASE = a_case(referral={"kind": "mandataire", "organisation": "Étude Dupont", "partner_reference": "LJ-2026-042",
+                        "contact_email": "etude.dupont@example.fr"})
 
 
 async def get_json(client: httpx.AsyncClient, url: str) -> dict | None:
@@ -19,7 +25,7 @@ async def test_a_case_travels_from_intake_to_closing(stack: Stack, staff_of: dic
     urls = {name: node.url for name, node in stack.services.items()}
     coaching = staff_of[SR]  # a liquidation goes to 60 000 rebonds
     async with httpx.AsyncClient(timeout=10) as client:
-        submitted = await client.post(f"{urls['intake']}/cases", json=a_case(),
+        submitted = await client.post(f"{urls['intake']}/cases", json=CASE,
                                       headers={"Idempotency-Key": "e2e-flow-1"})
         assert submitted.status_code == 201, submitted.text
         case_id = submitted.json()["case_id"]
@@ -58,15 +64,25 @@ async def test_a_case_travels_from_intake_to_closing(stack: Stack, staff_of: dic
         async def all_notified() -> list | None:
             body = await get_json(client, f"{urls['notifications']}/cases/{case_id}/notifications")
             events = [n["event_type"] for n in (body or {}).get("notifications", [])]
-            return events if "CaseClosed" in events and len(events) >= 11 else None
+            return events if events.count("CaseClosed") == 3 and len(events) >= 14 else None
 
-        events = await wait_for(all_notified, what="notifications for every event")
-        # received: entrepreneur + partner; routed: 2; approved: 1; 4 sessions: 4; closed: 2.
-        assert sorted(events) == sorted(["CaseReceived"] * 2 + ["CaseRouted"] * 2 + ["CommitteeApproved"]
-                                        + ["SessionHeld"] * 4 + ["CaseClosed"] * 2)
+        events = await wait_for(all_notified, timeout=30, what="notifications for every event")
+        # The entrepreneur hears of every step, the referring partner of each status, the coordinator of
+        # the routing and the closing: received 2, routed 3, approved 2, 4 sessions 4, closed 3.
+        assert sorted(events) == sorted(["CaseReceived"] * 2 + ["CaseRouted"] * 3 + ["CommitteeApproved"] * 2
+                                        + ["SessionHeld"] * 4 + ["CaseClosed"] * 3)
+
+        # ... and the emails land in the local mail sink, one .eml file per message.
+        body = await get_json(client, f"{urls['notifications']}/cases/{case_id}/notifications")
+        expected = {f"{n['id'].replace(':', '.')}@relais.example.eml" for n in body["notifications"]}
+
+        async def delivered() -> bool:
+            return expected <= {path.name for path in stack.mailsink.mail_dir.glob("*.eml")}
+
+        await wait_for(delivered, timeout=60, what="every email written by the mail sink")
 
         # A resubmission with the same key returns the same case, and nothing is routed twice.
-        again = await client.post(f"{urls['intake']}/cases", json=a_case(),
+        again = await client.post(f"{urls['intake']}/cases", json=CASE,
                                   headers={"Idempotency-Key": "e2e-flow-1"})
         assert again.status_code == 200 and again.json()["case_id"] == case_id
         routed = await get_json(client, f"{urls['routing']}/cases/{case_id}")

@@ -39,7 +39,7 @@ COACHING_DB = "relais_coaching_60000_rebonds"
 def stack(tmp_path: Path) -> Stack:
     config = StackConfig(
         data_dir=tmp_path / "stack", kafka_port=free_port(), controller_port=free_port(),
-        mongo_port=free_port(), service_ports={name: free_port() for name in SERVICES},
+        mongo_port=free_port(), smtp_port=free_port(), service_ports={name: free_port() for name in SERVICES},
         extra_env={f"RELAIS_{module.upper()}_{key}": value
                    for module in {module_of(name) for name in SERVICES}
                    for key, value in {"RETRY_BACKOFF_MS": "50", "RETRY_BACKOFF_MAX_MS": "1000",

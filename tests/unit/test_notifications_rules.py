@@ -7,7 +7,14 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from services.notifications.domain import Recipient, notification_id, plan
+from services.notifications.domain import (
+    Recipient,
+    backoff_s,
+    message_id,
+    notification_id,
+    partner_notification,
+    plan,
+)
 from shared.schemas import (
     Association,
     CaseClosed,
@@ -16,6 +23,7 @@ from shared.schemas import (
     CommitteeApproved,
     Contract,
     Outcome,
+    ReferralStatus,
     ReferrerKind,
     SessionHeld,
     SessionKind,
@@ -23,6 +31,7 @@ from shared.schemas import (
 )
 
 SS = Association.SECOND_SOUFFLE
+BOTH = frozenset({Recipient.COACH, Recipient.SPONSOR})
 
 
 def received(kind: ReferrerKind) -> CaseReceived:
@@ -34,19 +43,19 @@ def received(kind: ReferrerKind) -> CaseReceived:
     )
 
 
-def planned(payload: Contract) -> list[tuple[Recipient, str]]:
+def planned(payload: Contract, volunteers: frozenset = frozenset()) -> list[tuple[Recipient, str]]:
     envelope = new_envelope(payload, case_id=uuid.uuid4(), producer="test")
-    return [(p.recipient, p.template) for p in plan(envelope)]
+    return [(p.recipient, p.template) for p in plan(envelope, volunteers)]
 
 
-def test_self_referred_entrepreneur_gets_a_receipt_and_no_partner_is_told() -> None:
-    assert planned(received(ReferrerKind.SELF)) == [(Recipient.ENTREPRENEUR, "accuse_reception")]
+def session(kind: SessionKind) -> SessionHeld:
+    return SessionHeld(association=SS, session_id="s1", kind=kind, held_on=date(2025, 2, 4), number=1)
 
 
-@pytest.mark.parametrize("kind", [k for k in ReferrerKind if k is not ReferrerKind.SELF])
-def test_referring_partner_gets_a_receipt(kind: ReferrerKind) -> None:
-    assert planned(received(kind)) == [(Recipient.ENTREPRENEUR, "accuse_reception"),
-                                       (Recipient.PARTNER, "accuse_reception_partenaire")]
+@pytest.mark.parametrize("kind", list(ReferrerKind))
+def test_the_entrepreneur_gets_a_receipt_whoever_referred_them(kind: ReferrerKind) -> None:
+    # The partner's receipt follows the referral (services.notifications.referrals), not this plan.
+    assert planned(received(kind)) == [(Recipient.ENTREPRENEUR, "accuse_reception")]
 
 
 @pytest.mark.parametrize("payload, expected", [
@@ -55,8 +64,7 @@ def test_referring_partner_gets_a_receipt(kind: ReferrerKind) -> None:
      [(Recipient.ENTREPRENEUR, "orientation"), (Recipient.COORDINATOR, "nouveau_dossier")]),
     (CommitteeApproved(association=SS, decided_on=date(2025, 2, 3)),
      [(Recipient.ENTREPRENEUR, "decision_comite")]),
-    (SessionHeld(association=SS, session_id="s1", kind=SessionKind.COACHING, held_on=date(2025, 2, 4), number=1),
-     [(Recipient.ENTREPRENEUR, "suivi_seance")]),
+    (session(SessionKind.COACHING), [(Recipient.ENTREPRENEUR, "suivi_seance")]),
     (CaseClosed(association=SS, outcome=Outcome.SALARIED_JOB, closed_on=date(2025, 12, 1), journey_days=300),
      [(Recipient.ENTREPRENEUR, "cloture"), (Recipient.COORDINATOR, "cloture_dossier")]),
 ], ids=["CaseRouted", "CommitteeApproved", "SessionHeld", "CaseClosed"])
@@ -64,8 +72,41 @@ def test_each_event_plans_its_notifications(payload: Contract, expected: list) -
     assert planned(payload) == expected
 
 
-def test_notification_id_is_stable_per_event_and_recipient() -> None:
+@pytest.mark.parametrize("kind, volunteer, template", [
+    (SessionKind.COACHING, Recipient.COACH, "seance_coach"),
+    (SessionKind.SPONSOR, Recipient.SPONSOR, "seance_parrain"),
+])
+def test_the_volunteer_who_led_a_session_hears_of_it(kind: SessionKind, volunteer: Recipient, template: str) -> None:
+    assert planned(session(kind), BOTH) == [(Recipient.ENTREPRENEUR, "suivi_seance"), (volunteer, template)]
+
+
+@pytest.mark.parametrize("kind", [SessionKind.CHECKPOINT, SessionKind.EXPERT])
+def test_collective_and_expert_sessions_tell_only_the_entrepreneur(kind: SessionKind) -> None:
+    assert planned(session(kind), BOTH) == [(Recipient.ENTREPRENEUR, "suivi_seance")]
+
+
+def test_closing_tells_the_known_volunteers_and_no_unknown_one() -> None:
+    closed = CaseClosed(association=SS, outcome=Outcome.NEW_BUSINESS, closed_on=date(2025, 12, 1), journey_days=400)
+    assert planned(closed, frozenset({Recipient.SPONSOR}))[-1] == (Recipient.SPONSOR, "fin_accompagnement_parrain")
+    assert (Recipient.COACH, "fin_accompagnement_coach") not in planned(closed, frozenset({Recipient.SPONSOR}))
+
+
+@pytest.mark.parametrize("status, template", [
+    (ReferralStatus.RECEIVED, "accuse_reception_partenaire"), (ReferralStatus.ROUTED, "orientation_partenaire"),
+    (ReferralStatus.ACCEPTED, "decision_comite_partenaire"), (ReferralStatus.DECLINED, "cloture_partenaire"),
+    (ReferralStatus.CLOSED, "cloture_partenaire"),
+])
+def test_each_referral_status_has_a_partner_message(status: ReferralStatus, template: str) -> None:
+    assert partner_notification(status).template == template
+
+
+def test_notification_and_message_ids_are_stable_and_hold_no_personal_data() -> None:
     envelope = new_envelope(received(ReferrerKind.CCI), case_id=uuid.uuid4(), producer="test")
-    ids = [notification_id(envelope, p) for p in plan(envelope)]
-    assert ids == [notification_id(envelope, p) for p in plan(envelope)]
-    assert len(set(ids)) == 2 and all(i.startswith(str(envelope.event_id)) for i in ids)
+    ids = [notification_id(envelope.event_id, p.recipient) for p in plan(envelope)]
+    assert ids == [f"{envelope.event_id}:entrepreneur"]
+    assert message_id(ids[0], "relais.example") == f"<{envelope.event_id}.entrepreneur@relais.example>"
+    assert message_id(ids[0], "relais.example") == message_id(ids[0], "relais.example")
+
+
+def test_backoff_doubles_up_to_its_ceiling() -> None:
+    assert [backoff_s(n, 1000, 5000) for n in (1, 2, 3, 4, 5)] == [1, 2, 4, 5, 5]

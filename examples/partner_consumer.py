@@ -1,0 +1,81 @@
+"""How a referring partner follows the people it referred: subscribe to the Relais partner status feed.
+
+The topic `relais.partner-status.v1` carries one JSON record per status change of a referral (received,
+routed, accepted, declined, closed), keyed by the reference the partner gave when referring. It holds no
+personal data. Delivery is at least once: deduplicate on `record_id`. Records come in order per reference.
+
+    pip install aiokafka
+    python examples/partner_consumer.py --bootstrap 127.0.0.1:9092 --group etude-martin LJ-2026-0427
+
+Only the standard library and aiokafka: a partner does not need Relais' code. The JSON Schema of the record
+is served at GET /asyncapi.json on the notifications service (and committed in shared/schemas/json/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+
+TOPIC = "relais.partner-status.v1"
+STATUS = {"recu": "demande reçue", "oriente": "orientée", "accepte": "accompagnement accepté",
+          "refuse": "accompagnement non retenu", "clos": "accompagnement terminé"}
+ASSOCIATION = {"second_souffle": "Second Souffle", "60000_rebonds": "60 000 rebonds"}
+OUTCOME = {"rebond": "la personne a rebondi", "abandon": "la personne a arrêté", "autre": "autre issue"}
+
+
+async def follow(bootstrap: str, group: str, references: set[str] | None,
+                 on_status: Callable[[dict[str, Any]], None], stop: asyncio.Event | None = None) -> None:
+    """Call `on_status` once per status change of the given references (all of them if None)."""
+    consumer = AIOKafkaConsumer(TOPIC, bootstrap_servers=bootstrap, group_id=group,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    seen: set[str] = set()
+    try:
+        while stop is None or not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=500)
+            for records in batch.values():
+                for record in records:
+                    status = json.loads(record.value)
+                    if status.get("schema_version") != 1:
+                        continue  # a newer major version: upgrade this reader
+                    if references and status["partner_reference"] not in references:
+                        continue
+                    if status["record_id"] in seen:
+                        continue  # at-least-once delivery: a record may come twice
+                    seen.add(status["record_id"])
+                    on_status(status)
+            if batch:
+                await consumer.commit()
+    finally:
+        await consumer.stop()
+
+
+def describe(status: dict[str, Any]) -> str:
+    text = f"{status['partner_reference']} — {status['occurred_on']} : {STATUS[status['status']]}"
+    if status.get("association"):
+        text += f" ({ASSOCIATION.get(status['association'], status['association'])})"
+    if status.get("outcome_category"):
+        text += f", {OUTCOME.get(status['outcome_category'], status['outcome_category'])}"
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Follow your referrals on the Relais partner status feed.")
+    parser.add_argument("--bootstrap", default="127.0.0.1:9092", help="Kafka bootstrap server")
+    parser.add_argument("--group", required=True, help="your own consumer group (remembers what you read)")
+    parser.add_argument("references", nargs="*", help="your references to follow (default: all)")
+    args = parser.parse_args()
+    try:
+        asyncio.run(follow(args.bootstrap, args.group, set(args.references) or None,
+                           lambda status: print(describe(status), flush=True)))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
