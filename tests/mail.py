@@ -14,6 +14,8 @@ from aiosmtpd.controller import Controller
 
 from ops.mailsink import MailSink
 from services.notifications.handlers import SUBSCRIBED
+from shared.broker import EVENT_TOPICS, ensure_topics
+from shared.settings import ServiceSettings
 from shared.schemas import (
     EVENTS,
     CaseClosed,
@@ -159,6 +161,7 @@ async def skip_backlog(bootstrap: str, group: str) -> None:
     Topics are shared by the whole test session; a notifications service under test would otherwise send
     the emails of every earlier test's events before reaching its own.
     """
+    await ensure_topics(ServiceSettings(kafka_bootstrap=bootstrap), EVENT_TOPICS)  # the first test may come first
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:

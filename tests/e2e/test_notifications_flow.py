@@ -19,7 +19,9 @@ from examples.partner_consumer import follow
 from ops.stack import SERVICES, Stack, StackConfig
 from shared.broker import dead_letter_topic
 from shared.schemas import PARTNER_FEED_TOPIC
+from tests.coaching_support import SR, StaffClient, unique_antenna
 from tests.conftest import Infra, a_case, free_port, wait_for
+from tests.e2e.conftest import DEV_TOKENS
 from tests.mail import Inbox, metric, read_topic, skip_backlog, smtp_server
 
 TAG = uuid.uuid4().hex[:8]
@@ -81,8 +83,9 @@ def copies(inbox: Inbox, notification_id: str) -> int:
 
 async def test_people_are_told_once_partners_follow_without_personal_data(system) -> None:  # noqa: ANN001
     stack, inbox = system
-    coaching = stack.services["coaching"].url
-    async with httpx.AsyncClient(timeout=10) as client:
+    coaching_http = httpx.AsyncClient(base_url=stack.services["coaching-60000_rebonds"].url, timeout=10)
+    coaching = StaffClient(coaching_http, SR, DEV_TOKENS[SR])
+    async with httpx.AsyncClient(timeout=10) as client, coaching_http:
         case_id = await submit(
             client, stack, f"e2e-notif-{TAG}", entrepreneur=PERSON, company=COMPANY, message=MESSAGE,
             referral={"kind": "tribunal", "organisation": "Greffe du TAE de Lyon", "partner_reference": REFERENCE,
@@ -99,12 +102,15 @@ async def test_people_are_told_once_partners_follow_without_personal_data(system
         assert (await client.get(link)).status_code == 200
         assert (await client.get(link + "/confirmer")).status_code == 200
 
-        file = await wait_for(lambda: _json(client, f"{coaching}/cases/{case_id}"), timeout=60, what="case file")
+        file = await coaching.opened(case_id)
         assert file["association"] == "60000_rebonds"
-        for path, body in [("committee-decision", {"decision": "approuve"}), ("sessions", {"kind": "coaching"}),
-                           ("closing", {"outcome": "creation_entreprise"})]:
-            response = await client.post(f"{coaching}/cases/{case_id}/{path}", json=body)
-            assert response.status_code in (200, 201), response.text
+        antenna = unique_antenna(SR, "lyon")
+        await coaching.volunteer(f"notif-coach-{TAG}", "coach", antenna)
+        await coaching.patch(f"/cases/{case_id}", {"antenna_id": antenna})
+        await coaching.post(f"/cases/{case_id}/committee-decision", {"decision": "approuve", "reasons": ["Sincère"]})
+        await coaching.post(f"/cases/{case_id}/assignments", {"role": "coach", "volunteer_id": f"notif-coach-{TAG}"})
+        await coaching.post(f"/cases/{case_id}/sessions", {"kind": "coaching"}, expect=201)
+        await coaching.post(f"/cases/{case_id}/closing", {"outcome": "creation_entreprise"})
 
         # Each recipient, each message, once.
         found = await settled(client, stack, case_id, 11)
