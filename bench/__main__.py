@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGHUP, interrupt)
     data_dir = Path(tempfile.mkdtemp(prefix="relais-bench-"))
     stack = Stack(StackConfig(data_dir=data_dir, kafka_port=free_port(), controller_port=free_port(),
-                              mongo_port=free_port(), service_ports={name: free_port() for name in SERVICES}))
+                              mongo_port=free_port(), smtp_port=free_port(), service_ports={name: free_port() for name in SERVICES}))
     resources = ResourceSampler(group=BENCHED)
     resources.track("bench", os.getpid(), tree=False)
     failed = True
