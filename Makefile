@@ -30,8 +30,11 @@ help:
 run: provision
 	@$(BIN)/relais run
 
+# One pytest session per layer: each starts its own Kafka and FerretDB, so the fault tests' restarts and
+# backlogs never reach the integration tests (a single session ran e2e and faults first, alphabetically).
 test: provision
-	@$(BIN)/pytest -q -ra tests
+	@for layer in unit integration e2e faults; do \
+		echo "==> tests/$$layer"; $(BIN)/pytest -q -ra tests/$$layer || exit 1; done
 
 unit: $(VENV_STAMP) $(GEODATA)
 	@$(BIN)/pytest -q tests/unit

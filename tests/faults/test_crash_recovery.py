@@ -179,7 +179,7 @@ async def test_every_case_once_through_crashes_and_restarts(stack: Stack) -> Non
             noted = await notes.count_documents({"event_type": "CaseRouted"})
             return routed >= CASES and opened >= CASES and noted >= 2 * CASES
 
-        await wait_for(settled, timeout=max(180, CASES / 10), what="every case routed, opened and notified",
+        await wait_for(settled, timeout=max(480, CASES / 10), what="every case routed, opened and notified",
                        interval=0.5)
 
         print(f"faults: settled after {time.monotonic() - started:.0f}s")
