@@ -43,7 +43,7 @@ integration e2e: provision
 	@$(BIN)/pytest -q -ra tests/$@
 
 faults: provision
-	@RELAIS_FAULT_CASES=$${RELAIS_FAULT_CASES:-5000} $(BIN)/pytest -q -s tests/faults | grep -E '^faults|passed|failed|Error'
+	@RELAIS_FAULT_CASES=$${RELAIS_FAULT_CASES:-5000} $(BIN)/pytest -q -s tests/faults | grep --line-buffered -E '^faults|passed|failed|Error'
 
 bench: provision
 	@$(BIN)/python -m bench
