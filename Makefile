@@ -80,10 +80,11 @@ $(KAFKA_STAMP): infra/kafka/pom.xml
 	@touch $@
 	@echo "==> Kafka: ready ($$(ls $(LOCAL)/kafka/lib | wc -l) jars)"
 
-$(FERRETDB): infra/ferretdb/go.mod infra/ferretdb/go.sum infra/ferretdb/main.go
+$(FERRETDB): infra/ferretdb/go.mod infra/ferretdb/go.sum infra/ferretdb/main.go infra/ferretdb/build.sh \
+		$(wildcard infra/ferretdb/*.patch)
 	@echo "==> FerretDB: building from the Go module proxy (.local/bin/ferretdb, about two minutes once)"
 	@mkdir -p $(LOCAL)/bin
-	@cd infra/ferretdb && go build -trimpath -o $(FERRETDB) .
+	@infra/ferretdb/build.sh $(FERRETDB) $(LOCAL)/ferretdb-src
 	@echo "==> FerretDB: ready"
 
 # The wheel only (its Django dependencies are not needed to read its data files).

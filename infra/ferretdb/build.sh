@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Builds .local/bin/ferretdb: FerretDB 1.24.2 from the Go module proxy, embedded by main.go, with the
+# patches of this folder applied to a copy of its source (`build.sh OUTPUT SOURCE_COPY_DIR`).
+# sqlite-id-index.patch: lookups by `_id` use the `_id` index instead of scanning the table;
+# sqlite-id-pushdown.patch: a filter with an `_id` equality and other conditions is narrowed by `_id` first.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+out=$1
+src=$2
+cd "$here"
+go mod download github.com/FerretDB/FerretDB
+pristine=$(go list -m -f '{{.Dir}}' github.com/FerretDB/FerretDB)
+rm -rf "$src"
+mkdir -p "$(dirname "$src")"
+cp -R "$pristine" "$src"
+chmod -R u+w "$src"
+for p in "$here"/*.patch; do
+  patch --quiet -p1 -d "$src" < "$p"
+done
+# A go.mod of our own with the replace, so that infra/ferretdb/go.mod stays the plain dependency.
+cp go.mod "$src.go.mod"
+cp go.sum "$src.go.sum"
+go mod edit -modfile="$src.go.mod" -replace "github.com/FerretDB/FerretDB=$src"
+go build -modfile="$src.go.mod" -trimpath -o "$out" .
