@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import report, service_metrics, store_timing
+from bench import pyspy, report, service_metrics, store_timing
 from bench.baseline import run_baseline
 from bench.check import check_cases
 from bench.pipeline import Phase, Pipeline
@@ -65,6 +65,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "one (default 300)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latest.json")
     parser.add_argument("--keep-data", action="store_true", help="keep the temporary folder (logs, data)")
+    parser.add_argument("--py-spy", type=float, default=0, metavar="SECONDS",
+                        help="sample the services with py-spy for SECONDS from the start of the saturated phase")
     parser.add_argument("--no-store-profile", dest="store_profile", action="store_false",
                         help="do not time the services' store commands (bench/profiling)")
     args = parser.parse_args(argv)
@@ -155,8 +157,12 @@ async def measure(stack: Stack, args: argparse.Namespace, resources: ResourceSam
             raise BenchError("the warm-up cases were not all through: see the service logs")
 
         print(f"[4/5] saturated: {args.cases} cases, {args.concurrency} concurrent clients", flush=True)
+        spy_dir = profile_dir / "py-spy"
+        spies = await pyspy.start(probes.service_pids, args.py_spy, spy_dir) if args.py_spy > 0 else []
         saturated = await run_phase(pipeline, Phase("saturated", args.cases, concurrency=args.concurrency),
                                     pipeline.closed_loop, probes, args.stall_timeout)
+        await pyspy.finish(spies, timeout_s=args.py_spy + 30)
+        saturated.py_spy = pyspy.summary(spy_dir, BENCHED) if spies else {}
         sat = report.phase_numbers(saturated, pipeline.routed.arrivals, pipeline.through_at(saturated))
         print(f"  {report.fmt(sat['cases_per_s'])} cases/s, p50 {sat['p50_ms']} ms", flush=True)
 

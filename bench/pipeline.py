@@ -92,6 +92,7 @@ class Phase:
     cpu_percent: dict[str, float] = field(default_factory=dict)  # per process, from POSTs to last routed
     service_ms: dict[str, float | None] = field(default_factory=dict)  # mean handler/outbox times
     store_profile: dict[str, Any] = field(default_factory=dict)  # per service: store commands by time
+    py_spy: dict[str, Any] = field(default_factory=dict)  # per service: functions by CPU samples
 
     def failed(self, what: str) -> None:
         self.http_errors += 1

@@ -68,6 +68,7 @@ def phase_numbers(phase: Phase, arrivals: dict[bytes, float], through: dict[byte
         "http_post_p99_ms": _ms(percentile(http_ms, 99)),
         "service_mean_ms": phase.service_ms,
         "store_profile": phase.store_profile,
+        **({"py_spy": phase.py_spy} if phase.py_spy else {}),
         "cpu_percent_by_process": phase.cpu_percent,
         **({"concurrency": phase.concurrency} if phase.concurrency else {}),
         **({"rate_per_s": phase.rate, "schedule_lag_max_ms": _ms(phase.schedule_lag_max_s * 1000)}
@@ -216,6 +217,7 @@ def table(result: dict[str, Any]) -> str:
           for name in sat["cpu_percent_by_process"]],
         ("Store commands by time, saturated (bench/profiling)", ""),
         *_store_rows(sat.get("store_profile") or {}),
+        *_spy_rows(sat.get("py_spy") or {}),
         ("Targets (issue 6): met?", ""),
         *[(f"  {name} {'≥' if name == 'cases_per_s' else '<'} {result['targets'][name]}",
            "yes" if met else "no") for name, met in result["targets"]["met"].items()],
@@ -253,6 +255,18 @@ def _store_rows(profile: dict[str, Any], per_service: int = 3) -> list[tuple[str
         rows.append((f"  {service}: {found['commands']} commands", f"{fmt(float(found['store_seconds']))} s"))
         rows += [(f"    {r['command']} ×{r['count']}", f"{fmt(float(r['mean_ms']))} ms each, {r['share'] * 100:.0f} %")
                  for r in found["top"][:per_service] if r["share"] is not None]
+    return rows
+
+
+def _spy_rows(spy: dict[str, Any], per_service: int = 4) -> list[tuple[str, str]]:
+    if not spy:
+        return []
+    rows = [("Python CPU samples, saturated (py-spy): on CPU itself / project function above", "")]
+    for service, found in spy.items():
+        rows.append((f"  {service}: {found['samples']} samples", ""))
+        rows += [(f"    self {r['function']}", f"{r['share'] * 100:.0f} %") for r in found["self"][:per_service]]
+        rows += [(f"    under {r['function']}", f"{r['share'] * 100:.0f} %")
+                 for r in found["inclusive"][:per_service]]
     return rows
 
 
