@@ -80,7 +80,7 @@ $(KAFKA_STAMP): infra/kafka/pom.xml
 	@touch $@
 	@echo "==> Kafka: ready ($$(ls $(LOCAL)/kafka/lib | wc -l) jars)"
 
-$(FERRETDB): infra/ferretdb/go.mod infra/ferretdb/go.sum infra/ferretdb/main.go infra/ferretdb/build.sh \
+$(FERRETDB): infra/ferretdb/go.mod infra/ferretdb/go.sum $(wildcard infra/ferretdb/*.go) infra/ferretdb/build.sh \
 		$(wildcard infra/ferretdb/*.patch)
 	@echo "==> FerretDB: building from the Go module proxy (.local/bin/ferretdb, about two minutes once)"
 	@mkdir -p $(LOCAL)/bin

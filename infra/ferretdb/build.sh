@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds .local/bin/ferretdb: FerretDB 1.24.2 from the Go module proxy, embedded by main.go, with the
 # patches of this folder applied to a copy of its source (`build.sh OUTPUT SOURCE_COPY_DIR`).
-# sqlite-id-index.patch: lookups by `_id` use the `_id` index instead of scanning the table;
-# sqlite-id-pushdown.patch: a filter with an `_id` equality and other conditions is narrowed by `_id` first.
+# sqlite-id-pushdown.patch: a filter with an `_id` equality and other conditions (a conditional update)
+# is narrowed by `_id` in SQL, so it uses the index idindex.go adds instead of reading the collection.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=$1

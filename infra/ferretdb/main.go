@@ -2,6 +2,7 @@
 //
 // The stock `go install .../cmd/ferretdb` binary panics at start because its generated
 // build/version/version.txt is missing (FerretDB#2982); embedding the ferretdb package avoids that.
+// It also adds the _id index FerretDB's own lookups can use (see idindex.go).
 package main
 
 import (
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 )
@@ -31,6 +33,13 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+
+	dir, err := sqliteDir(*sqliteURL)
+	if err != nil {
+		log.Fatal(err)
+	}
+	indexer := &idIndexer{dir: dir, dbs: map[string]openFile{}}
+	go indexer.run(ctx, 200*time.Millisecond)
 
 	log.Printf("ferretdb listening on %s (sqlite %s)", *listen, *sqliteURL)
 	if err := f.Run(ctx); err != nil {
