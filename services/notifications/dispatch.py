@@ -35,7 +35,7 @@ from services.notifications.store import NotificationStore
 from services.notifications.templates import Renderer
 from services.notifications.tokens import Tokens
 from shared.broker import dead_letter_headers, dead_letter_topic
-from shared.outbox import outbox_item
+from shared.outbox import outbox_item, scan_pause
 from shared.schemas import EVENTS, Envelope
 
 log = logging.getLogger("relais.notifications.dispatch")
@@ -115,7 +115,7 @@ class Dispatcher:
             ids.add(heapq.heappop(self._timers)[1])
         if now >= self._next_scan:
             docs = await self.store.unfinished()
-            self._next_scan = now + self.settings.dispatch_scan_s
+            self._next_scan = time.monotonic() + scan_pause(self.settings.dispatch_scan_s, time.monotonic() - now)
         else:
             docs = await self.store.by_ids(sorted(ids)) if ids else []
         wall = datetime.now(UTC)
