@@ -66,7 +66,8 @@ def submission(i: int) -> dict[str, Any]:
         "entrepreneur": {"first_name": "Jeanne", "last_name": f"Martin-{i}",
                          "email": f"jeanne.martin.{i}@example.fr", "phone": "06 12 34 56 78"},
         "company": {"name": "Boulangerie Martin", "siren": "732829320"},
-        "referral": {"kind": "mandataire", "organisation": "Étude Dupont", "partner_reference": reference(i)},
+        "referral": {"kind": "mandataire", "organisation": "Étude Dupont", "partner_reference": reference(i),
+                     "contact_email": "suivi@etude-dupont.example"},
         "message": "Je cherche à rebondir après la liquidation de mon entreprise.",
         "consent": True,
     }

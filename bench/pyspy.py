@@ -62,7 +62,7 @@ def summary(out_dir: Path, names: tuple[str, ...], top: int = 10) -> dict[str, A
             frames = stack.split(";")[1:]  # the first element is the thread
             if frames:
                 own[_short(frames[-1])] += n
-            for frame in {_short(f) for f in frames if any(p in f for p in PROJECT)}:
+            for frame in {_short(f) for f in frames if any(p in f for p in PROJECT) and not _whole_process(f)}:
                 under[frame] += n
         result[name] = {
             "samples": total,
@@ -70,6 +70,11 @@ def summary(out_dir: Path, names: tuple[str, ...], top: int = 10) -> dict[str, A
             "inclusive": [{"function": f, "share": round(n / total, 3)} for f, n in under.most_common(top)],
         }
     return result
+
+
+def _whole_process(frame: str) -> bool:
+    """Frames every sample of a service goes through (its entry point): they say nothing."""
+    return "__main__.py" in frame or frame.startswith("serve (") and "shared/runtime.py" in frame
 
 
 def _short(frame: str) -> str:
