@@ -150,10 +150,11 @@ class NotificationStore:
         return [doc for doc in found if doc is not None]
 
     async def unfinished(self) -> list[dict[str, Any]]:
-        """Notifications still to send or being sent (the dispatcher's periodic safety net)."""
+        """Notifications still to send or being sent, with their due dates only (the dispatcher's periodic
+        safety net: a backlog of many thousands must not be loaded whole)."""
         return await self.notifications.find(
             {"status": {"$in": [Status.PENDING.value, Status.SENDING.value]}},
-            {"outbox": 0, "outbox_count": 0}).to_list(None)
+            {"status": 1, "next_attempt_at": 1, "lease_until": 1}).to_list(None)
 
     async def claim(self, doc: dict[str, Any], owner: str, lease_s: float) -> dict[str, Any] | None:
         """Take the next attempt of this notification, or None if another process took it first."""
