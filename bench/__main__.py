@@ -1,5 +1,6 @@
-"""`make bench` / `python -m bench`: start a private Kafka, FerretDB, mail sink, intake, routing and
-notifications, measure, stop.
+"""`make bench` / `python -m bench`: the referral pipeline on a private Kafka and FerretDB, measured.
+
+Starts its own Kafka, FerretDB, mail sink, intake, routing and notifications, measures, stops them.
 
 Phases, in this order, on the same broker:
 1. baseline: a raw aiokafka relay (bench.relay) copies N records from topic A to topic B;
