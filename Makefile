@@ -80,11 +80,10 @@ $(KAFKA_STAMP): infra/kafka/pom.xml
 	@touch $@
 	@echo "==> Kafka: ready ($$(ls $(LOCAL)/kafka/lib | wc -l) jars)"
 
-$(FERRETDB): infra/ferretdb/go.mod infra/ferretdb/go.sum $(wildcard infra/ferretdb/*.go) infra/ferretdb/build.sh \
-		$(wildcard infra/ferretdb/*.patch)
+$(FERRETDB): infra/ferretdb/go.mod infra/ferretdb/go.sum $(wildcard infra/ferretdb/*.go)
 	@echo "==> FerretDB: building from the Go module proxy (.local/bin/ferretdb, about two minutes once)"
 	@mkdir -p $(LOCAL)/bin
-	@infra/ferretdb/build.sh $(FERRETDB) $(LOCAL)/ferretdb-src
+	@cd infra/ferretdb && go build -trimpath -o $(FERRETDB) .
 	@echo "==> FerretDB: ready"
 
 # The wheel only (its Django dependencies are not needed to read its data files).

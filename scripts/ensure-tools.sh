@@ -7,7 +7,6 @@ need=()
 command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need+=(maven)
 command -v go >/dev/null 2>&1 || need+=(golang-go)
-command -v patch >/dev/null 2>&1 || need+=(patch)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then

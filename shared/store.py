@@ -10,6 +10,7 @@ this process (one case is only ever written by the process that owns its partiti
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -88,3 +89,44 @@ async def apply_event(
 async def was_applied(collection: AsyncCollection, doc_id: Any, cause: Envelope) -> bool:
     doc = await collection.find_one({"_id": doc_id}, {PROCESSED_FIELD: 1})
     return doc is not None and str(cause.event_id) in doc.get(PROCESSED_FIELD, [])
+
+
+# Per client: does the server read the whole collection for any filter other than `{"_id": ...}`?
+_scans_conditions: weakref.WeakKeyDictionary[AsyncMongoClient, bool] = weakref.WeakKeyDictionary()
+
+
+async def _conditions_scan(collection: AsyncCollection) -> bool:
+    client = collection.database.client
+    if client not in _scans_conditions:
+        info = await client.admin.command("buildInfo")
+        _scans_conditions[client] = "ferretdbVersion" in info  # FerretDB 1.x pushes down `_id` alone
+    return _scans_conditions[client]
+
+
+async def update_if(collection: AsyncCollection, doc_id: Any, expected: dict[str, Any], update: dict[str, Any],
+                    *, upsert: bool = False, locked: bool = False) -> bool:
+    """Apply `update` to one document if its fields still equal `expected`; False when they do not.
+
+    With `upsert`, a missing document is created (its absence counts as a match). `locked`: the caller
+    already holds `document_lock` for this document. On MongoDB the condition goes into the filter, atomic
+    across processes. On FerretDB that filter would read the whole collection, so the document is read
+    by `_id` and compared here under `document_lock`: atomic within this process, which is all FerretDB's
+    read-modify-write updates offer across processes anyway.
+    """
+    if not locked:
+        async with document_lock(collection, doc_id):
+            return await update_if(collection, doc_id, expected, update, upsert=upsert, locked=True)
+    try:
+        if not await _conditions_scan(collection):
+            result = await collection.update_one({"_id": doc_id, **expected}, update, upsert=upsert)
+            return result.matched_count == 1 or result.upserted_id is not None
+        doc = await collection.find_one({"_id": doc_id}, dict.fromkeys(expected, 1) or {"_id": 1})
+        if doc is None:
+            if not upsert:
+                return False
+        elif any(doc.get(field) != value for field, value in expected.items()):
+            return False
+        result = await collection.update_one({"_id": doc_id}, update, upsert=upsert)
+        return result.matched_count == 1 or result.upserted_id is not None
+    except DuplicateKeyError:  # upsert of a document another writer created meanwhile
+        return False

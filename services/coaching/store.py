@@ -18,7 +18,7 @@ from pymongo.errors import DuplicateKeyError
 from services.coaching.domain import ASSIGNED_FIELD, FOLLOWED_STAGES, OPEN_STAGES, CaseFile
 from shared.outbox import OutboxRelay, with_outbox
 from shared.schemas import Contract, Envelope, new_envelope
-from shared.store import document_lock
+from shared.store import document_lock, update_if
 
 PRODUCER = "coaching"
 HIDDEN = {"outbox": 0, "outbox_count": 0, "processed_events": 0}
@@ -74,8 +74,8 @@ class CaseFileStore:
                     "$set": {**file.state(), "version": expected + 1},
                     "$push": {"timeline": {"$each": _stamped(file.new_entries, by)}},
                 }, emitted)
-                result = await self.files.update_one({"_id": str(case_id), "version": expected}, update)
-            if result.modified_count == 1:
+                saved = await update_if(self.files, str(case_id), {"version": expected}, update, locked=True)
+            if saved:
                 if emitted:
                     self.relay.notify(self.files, str(case_id))
                 file.version = expected + 1

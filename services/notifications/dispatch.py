@@ -232,6 +232,7 @@ class Dispatcher:
     async def _finish(self, doc: dict[str, Any], attempt: int, status: Status, result: str, **fields: Any) -> None:
         if await self.store.finish(doc["_id"], attempt, status, **fields):
             self.metrics.count(doc["recipient"], result)
+            await self.store.unmark(doc["_id"])
 
     async def _failed(self, doc: dict[str, Any], attempt: int, failure: SmtpFailure) -> None:
         now = datetime.now(UTC)
@@ -265,6 +266,7 @@ class Dispatcher:
             log.error("notification failed and dead-lettered", extra={
                 "notification_id": doc["_id"], "reason": reason,
                 "dead_letter_topic": dead_letter_topic(self.consumer_group)})
+            await self.store.unmark(doc["_id"])
 
     def _dead_letter(self, doc: dict[str, Any], reason: str) -> dict[str, Any]:
         """The causing event, as the consumer would dead-letter it: replaying it re-arms the notification."""

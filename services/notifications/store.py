@@ -3,6 +3,9 @@
 - `notifications`: one document per (event, recipient), id `<event_id>:<recipient>`, with its sending state.
   Every state change after creation is conditional on the attempt number (`claims`), so a process that lost
   its attempt (taken over after its lease) can no longer record anything.
+- `unfinished`: the ids of notifications not yet in a final state, written before the notification and
+  removed after its final state, so that the dispatcher's periodic look reads these few ids instead of
+  every notification ever sent (FerretDB reads the whole collection for a `status` filter).
 - `send_claims`: one document per attempt, id `<notification id>#<n>`. Inserting it is how an attempt is
   claimed: an insert on `_id` is the one write FerretDB and MongoDB both make exclusive between processes.
 - `contacts`: per case, what the CaseReceived said (names, addresses) plus the antenna and volunteers the
@@ -25,10 +28,11 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from services.notifications.domain import Phase, Recipient, Status
 from shared.outbox import OutboxRelay, with_outbox_items
 from shared.schemas import CaseReceived
-from shared.store import document_lock
+from shared.store import document_lock, update_if
 
 HIDDEN = {"source_event": 0, "outbox": 0, "outbox_count": 0}
 DUPLICATE_KEY = 11000
+DUE = {"status": 1, "next_attempt_at": 1, "lease_until": 1}  # what the dispatcher's periodic look needs
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,8 @@ class NotificationStore:
     def __init__(self, db: AsyncDatabase, relay: OutboxRelay) -> None:
         self.notifications = db["notifications"]
         self.claims = db["send_claims"]
+        self.open_ids = db["unfinished"]
+        self._full_look_done = False
         self.contacts = db["contacts"]
         self.preferences = db["preferences"]
         self.referrals = db["referrals"]
@@ -111,6 +117,9 @@ class NotificationStore:
                  "recipient": item.recipient.value, "template": item.template, "channel": item.channel,
                  "status": Status.PENDING.value, "facts": item.facts, "source_event": item.source_event,
                  "created_at": now, "next_attempt_at": now, "claims": 0, "failures": 0} for item in items]
+        # Marked unfinished before they exist (a marker left for one that already existed is dropped by the
+        # next periodic look once it sees a final state).
+        await asyncio.gather(*(self._mark_unfinished(doc["_id"]) for doc in docs))
         existing: list[str] = []
         try:
             await self.notifications.insert_many(docs, ordered=False)
@@ -129,32 +138,49 @@ class NotificationStore:
         """Failed notifications among `ids` go back to be sent (the causing event was replayed)."""
         rearmed = []
         for nid in ids:
-            async with document_lock(self.notifications, nid):
-                result = await self.notifications.update_one(
-                    {"_id": nid, "status": Status.FAILED.value},
-                    {"$set": {"status": Status.PENDING.value, "failures": 0, "next_attempt_at": datetime.now(UTC)},
-                     "$unset": {"reason": ""}})
-            if result.modified_count:
+            await self._mark_unfinished(nid)
+            if await update_if(self.notifications, nid, {"status": Status.FAILED.value}, {
+                    "$set": {"status": Status.PENDING.value, "failures": 0, "next_attempt_at": datetime.now(UTC)},
+                    "$unset": {"reason": ""}}):
                 rearmed.append(nid)
         return rearmed
+
+    async def unmark(self, nid: str) -> None:
+        """After a final state (`finish`, `fail`): the periodic look no longer needs to read it."""
+        await self.open_ids.delete_one({"_id": nid})
+
+    async def _mark_unfinished(self, nid: str) -> None:
+        await self.open_ids.update_one({"_id": nid}, {"$setOnInsert": {"at": datetime.now(UTC)}}, upsert=True)
+
+    async def _by_id(self, ids: list[str], projection: dict[str, int]) -> list[dict[str, Any]]:
+        """One `_id` lookup each: FerretDB reads the whole collection for an `$in` filter."""
+        found = await asyncio.gather(*(self.notifications.find_one({"_id": i}, projection) for i in ids))
+        return [doc for doc in found if doc is not None]
 
     # --- notifications: sending -------------------------------------------------------------------------
 
     async def by_ids(self, ids: list[str]) -> list[dict[str, Any]]:
         return await self._by_id(ids, {"outbox": 0, "outbox_count": 0})
 
-    async def _by_id(self, ids: list[str], projection: dict[str, int]) -> list[dict[str, Any]]:
-        """One `_id` lookup each, concurrently: FerretDB reads the whole collection for an `$in` filter
-        (the bench saw it once per event and per dispatch cycle, on a collection of 5 documents per case)."""
-        found = await asyncio.gather(*(self.notifications.find_one({"_id": i}, projection) for i in ids))
-        return [doc for doc in found if doc is not None]
-
     async def unfinished(self) -> list[dict[str, Any]]:
         """Notifications still to send or being sent, with their due dates only (the dispatcher's periodic
-        safety net: a backlog of many thousands must not be loaded whole)."""
-        return await self.notifications.find(
-            {"status": {"$in": [Status.PENDING.value, Status.SENDING.value]}},
-            {"status": 1, "next_attempt_at": 1, "lease_until": 1}).to_list(None)
+        safety net: a backlog of many thousands must not be loaded whole).
+
+        The first look after start reads them by status, which also finds those stored before `unfinished`
+        existed; later looks read the ids in `unfinished` and drop the ids that reached a final state.
+        """
+        if not self._full_look_done:
+            docs = await self.notifications.find(
+                {"status": {"$in": [Status.PENDING.value, Status.SENDING.value]}}, DUE).to_list(None)
+            self._full_look_done = True
+            return docs
+        ids = [doc["_id"] async for doc in self.open_ids.find({}, {"_id": 1})]
+        docs = await self._by_id(ids, DUE)
+        open_states = (Status.PENDING.value, Status.SENDING.value)
+        for doc in docs:
+            if doc["status"] not in open_states:  # final, but the process stopped before unmarking it
+                await self.open_ids.delete_one({"_id": doc["_id"]})
+        return [doc for doc in docs if doc["status"] in open_states]
 
     async def claim(self, doc: dict[str, Any], owner: str, lease_s: float) -> dict[str, Any] | None:
         """Take the next attempt of this notification, or None if another process took it first."""
@@ -181,9 +207,10 @@ class NotificationStore:
 
     async def finish(self, nid: str, attempt: int, status: Status, **fields: Any) -> bool:
         """A final state; the causing event is no longer needed (it may hold personal data)."""
-        return await self._update(nid, attempt, {
+        done = await self._update(nid, attempt, {
             "$set": {"status": status.value, "finished_at": datetime.now(UTC), **fields},
             "$unset": {"source_event": "", "lease_until": "", "owner": ""}})
+        return done
 
     async def retry_later(self, nid: str, attempt: int, at: datetime, failures: int, error: str) -> bool:
         return await self._update(nid, attempt, {
@@ -204,12 +231,10 @@ class NotificationStore:
         return done
 
     async def _update(self, nid: str, attempt: int, update: dict[str, Any], status: Status | None = None) -> bool:
-        query: dict[str, Any] = {"_id": nid, "claims": attempt}
+        expected: dict[str, Any] = {"claims": attempt}
         if status is not None:
-            query["status"] = status.value
-        async with document_lock(self.notifications, nid):
-            result = await self.notifications.update_one(query, update)
-        return result.modified_count == 1
+            expected["status"] = status.value
+        return await update_if(self.notifications, nid, expected, update)
 
     # --- reading ----------------------------------------------------------------------------------------
 
@@ -252,11 +277,8 @@ class NotificationStore:
 
         The update must `$set` the next version. With upsert, a stale version collides on `_id` (E11000).
         """
-        try:
-            result = await self.referrals.update_one({"_id": case_id, "version": version}, update, upsert=True)
-        except DuplicateKeyError:
-            return False
-        if result.upserted_id is None and result.modified_count != 1:
+        if not await update_if(self.referrals, case_id, {"version": version}, update, upsert=version == 0,
+                               locked=True):
             return False
         self.relay.notify(self.referrals, case_id)
         return True

@@ -43,7 +43,7 @@ def stack(tmp_path: Path) -> Stack:
         extra_env={f"RELAIS_{module.upper()}_{key}": value
                    for module in {module_of(name) for name in SERVICES}
                    for key, value in {"RETRY_BACKOFF_MS": "50", "RETRY_BACKOFF_MAX_MS": "1000",
-                                      "OUTBOX_SCAN_INTERVAL_S": "2"}.items()},
+                                      "OUTBOX_SCAN_INTERVAL_S": "10"}.items()},
     )
     stack = Stack(config)
     try:
@@ -205,9 +205,16 @@ async def test_every_case_once_through_crashes_and_restarts(stack: Stack) -> Non
     seen = Effects()
     client = AsyncMongoClient(stack.ferretdb.url)
     try:
+        last_report = [time.monotonic()]
+
         async def settled() -> bool:
             await seen.read(client)
-            return not seen.missing(case_ids, expected)
+            missing = seen.missing(case_ids, expected)
+            if missing and time.monotonic() - last_report[0] > 30:  # progress, for a slow run's log
+                last_report[0] = time.monotonic()
+                print(f"faults: {time.monotonic() - started:.0f}s, missing {seen.missing_by_kind(case_ids, expected)}"
+                      f", e.g. {missing[0]}", flush=True)
+            return not missing
 
         try:
             await wait_for(settled, timeout=max(480, CASES / 10), what="every case routed, opened and notified",
