@@ -121,22 +121,23 @@ class Dispatcher:
         while self._timers and self._timers[0][0] <= now and len(ids) < room:
             ids.add(heapq.heappop(self._timers)[1])
         if now >= self._next_scan:
-            # The safety net reads only the due dates; what is due joins the hints, read whole when taken.
+            # The safety net reads ids only; they join the hints and are read whole when there is room.
             self._hints.update(ids)
-            ids, docs = set(), await self.store.unfinished()
+            self._hints.update(await self.store.unfinished())
+            ids = set()
             self._next_scan = time.monotonic() + scan_pause(self.settings.dispatch_scan_s, time.monotonic() - now)
-        else:
-            docs = await self.store.by_ids(sorted(ids)) if ids else []
+        docs = await self.store.by_ids(sorted(ids)) if ids else []
         wall = datetime.now(UTC)
         for doc in docs:
             if doc["_id"] in self._inflight:
                 continue
             when = _due_at(doc)
             if when is None:
+                await self.store.unmark(doc["_id"])  # final already: nothing left to look at
                 continue
             if when > wall:
                 self._later(doc["_id"], when)
-            elif doc["_id"] in ids and self._room():
+            elif self._room():
                 self._inflight[doc["_id"]] = asyncio.create_task(self._attempt(doc))
             else:
                 self._hints.add(doc["_id"])

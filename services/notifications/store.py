@@ -32,7 +32,6 @@ from shared.store import document_lock, update_if
 
 HIDDEN = {"source_event": 0, "outbox": 0, "outbox_count": 0}
 DUPLICATE_KEY = 11000
-DUE = {"status": 1, "next_attempt_at": 1, "lease_until": 1}  # what the dispatcher's periodic look needs
 
 
 @dataclass(frozen=True)
@@ -162,25 +161,21 @@ class NotificationStore:
     async def by_ids(self, ids: list[str]) -> list[dict[str, Any]]:
         return await self._by_id(ids, {"outbox": 0, "outbox_count": 0})
 
-    async def unfinished(self) -> list[dict[str, Any]]:
-        """Notifications still to send or being sent, with their due dates only (the dispatcher's periodic
-        safety net: a backlog of many thousands must not be loaded whole).
+    async def unfinished(self) -> list[str]:
+        """Ids of the notifications still to send or being sent (the dispatcher's periodic safety net), without
+        their documents: the dispatcher reads each one when it has room for it, so a backlog of thousands
+        costs one read of small documents here, not one lookup per notification.
 
         The first look after start reads them by status, which also finds those stored before `unfinished`
-        existed; later looks read the ids in `unfinished` and drop the ids that reached a final state.
+        existed; later looks read the ids in `unfinished`. An id whose notification turns out to be final
+        (the process stopped before unmarking it) is unmarked when the dispatcher reads it.
         """
         if not self._full_look_done:
-            docs = await self.notifications.find(
-                {"status": {"$in": [Status.PENDING.value, Status.SENDING.value]}}, DUE).to_list(None)
+            ids = [doc["_id"] async for doc in self.notifications.find(
+                {"status": {"$in": [Status.PENDING.value, Status.SENDING.value]}}, {"_id": 1})]
             self._full_look_done = True
-            return docs
-        ids = [doc["_id"] async for doc in self.open_ids.find({}, {"_id": 1})]
-        docs = await self._by_id(ids, DUE)
-        open_states = (Status.PENDING.value, Status.SENDING.value)
-        for doc in docs:
-            if doc["status"] not in open_states:  # final, but the process stopped before unmarking it
-                await self.open_ids.delete_one({"_id": doc["_id"]})
-        return [doc for doc in docs if doc["status"] in open_states]
+            return ids
+        return [doc["_id"] async for doc in self.open_ids.find({}, {"_id": 1})]
 
     async def claim(self, doc: dict[str, Any], owner: str, lease_s: float) -> dict[str, Any] | None:
         """Take the next attempt of this notification, or None if another process took it first."""
