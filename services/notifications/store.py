@@ -116,8 +116,8 @@ class NotificationStore:
                  "recipient": item.recipient.value, "template": item.template, "channel": item.channel,
                  "status": Status.PENDING.value, "facts": item.facts, "source_event": item.source_event,
                  "created_at": now, "next_attempt_at": now, "claims": 0, "failures": 0} for item in items]
-        # Marked unfinished before they exist (a marker left for one that already existed is dropped by the
-        # next periodic look once it sees a final state).
+        # Marked unfinished before they exist (a marker left for one that already existed and is final is
+        # dropped when the dispatcher, after its next periodic look, reads it).
         await asyncio.gather(*(self._mark_unfinished(doc["_id"]) for doc in docs))
         existing: list[str] = []
         try:
