@@ -46,7 +46,7 @@ faults: provision
 	@RELAIS_FAULT_CASES=$${RELAIS_FAULT_CASES:-5000} $(BIN)/pytest -q -s tests/faults | grep --line-buffered -E '^faults|passed|failed|Error'
 
 bench: provision
-	@$(BIN)/python -m bench
+	@$(BIN)/python -m bench $(BENCH_ARGS)
 
 stop:
 	@if [ -x $(BIN)/relais ]; then $(BIN)/relais stop; else echo "nothing to stop"; fi

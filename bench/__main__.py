@@ -1,11 +1,16 @@
-"""`make bench` / `python -m bench`: start a private Kafka, FerretDB, intake and routing, measure, stop.
+"""`make bench` / `python -m bench`: the referral pipeline on a private Kafka and FerretDB, measured.
+
+Starts its own Kafka, FerretDB, mail sink, intake, routing and notifications, measures, stops them.
 
 Phases, in this order, on the same broker:
 1. baseline: a raw aiokafka relay (bench.relay) copies N records from topic A to topic B;
-2. warm-up: a few cases through the pipeline, not counted (connections, consumer groups, caches);
-3. saturated: `--cases` cases posted by `--concurrency` clients as fast as they are answered → cases/s;
-4. fixed rate: cases posted open loop at `--rate` per second → latency that is not queueing.
-Results go to `--out` (bench/results/latest.json) and are printed as a table.
+2. baseline: a minimal hand-written stage (bench.minimal_stage): consume, one upsert, produce;
+3. warm-up: a few cases through the pipeline, not counted (connections, consumer groups, caches);
+4. saturated: `--cases` cases posted by `--concurrency` clients as fast as they are answered → cases/s;
+5. fixed rate: cases posted open loop at `--rate` per second → latency that is not queueing.
+A case is through when its CaseRouted is consumed and notifications has recorded its notifications.
+At the end every case is checked against the CaseRouted topic, the partner feed and the notifications
+store (lost, duplicated). Results go to `--out` (bench/results/latest.json) and are printed as a table.
 """
 
 from __future__ import annotations
@@ -19,11 +24,13 @@ import socket
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import report, service_metrics
+from bench import pyspy, report, service_metrics, store_timing
 from bench.baseline import run_baseline
+from bench.check import check_cases
 from bench.pipeline import Phase, Pipeline
 from bench.resources import ResourceSampler, cpu_percent
 from bench.waiting import BenchError, reporting
@@ -31,13 +38,14 @@ from ops.devstack import ROOT, StartupError
 from ops.stack import SERVICES, Stack, StackConfig
 from shared.settings import ServiceSettings
 
-BENCHED = ("intake", "routing")
+BENCHED = ("intake", "routing", "notifications")
 MAX_AUTO_RATE = 100.0
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--cases", type=int, default=2000, help="cases in the saturated phase (default 2000)")
+    parser.add_argument("--cases", type=int, default=20000,
+                        help="cases in the saturated phase (default 20000; fewer for a quick look)")
     parser.add_argument("--concurrency", type=int, default=32,
                         help="HTTP clients posting in parallel in the saturated phase (default 32)")
     parser.add_argument("--rate", type=float, default=None,
@@ -49,6 +57,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=100, help="uncounted cases first (default 100)")
     parser.add_argument("--baseline-msgs", type=int, default=20000,
                         help="records through the raw relay (default 20000)")
+    parser.add_argument("--minimal-msgs", type=int, default=10000,
+                        help="records through the minimal stage baseline (default 10000)")
     parser.add_argument("--baseline-bytes", type=int, default=900,
                         help="size of a baseline record; default about a CaseReceived envelope (900)")
     parser.add_argument("--stall-timeout", type=float, default=300,
@@ -56,8 +66,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "one (default 300)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latest.json")
     parser.add_argument("--keep-data", action="store_true", help="keep the temporary folder (logs, data)")
+    parser.add_argument("--py-spy", type=float, default=0, metavar="SECONDS",
+                        help="sample the services with py-spy for SECONDS from the start of the saturated phase")
+    parser.add_argument("--no-store-profile", dest="store_profile", action="store_false",
+                        help="do not time the services' store commands (bench/profiling)")
     args = parser.parse_args(argv)
-    for name in ("cases", "concurrency", "baseline_msgs", "baseline_bytes"):
+    for name in ("cases", "concurrency", "baseline_msgs", "minimal_msgs", "baseline_bytes"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.rate is not None and args.rate <= 0:
@@ -83,57 +97,93 @@ def auto_rate(saturated: dict[str, Any]) -> float:
     return min(MAX_AUTO_RATE, max(0.1, round(min(rates) / 2, 1)))
 
 
+@dataclass
+class Probes:
+    """What is read around each phase: CPU, the services' own timers, their store commands."""
+
+    resources: ResourceSampler
+    service_urls: dict[str, str]
+    profile_dir: Path
+    service_pids: dict[str, int]
+
+
 async def run_phase(pipeline: Pipeline, phase: Phase, post: Callable[[Phase], Awaitable[None]],
-                    resources: ResourceSampler, service_urls: dict[str, str], stall_s: float) -> Phase:
-    """Post the phase's cases with `post`, wait for their CaseRouted; note CPU and service timers."""
+                    probes: Probes, stall_s: float) -> Phase:
+    """Post the phase's cases with `post`, wait until they are through; note CPU and service timers."""
+    resources, service_urls = probes.resources, probes.service_urls
     cpu_before = resources.cpu_snapshot()
     timers_before = await service_metrics.scrape(pipeline.client, service_urls)
+    store_before = store_timing.snapshot(probes.profile_dir, probes.service_pids)
     async with reporting(lambda: f"{phase.name}: {len(phase.sent)}/{phase.planned} accepted, "
-                                 f"{pipeline.routed_count(phase)} routed"):
+                                 f"{pipeline.routed_count(phase)} routed, {pipeline.notified_count(phase)} notified"):
         await post(phase)
     print(f"  {phase.name}: {len(phase.sent)}/{phase.planned} accepted by intake"
-          f"{f', {phase.http_errors} failed' if phase.http_errors else ''}; waiting for CaseRouted …", flush=True)
+          f"{f', {phase.http_errors} failed' if phase.http_errors else ''}; waiting for CaseRouted and the "
+          f"notifications …", flush=True)
     await pipeline.wait_routed(phase, routed_deadline_s(phase.planned), stall_s)
     phase.cpu_percent = cpu_percent(cpu_before, resources.cpu_snapshot())
     phase.service_ms = service_metrics.mean_ms_between(
         timers_before, await service_metrics.scrape(pipeline.client, service_urls))
+    await asyncio.sleep(2.5)  # the store sums are written every 2 s: let the phase's last ones land
+    phase.store_profile = store_timing.top(store_before,
+                                           store_timing.snapshot(probes.profile_dir, probes.service_pids))
     return phase
 
 
-async def measure(stack: Stack, args: argparse.Namespace, resources: ResourceSampler) -> dict[str, Any]:
-    """Run the four phases; return what `report.build_result` needs besides the memory peaks."""
+async def measure(stack: Stack, args: argparse.Namespace, resources: ResourceSampler,
+                  profile_dir: Path) -> dict[str, Any]:
+    """Run the five phases and the check; return what `report.build_result` needs besides memory peaks."""
     bootstrap = stack.kafka.bootstrap
     machine = report.machine()
-    print(f"[1/4] baseline: raw aiokafka relay, {args.baseline_msgs} records", flush=True)
+    print(f"[1/5] baseline: raw aiokafka relay, {args.baseline_msgs} records", flush=True)
     partitions = ServiceSettings.model_fields["topic_partitions"].default  # as the services' topics
     baseline = await run_baseline(bootstrap, args.baseline_msgs, args.baseline_bytes, partitions, resources,
                                   deadline_s=300 + args.baseline_msgs / 100)
     print(f"  {baseline.msgs_per_s:,.0f} msgs/s end to end", flush=True)
+    print(f"[2/5] baseline: minimal stage (consume, one upsert, produce), {args.minimal_msgs} records", flush=True)
+    minimal = await run_baseline(bootstrap, args.minimal_msgs, args.baseline_bytes, partitions, resources,
+                                 deadline_s=300 + args.minimal_msgs / 20, mongo_url=stack.ferretdb.url)
+    print(f"  {minimal.msgs_per_s:,.0f} msgs/s end to end", flush=True)
 
     urls = {name: stack.services[name].url for name in BENCHED}
+    probes = Probes(resources, urls, profile_dir, {name: stack.services[name].proc.pid for name in BENCHED})
     pipeline = Pipeline(urls["intake"], bootstrap,
                         max_connections=max(args.concurrency, 100))
     await pipeline.start()
     try:
-        print(f"[2/4] warm-up: {args.warmup} cases, not counted", flush=True)
+        print(f"[3/5] warm-up: {args.warmup} cases, not counted", flush=True)
         warmup = await run_phase(pipeline, Phase("warm-up", args.warmup, concurrency=min(args.concurrency, 8)),
-                                 pipeline.closed_loop, resources, urls, args.stall_timeout)
+                                 pipeline.closed_loop, probes, args.stall_timeout)
         if not warmup.routed_complete:
-            raise BenchError("the warm-up cases were not all routed: see the service logs")
+            raise BenchError("the warm-up cases were not all through: see the service logs")
 
-        print(f"[3/4] saturated: {args.cases} cases, {args.concurrency} concurrent clients", flush=True)
+        print(f"[4/5] saturated: {args.cases} cases, {args.concurrency} concurrent clients", flush=True)
+        spy_dir = profile_dir / "py-spy"
+        spies = await pyspy.start(probes.service_pids, args.py_spy, spy_dir) if args.py_spy > 0 else []
         saturated = await run_phase(pipeline, Phase("saturated", args.cases, concurrency=args.concurrency),
-                                    pipeline.closed_loop, resources, urls, args.stall_timeout)
-        sat = report.phase_numbers(saturated, pipeline.routed.arrivals)
+                                    pipeline.closed_loop, probes, args.stall_timeout)
+        await pyspy.finish(spies, timeout_s=args.py_spy + 30)
+        saturated.py_spy = pyspy.summary(spy_dir, BENCHED) if spies else {}
+        sat = report.phase_numbers(saturated, pipeline.routed.arrivals, pipeline.through_at(saturated))
         print(f"  {report.fmt(sat['cases_per_s'])} cases/s, p50 {sat['p50_ms']} ms", flush=True)
 
         rate = args.rate or auto_rate(sat)
         latency_cases = args.latency_cases or min(max(50, int(rate * 30)), max(50, args.cases // 2))
-        print(f"[4/4] latency: {latency_cases} cases open loop at {rate:g} cases/s", flush=True)
+        print(f"[5/5] latency: {latency_cases} cases open loop at {rate:g} cases/s", flush=True)
         fixed = await run_phase(pipeline, Phase("fixed-rate", latency_cases, rate=rate),
-                                pipeline.open_loop, resources, urls, args.stall_timeout)
+                                pipeline.open_loop, probes, args.stall_timeout)
+        emails = await service_metrics.emails(pipeline.client, urls["notifications"])
+        print("check: every case against the CaseRouted topic, the partner feed and the notifications store …",
+              flush=True)
+        checked = await check_cases(pipeline, (warmup, saturated, fixed), stack.ferretdb.url)
+        print(f"  cases {checked['cases_total']}, lost {checked['lost']}, duplicated {checked['duplicated']}",
+              flush=True)
         return {"saturated": saturated, "fixed": fixed, "warmup": warmup,
-                "arrivals": dict(pipeline.routed.arrivals), "baseline": baseline, "machine_info": machine}
+                "arrivals": dict(pipeline.routed.arrivals),
+                "through": {**pipeline.through_at(saturated), **pipeline.through_at(fixed)},
+                "notified": {**pipeline.notified_at(saturated), **pipeline.notified_at(fixed)},
+                "baseline": baseline, "minimal": minimal, "checked": checked, "emails": emails,
+                "machine_info": machine}
     finally:
         await pipeline.stop()
 
@@ -149,8 +199,12 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, interrupt)
     signal.signal(signal.SIGHUP, interrupt)
     data_dir = Path(tempfile.mkdtemp(prefix="relais-bench-"))
+    profile_dir = data_dir / "store-profile"
+    profile_dir.mkdir()
     stack = Stack(StackConfig(data_dir=data_dir, kafka_port=free_port(), controller_port=free_port(),
-                              mongo_port=free_port(), smtp_port=free_port(), service_ports={name: free_port() for name in SERVICES}))
+                              mongo_port=free_port(), smtp_port=free_port(),
+                              service_ports={name: free_port() for name in SERVICES},
+                              extra_env=store_timing.env(profile_dir) if args.store_profile else {}))
     resources = ResourceSampler(group=BENCHED)
     resources.track("bench", os.getpid(), tree=False)
     failed = True
@@ -159,12 +213,13 @@ def main(argv: list[str] | None = None) -> int:
         stack.start_infra()
         resources.track("kafka", stack.kafka.proc.pid)
         resources.track("ferretdb", stack.ferretdb.proc.pid)
+        resources.track("mailsink", stack.mailsink.proc.pid)
         print(f"bench: starting {' and '.join(BENCHED)} …", flush=True)
         stack.start_services(BENCHED)
         for name in BENCHED:
             resources.track(name, stack.services[name].proc.pid)
         resources.start()
-        measured = asyncio.run(measure(stack, args, resources))
+        measured = asyncio.run(measure(stack, args, resources, profile_dir))
         load_at_end = [round(x, 2) for x in os.getloadavg()]
         failed = False
     except KeyboardInterrupt:

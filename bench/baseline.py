@@ -1,7 +1,8 @@
-"""Baseline throughput: N small records through the raw relay (bench.relay) on the pipeline's broker.
+"""Baseline throughput: N small records through a baseline process on the pipeline's broker.
 
-Measured end to end like the pipeline: from the first record produced to topic A to the last one
-consumed from topic B.
+Two baselines: the raw relay (bench.relay: consume → produce) and the minimal stage (bench.minimal_stage:
+consume → one upsert in FerretDB → produce). Measured end to end like the pipeline: from the first record
+produced to topic A to the last one consumed from topic B.
 """
 
 from __future__ import annotations
@@ -59,11 +60,10 @@ async def create_topics(bootstrap: str, names: list[str], partitions: int, deadl
         await admin.close()
 
 
-async def start_relay(bootstrap: str, source: str, destination: str,
-                      deadline_s: float = 60) -> asyncio.subprocess.Process:
+async def start_relay(module: str, args: list[str], deadline_s: float = 60) -> asyncio.subprocess.Process:
+    """Start `python -m <module> <args>`; return once it printed `ready` (its partitions are assigned)."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.relay", bootstrap, source, destination, f"bench-relay-{source}",
-        stdout=asyncio.subprocess.PIPE, start_new_session=True, cwd=ROOT,
+        sys.executable, "-m", module, *args, stdout=asyncio.subprocess.PIPE, start_new_session=True, cwd=ROOT,
     )
     try:
         line = await asyncio.wait_for(proc.stdout.readline(), deadline_s)
@@ -71,7 +71,7 @@ async def start_relay(bootstrap: str, source: str, destination: str,
         line = b""
     if line.strip() != b"ready":
         await stop_relay(proc)
-        raise BenchError(f"the baseline relay did not get its partitions within {deadline_s:.0f}s"
+        raise BenchError(f"the baseline {module} did not get its partitions within {deadline_s:.0f}s"
                          f" (exit code {proc.returncode})")
     return proc
 
@@ -88,17 +88,22 @@ async def stop_relay(proc: asyncio.subprocess.Process, deadline_s: float = 10) -
 
 
 async def run_baseline(bootstrap: str, messages: int, message_bytes: int, partitions: int,
-                       resources: ResourceSampler, deadline_s: float) -> BaselineResult:
+                       resources: ResourceSampler, deadline_s: float, mongo_url: str | None = None) -> BaselineResult:
+    """The raw relay, or the minimal stage when `mongo_url` is given (its upserts go there)."""
     tag = uuid.uuid4().hex[:8]
-    source, destination = f"bench.relay-in.{tag}", f"bench.relay-out.{tag}"
+    name = "relay" if mongo_url is None else "minimal-stage"
+    source, destination = f"bench.{name}-in.{tag}", f"bench.{name}-out.{tag}"
     await create_topics(bootstrap, [source, destination], partitions)
     received = ArrivalRecorder(bootstrap, destination, "baseline")
     await received.start()
     relay = None
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=2)
+    group = f"bench-{name}-{tag}"
+    module, args = (("bench.relay", [bootstrap, source, destination, group]) if mongo_url is None else
+                    ("bench.minimal_stage", [bootstrap, mongo_url, source, destination, group]))
     try:
-        relay = await start_relay(bootstrap, source, destination)
-        resources.track("baseline-relay", relay.pid)
+        relay = await start_relay(module, args)
+        resources.track(f"baseline-{name}", relay.pid)
         await producer.start()
         value = os.urandom(message_bytes // 2).hex().encode()[:message_bytes]
         keys = [str(uuid.uuid4()).encode() for _ in range(messages)]

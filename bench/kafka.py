@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from bench.waiting import BenchError, wait_until
 
@@ -16,11 +17,21 @@ class ArrivalRecorder:
 
     Times come from `time.perf_counter()` taken when a fetched batch is handed over, so they compare with
     the send times the benchmark takes in the same process.
+
+    `select(record)` gives the key a record counts for (None: not counted; default: the Kafka key) and
+    `identify(record)` the id of what it carries (an event id): `ids` keeps the distinct ids per key,
+    so a key that got two different ids reveals a duplicated effect, while a republished copy does not.
     """
 
-    def __init__(self, bootstrap: str, topic: str, label: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, label: str,
+                 select: Callable[[ConsumerRecord], bytes | None] | None = None,
+                 identify: Callable[[ConsumerRecord], str | None] | None = None) -> None:
         self.topic = topic
         self.arrivals: dict[bytes, float] = {}
+        self.ids: dict[bytes, set[str]] = {}
+        self.records = 0
+        self._select = select or (lambda record: record.key)
+        self._identify = identify
         self._consumer = AIOKafkaConsumer(
             topic, bootstrap_servers=bootstrap, group_id=f"bench-{label}-{uuid.uuid4().hex[:8]}",
             auto_offset_reset="earliest", enable_auto_commit=False, fetch_max_wait_ms=100,
@@ -55,4 +66,26 @@ class ArrivalRecorder:
             now = time.perf_counter()
             for records in batches.values():
                 for record in records:
-                    self.arrivals.setdefault(record.key, now)
+                    self.records += 1
+                    key = self._select(record)
+                    if key is None:
+                        continue
+                    self.arrivals.setdefault(key, now)
+                    if self._identify is not None and (found := self._identify(record)) is not None:
+                        self.ids.setdefault(key, set()).add(found)
+
+    def duplicated(self, keys: list[bytes]) -> int:
+        """Keys among `keys` that carried more than one distinct id."""
+        return sum(1 for key in keys if len(self.ids.get(key, ())) > 1)
+
+
+def header(name: str) -> Callable[[ConsumerRecord], str | None]:
+    """`identify` by a record header (e.g. `event-id`)."""
+
+    def read(record: ConsumerRecord) -> str | None:
+        for key, value in record.headers or ():
+            if key == name:
+                return value.decode(errors="replace")
+        return None
+
+    return read

@@ -1,14 +1,20 @@
-"""The pipeline under test: `POST /cases` on intake → CaseReceived → routing → CaseRouted consumed.
+"""The pipeline under test: `POST /cases` on intake → CaseReceived → routing → CaseRouted, and
+notifications recording the case's emails (entrepreneur, coordination, referring partner).
 
 Send times are taken just before each POST and keyed by the case id intake returns; arrival times come
-from an ArrivalRecorder on the CaseRouted topic (the Kafka key is the case id). Both clocks are this
-process's `time.perf_counter()`.
+from ArrivalRecorders on the CaseRouted topic (the Kafka key is the case id) and on the partner status
+feed. Each case is referred by a partner with the reference `LJ-<n>`, so notifications publishes the
+feed record `oriente` for it once it has handled the case's CaseReceived and CaseRouted: by then every
+notification of the case is recorded (the handler records them before it writes the feed record). That
+record is the case's "notified" signal: no polling of the store. Both clocks are this process's
+`time.perf_counter()`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -16,12 +22,38 @@ from typing import Any
 
 import httpx
 
-from bench.kafka import ArrivalRecorder
+from aiokafka import ConsumerRecord
+
+from bench.kafka import ArrivalRecorder, header
 from bench.waiting import wait_until
-from shared.schemas import EVENTS, Procedure
+from shared.schemas import EVENTS, PARTNER_FEED_TOPIC, Procedure, ReferralStatus
 
 ROUTED_TOPIC = EVENTS["CaseRouted"].topic
 PROCEDURES = list(Procedure)
+NOTIFIED = ReferralStatus.ROUTED.value  # the feed status that says a case's notifications are recorded
+# Notifications recorded per case: entrepreneur (received, routed), coordination (routed), partner (both).
+NOTIFICATIONS_PER_CASE = 5
+
+
+def reference(i: int) -> str:
+    """The partner's reference of case `i`: no digits of the bench's phone or SIREN, so not withheld."""
+    return f"LJ-{i}"
+
+
+def feed_key(record: ConsumerRecord) -> bytes | None:
+    """`<reference>|<status>` of a partner feed record."""
+    try:
+        status = json.loads(record.value)["status"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return (record.key or b"") + b"|" + status.encode()
+
+
+def feed_record_id(record: ConsumerRecord) -> str | None:
+    try:
+        return str(json.loads(record.value)["record_id"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def submission(i: int) -> dict[str, Any]:
@@ -34,7 +66,8 @@ def submission(i: int) -> dict[str, Any]:
         "entrepreneur": {"first_name": "Jeanne", "last_name": f"Martin-{i}",
                          "email": f"jeanne.martin.{i}@example.fr", "phone": "06 12 34 56 78"},
         "company": {"name": "Boulangerie Martin", "siren": "732829320"},
-        "referral": {"kind": "mandataire", "organisation": "Étude Dupont", "partner_reference": f"LJ-{i}"},
+        "referral": {"kind": "mandataire", "organisation": "Étude Dupont", "partner_reference": reference(i),
+                     "contact_email": "suivi@etude-dupont.example"},
         "message": "Je cherche à rebondir après la liquidation de mon entreprise.",
         "consent": True,
     }
@@ -47,6 +80,7 @@ class Phase:
     name: str
     planned: int
     sent: dict[bytes, float] = field(default_factory=dict)  # case id -> POST start
+    notified_key: dict[bytes, bytes] = field(default_factory=dict)  # case id -> its feed key (`LJ-<n>|oriente`)
     http_ms: list[float] = field(default_factory=list)  # duration of each accepted POST
     first_post: float = float("inf")
     last_response: float = 0.0
@@ -55,9 +89,11 @@ class Phase:
     schedule_lag_max_s: float = 0.0  # open loop: how late a POST started after its planned time
     rate: float | None = None
     concurrency: int | None = None
-    routed_complete: bool = False
+    routed_complete: bool = False  # every accepted case routed and notified
     cpu_percent: dict[str, float] = field(default_factory=dict)  # per process, from POSTs to last routed
     service_ms: dict[str, float | None] = field(default_factory=dict)  # mean handler/outbox times
+    store_profile: dict[str, Any] = field(default_factory=dict)  # per service: store commands by time
+    py_spy: dict[str, Any] = field(default_factory=dict)  # per service: functions by CPU samples
 
     def failed(self, what: str) -> None:
         self.http_errors += 1
@@ -67,7 +103,8 @@ class Phase:
 
 class Pipeline:
     def __init__(self, intake_url: str, bootstrap: str, max_connections: int) -> None:
-        self.routed = ArrivalRecorder(bootstrap, ROUTED_TOPIC, "pipeline")
+        self.routed = ArrivalRecorder(bootstrap, ROUTED_TOPIC, "pipeline", identify=header("event-id"))
+        self.feed = ArrivalRecorder(bootstrap, PARTNER_FEED_TOPIC, "feed", select=feed_key, identify=feed_record_id)
         # Idle connections are dropped before uvicorn's 5 s keep-alive timeout closes them under our feet.
         self.client = httpx.AsyncClient(
             base_url=intake_url, timeout=30,
@@ -79,10 +116,26 @@ class Pipeline:
 
     async def start(self) -> None:
         await self.routed.start()
+        await self.feed.start()
 
     async def stop(self) -> None:
         await self.client.aclose()
         await self.routed.stop()
+        await self.feed.stop()
+
+    def through_at(self, phase: Phase) -> dict[bytes, float]:
+        """Case id -> when the last of its two signals (CaseRouted, feed record `oriente`) arrived."""
+        routed, notified = self.routed.arrivals, self.feed.arrivals
+        done = {}
+        for case in phase.sent:
+            r, n = routed.get(case), notified.get(phase.notified_key[case])
+            if r is not None and n is not None:
+                done[case] = max(r, n)
+        return done
+
+    def notified_at(self, phase: Phase) -> dict[bytes, float]:
+        notified = self.feed.arrivals
+        return {case: notified[key] for case, key in phase.notified_key.items() if key in notified}
 
     async def _submit(self, phase: Phase) -> None:
         i = next(self._numbers)
@@ -100,7 +153,9 @@ class Pipeline:
             phase.failed(f"HTTP {response.status_code}")
             return
         phase.http_ms.append((answered - started) * 1000)
-        phase.sent[response.json()["case_id"].encode()] = started
+        case = response.json()["case_id"].encode()
+        phase.notified_key[case] = f"{reference(i)}|{NOTIFIED}".encode()
+        phase.sent[case] = started
 
     async def closed_loop(self, phase: Phase) -> None:
         """`phase.concurrency` clients, each posting its next case as soon as the previous one is answered."""
@@ -129,19 +184,26 @@ class Pipeline:
     def routed_count(self, phase: Phase) -> int:
         return self.routed.arrived(list(phase.sent))
 
-    async def wait_routed(self, phase: Phase, deadline_s: float, stall_s: float) -> bool:
-        pending = set(phase.sent)
-        arrivals = self.routed.arrivals
+    def notified_count(self, phase: Phase) -> int:
+        return self.feed.arrived(list(phase.notified_key.values()))
 
-        def all_routed() -> bool:
-            pending.difference_update([key for key in pending if key in arrivals])
+    async def wait_routed(self, phase: Phase, deadline_s: float, stall_s: float) -> bool:
+        """Wait until every accepted case of the phase is routed and notified."""
+        pending = set(phase.sent)
+        routed, notified = self.routed.arrivals, self.feed.arrivals
+
+        def through() -> bool:
+            pending.difference_update([case for case in pending
+                                       if case in routed and phase.notified_key[case] in notified])
             return not pending
 
+        def progress() -> str:
+            return (f"{phase.name}: routed {self.routed_count(phase)}, notified {self.notified_count(phase)}"
+                    f" of {len(phase.sent)}")
+
         phase.routed_complete = await wait_until(
-            all_routed, deadline_s, poll_s=0.05, advanced=lambda: len(pending), stall_s=stall_s,
-            progress=lambda: f"{phase.name}: routed {len(phase.sent) - len(pending)}/{len(phase.sent)}",
-        )
+            through, deadline_s, poll_s=0.05, advanced=lambda: len(pending), stall_s=stall_s, progress=progress)
         if not phase.routed_complete:
-            print(f"  ! {phase.name}: gave up with {len(phase.sent) - len(pending)}/{len(phase.sent)} cases "
-                  f"routed (nothing new for {stall_s:.0f}s, or {deadline_s:.0f}s in all)", flush=True)
+            print(f"  ! {phase.name}: gave up with {progress()} (nothing new for {stall_s:.0f}s, "
+                  f"or {deadline_s:.0f}s in all)", flush=True)
         return phase.routed_complete

@@ -49,3 +49,20 @@ def mean_ms_between(before: Scrape, after: Scrape) -> dict[str, float]:
         if events > 0:
             means[f"{name}_ms"] = round((total - total0) / events * 1000, 1)
     return means
+
+
+async def emails(client: httpx.AsyncClient, url: str) -> dict[str, float]:
+    """Outcomes of the notifications' sends so far (`relais_notifications_total`), summed over recipients."""
+    try:
+        text = (await client.get(f"{url}/metrics", timeout=5)).text
+    except httpx.HTTPError:
+        return {}
+    outcomes: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != "relais_notifications":
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                result = sample.labels.get("result", "?")
+                outcomes[result] = outcomes.get(result, 0) + sample.value
+    return outcomes

@@ -132,8 +132,9 @@ class OutboxRelay:
         while True:
             try:
                 if time.monotonic() >= self._next_scan:
+                    started = time.monotonic()
                     self._on_backlog(await self._scan())
-                    self._next_scan = time.monotonic() + self._scan_interval_s
+                    self._next_scan = time.monotonic() + scan_pause(self._scan_interval_s, time.monotonic() - started)
                 await self._drain_hints()
                 backoff = 0.1
             except asyncio.CancelledError:
@@ -206,11 +207,22 @@ class OutboxRelay:
                                              item["headers"]))
         await asyncio.gather(*acks)
         now = datetime.now(UTC).timestamp()
-        for progress_id, items, total in pending:
-            # Only the relay writes progress documents; `$max` keeps them monotonic.
-            await self._progress.update_one({"_id": progress_id}, {"$max": {"published": total}}, upsert=True)
+        # Only the relay writes progress documents, one per aggregate; `$max` keeps them monotonic.
+        await asyncio.gather(*(progress.update_one({"_id": progress_id}, {"$max": {"published": total}}, upsert=True)
+                               for progress_id, _, total in pending))
+        for _, items, _ in pending:
             for item in items:
                 self._on_published({**item, "relay_seconds": max(0.0, now - item["created_at"])})
+
+
+# A safety-net scan reads a whole collection (FerretDB uses no index for it): it waits at least this many
+# times its own duration before the next one, so that it never takes more than a small share of the store.
+SCAN_SHARE_FACTOR = 10
+
+
+def scan_pause(interval_s: float, scan_took_s: float) -> float:
+    """Seconds until the next safety-net scan: the configured interval, longer when scans are slow."""
+    return max(interval_s, SCAN_SHARE_FACTOR * scan_took_s)
 
 
 def _progress_id(collection: str, doc_id: Any) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import itertools
 import logging
 import os
 import signal
@@ -35,11 +36,12 @@ from services.notifications.store import NotificationStore
 from services.notifications.templates import Renderer
 from services.notifications.tokens import Tokens
 from shared.broker import dead_letter_headers, dead_letter_topic
-from shared.outbox import outbox_item
+from shared.outbox import outbox_item, scan_pause
 from shared.schemas import EVENTS, Envelope
 
 log = logging.getLogger("relais.notifications.dispatch")
 CONTACT_RECHECK_S = 2.0
+INFLIGHT_PER_SLOT = 8  # notifications taken in hand per concurrent send: enough to keep the slots busy
 
 
 class Dispatcher:
@@ -53,6 +55,7 @@ class Dispatcher:
         self._timers: list[tuple[float, str]] = []  # (monotonic time, notification id): retries due later
         self._wake = asyncio.Event()
         self._inflight: dict[str, asyncio.Task] = {}
+        self._max_inflight = INFLIGHT_PER_SLOT * settings.send_concurrency
         self._slots = asyncio.Semaphore(settings.send_concurrency)
         self._pause_until = 0.0  # after an SMTP outage nothing is attempted before this
         self._outages = 0
@@ -96,7 +99,8 @@ class Dispatcher:
 
     async def _sleep(self) -> None:
         now = time.monotonic()
-        until = min([self._next_scan, *(t for t, _ in self._timers[:1])])
+        # Without room, due timers wait too: a finishing send wakes the loop.
+        until = min([self._next_scan, *(t for t, _ in self._timers[:1] if self._room())])
         if self._pause_until > now:
             until = max(until, self._pause_until)
         try:
@@ -109,26 +113,39 @@ class Dispatcher:
         now = time.monotonic()
         if now < self._pause_until:
             return
-        ids = set(self._hints)
-        self._hints.clear()
-        while self._timers and self._timers[0][0] <= now:
+        # At most `_max_inflight` notifications are held in memory at once; the others stay ids in `_hints`
+        # until a send finishes (a backlog of recorded emails must not grow the process, bench: 145 MB).
+        room = self._room()
+        ids = set(itertools.islice(self._hints, room))
+        self._hints.difference_update(ids)
+        while self._timers and self._timers[0][0] <= now and len(ids) < room:
             ids.add(heapq.heappop(self._timers)[1])
         if now >= self._next_scan:
-            docs = await self.store.unfinished()
-            self._next_scan = now + self.settings.dispatch_scan_s
-        else:
-            docs = await self.store.by_ids(sorted(ids)) if ids else []
+            # The safety net reads ids only; they join the hints and are read whole when there is room.
+            self._hints.update(ids)
+            self._hints.update(await self.store.unfinished())
+            ids = set()
+            self._next_scan = time.monotonic() + scan_pause(self.settings.dispatch_scan_s, time.monotonic() - now)
+        docs = await self.store.by_ids(sorted(ids)) if ids else []
         wall = datetime.now(UTC)
         for doc in docs:
             if doc["_id"] in self._inflight:
                 continue
             when = _due_at(doc)
             if when is None:
+                await self.store.unmark(doc["_id"])  # final already: nothing left to look at
                 continue
-            if when <= wall:
+            if when > wall:
+                self._later(doc["_id"], when)
+            elif self._room():
                 self._inflight[doc["_id"]] = asyncio.create_task(self._attempt(doc))
             else:
-                self._later(doc["_id"], when)
+                self._hints.add(doc["_id"])
+        if self._hints and self._room():
+            self._wake.set()  # more to take in hand now
+
+    def _room(self) -> int:
+        return max(0, self._max_inflight - len(self._inflight))
 
     def _later(self, nid: str, when: datetime) -> None:
         delay = max(0.0, (when - datetime.now(UTC)).total_seconds())
@@ -145,6 +162,8 @@ class Dispatcher:
             self._later(doc["_id"], datetime.now(UTC) + timedelta(seconds=self.settings.send_lease_s))
         finally:
             self._inflight.pop(doc["_id"], None)
+            if self._hints or self._timers:
+                self._wake.set()  # room for the next ones
 
     # --- one notification ------------------------------------------------------------------------------
 

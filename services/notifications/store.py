@@ -23,7 +23,7 @@ from typing import Any
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.notifications.domain import Phase, Recipient, Status
 from shared.outbox import OutboxRelay, with_outbox_items
@@ -31,6 +31,7 @@ from shared.schemas import CaseReceived
 from shared.store import document_lock, update_if
 
 HIDDEN = {"source_event": 0, "outbox": 0, "outbox_count": 0}
+DUPLICATE_KEY = 11000
 
 
 @dataclass(frozen=True)
@@ -104,25 +105,33 @@ class NotificationStore:
 
     async def record(self, items: list[NewNotification]) -> list[str]:
         """Create each notification once. A redelivered event finds them and changes nothing, except that a
-        failed one is re-armed: the event coming again is a dead letter being replayed after a fix."""
+        failed one is re-armed: the event coming again is a dead letter being replayed after a fix.
+
+        One unordered insert for all of them (an insert on `_id` is exclusive on FerretDB and MongoDB, so no
+        lock is needed); only the ones that already existed are read back, for their status."""
         if not items:
             return []
-        ids = [item.id for item in items]
-        status = {doc["_id"]: doc["status"] for doc in await self._by_id(ids, {"status": 1})}
         now = datetime.now(UTC)
-        for item in items:
-            if item.id in status:
-                continue
-            await self._mark_unfinished(item.id)
-            async with document_lock(self.notifications, item.id):
-                await self.notifications.update_one({"_id": item.id}, {"$setOnInsert": {
-                    "case_id": item.case_id, "event_id": item.event_id, "event_type": item.event_type,
-                    "recipient": item.recipient.value, "template": item.template, "channel": item.channel,
-                    "status": Status.PENDING.value, "facts": item.facts, "source_event": item.source_event,
-                    "created_at": now, "next_attempt_at": now, "claims": 0, "failures": 0,
-                }}, upsert=True)
-        await self.rearm([nid for nid, state in status.items() if state == Status.FAILED.value])
-        return ids
+        docs = [{"_id": item.id, "case_id": item.case_id, "event_id": item.event_id, "event_type": item.event_type,
+                 "recipient": item.recipient.value, "template": item.template, "channel": item.channel,
+                 "status": Status.PENDING.value, "facts": item.facts, "source_event": item.source_event,
+                 "created_at": now, "next_attempt_at": now, "claims": 0, "failures": 0} for item in items]
+        # Marked unfinished before they exist (a marker left for one that already existed and is final is
+        # dropped when the dispatcher, after its next periodic look, reads it).
+        await asyncio.gather(*(self._mark_unfinished(doc["_id"]) for doc in docs))
+        existing: list[str] = []
+        try:
+            await self.notifications.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if not errors or any(error.get("code") != DUPLICATE_KEY for error in errors):
+                raise
+            existing = [docs[error["index"]]["_id"] for error in errors]
+        if existing:
+            failed = [doc["_id"] for doc in await self._by_id(existing, {"status": 1})
+                      if doc["status"] == Status.FAILED.value]
+            await self.rearm(failed)
+        return [item.id for item in items]
 
     async def rearm(self, ids: list[str]) -> list[str]:
         """Failed notifications among `ids` go back to be sent (the causing event was replayed)."""
@@ -152,25 +161,21 @@ class NotificationStore:
     async def by_ids(self, ids: list[str]) -> list[dict[str, Any]]:
         return await self._by_id(ids, {"outbox": 0, "outbox_count": 0})
 
-    async def unfinished(self) -> list[dict[str, Any]]:
-        """Notifications still to send or being sent (the dispatcher's periodic safety net).
+    async def unfinished(self) -> list[str]:
+        """Ids of the notifications still to send or being sent (the dispatcher's periodic safety net), without
+        their documents: the dispatcher reads each one when it has room for it, so a backlog of thousands
+        costs one read of small documents here, not one lookup per notification.
 
         The first look after start reads them by status, which also finds those stored before `unfinished`
-        existed; later looks read the ids in `unfinished` and drop the ids that reached a final state.
+        existed; later looks read the ids in `unfinished`. An id whose notification turns out to be final
+        (the process stopped before unmarking it) is unmarked when the dispatcher reads it.
         """
         if not self._full_look_done:
-            docs = await self.notifications.find(
-                {"status": {"$in": [Status.PENDING.value, Status.SENDING.value]}},
-                {"outbox": 0, "outbox_count": 0}).to_list(None)
+            ids = [doc["_id"] async for doc in self.notifications.find(
+                {"status": {"$in": [Status.PENDING.value, Status.SENDING.value]}}, {"_id": 1})]
             self._full_look_done = True
-            return docs
-        ids = [doc["_id"] async for doc in self.open_ids.find({}, {"_id": 1})]
-        docs = await self.by_ids(ids)
-        open_states = (Status.PENDING.value, Status.SENDING.value)
-        for doc in docs:
-            if doc["status"] not in open_states:  # final, but the process stopped before unmarking it
-                await self.open_ids.delete_one({"_id": doc["_id"]})
-        return [doc for doc in docs if doc["status"] in open_states]
+            return ids
+        return [doc["_id"] async for doc in self.open_ids.find({}, {"_id": 1})]
 
     async def claim(self, doc: dict[str, Any], owner: str, lease_s: float) -> dict[str, Any] | None:
         """Take the next attempt of this notification, or None if another process took it first."""
