@@ -90,8 +90,14 @@ func (x *idIndexer) indexFile(ctx context.Context, file string) error {
 		if err != nil {
 			return nil // dropped meanwhile
 		}
-		// The same pragmas as FerretDB's pool: wait for its writers rather than fail, WAL journal.
-		db, err := sql.Open("sqlite", "file:"+file+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(wal)")
+		// FerretDB switches a new database file to WAL when it first opens it, which needs the file to
+		// itself (a connection of ours at that moment made it fail with SQLITE_BUSY). Its write-ahead log
+		// exists once the switch is done; from then on readers and writers share the file.
+		if _, err := os.Stat(file + "-wal"); err != nil {
+			return nil
+		}
+		// Never create a file (mode=rw); wait for FerretDB's writers rather than fail.
+		db, err := sql.Open("sqlite", "file:"+file+"?mode=rw&_pragma=busy_timeout(10000)")
 		if err != nil {
 			return err
 		}
