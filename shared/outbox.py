@@ -22,6 +22,7 @@ from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 
+from shared.lookup import find_by_ids
 from shared.schemas import Envelope
 
 OUTBOX_FIELD = "outbox"
@@ -186,13 +187,11 @@ class OutboxRelay:
 
     async def _publish(self, name: str, collection: AsyncCollection, ids: list[Any]) -> None:
         assert self._progress is not None
-        # One `_id` lookup each: FerretDB reads the whole collection for an `$in` filter.
         progress = self._progress
-        found = await asyncio.gather(*(collection.find_one({"_id": i}, {"_id": 1, OUTBOX_FIELD: 1}) for i in ids))
-        docs = [doc for doc in found if doc is not None]
+        docs = await find_by_ids(collection, ids, {"_id": 1, OUTBOX_FIELD: 1})
         progress_ids = [_progress_id(name, doc["_id"]) for doc in docs]
-        marks = await asyncio.gather(*(progress.find_one({"_id": p}, {"published": 1}) for p in progress_ids))
-        published = {mark["_id"]: mark["published"] for mark in marks if mark is not None}
+        marks = await find_by_ids(progress, progress_ids, {"published": 1})
+        published = {mark["_id"]: mark["published"] for mark in marks}
         pending = []
         for doc, progress_id in zip(docs, progress_ids, strict=True):
             items = doc.get(OUTBOX_FIELD) or []

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,6 +26,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.notifications.domain import Phase, Recipient, Status
+from shared.lookup import find_by_ids
 from shared.outbox import OutboxRelay, with_outbox_items
 from shared.schemas import CaseReceived
 from shared.store import document_lock, update_if
@@ -122,7 +122,7 @@ class NotificationStore:
         await self._mark_unfinished([doc["_id"] for doc in docs])
         existing = await _insert_new(self.notifications, docs)
         if existing:
-            failed = [doc["_id"] for doc in await self._by_id(existing, {"status": 1})
+            failed = [doc["_id"] for doc in await find_by_ids(self.notifications, existing, {"status": 1})
                       if doc["status"] == Status.FAILED.value]
             await self.rearm(failed)
         return [item.id for item in items]
@@ -147,15 +147,10 @@ class NotificationStore:
         now = datetime.now(UTC)
         await _insert_new(self.open_ids, [{"_id": nid, "at": now} for nid in ids])
 
-    async def _by_id(self, ids: list[str], projection: dict[str, int]) -> list[dict[str, Any]]:
-        """One `_id` lookup each: FerretDB reads the whole collection for an `$in` filter."""
-        found = await asyncio.gather(*(self.notifications.find_one({"_id": i}, projection) for i in ids))
-        return [doc for doc in found if doc is not None]
-
     # --- notifications: sending -------------------------------------------------------------------------
 
     async def by_ids(self, ids: list[str]) -> list[dict[str, Any]]:
-        return await self._by_id(ids, {"outbox": 0, "outbox_count": 0})
+        return await find_by_ids(self.notifications, ids, {"outbox": 0, "outbox_count": 0})
 
     async def unfinished(self) -> list[str]:
         """Ids of the notifications still to send or being sent (the dispatcher's periodic safety net), without
@@ -198,10 +193,9 @@ class NotificationStore:
 
     async def finish(self, nid: str, attempt: int, status: Status, **fields: Any) -> bool:
         """A final state; the causing event is no longer needed (it may hold personal data)."""
-        done = await self._update(nid, attempt, {
+        return await self._update(nid, attempt, {
             "$set": {"status": status.value, "finished_at": datetime.now(UTC), **fields},
             "$unset": {"source_event": "", "lease_until": "", "owner": ""}})
-        return done
 
     async def retry_later(self, nid: str, attempt: int, at: datetime, failures: int, error: str) -> bool:
         return await self._update(nid, attempt, {
