@@ -74,7 +74,7 @@ def summary(out_dir: Path, names: tuple[str, ...], top: int = 10) -> dict[str, A
 
 def _whole_process(frame: str) -> bool:
     """Frames every sample of a service goes through (its entry point): they say nothing."""
-    return "__main__.py" in frame or frame.startswith("serve (") and "shared/runtime.py" in frame
+    return "__main__.py" in frame or frame.startswith("serve (") and "shared/bootstrap.py" in frame
 
 
 def _short(frame: str) -> str:

@@ -8,11 +8,18 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict
 from pymongo.errors import ConnectionFailure
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.metrics import Metrics
+
+class StrictRequest(BaseModel):
+    """Base of every request body: an unknown field is an error (422), surrounding blanks are trimmed."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
 
 # pydantic error type -> French message; `{...}` placeholders come from the error's context.
 _FRENCH = {

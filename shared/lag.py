@@ -7,12 +7,13 @@ so the surviving instances of a group report the lag of the whole group).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import Gauge
+
+from shared.runtime import BackgroundTask
 
 log = logging.getLogger("relais.lag")
 
@@ -20,43 +21,42 @@ log = logging.getLogger("relais.lag")
 class ConsumerLagMonitor:
     def __init__(self, bootstrap: str, group: str, topics: list[str], gauge: Gauge, interval_s: float = 5.0):
         self.bootstrap, self.group, self.topics = bootstrap, group, topics
-        self.gauge, self.interval_s = gauge, interval_s
-        self._task: asyncio.Task | None = None
+        self.gauge = gauge
+        self._admin: AIOKafkaAdminClient | None = None
+        self._reader: AIOKafkaConsumer | None = None
+        self._task = BackgroundTask("consumer-lag", self._measure_once, interval_s=interval_s,
+                                    backoff_s=interval_s, backoff_max_s=interval_s,
+                                    failure_log_level=logging.DEBUG)
 
     async def start(self) -> None:
         if self.topics:
-            self._task = asyncio.create_task(self._run(), name="consumer-lag")
+            await self._task.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await self._task.stop()
+        await self._close()
 
-    async def _run(self) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=5000)
-        reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
-        started = False
+    async def _measure_once(self) -> None:
         try:
-            while True:
+            if self._admin is None or self._reader is None:
+                self._admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=5000)
+                self._reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+                await self._admin.start()
+                await self._reader.start()
+            for (topic, partition), lag in (await self.measure(self._admin, self._reader)).items():
+                self.gauge.labels(self.group, topic, str(partition)).set(lag)
+        except Exception:
+            await self._close()  # broker away: reconnect on the next round
+            raise
+
+    async def _close(self) -> None:
+        admin, reader, self._admin, self._reader = self._admin, self._reader, None, None
+        for close in (reader.stop if reader else None, admin.close if admin else None):
+            if close is not None:
                 try:
-                    if not started:
-                        await admin.start()
-                        await reader.start()
-                        started = True
-                    for (topic, partition), lag in (await self.measure(admin, reader)).items():
-                        self.gauge.labels(self.group, topic, str(partition)).set(lag)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - broker away: try again next round
-                    log.debug("lag measurement failed", extra={"error": type(exc).__name__})
-                await asyncio.sleep(self.interval_s)
-        finally:
-            if started:
-                await reader.stop()
-                await admin.close()
+                    await close()
+                except Exception:  # noqa: BLE001 - closing a client of a broker that is gone
+                    log.debug("closing a lag client failed")
 
     async def measure(self, admin: AIOKafkaAdminClient, reader: AIOKafkaConsumer) -> dict[tuple[str, int], int]:
         partitions = [

@@ -14,7 +14,6 @@ so at-least-once delivery gives exactly-once effects.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
@@ -23,12 +22,14 @@ from typing import Any
 from pymongo.asynchronous.collection import AsyncCollection
 
 from shared.lookup import find_by_ids
+from shared.runtime import BackgroundTask
 from shared.schemas import Envelope
 
 OUTBOX_FIELD = "outbox"
 OUTBOX_COUNT_FIELD = "outbox_count"
 PROGRESS_COLLECTION = "outbox_progress"
-log = logging.getLogger("relais.outbox")
+# Projection for reading a document's state without its outbox (the event history stays internal).
+WITHOUT_OUTBOX: dict[str, int] = {OUTBOX_FIELD: 0, OUTBOX_COUNT_FIELD: 0}
 
 # (topic, key, value, headers) -> a future resolved when the broker has acknowledged the record.
 Send = Callable[[str, bytes, bytes, dict[str, str]], Awaitable[Awaitable[Any]]]
@@ -93,8 +94,7 @@ class OutboxRelay:
         self._on_backlog = on_backlog or (lambda n: None)
         self._batch_size = batch_size
         self._hints: dict[str, set[Any]] = {}
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self._task = BackgroundTask("outbox-relay", self._cycle, interval_s=scan_interval_s)
         self._next_scan = 0.0
 
     def watch(self, collection: AsyncCollection) -> None:
@@ -109,50 +109,28 @@ class OutboxRelay:
 
     def notify(self, collection: AsyncCollection, doc_id: Any) -> None:
         self._hints[collection.name].add(doc_id)
-        self._wake.set()
+        self._task.wake()
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+        await self._task.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await self._task.stop()
         # One last best-effort drain so that a clean shutdown leaves nothing behind.
         try:
-            await asyncio.wait_for(self._drain_hints(), timeout=5)
+            async with asyncio.timeout(5):
+                await self._drain_hints()
         except Exception:  # noqa: BLE001 - the next start's scan will find the rest
             pass
 
-    async def _run(self) -> None:
-        backoff = 0.1
-        while True:
-            try:
-                if time.monotonic() >= self._next_scan:
-                    started = time.monotonic()
-                    self._on_backlog(await self._scan())
-                    self._next_scan = time.monotonic() + scan_pause(self._scan_interval_s, time.monotonic() - started)
-                await self._drain_hints()
-                backoff = 0.1
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - broker or store down: retry with backoff
-                log.warning("outbox relay failed, retrying",
-                            extra={"error": type(exc).__name__, "retry_in_s": backoff})
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            # Not `asyncio.wait_for`: on Python 3.11 it swallows a cancellation that arrives with the wake-up,
-            # and `stop()` would then wait for this loop forever.
-            try:
-                async with asyncio.timeout(max(0.05, self._next_scan - time.monotonic())):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
+    async def _cycle(self) -> float:
+        """One round: the safety-net scan when it is due, then the hinted documents; returns the wait."""
+        if time.monotonic() >= self._next_scan:
+            started = time.monotonic()
+            self._on_backlog(await self._scan())
+            self._next_scan = time.monotonic() + scan_pause(self._scan_interval_s, time.monotonic() - started)
+        await self._drain_hints()
+        return max(0.05, self._next_scan - time.monotonic())
 
     async def _scan(self) -> int:
         """Compare each document's outbox count with the published count; hint the ones behind."""
@@ -172,7 +150,6 @@ class OutboxRelay:
         return backlog
 
     async def _drain_hints(self) -> None:
-        self._wake.clear()
         for name, collection in self._collections.items():
             while self._hints[name]:
                 ids = list(self._hints[name])[: self._batch_size]

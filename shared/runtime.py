@@ -1,116 +1,85 @@
-"""What every service is made of, wired once: settings, logs, metrics, store, broker, consumer, outbox.
+"""Background work of a service: one helper for every loop that must run beside the consumer.
 
-A service's `app.py` (its composition root) builds one `ServiceRuntime`, registers its handlers and
-routes, and asks for the HTTP app; starting and stopping everything is the runtime's lifespan.
+The outbox relay, the consumer-lag monitor, notifications' dispatcher and coaching's refresh all need the
+same things: run a step, wait (or be woken early), survive a store or broker outage with a capped
+exponential backoff, and stop promptly and cleanly when the service stops.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from typing import Any
-
-from fastapi import APIRouter, FastAPI
-
-from shared import logs
-from shared.broker import EVENT_TOPICS, ensure_topics, make_broker, send
-from shared.consumer import EventConsumer
-from shared.http import RequestGuard, install_error_handlers, install_health_and_metrics
-from shared.lag import ConsumerLagMonitor
-from shared.metrics import Metrics
-from shared.outbox import OutboxRelay
-from shared.settings import ServiceSettings
-from shared.store import connect, ping
+from collections.abc import Awaitable, Callable
 
 log = logging.getLogger("relais.runtime")
 
+# A step returns how long to wait before the next one (seconds); None means the task's interval.
+Step = Callable[[], Awaitable[float | None]]
 
-class ServiceRuntime:
-    def __init__(self, settings: ServiceSettings) -> None:
-        self.settings = settings
-        logs.configure(settings.service_name, settings.log_level)
-        self.metrics = Metrics(settings.service_name)
-        self.broker = make_broker(settings, self.metrics)
-        self.consumer = EventConsumer(self.broker, settings, self.metrics)
-        self.client, self.db = connect(settings.mongo_url, settings.mongo_db)
-        self.relay = self._outbox_relay()
-        self.lag: ConsumerLagMonitor | None = None
-        self._on_start: list[Callable[[], Awaitable[Any]]] = []
-        self._on_stop: list[Callable[[], Awaitable[Any]]] = []
 
-    def _outbox_relay(self) -> OutboxRelay:
-        """The relay that stores hand their collections to (`relay.watch`) and notify after writes."""
+class BackgroundTask:
+    """Runs `step` until stopped: after a success it waits the returned delay (or `interval_s`) unless
+    `wake()` is called; after a failure it retries with backoff from `backoff_s` doubling up to
+    `backoff_max_s`. Cancellation is never swallowed."""
 
-        async def _send(topic: str, key: bytes, value: bytes, headers: dict[str, str]) -> Any:
-            return await send(self.broker, topic, key, value, headers)
+    def __init__(self, name: str, step: Step, *, interval_s: float, backoff_s: float = 0.1,
+                 backoff_max_s: float = 5.0, min_wait_s: float = 0.0,
+                 failure_log_level: int = logging.WARNING) -> None:
+        self.name = name
+        self._step = step
+        self._interval_s = interval_s
+        self._backoff_s = backoff_s
+        self._backoff_max_s = backoff_max_s
+        self._min_wait_s = min_wait_s
+        self._failure_log_level = failure_log_level
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.failures = 0
 
-        def _published(item: dict[str, Any]) -> None:
-            self.metrics.events_published.labels(item["event_type"]).inc()
-            self.metrics.outbox_lag.observe(item["relay_seconds"])
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
 
-        return OutboxRelay(
-            _send, scan_interval_s=self.settings.outbox_scan_interval_s,
-            on_published=_published, on_backlog=self.metrics.outbox_backlog.set,
-        )
-
-    def on_start(self, hook: Callable[[], Awaitable[Any]]) -> None:
-        """Run at start-up before consuming (index creation, seed data)."""
-        self._on_start.append(hook)
-
-    def on_stop(self, hook: Callable[[], Awaitable[Any]]) -> None:
-        """Run at shutdown before the broker and the store close (background workers of a service)."""
-        self._on_stop.append(hook)
-
-    async def checks(self) -> dict[str, bool]:
-        kafka, store = await asyncio.gather(self.broker.ping(timeout=2), ping(self.db))
-        return {"kafka": bool(kafka), "store": store}
+    def wake(self) -> None:
+        """Run the next step now rather than after the wait."""
+        self._wake.set()
 
     async def start(self) -> None:
-        await ensure_topics(self.settings, [*EVENT_TOPICS, self.consumer.dead_letter_topic])
-        for hook in self._on_start:
-            await hook()
-        self.consumer.subscribe()
-        await self.broker.start()
-        if self.relay.watching:
-            await self.relay.start()
-        self.lag = ConsumerLagMonitor(self.settings.kafka_bootstrap, self.consumer.group_id,
-                                      self.consumer.topics, self.metrics.consumer_lag)
-        await self.lag.start()
-        log.info("service started", extra={"port": self.settings.http_port})
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=self.name)
 
     async def stop(self) -> None:
-        for hook in self._on_stop:
-            await hook()
-        if self.lag is not None:
-            await self.lag.stop()
-        await self.relay.stop()
-        await self.broker.stop()
-        await self.client.close()
-        log.info("service stopped")
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
 
-    def http_app(self, title: str, description: str, *routers: APIRouter) -> FastAPI:
-        @asynccontextmanager
-        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-            await self.start()
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
             try:
-                yield
-            finally:
-                await self.stop()
+                delay = await self._step()
+                self.failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a store or broker outage: retry with backoff
+                self.failures += 1
+                delay = min(self._backoff_s * 2 ** (self.failures - 1), self._backoff_max_s)
+                log.log(self._failure_log_level, "background task failed, retrying",
+                        extra={"task": self.name, "error": type(exc).__name__, "retry_in_s": delay})
+                await asyncio.sleep(delay)
+                continue
+            wait = self._interval_s if delay is None else delay
+            await self._wait(max(self._min_wait_s, wait))
 
-        app = FastAPI(title=title, description=description, version="1", lifespan=lifespan)
-        install_error_handlers(app, self.metrics)
-        install_health_and_metrics(app, self.metrics, self.checks)
-        for router in routers:
-            app.include_router(router)
-        app.add_middleware(RequestGuard, max_bytes=self.settings.max_request_bytes, metrics=self.metrics)
-        return app
-
-
-def serve(app: FastAPI, settings: ServiceSettings) -> None:
-    """Run one service process (`python -m services.<name>`)."""
-    import uvicorn
-
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None,
-                access_log=False, lifespan="on", timeout_graceful_shutdown=10)
+    async def _wait(self, seconds: float) -> None:
+        # Not `asyncio.wait_for`: on Python 3.11 it can swallow a cancellation that arrives with the wake-up.
+        try:
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
+        except TimeoutError:
+            pass

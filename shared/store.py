@@ -1,29 +1,40 @@
-"""MongoDB access (FerretDB locally): the client, readiness, and idempotent single-document effects.
+"""MongoDB access (FerretDB locally): the client, readiness, and every single-document write of the services.
 
-FerretDB has no multi-document transactions, so every effect is one document write that carries the
-state change, the id of the event that caused it (dedup marker) and the events to publish (outbox).
-FerretDB also applies each update as read-modify-write, so two concurrent updates of one document lose
-one of them: every writer of an aggregate takes `document_lock` first, which serialises the writes of
-this process (one case is only ever written by the process that owns its partition or its request).
+FerretDB's constraints live here and nowhere else, so that a move to MongoDB leaves no dead weight in the
+services:
+- no multi-document transactions: an effect is one document write carrying the state change, the id of
+  the event that caused it (`was_applied`) and the events to publish (the outbox);
+- each update is applied as read-modify-write, so two concurrent updates of one document lose one of
+  them: every write below is serialised per document within this process (`_document_lock`); one
+  document is only ever written by the process that owns its partition or its request;
+- any filter other than `{"_id": ...}` reads the whole collection: conditions are compared in-process
+  (`update_if`), on MongoDB they go into the filter.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.results import UpdateResult
 
-from shared.outbox import with_outbox
+from shared.outbox import WITHOUT_OUTBOX, outbox_items, with_outbox, with_outbox_items
 from shared.schemas import Envelope
 
 PROCESSED_FIELD = "processed_events"
+# Projection for reading a document's state only: no outbox, no dedup markers.
+STATE_ONLY: dict[str, int] = {**WITHOUT_OUTBOX, PROCESSED_FIELD: 0}
+DUPLICATE_KEY = 11000
+R = TypeVar("R")
 
 
 def connect(url: str, db: str) -> tuple[AsyncMongoClient, AsyncDatabase]:
@@ -46,7 +57,7 @@ _waiters: dict[tuple[str, str, str], int] = {}
 
 
 @asynccontextmanager
-async def document_lock(collection: AsyncCollection, doc_id: Any) -> AsyncIterator[None]:
+async def _document_lock(collection: AsyncCollection, doc_id: Any) -> AsyncIterator[None]:
     """Serialise writes to one document within this process (see the module docstring)."""
     key = (collection.database.name, collection.name, str(doc_id))
     lock = _locks.setdefault(key, asyncio.Lock())
@@ -72,12 +83,12 @@ async def apply_event(
     Every query filters on `_id` alone: FerretDB turns only `{"_id": <string>}` into an SQL lookup and
     reads the whole collection for any other filter (apply_event took 670 ms at 2,000 documents with a
     `processed_events` condition). The read-then-write is safe because a document has one writer: the
-    process owning the case's partition, serialised in-process by `document_lock`.
+    process owning the case's partition, serialised in-process.
     """
     update = with_outbox(update, list(emit))
     update.setdefault("$push", {})[PROCESSED_FIELD] = str(cause.event_id)
-    async with document_lock(collection, doc_id):
-        if await was_applied(collection, doc_id, cause):
+    async with _document_lock(collection, doc_id):
+        if await was_applied(collection, doc_id, cause.event_id):
             return False
         try:
             await collection.update_one({"_id": doc_id}, update, upsert=True)
@@ -86,9 +97,15 @@ async def apply_event(
     return True
 
 
-async def was_applied(collection: AsyncCollection, doc_id: Any, cause: Envelope) -> bool:
+async def was_applied(collection: AsyncCollection, doc_id: Any, event_id: Any) -> bool:
+    """The one duplicate check: has the event `event_id` already changed this document?"""
     doc = await collection.find_one({"_id": doc_id}, {PROCESSED_FIELD: 1})
-    return doc is not None and str(cause.event_id) in doc.get(PROCESSED_FIELD, [])
+    return doc is not None and applied_in(doc, event_id)
+
+
+def applied_in(doc: dict[str, Any] | None, event_id: Any) -> bool:
+    """The same check on a document already read (it must include `processed_events`)."""
+    return doc is not None and str(event_id) in doc.get(PROCESSED_FIELD, [])
 
 
 # Per client: does the server read the whole collection for any filter other than `{"_id": ...}`?
@@ -104,18 +121,18 @@ async def _conditions_scan(collection: AsyncCollection) -> bool:
 
 
 async def update_if(collection: AsyncCollection, doc_id: Any, expected: dict[str, Any], update: dict[str, Any],
-                    *, upsert: bool = False, locked: bool = False) -> bool:
+                    *, upsert: bool = False, _locked: bool = False) -> bool:
     """Apply `update` to one document if its fields still equal `expected`; False when they do not.
 
-    With `upsert`, a missing document is created (its absence counts as a match). `locked`: the caller
-    already holds `document_lock` for this document. On MongoDB the condition goes into the filter, atomic
+    With `upsert`, a missing document is created (its absence counts as a match). On MongoDB the
+    condition goes into the filter, atomic
     across processes. On FerretDB that filter would read the whole collection, so the document is read
-    by `_id` and compared here under `document_lock`: atomic within this process, which is all FerretDB's
+    by `_id` and compared here under the document's lock: atomic within this process, which is all FerretDB's
     read-modify-write updates offer across processes anyway.
     """
-    if not locked:
-        async with document_lock(collection, doc_id):
-            return await update_if(collection, doc_id, expected, update, upsert=upsert, locked=True)
+    if not _locked:
+        async with _document_lock(collection, doc_id):
+            return await update_if(collection, doc_id, expected, update, upsert=upsert, _locked=True)
     try:
         if not await _conditions_scan(collection):
             result = await collection.update_one({"_id": doc_id, **expected}, update, upsert=upsert)
@@ -130,3 +147,105 @@ async def update_if(collection: AsyncCollection, doc_id: Any, expected: dict[str
         return result.matched_count == 1 or result.upserted_id is not None
     except DuplicateKeyError:  # upsert of a document another writer created meanwhile
         return False
+
+
+# --- serialised single-document writes -------------------------------------------------------------------
+
+async def update_by_id(collection: AsyncCollection, doc_id: Any, update: dict[str, Any], *,
+                       upsert: bool = False, condition: dict[str, Any] | None = None) -> UpdateResult:
+    """One update of one document, serialised with this process's other writers of it.
+
+    `condition` is added to the filter: use it only for conditions FerretDB evaluates without a whole-collection
+    read being a problem (a small collection), otherwise `update_if`.
+    """
+    async with _document_lock(collection, doc_id):
+        return await collection.update_one({"_id": doc_id, **(condition or {})}, update, upsert=upsert)
+
+
+async def update_by_id_returning(collection: AsyncCollection, doc_id: Any, update: dict[str, Any], *,
+                                 upsert: bool = False) -> dict[str, Any] | None:
+    """`update_by_id` that returns the document as it is after the update (None if it does not exist)."""
+    async with _document_lock(collection, doc_id):
+        return await collection.find_one_and_update({"_id": doc_id}, update, upsert=upsert,
+                                                    return_document=ReturnDocument.AFTER)
+
+
+async def insert_once(collection: AsyncCollection, doc: dict[str, Any]) -> bool:
+    """Insert a document keyed by a deterministic `_id`; False when it exists (already applied).
+
+    An insert on `_id` is exclusive on FerretDB and MongoDB alike: no read before, no lock."""
+    try:
+        await collection.insert_one(doc)
+    except DuplicateKeyError:
+        return False
+    return True
+
+
+async def insert_many_once(collection: AsyncCollection, docs: list[dict[str, Any]]) -> list[Any]:
+    """Insert the documents whose `_id` is new, in one unordered command; return the ids that existed."""
+    if not docs:
+        return []
+    try:
+        await collection.insert_many(docs, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if not errors or any(error.get("code") != DUPLICATE_KEY for error in errors):
+            raise
+        return [docs[error["index"]]["_id"] for error in errors]
+    return []
+
+
+# --- versioned documents ------------------------------------------------------------------------------------
+
+VERSION_FIELD = "version"
+
+
+class VersionConflict(Exception):
+    """Another writer changed the document first, every time we tried: the caller retries later."""
+
+
+@dataclass
+class Change(Generic[R]):
+    """What a decision does to a versioned document: an update (without the version), the events it
+    causes (appended to the document's outbox in the same write) and what the caller gets back."""
+
+    update: dict[str, Any]
+    result: R | None = None
+    emit: list[Envelope] = field(default_factory=list)
+    outbox_items: list[dict[str, Any]] = field(default_factory=list)
+
+
+Decide = Callable[[dict[str, Any] | None], "Change[R] | None | Awaitable[Change[R] | None]"]
+
+
+async def change_versioned(collection: AsyncCollection, doc_id: Any, decide: Decide[R], *,
+                           projection: dict[str, int] | None = None, create: bool = False,
+                           on_emitted: Callable[[], None] | None = None, attempts: int = 5) -> Change[R] | None:
+    """Read a document, let `decide` compute its change, and write it if nobody wrote in between.
+
+    An absent document gives None, unless `create`: then `decide` gets None and its change inserts it.
+    `decide` returns a `Change` (one with an empty update and nothing to emit is returned unwritten: "nothing
+    happened") or None (nothing to do: None is returned). The version check catches another process; this
+    process's writers take turns. `on_emitted` runs after a write that appended events (to wake the outbox
+    relay). Raises `VersionConflict` after `attempts` lost races.
+    """
+    for _ in range(attempts):
+        async with _document_lock(collection, doc_id):
+            doc = await collection.find_one({"_id": doc_id}, projection)
+            if doc is None and not create:
+                return None
+            decided = decide(doc)
+            change = await decided if inspect.isawaitable(decided) else decided
+            items = outbox_items(change.emit) + change.outbox_items if change is not None else []
+            if change is None or (not change.update and not items):
+                return change
+            version = (doc or {}).get(VERSION_FIELD, 0)
+            update = {op: dict(fields) for op, fields in change.update.items()}
+            update.setdefault("$set", {})[VERSION_FIELD] = version + 1
+            saved = await update_if(collection, doc_id, {VERSION_FIELD: version}, with_outbox_items(update, items),
+                                    upsert=doc is None, _locked=True)
+        if saved:
+            if items and on_emitted is not None:
+                on_emitted()
+            return change
+    raise VersionConflict(str(doc_id))

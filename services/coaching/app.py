@@ -22,7 +22,7 @@ from services.coaching.handlers import CaseRoutedHandler
 from services.coaching.settings import CoachingSettings
 from services.coaching.store import CaseFileStore, CheckpointStore
 from services.coaching.volunteer_store import AntennaCapacityStore, VolunteerStore
-from shared.runtime import ServiceRuntime
+from shared.bootstrap import ServiceRuntime
 from shared.schemas import Association
 
 log = logging.getLogger("relais.coaching")

@@ -5,7 +5,7 @@ from fastapi import FastAPI
 from services.intake.api import router
 from services.intake.settings import IntakeSettings
 from services.intake.store import CaseStore
-from shared.runtime import ServiceRuntime
+from shared.bootstrap import ServiceRuntime
 
 
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:

@@ -12,7 +12,7 @@ from services.notifications.store import NotificationStore
 from services.notifications.templates import Renderer
 from services.notifications.tokens import Tokens
 from shared.broker import ensure_topics
-from shared.runtime import ServiceRuntime
+from shared.bootstrap import ServiceRuntime
 from shared.schemas import PARTNER_FEED_TOPIC
 
 

@@ -13,7 +13,7 @@ from services.routing.handlers import (
 from services.routing.router import Router
 from services.routing.settings import RoutingSettings
 from services.routing.store import RoutingStore
-from shared.runtime import ServiceRuntime
+from shared.bootstrap import ServiceRuntime
 
 
 def create_app(settings: RoutingSettings | None = None) -> FastAPI:

@@ -2,6 +2,7 @@
 
 from shared.schemas.envelope import Envelope, EnvelopeError, decode, new_envelope
 from shared.schemas.events import (
+    ASSOCIATION_NAMES,
     EVENTS,
     AntennaCapacityChanged,
     Association,
@@ -23,6 +24,8 @@ from shared.schemas.events import (
     SectorFamily,
     SessionHeld,
     SessionKind,
+    VolunteerAssigned,
+    VolunteerRole,
     spec_for,
 )
 from shared.schemas.partner_feed import (
@@ -33,6 +36,7 @@ from shared.schemas.partner_feed import (
 )
 
 __all__ = [
+    "ASSOCIATION_NAMES",
     "EVENTS",
     "PARTNER_FEED_TOPIC",
     "OutcomeCategory",
@@ -60,6 +64,8 @@ __all__ = [
     "SectorFamily",
     "SessionHeld",
     "SessionKind",
+    "VolunteerAssigned",
+    "VolunteerRole",
     "decode",
     "new_envelope",
     "spec_for",

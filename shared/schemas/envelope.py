@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shared.schemas.events import EVENTS, Contract, EventSpec, spec_for
 
 MAX_EVENT_BYTES = 256 * 1024
+C = TypeVar("C", bound=Contract)
 
 
 class EnvelopeError(ValueError):
@@ -53,6 +54,12 @@ class Envelope(BaseModel):
     def typed(self) -> Contract:
         """The payload as its model (validated when decoded)."""
         return self.spec.model.model_validate(self.payload)
+
+    def payload_as(self, model: type[C]) -> C:
+        """The payload as `model`, the one way a consumer reads an event: only declared fields exist."""
+        if self.spec.model is not model:
+            raise TypeError(f"{self.event_type} is not a {model.__name__}")
+        return model.model_validate(self.payload)
 
     def headers(self) -> dict[str, str]:
         return {

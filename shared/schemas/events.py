@@ -1,7 +1,13 @@
-"""Payloads of the five events of the referral flow, and the registry that maps each to its topic.
+"""Payloads of the events of the referral flow, and the registry that maps each to its topic.
+
+The contract is closed: a payload with a field its model does not declare is invalid (dead-lettered), so
+a reader can only ever act on what the schema says. Evolving it: add optional fields, deploy the readers
+first, then the writers; anything else is a new schema version (`EventSpec.version`) or a new topic.
 
 Personal data (names, contacts, company identifiers, free text) lives only in `CaseReceived.personal`,
-a separate sub-model so that it can be encrypted field by field later and left out of every other stream.
+a separate sub-model so that it can be encrypted field by field and left out of every other stream; the
+one exception is a volunteer's professional contact in `VolunteerAssigned`, which the volunteer gave so
+that the association can reach them.
 """
 
 from __future__ import annotations
@@ -15,9 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class Contract(BaseModel):
-    """Base of every payload: unknown fields are kept so that older readers accept newer writers."""
+    """Base of every payload and of its parts: undeclared fields are refused (see the module docstring)."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Procedure(StrEnum):
@@ -36,6 +42,22 @@ class Procedure(StrEnum):
 class Association(StrEnum):
     SECOND_SOUFFLE = "second_souffle"
     SOIXANTE_MILLE_REBONDS = "60000_rebonds"
+
+    @property
+    def display_name(self) -> str:
+        """The name people read (pages, emails, reports)."""
+        return ASSOCIATION_NAMES[self]
+
+    @property
+    def other(self) -> Association:
+        """The partner association: where a handover or an out-of-scope case goes."""
+        return Association.SOIXANTE_MILLE_REBONDS if self is Association.SECOND_SOUFFLE else Association.SECOND_SOUFFLE
+
+
+ASSOCIATION_NAMES: dict[Association, str] = {
+    Association.SECOND_SOUFFLE: "Second Souffle",
+    Association.SOIXANTE_MILLE_REBONDS: "60 000 rebonds",
+}
 
 
 class ReferrerKind(StrEnum):
@@ -109,6 +131,12 @@ class RerouteCause(StrEnum):
     APESA_RESUMED = "reprise_apres_apesa"
     LOCATION_FIXED = "localisation_corrigee"
     PLACE_FREED = "place_liberee"
+
+
+class VolunteerRole(StrEnum):
+    COACH = "coach"
+    SPONSOR = "parrain"
+    EXPERT = "expert"
 
 
 class PreviousDecision(Contract):
@@ -186,6 +214,9 @@ class CaseRouted(Contract):
     handover_watch: bool | None = None  # to hand over to 60 000 rebonds if it turns into a liquidation
     previous: PreviousDecision | None = None
     reroute_reason: RerouteCause | None = None
+    # What intake collected about the business, for coaching's matching of volunteers (no personal data).
+    sector: str | None = None
+    sector_family: SectorFamily | None = None
 
 
 class CommitteeApproved(Contract):
@@ -201,6 +232,22 @@ class SessionHeld(Contract):
     held_on: date
     duration_minutes: int | None = None
     number: int
+    volunteer_id: str | None = None  # who led it (coaching's id; the contact is in VolunteerAssigned)
+    next_session_at: datetime | None = None  # when the next meeting was agreed
+    next_session_place: str | None = None  # where (a public place or "visioconférence"; no home address)
+
+
+class VolunteerAssigned(Contract):
+    """A coach or sponsor now follows the case (or stops: `released`). Carries how notifications reaches
+    them: the volunteer's own professional contact, kept by the association's coaching instance."""
+
+    association: Association
+    role: VolunteerRole
+    volunteer_id: str
+    display_name: str
+    email: str | None = None
+    assigned_on: date
+    released: bool = False
 
 
 class CaseClosed(Contract):
@@ -268,6 +315,7 @@ EVENTS: dict[str, EventSpec] = {
         EventSpec("CommitteeApproved", CommitteeApproved, _topic("committee-approved")),
         EventSpec("SessionHeld", SessionHeld, _topic("session-held")),
         EventSpec("CaseClosed", CaseClosed, _topic("case-closed")),
+        EventSpec("VolunteerAssigned", VolunteerAssigned, _topic("volunteer-assigned")),
         EventSpec("RerouteRequested", RerouteRequested, _topic("reroute-requested")),
         EventSpec("AntennaCapacityChanged", AntennaCapacityChanged, _topic("antenna-capacity"),
                   subject="antenna"),

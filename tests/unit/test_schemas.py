@@ -290,11 +290,13 @@ def test_event_on_the_wrong_topic_is_refused() -> None:
         decode(raw, key=key, expected_type="CaseRouted")
 
 
-def test_an_older_reader_accepts_unknown_fields_of_a_newer_writer() -> None:
+def test_a_field_the_contract_does_not_declare_is_refused_with_its_path() -> None:
+    """The contract is closed: readers are deployed before the writers that add a field."""
     raw, key = a_message()
     body = json.loads(raw)
     body["payload"]["situation"]["new_optional_field"] = "ignored"
-    assert decode(json.dumps(body).encode(), key=key).typed().situation.procedure.value == "liquidation_judiciaire"
+    with pytest.raises(EnvelopeError, match=r"situation\.new_optional_field \(extra_forbidden\)"):
+        decode(json.dumps(body).encode(), key=key)
 
 
 # --- headers and key -----------------------------------------------------------------------------------------

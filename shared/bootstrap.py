@@ -1,0 +1,116 @@
+"""What every service is made of, wired once: settings, logs, metrics, store, broker, consumer, outbox.
+
+A service's `app.py` (its composition root) builds one `ServiceRuntime`, registers its handlers and
+routes, and asks for the HTTP app; starting and stopping everything is the runtime's lifespan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+
+from shared import logs
+from shared.broker import EVENT_TOPICS, ensure_topics, make_broker, send
+from shared.consumer import EventConsumer
+from shared.http import RequestGuard, install_error_handlers, install_health_and_metrics
+from shared.lag import ConsumerLagMonitor
+from shared.metrics import Metrics
+from shared.outbox import OutboxRelay
+from shared.settings import ServiceSettings
+from shared.store import connect, ping
+
+log = logging.getLogger("relais.runtime")
+
+
+class ServiceRuntime:
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        logs.configure(settings.service_name, settings.log_level)
+        self.metrics = Metrics(settings.service_name)
+        self.broker = make_broker(settings, self.metrics)
+        self.consumer = EventConsumer(self.broker, settings, self.metrics)
+        self.client, self.db = connect(settings.mongo_url, settings.mongo_db)
+        self.relay = self._outbox_relay()
+        self.lag: ConsumerLagMonitor | None = None
+        self._on_start: list[Callable[[], Awaitable[Any]]] = []
+        self._on_stop: list[Callable[[], Awaitable[Any]]] = []
+
+    def _outbox_relay(self) -> OutboxRelay:
+        """The relay that stores hand their collections to (`relay.watch`) and notify after writes."""
+
+        async def _send(topic: str, key: bytes, value: bytes, headers: dict[str, str]) -> Any:
+            return await send(self.broker, topic, key, value, headers)
+
+        def _published(item: dict[str, Any]) -> None:
+            self.metrics.events_published.labels(item["event_type"]).inc()
+            self.metrics.outbox_lag.observe(item["relay_seconds"])
+
+        return OutboxRelay(
+            _send, scan_interval_s=self.settings.outbox_scan_interval_s,
+            on_published=_published, on_backlog=self.metrics.outbox_backlog.set,
+        )
+
+    def on_start(self, hook: Callable[[], Awaitable[Any]]) -> None:
+        """Run at start-up before consuming (index creation, seed data)."""
+        self._on_start.append(hook)
+
+    def on_stop(self, hook: Callable[[], Awaitable[Any]]) -> None:
+        """Run at shutdown before the broker and the store close (background workers of a service)."""
+        self._on_stop.append(hook)
+
+    async def checks(self) -> dict[str, bool]:
+        kafka, store = await asyncio.gather(self.broker.ping(timeout=2), ping(self.db))
+        return {"kafka": bool(kafka), "store": store}
+
+    async def start(self) -> None:
+        await ensure_topics(self.settings, [*EVENT_TOPICS, self.consumer.dead_letter_topic])
+        for hook in self._on_start:
+            await hook()
+        self.consumer.subscribe()
+        await self.broker.start()
+        if self.relay.watching:
+            await self.relay.start()
+        self.lag = ConsumerLagMonitor(self.settings.kafka_bootstrap, self.consumer.group_id,
+                                      self.consumer.topics, self.metrics.consumer_lag)
+        await self.lag.start()
+        log.info("service started", extra={"port": self.settings.http_port})
+
+    async def stop(self) -> None:
+        for hook in self._on_stop:
+            await hook()
+        if self.lag is not None:
+            await self.lag.stop()
+        await self.relay.stop()
+        await self.broker.stop()
+        await self.client.close()
+        log.info("service stopped")
+
+    def http_app(self, title: str, description: str, *routers: APIRouter) -> FastAPI:
+        @asynccontextmanager
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            await self.start()
+            try:
+                yield
+            finally:
+                await self.stop()
+
+        app = FastAPI(title=title, description=description, version="1", lifespan=lifespan)
+        install_error_handlers(app, self.metrics)
+        install_health_and_metrics(app, self.metrics, self.checks)
+        for router in routers:
+            app.include_router(router)
+        app.add_middleware(RequestGuard, max_bytes=self.settings.max_request_bytes, metrics=self.metrics)
+        return app
+
+
+def serve(app: FastAPI, settings: ServiceSettings) -> None:
+    """Run one service process (`python -m services.<name>`)."""
+    import uvicorn
+
+    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None,
+                access_log=False, lifespan="on", timeout_graceful_shutdown=10)
