@@ -4,30 +4,21 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Response
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
-from services.intake.domain import (
-    case_id_for,
-    normalise_naf,
-    receive,
-    request_fingerprint,
-    sector_family,
-    siren_is_valid,
-)
-from services.intake.store import CaseStore
+from services.intake.domain import Case, CaseRequest, normalise_naf, sector_family, siren_is_valid
+from services.intake.service import IdempotencyKeyReused, IntakeService
+from shared.http import StrictRequest
 from shared.schemas import CompanySize, Procedure, ReferrerKind, SectorFamily
+from shared.schemas import events as contract
 
 EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-class Entrepreneur(Strict):
+class Entrepreneur(StrictRequest):
     first_name: str = Field(min_length=1, max_length=100)
     last_name: str = Field(min_length=1, max_length=100)
     email: str | None = Field(None, max_length=254, pattern=EMAIL)
@@ -40,7 +31,7 @@ class Entrepreneur(Strict):
         return self
 
 
-class Company(Strict):
+class Company(StrictRequest):
     name: str | None = Field(None, max_length=200)
     siren: str | None = None
 
@@ -55,7 +46,7 @@ class Company(Strict):
         return compact
 
 
-class Situation(Strict):
+class Situation(StrictRequest):
     """Where the company stands and where the person lives: what routing needs, no personal data."""
 
     procedure: Procedure
@@ -101,7 +92,7 @@ class Situation(Strict):
         return self
 
 
-class Referral(Strict):
+class Referral(StrictRequest):
     kind: ReferrerKind = ReferrerKind.SELF
     organisation: str | None = Field(None, max_length=200)
     partner_reference: str | None = Field(None, max_length=100)
@@ -115,7 +106,7 @@ class Referral(Strict):
         return self
 
 
-class CaseSubmission(Strict):
+class CaseSubmission(StrictRequest):
     """A request for help. Personal data: `entrepreneur`, `company`, `message`."""
 
     situation: Situation
@@ -132,18 +123,15 @@ class CaseSubmission(Strict):
             raise ValueError("Le consentement est nécessaire pour traiter la demande.")
         return value
 
-    def as_request(self) -> dict[str, Any]:
+    def as_request(self) -> CaseRequest:
         company = self.company or Company()
-        return {
-            "situation": self.situation.model_dump(mode="json"),
-            "referral": self.referral.model_dump(mode="json"),
-            "personal": {
-                **self.entrepreneur.model_dump(mode="json"),
-                "company_name": company.name,
-                "siren": company.siren,
-                "message": self.message,
-            },
-        }
+        return CaseRequest(
+            situation=contract.Situation.model_validate(self.situation.model_dump(mode="json")),
+            referral=contract.Referral.model_validate(self.referral.model_dump(mode="json")),
+            personal=contract.PersonalDetails(**self.entrepreneur.model_dump(mode="json"),
+                                              company_name=company.name, siren=company.siren,
+                                              message=self.message),
+        )
 
 
 class CaseAccepted(BaseModel):
@@ -158,11 +146,16 @@ class CaseView(BaseModel):
     case_id: uuid.UUID
     status: str
     received_at: datetime
-    situation: dict[str, Any]
-    referral_kind: str
+    situation: contract.Situation
+    referral_kind: ReferrerKind
+
+    @classmethod
+    def of(cls, case: Case) -> CaseView:
+        return cls(case_id=case.case_id, status=case.status, received_at=case.received_at,
+                   situation=case.situation, referral_kind=case.referral_kind)
 
 
-def router(store: CaseStore) -> APIRouter:
+def routes(service: IntakeService) -> APIRouter:
     api = APIRouter(tags=["cases"])
 
     @api.post("/cases", status_code=201, response_model=CaseAccepted,
@@ -174,25 +167,22 @@ def router(store: CaseStore) -> APIRouter:
         response: Response,
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> CaseAccepted:
-        request = submission.as_request()
-        fingerprint = request_fingerprint(request)
-        case_id = case_id_for(idempotency_key)
-        case, event = receive(case_id, request, datetime.now(UTC))
-        doc, created = await store.add(case, event, fingerprint)
-        if not created and doc["fingerprint"] != fingerprint:
-            raise HTTPException(422, "Cette clé d'idempotence a déjà servi pour une demande différente.")
-        elif not created:
+        try:
+            submitted = await service.submit(submission.as_request(), idempotency_key)
+        except IdempotencyKeyReused:
+            raise HTTPException(422, "Cette clé d'idempotence a déjà servi pour une demande différente.") from None
+        if not submitted.created:
             response.status_code = 200
             response.headers["Idempotent-Replayed"] = "true"
-        return CaseAccepted(case_id=doc["_id"], status=doc["status"], received_at=doc["received_at"])
+        case = submitted.case
+        return CaseAccepted(case_id=case.case_id, status=case.status, received_at=case.received_at)
 
     @api.get("/cases/{case_id}", response_model=CaseView, summary="What intake knows of a case",
              responses={404: {}})
     async def get_case(case_id: uuid.UUID) -> CaseView:
-        doc = await store.get(str(case_id))
-        if doc is None:
+        case = await service.case(case_id)
+        if case is None:
             raise HTTPException(404, "Dossier introuvable.")
-        return CaseView(case_id=doc["_id"], status=doc["status"], received_at=doc["received_at"],
-                        situation=doc["situation"], referral_kind=doc["referral"]["kind"])
+        return CaseView.of(case)
 
     return api

@@ -1,18 +1,35 @@
-"""Composition root of intake: wires the store, the outbox relay and the HTTP API."""
+"""Composition root of intake: the one wiring of the service, its store, the outbox relay and the HTTP API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
 
 from fastapi import FastAPI
 
-from services.intake.api import router
+from services.intake.api import routes
+from services.intake.service import IntakeService, utc_now
 from services.intake.settings import IntakeSettings
-from services.intake.store import CaseStore
+from services.intake.store import CaseStore, MongoCaseStore
 from shared.bootstrap import ServiceRuntime
 
 
+def build_service(settings: IntakeSettings, *, runtime: ServiceRuntime | None = None,
+                  store: CaseStore | None = None, clock: Callable[[], datetime] | None = None) -> IntakeService:
+    """The service on the runtime's database, or on the `store` given (the tests' fake)."""
+    if store is None:
+        if runtime is None:
+            raise TypeError("build_service needs the runtime (production) or a store (tests)")
+        store = MongoCaseStore(runtime.db, runtime.relay)
+    return IntakeService(store, clock=clock or utc_now)
+
+
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:
-    runtime = ServiceRuntime(settings or IntakeSettings())
-    store = CaseStore(runtime.db, runtime.relay)
+    settings = settings or IntakeSettings()
+    runtime = ServiceRuntime(settings)
+    service = build_service(settings, runtime=runtime)
     return runtime.http_app(
         "Relais — intake",
         "Accueil des demandes d'accompagnement : une porte commune à Second Souffle et 60 000 rebonds.",
-        router(store),
+        routes(service),
     )

@@ -6,14 +6,16 @@ import hashlib
 import json
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from shared.schemas import CaseReceived, Envelope, SectorFamily, new_envelope
+from shared.schemas import CaseReceived, ReferrerKind, SectorFamily
+from shared.schemas.events import PersonalDetails, Referral, Situation
 
-PRODUCER = "intake"
 # Case ids derived from an Idempotency-Key live in their own namespace.
 IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c9a52-3b7e-4f0a-9a0e-2f8e5b1d7c44")
+RECEIVED = "received"
 
 
 def siren_is_valid(siren: str) -> bool:
@@ -65,12 +67,37 @@ def request_fingerprint(request: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def receive(case_id: uuid.UUID, request: dict[str, Any], now: datetime) -> tuple[CaseReceived, Envelope]:
-    """Turn a validated request into the CaseReceived event that starts the flow."""
-    payload = CaseReceived(
-        situation=request["situation"],
-        referral=request["referral"],
-        personal=request["personal"],
-        received_at=now,
-    )
-    return payload, new_envelope(payload, case_id=case_id, producer=PRODUCER)
+@dataclass(frozen=True)
+class CaseRequest:
+    """A validated request for help, in the contract's terms. Personal data: `personal`."""
+
+    situation: Situation
+    referral: Referral
+    personal: PersonalDetails
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"situation": self.situation.model_dump(mode="json"),
+                "referral": self.referral.model_dump(mode="json"),
+                "personal": self.personal.model_dump(mode="json")}
+
+    @property
+    def fingerprint(self) -> str:
+        return request_fingerprint(self.as_dict())
+
+
+@dataclass(frozen=True)
+class Case:
+    """What intake keeps of a case besides the personal data."""
+
+    case_id: uuid.UUID
+    status: str
+    received_at: datetime
+    situation: Situation
+    referral_kind: ReferrerKind
+    fingerprint: str
+
+
+def case_received(request: CaseRequest, received_at: datetime) -> CaseReceived:
+    """The CaseReceived payload that starts the flow."""
+    return CaseReceived(situation=request.situation, referral=request.referral, personal=request.personal,
+                        received_at=received_at)

@@ -2,43 +2,53 @@
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from typing import Any, Protocol
 
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
+from services.intake.domain import RECEIVED, Case
 from shared.outbox import OutboxRelay, new_outbox
-from shared.schemas import CaseReceived, Envelope
+from shared.schemas import CaseReceived, Envelope, ReferrerKind
+from shared.schemas.events import Situation
+from shared.store import STATE_ONLY, insert_once
 
 
-class CaseStore:
+class CaseStore(Protocol):
+    async def add(self, received: CaseReceived, event: Envelope, fingerprint: str) -> bool:
+        """Store a new case with its event to publish; False when the case id exists already."""
+
+    async def get(self, case_id: uuid.UUID) -> Case | None: ...
+
+
+class MongoCaseStore:
     def __init__(self, db: AsyncDatabase, relay: OutboxRelay) -> None:
         self.cases = db["cases"]
         self.relay = relay
         relay.watch(self.cases)
 
-    async def add(self, case: CaseReceived, event: Envelope, fingerprint: str) -> tuple[dict[str, Any], bool]:
-        """Insert the case with its event; on a resubmission return the stored case and False."""
+    async def add(self, received: CaseReceived, event: Envelope, fingerprint: str) -> bool:
         doc = {
             "_id": str(event.case_id),
-            "status": "received",
-            "received_at": case.received_at,
-            "situation": case.situation.model_dump(mode="json"),
-            "referral": case.referral.model_dump(mode="json"),
-            "personal": case.personal.model_dump(mode="json"),
+            "status": RECEIVED,
+            "received_at": received.received_at,
+            "situation": received.situation.model_dump(mode="json"),
+            "referral": received.referral.model_dump(mode="json"),
+            "personal": received.personal.model_dump(mode="json"),
             "fingerprint": fingerprint,
             **new_outbox([event]),
         }
-        try:
-            await self.cases.insert_one(doc)
-        except DuplicateKeyError:
-            existing = await self.get(str(event.case_id))
-            if existing is None:  # deleted in between: let the client retry
-                raise
-            return existing, False
+        if not await insert_once(self.cases, doc):
+            return False
         self.relay.notify(self.cases, doc["_id"])
-        return doc, True
+        return True
+
+    async def get(self, case_id: uuid.UUID) -> Case | None:
+        doc = await self.cases.find_one({"_id": str(case_id)}, {**STATE_ONLY, "personal": 0})
+        return None if doc is None else _case(doc)
 
 
-    async def get(self, case_id: str) -> dict[str, Any] | None:
-        return await self.cases.find_one({"_id": case_id}, {"outbox": 0, "outbox_count": 0})
+def _case(doc: dict[str, Any]) -> Case:
+    return Case(case_id=uuid.UUID(doc["_id"]), status=doc["status"], received_at=doc["received_at"],
+                situation=Situation.model_validate(doc["situation"]), referral_kind=ReferrerKind(doc["referral"]["kind"]),
+                fingerprint=doc["fingerprint"])

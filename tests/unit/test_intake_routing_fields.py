@@ -71,6 +71,6 @@ def test_the_submission_carries_the_new_fields_to_the_event() -> None:
 
     case = situation_with(insee_code="69383", naf_code="4711b", company_size="1_9", acute_distress=True,
                           apesa_consent=True)
-    situation = CaseSubmission.model_validate(case).as_request()["situation"]
+    situation = CaseSubmission.model_validate(case).as_request().situation.model_dump(mode="json")
     assert situation | {"naf_code": "47.11B", "sector_family": "commerce", "company_size": "1_9",
                         "acute_distress": True, "apesa_consent": True, "insee_code": "69383"} == situation

@@ -1,13 +1,13 @@
-"""Intake rules: SIREN check digit, case ids from idempotency keys, the event a request becomes."""
+"""Intake rules: SIREN check digit, case ids from idempotency keys, the payload a request becomes."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 
 import pytest
 
-from services.intake.domain import PRODUCER, case_id_for, receive, request_fingerprint, siren_is_valid
+from services.intake.domain import CaseRequest, case_id_for, case_received, request_fingerprint, siren_is_valid
+from shared.schemas import CaseReceived
 
 REQUEST = {
     "situation": {"procedure": "liquidation_judiciaire", "postal_code": "69003"},
@@ -48,10 +48,11 @@ def test_fingerprint_ignores_key_order_and_sees_any_change() -> None:
     assert request_fingerprint(changed) != request_fingerprint(REQUEST)
 
 
-def test_a_request_becomes_a_case_received_event() -> None:
-    case_id, now = uuid.uuid4(), datetime.now(UTC)
-    payload, envelope = receive(case_id, REQUEST, now)
+def test_a_request_becomes_a_case_received_payload() -> None:
+    now = datetime.now(UTC)
+    request = CaseRequest(**{part: CaseReceived.model_fields[part].annotation.model_validate(value)
+                             for part, value in REQUEST.items()})
+    payload = case_received(request, now)
     assert payload.received_at == now and payload.personal.first_name == "Jeanne"
-    assert envelope.event_type == "CaseReceived" and envelope.case_id == case_id
-    assert envelope.producer == PRODUCER and envelope.causation_id is None
-    assert envelope.typed() == payload
+    assert payload.situation.procedure.value == "liquidation_judiciaire" and payload.referral.kind.value == "self"
+    assert request.fingerprint == request_fingerprint(request.as_dict())
