@@ -9,7 +9,13 @@ from typing import Annotated
 from fastapi import APIRouter, Header, HTTPException, Response
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from services.intake.domain import Case, CaseRequest, normalise_naf, sector_family, siren_is_valid
+from services.intake.domain import (
+    Case,
+    CaseRequest,
+    normalise_naf,
+    sector_family,
+    siren_is_valid,
+)
 from services.intake.service import IdempotencyKeyReused, IntakeService
 from shared.http import StrictRequest
 from shared.schemas import CompanySize, Procedure, ReferrerKind, SectorFamily

@@ -7,7 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from services.intake.domain import RECEIVED, Case, CaseRequest, case_id_for, case_received
+from services.intake.domain import (
+    RECEIVED,
+    Case,
+    CaseRequest,
+    case_id_for,
+    case_received,
+)
 from services.intake.store import CaseStore
 from shared.schemas import new_envelope
 

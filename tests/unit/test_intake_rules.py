@@ -6,7 +6,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.intake.domain import CaseRequest, case_id_for, case_received, request_fingerprint, siren_is_valid
+from services.intake.domain import (
+    CaseRequest,
+    case_id_for,
+    case_received,
+    request_fingerprint,
+    siren_is_valid,
+)
 from shared.schemas import CaseReceived
 
 REQUEST = {

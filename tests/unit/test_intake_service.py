@@ -29,7 +29,7 @@ def service(store: FakeCaseStore) -> IntakeService:
     return build_service(IntakeSettings(), store=store, clock=lambda: NOW)
 
 
-def request(**overrides):  # noqa: ANN201
+def request(**overrides):
     return CaseSubmission.model_validate(a_case(**overrides)).as_request()
 
 
