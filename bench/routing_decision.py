@@ -17,16 +17,17 @@ import time
 from datetime import date
 from typing import Any
 
-from services.routing.directory import seed_documents, shared_gazetteer
-from services.routing.domain import RULES, Antenna, AntennaStatus, decide, route
+from services.routing.app import load_rules
+from services.routing.directory import seed_entries, shared_gazetteer
+from services.routing.domain import Antenna, decide, route
 from services.routing.settings import RoutingSettings
-from shared.schemas import Association, Procedure
+from shared.schemas import Procedure
 from shared.schemas.events import Situation
 
 AURA = ("01", "03", "07", "15", "26", "38", "42", "43", "63", "69", "73", "74")
 
 
-def _cases(gazetteer, count: int, rng: random.Random) -> list[Situation]:  # noqa: ANN001
+def _cases(gazetteer, count: int, rng: random.Random) -> list[Situation]:
     communes = gazetteer.current_communes()
     aura = [p for p in communes if p.dept in AURA and p.postal_codes]
     france = [p for p in communes if p.postal_codes]
@@ -48,9 +49,9 @@ def _cases(gazetteer, count: int, rng: random.Random) -> list[Situation]:  # noq
     return cases
 
 
-def _antennas(gazetteer, rng: random.Random) -> list[Antenna]:  # noqa: ANN001
-    return [Antenna(d["_id"], Association(d["association"]), d["name"], AntennaStatus(d["status"]), d["contact"],
-                    d["lat"], d["lon"], rng.choice([None, 0, 1, 3, 8])) for d in seed_documents(gazetteer)]
+def _antennas(gazetteer, rng: random.Random) -> list[Antenna]:
+    return [Antenna(e.id, e.association, e.name, e.status, e.contact, e.lat, e.lon, rng.choice([None, 0, 1, 3, 8]))
+            for e in seed_entries(gazetteer)]
 
 
 def measure(cases: int = 20_000, seed: int = 7) -> dict[str, Any]:
@@ -61,16 +62,17 @@ def measure(cases: int = 20_000, seed: int = 7) -> dict[str, Any]:
     rng = random.Random(seed)
     situations = _cases(gazetteer, cases, rng)
     antennas = _antennas(gazetteer, rng)
-    model, today = settings.travel_model(), date.today()
+    model, today, rules = settings.travel_model(), date.today(), load_rules(settings.rules_file)
     for s in situations[:500]:  # warm-up
-        route(decide(s, today, RULES), s, gazetteer.locate(s.insee_code, s.postal_code, s.commune), antennas, model)
+        route(decide(s, today, rules), s, gazetteer.locate(s.insee_code, s.postal_code, s.commune), antennas, model,
+              rules)
     timings = []
     statuses: dict[str, int] = {}
     clock = time.perf_counter_ns
     for s in situations:
         t0 = clock()
-        decided = route(decide(s, today, RULES), s, gazetteer.locate(s.insee_code, s.postal_code, s.commune),
-                        antennas, model)
+        decided = route(decide(s, today, rules), s, gazetteer.locate(s.insee_code, s.postal_code, s.commune),
+                        antennas, model, rules)
         timings.append(clock() - t0)
         statuses[decided.status.value] = statuses.get(decided.status.value, 0) + 1
     # Batches of 1,000 consecutive cases: the quickest batch shows the cost without other processes' noise.

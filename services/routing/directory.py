@@ -1,7 +1,7 @@
-"""The antenna directory's data: the default AURA sites (antennas.json) placed on the map.
+"""Reading the antenna directory's data files: the default AURA sites (antennas.json), placed on the map.
 
-Routing seeds its database with them on first start; `relais coverage` reads them too, so that both
-see the same sites unless staff have edited routing's copy through the admin API.
+An adapter called by the composition root (and by `relais coverage`, so that both see the same sites
+unless staff have edited routing's copy through the admin API); nothing is read at import.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from services.routing.domain import AntennaEntry
 from services.routing.geo import Gazetteer
 
 ANTENNAS_FILE = Path(__file__).with_name("antennas.json")
@@ -32,12 +33,11 @@ def placed(fields: dict[str, Any], gazetteer: Gazetteer) -> dict[str, Any]:
     return {**fields, "lat": place.lat, "lon": place.lon, "dept": place.dept}
 
 
-def seed_documents(gazetteer: Gazetteer, path: Path = ANTENNAS_FILE) -> list[dict[str, Any]]:
-    return [{"_id": a["id"], **placed({k: v for k, v in a.items() if k != "id"}, gazetteer)}
-            for a in default_antennas(path)]
+def seed_entries(gazetteer: Gazetteer, path: Path = ANTENNAS_FILE) -> list[AntennaEntry]:
+    return [AntennaEntry.model_validate(placed(antenna, gazetteer)) for antenna in default_antennas(path)]
 
 
 @lru_cache(maxsize=2)
 def shared_gazetteer(path: Path) -> Gazetteer:
-    """One copy per process (about half a second to load), shared by the app and its tests."""
+    """One copy per process, shared by the app and its tests (loading takes a noticeable moment)."""
     return Gazetteer.load(path)

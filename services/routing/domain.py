@@ -1,17 +1,21 @@
 """Routing rules, pure: which association fits a case, which antenna, and why, in French for staff.
 
-The association rules are data (association_rules.toml); this module applies them, then picks the quickest
-open antenna of that association that has room. No I/O here: the handlers give it the located commune,
-the antennas with their free places and the travel model.
+The association rules are data (association_rules.toml, read by the composition root); this module applies
+them, then picks the quickest open antenna of that association that has room. No I/O here: the service
+gives it the located commune, the antennas with their free places and the travel model. The records at the
+end are what routing keeps (its stores read and write them).
 """
 
 from __future__ import annotations
 
-import tomllib
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
 
 from services.routing.geo import Location
 from services.routing.travel import TravelModel
@@ -20,12 +24,11 @@ from shared.schemas import (
     CaseRouted,
     PreviousDecision,
     Procedure,
+    ReferrerKind,
     RerouteCause,
     RoutingStatus,
 )
 from shared.schemas.events import Situation
-
-RULES_FILE = Path(__file__).with_name("association_rules.toml")
 
 
 class AntennaStatus(StrEnum):
@@ -50,40 +53,29 @@ class AssociationRule:
 
 @dataclass(frozen=True)
 class RuleBook:
-    labels: dict[Association, str]
     first_volunteer: dict[Association, Volunteer]
     rules: dict[Procedure, AssociationRule]
     apesa: dict[str, str]
 
 
-def load_rules(path: Path = RULES_FILE) -> RuleBook:
-    """Read and check the rules: every procedure has exactly one rule, every association a label."""
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
+def parse_rules(data: dict[str, Any], source: str) -> RuleBook:
+    """Check the rules as read from `source`: every procedure has exactly one rule, every association its entry."""
     associations = {Association(key): value for key, value in data["associations"].items()}
     rules: dict[Procedure, AssociationRule] = {}
     for raw in data["rules"]:
         rule = AssociationRule(Procedure(raw["procedure"]), raw["label"], Association(raw["association"]),
                                tuple(raw.get("notes", ())), bool(raw.get("handover_watch", False)))
         if rule.procedure in rules:
-            raise ValueError(f"{path.name}: two rules for {rule.procedure.value}")
+            raise ValueError(f"{source}: two rules for {rule.procedure.value}")
         rules[rule.procedure] = rule
     missing = set(Procedure) - set(rules)
     if missing or set(associations) != set(Association):
-        raise ValueError(f"{path.name}: no rule for {sorted(missing)} or an association is missing")
+        raise ValueError(f"{source}: no rule for {sorted(missing)} or an association is missing")
     return RuleBook(
-        labels={a: v["label"] for a, v in associations.items()},
         first_volunteer={a: Volunteer(v["first_volunteer"]) for a, v in associations.items()},
         rules=rules,
         apesa=dict(data["apesa"]),
     )
-
-
-RULES = load_rules()
-ASSOCIATION_LABELS = RULES.labels
-
-
-def other(association: Association) -> Association:
-    return next(a for a in Association if a is not association)
 
 
 # --- which association --------------------------------------------------------------------------------------
@@ -100,31 +92,31 @@ def months_between(start: date, end: date) -> int:
     return max(0, (end.year - start.year) * 12 + end.month - start.month - (end.day < start.day))
 
 
-def decide(situation: Situation, today: date, rules: RuleBook = RULES) -> RoutingDecision:
+def decide(situation: Situation, today: date, rules: RuleBook) -> RoutingDecision:
     rule = rules.rules[situation.procedure]
     label = rule.label
     if situation.court_decision_date is not None:
         # Neutral wording: "prononcée" would be wrong for masculine procedures (redressement, mandat...).
         label = f"{label}, décision du tribunal il y a {months_between(situation.court_decision_date, today)} mois"
-    first = f"{label[0].upper()}{label[1:]} → {rules.labels[rule.association]}"
+    first = f"{label[0].upper()}{label[1:]} → {rule.association.display_name}"
     return RoutingDecision(rule.association, f"procedure:{rule.procedure.value}", (first, *rule.notes),
                            rule.handover_watch)
 
 
 def decide_again(situation: Situation, today: date, cause: RerouteCause, requested_by: Association | None,
-                 rules: RuleBook = RULES) -> RoutingDecision:
+                 rules: RuleBook) -> RoutingDecision:
     """A handover or an out-of-scope judgement never sends the case back to the association that let it go."""
     decision = decide(situation, today, rules)
     if requested_by is None or cause not in (RerouteCause.HANDOVER, RerouteCause.OUT_OF_SCOPE):
         return decision
     if cause is RerouteCause.HANDOVER:
-        why = f"Transmission demandée par {rules.labels[requested_by]}"
+        why = f"Transmission demandée par {requested_by.display_name}"
     else:
-        why = f"Jugé hors du champ de {rules.labels[requested_by]}"
+        why = f"Jugé hors du champ de {requested_by.display_name}"
     if decision.association is requested_by:
-        target = other(requested_by)
+        target = requested_by.other
         return RoutingDecision(target, f"{cause.value}:{requested_by.value}",
-                               (f"{why} → {rules.labels[target]}",), False)
+                               (f"{why} → {target.display_name}",), False)
     return replace(decision, reasons=(f"{why}.", *decision.reasons))
 
 
@@ -155,14 +147,14 @@ class Placement:
     beyond_one_hour: bool | None = None
 
 
-def place(association: Association, location: Location | None, antennas: list[Antenna], model: TravelModel,
-          rules: RuleBook = RULES) -> Placement:
+def place(association: Association, location: Location | None, antennas: list[Antenna],
+          model: TravelModel) -> Placement:
     """The quickest open antenna with room; beyond one hour if none is nearer; else the waitlist."""
-    name = rules.labels[association]
+    name = association.display_name
     if location is None:
         return Placement(RoutingStatus.LOCATION_UNKNOWN,
-                         ("Commune inconnue : l'association est choisie selon la situation, "
-                          "l'équipe choisira l'antenne.",))
+                         (("Commune inconnue : l'association est choisie selon la situation, "
+                           "l'équipe choisira l'antenne."),))
     timed = sorted(
         ((round(model.minutes_between(location.lat, location.lon, a.lat, a.lon)), a.id, a) for a in antennas
          if a.association is association and a.status is AntennaStatus.OPEN),
@@ -198,6 +190,7 @@ def place(association: Association, location: Location | None, antennas: list[An
 class Route:
     decision: RoutingDecision
     placement: Placement
+    situation: Situation
     location: Location | None
     extra_reasons: tuple[str, ...] = field(default=())
 
@@ -211,29 +204,30 @@ class Route:
 
 
 def route(decision: RoutingDecision, situation: Situation, location: Location | None, antennas: list[Antenna],
-          model: TravelModel, rules: RuleBook = RULES, apesa_done: bool = False) -> Route:
+          model: TravelModel, rules: RuleBook, apesa_done: bool = False) -> Route:
     """Acute distress with consent goes to APESA first; the case keeps its association and waits."""
     if situation.acute_distress and not apesa_done:
         if situation.apesa_consent:
-            return Route(decision, Placement(RoutingStatus.APESA_FIRST, (rules.apesa["with_consent"],)), location)
-        return Route(decision, place(decision.association, location, antennas, model, rules), location,
+            return Route(decision, Placement(RoutingStatus.APESA_FIRST, (rules.apesa["with_consent"],)), situation,
+                         location)
+        return Route(decision, place(decision.association, location, antennas, model), situation, location,
                      (rules.apesa["without_consent"],))
     extra = (rules.apesa["resumed"],) if apesa_done and situation.acute_distress else ()
-    return Route(decision, place(decision.association, location, antennas, model, rules), location, extra)
+    return Route(decision, place(decision.association, location, antennas, model), situation, location, extra)
 
 
-def waitlist_reason(association: Association, position: int, rules: RuleBook = RULES) -> str:
-    return f"Liste d'attente de {rules.labels[association]} : position {position}."
+def waitlist_reason(association: Association, position: int) -> str:
+    return f"Liste d'attente de {association.display_name} : position {position}."
 
 
 def routed_event(route_: Route, *, routed_at: datetime, received_at: datetime | None, sequence: int = 1,
                  waitlist_position: int | None = None,
-                 previous: PreviousDecision | None = None, reroute_reason: RerouteCause | None = None,
-                 rules: RuleBook = RULES) -> CaseRouted:
+                 previous: PreviousDecision | None = None, reroute_reason: RerouteCause | None = None) -> CaseRouted:
+    """The decision as published; it carries the business's sector so that coaching can match volunteers."""
     placement, decision, location = route_.placement, route_.decision, route_.location
     reasons = list(route_.reasons)
     if waitlist_position is not None:
-        reasons.append(waitlist_reason(decision.association, waitlist_position, rules))
+        reasons.append(waitlist_reason(decision.association, waitlist_position))
     antenna = placement.antenna
     return CaseRouted(
         association=decision.association, rule=decision.rule, reasons=reasons, routed_at=routed_at,
@@ -243,22 +237,110 @@ def routed_event(route_: Route, *, routed_at: datetime, received_at: datetime | 
         beyond_one_hour=placement.beyond_one_hour, waitlist_position=waitlist_position,
         location_flagged=location is None or location.flagged, handover_watch=decision.handover_watch,
         previous=previous, reroute_reason=reroute_reason,
+        sector=route_.situation.sector, sector_family=route_.situation.sector_family,
     )
 
 
-def free_places(reported: dict | None, reservations: list[dict], volunteer: Volunteer,
+def free_places(reported: CapacityReport | None, reservations: Sequence[Reservation], volunteer: Volunteer,
                 exclude_case: str | None = None) -> int | None:
     """Places coaching last reported for the association's first volunteer, minus the cases routed there
     since that report (the case being decided again does not count against itself)."""
     if reported is None:
         return None
-    as_of = reported["as_of"]
     since = sum(1 for r in reservations
-                if r["case_id"] != exclude_case and as_aware(r["at"]) > as_aware(as_of))
-    slots = reported["coach_slots_free" if volunteer is Volunteer.COACH else "sponsor_slots_free"]
+                if r.case_id != exclude_case and as_aware(r.at) > as_aware(reported.as_of))
+    slots = reported.coach_slots_free if volunteer is Volunteer.COACH else reported.sponsor_slots_free
     return slots - since
 
 
 def as_aware(value: datetime) -> datetime:
     """Dates read back from the store may be naive UTC."""
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+# --- what routing keeps -------------------------------------------------------------------------------------
+
+class Record(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class AntennaDetails(Record):
+    """What staff edit of an antenna."""
+
+    association: Association
+    name: str
+    city: str | None = None
+    insee_code: str
+    status: AntennaStatus
+    contact: str
+
+
+class AntennaEntry(AntennaDetails):
+    """An antenna of the directory, placed on the map by its commune's INSEE code."""
+
+    id: str
+    lat: float | None = None
+    lon: float | None = None
+    dept: str | None = None
+    updated_at: datetime | None = None
+
+
+class CapacityReport(Record):
+    coach_slots_free: int
+    sponsor_slots_free: int
+    as_of: datetime
+
+
+class Reservation(Record):
+    """A place held by a case, once per causing event (`key`)."""
+
+    key: str
+    case_id: str
+    at: datetime
+
+
+class Capacity(Record):
+    """An antenna's latest capacity report and the places held since."""
+
+    antenna_id: str
+    reported: CapacityReport | None = None
+    reservations: tuple[Reservation, ...] = ()
+
+    def accepts(self, report: CapacityReport) -> bool:
+        """Only a newer report replaces the current one (events of one antenna are ordered; replays may be old)."""
+        return self.reported is None or as_aware(self.reported.as_of) < as_aware(report.as_of)
+
+    def counted_in(self, report: CapacityReport) -> list[Reservation]:
+        """Places held before the report: coaching already counted them."""
+        return [r for r in self.reservations if as_aware(r.at) <= as_aware(report.as_of)]
+
+    def free_places(self, volunteer: Volunteer, exclude_case: str | None = None) -> int | None:
+        return free_places(self.reported, self.reservations, volunteer, exclude_case)
+
+
+class RoutedCase(Record):
+    """Routing's record of a case: its situation, the current decision and every decision before it."""
+
+    case_id: uuid.UUID
+    association: Association
+    status: RoutingStatus | None = None
+    situation: Situation
+    current: CaseRouted
+    history: list[CaseRouted]
+    location: Location | None = None
+    apesa_done: bool = False
+    referral_kind: ReferrerKind | None = None
+    received_at: datetime | None = None
+
+
+def reservation_key(case_id: str, cause_id: uuid.UUID) -> str:
+    return f"{case_id}/{cause_id}"
+
+
+@dataclass(frozen=True)
+class Rerouting:
+    """Why a case is routed again, who asked, and what changed in its situation (procedure, commune...)."""
+
+    cause: RerouteCause
+    requested_by: Association | None = None
+    changes: dict[str, Any] = field(default_factory=dict)

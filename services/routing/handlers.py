@@ -1,39 +1,53 @@
-"""Routing's event handlers: thin, each maps its event to a use case of the Router."""
+"""Routing's event handlers: each decodes its event, logs the ids and calls one use case of RoutingService."""
 
 from __future__ import annotations
 
-from services.routing.router import Router, Rerouting
-from shared.schemas import Envelope, RerouteCause, RerouteRequested
+import logging
+import uuid
+
+from services.routing.service import RoutingService
+from shared.schemas import (
+    AntennaCapacityChanged,
+    CaseReceived,
+    Envelope,
+    RerouteRequested,
+)
+
+log = logging.getLogger("relais.routing")
+
+
+def _case_id(envelope: Envelope) -> uuid.UUID:
+    assert envelope.case_id is not None  # decode() refuses a case event without its case id
+    return envelope.case_id
 
 
 class CaseReceivedHandler:
-    def __init__(self, router: Router) -> None:
-        self.router = router
+    def __init__(self, service: RoutingService) -> None:
+        self.service = service
 
     async def __call__(self, envelope: Envelope) -> None:
-        await self.router.route_new(envelope)
+        log.debug("case received", extra={"case_id": str(envelope.case_id), "event_id": str(envelope.event_id)})
+        await self.service.route_new_case(_case_id(envelope), envelope.payload_as(CaseReceived), envelope)
 
 
 class RerouteRequestedHandler:
     """Coaching asks for a handover or judges the case out of scope: a new CaseRouted answers."""
 
-    def __init__(self, router: Router) -> None:
-        self.router = router
+    def __init__(self, service: RoutingService) -> None:
+        self.service = service
 
     async def __call__(self, envelope: Envelope) -> None:
-        request: RerouteRequested = envelope.typed()  # type: ignore[assignment]
-        changes = {key: value for key, value in
-                   (("procedure", request.procedure), ("court_decision_date", request.court_decision_date))
-                   if value is not None}
-        rerouting = Rerouting(RerouteCause(request.reason.value), request.requested_by, changes)
-        await self.router.reroute(str(envelope.case_id), rerouting, cause=envelope)
+        log.debug("reroute requested", extra={"case_id": str(envelope.case_id), "event_id": str(envelope.event_id)})
+        await self.service.reroute_requested(_case_id(envelope), envelope.payload_as(RerouteRequested), envelope)
 
 
 class AntennaCapacityChangedHandler:
     """Free places reported by coaching; a place that frees up goes to the waitlist first."""
 
-    def __init__(self, router: Router) -> None:
-        self.router = router
+    def __init__(self, service: RoutingService) -> None:
+        self.service = service
 
     async def __call__(self, envelope: Envelope) -> None:
-        await self.router.capacity_changed(envelope)
+        log.debug("antenna capacity changed",
+                  extra={"antenna_id": envelope.antenna_id, "event_id": str(envelope.event_id)})
+        await self.service.capacity_changed(envelope.payload_as(AntennaCapacityChanged), envelope)

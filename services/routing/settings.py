@@ -3,10 +3,11 @@ from pathlib import Path
 from pydantic_settings import SettingsConfigDict
 
 from services.routing.directory import ANTENNAS_FILE
-from services.routing.domain import RULES_FILE
 from services.routing.geodata import DEFAULT_PATH as GEODATA_PATH
 from services.routing.travel import TravelModel
 from shared.settings import ServiceSettings, env_prefix
+
+RULES_FILE = Path(__file__).with_name("association_rules.toml")
 
 
 class RoutingSettings(ServiceSettings):

@@ -1,178 +1,263 @@
-"""Routing's collections (PyMongo async; FerretDB locally, MongoDB in compose).
+"""Routing's stores: a Protocol each, and their PyMongo implementation (FerretDB locally, MongoDB in compose).
 
 - `routes`: one document per case: situation, current decision, history of decisions, outbox.
 - `antennas`: the directory (seeded on first start, edited through the admin API).
-- `capacities`: per antenna, the free places coaching last reported and the cases routed there since.
+- `capacities`: per antenna, the free places coaching last reported and the places held since.
 - `waitlists`: per association, the case ids waiting for a place, in order.
-Every write is a single-document update, idempotent on retry ($addToSet, exact $pullAll, event markers),
-made under `document_lock` (FerretDB applies updates as read-modify-write: concurrent ones would be lost).
+Every write is one single-document write through `shared.store`, idempotent on retry ($addToSet, exact
+$pullAll, the causing event's id).
 """
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
-from pymongo import ReturnDocument
+from pydantic import TypeAdapter
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from services.routing.domain import as_aware
+from services.routing.domain import (
+    AntennaEntry,
+    Capacity,
+    CapacityReport,
+    Reservation,
+    RoutedCase,
+)
+from services.routing.geo import Location
 from shared.outbox import OutboxRelay
-from shared.schemas import AntennaCapacityChanged, CaseRouted, Envelope
-from shared.store import PROCESSED_FIELD, apply_event, document_lock
+from shared.schemas import Association, CaseRouted, Envelope, ReferrerKind
+from shared.schemas.events import Situation
+from shared.store import (
+    STATE_ONLY,
+    apply_event,
+    insert_many_once,
+    insert_once,
+    update_by_id,
+    update_by_id_returning,
+    update_if,
+    was_applied,
+)
 
 DIRECTORY_MARKER = "directory-seeded"
+_LOCATION: TypeAdapter[Location | None] = TypeAdapter(Location | None)
 
 
-class RoutingStore:
+@dataclass(frozen=True)
+class Decision:
+    """A routing decision to record, and what the case's record keeps beside it."""
+
+    routed: CaseRouted
+    situation: Situation
+    location: Location | None
+    apesa_done: bool
+    # Kept from the first decision on: who referred the case and when intake received it.
+    referral_kind: ReferrerKind | None = None
+    received_at: datetime | None = None
+
+
+# --- protocols ----------------------------------------------------------------------------------------------
+
+class RouteStore(Protocol):
+    async def was_applied(self, case_id: uuid.UUID, event_id: uuid.UUID) -> bool: ...
+
+    async def record(self, case_id: uuid.UUID, cause: Envelope, decision: Decision, event: Envelope) -> bool:
+        """Store the decision with `event` to publish, once per `cause`; False when `cause` was applied."""
+
+    async def get(self, case_id: uuid.UUID) -> RoutedCase | None: ...
+
+
+class AntennaStore(Protocol):
+    async def seed(self, entries: list[AntennaEntry]) -> bool:
+        """Insert the default antennas on the first start only (later starts keep staff's edits)."""
+
+    async def all(self) -> list[AntennaEntry]: ...
+
+    async def get(self, antenna_id: str) -> AntennaEntry | None: ...
+
+    async def put(self, entry: AntennaEntry) -> tuple[AntennaEntry, bool]:
+        """Create or replace the antenna's fields; True when it was created."""
+
+    async def patch(self, antenna_id: str, changes: Mapping[str, Any]) -> AntennaEntry | None: ...
+
+
+class CapacityStore(Protocol):
+    async def all(self) -> dict[str, Capacity]: ...
+
+    async def report(self, antenna_id: str, association: Association, report: CapacityReport) -> bool:
+        """Take a newer report in and forget the places it counts; False for a report not newer."""
+
+    async def hold(self, antenna_id: str, reservation: Reservation) -> bool:
+        """Hold a place once per reservation key; False when that key holds one already."""
+
+    async def release(self, case_id: str, keep_key: str | None = None) -> None:
+        """Let go of the places the case holds, except the one of `keep_key`."""
+
+
+class WaitlistStore(Protocol):
+    async def entries(self, association: Association) -> list[str]: ...
+
+    async def add(self, association: Association, case_id: str) -> tuple[int, int]:
+        """(position of the case, length of the list); adding twice keeps the first position."""
+
+    async def remove(self, case_id: str) -> dict[Association, int]:
+        """Take the case off every waitlist; the new lengths of the lists it was on."""
+
+
+@dataclass(frozen=True)
+class RoutingStores:
+    routes: RouteStore
+    antennas: AntennaStore
+    capacities: CapacityStore
+    waitlists: WaitlistStore
+
+
+# --- MongoDB ------------------------------------------------------------------------------------------------
+
+def mongo_stores(db: AsyncDatabase, relay: OutboxRelay) -> RoutingStores:
+    return RoutingStores(MongoRouteStore(db, relay), MongoAntennaStore(db), MongoCapacityStore(db),
+                         MongoWaitlistStore(db))
+
+
+class MongoRouteStore:
     def __init__(self, db: AsyncDatabase, relay: OutboxRelay) -> None:
         self.routes = db["routes"]
-        self.antennas = db["antennas"]
-        self.capacities = db["capacities"]
-        self.waitlists = db["waitlists"]
-        self.meta = db["meta"]
         self.relay = relay
         relay.watch(self.routes)
 
-    # --- cases ---------------------------------------------------------------------------------------------
+    async def was_applied(self, case_id: uuid.UUID, event_id: uuid.UUID) -> bool:
+        return await was_applied(self.routes, str(case_id), event_id)
 
-    async def processed(self, case_id: str, event_id: Any) -> bool:
-        doc = await self.routes.find_one({"_id": case_id}, {PROCESSED_FIELD: 1})  # `_id` only: see apply_event
-        return doc is not None and str(event_id) in doc.get(PROCESSED_FIELD, [])
-
-    async def record(self, case_id: str, cause: Envelope, routed: CaseRouted, event: Envelope,
-                     situation: dict[str, Any], extra: dict[str, Any] | None = None,
-                     on_insert: dict[str, Any] | None = None) -> bool:
-        """Store a decision (current + history) with its CaseRouted in the outbox, once per cause."""
-        decision = routed.model_dump(mode="json")
+    async def record(self, case_id: uuid.UUID, cause: Envelope, decision: Decision, event: Envelope) -> bool:
+        routed = decision.routed.model_dump(mode="json")
         update: dict[str, Any] = {
-            "$set": {"association": decision["association"], "status": decision["status"],
-                     "current": decision, "situation": situation, **(extra or {})},
-            "$push": {"history": decision},
+            "$set": {"association": routed["association"], "status": routed["status"], "current": routed,
+                     "situation": decision.situation.model_dump(mode="json"),
+                     "location": _LOCATION.dump_python(decision.location, mode="json"), "apesa_done": decision.apesa_done},
+            "$push": {"history": routed},
         }
-        if on_insert:
-            update["$setOnInsert"] = on_insert
-        applied = await apply_event(self.routes, case_id, cause, update, emit=[event])
+        first = {key: value for key, value in (("referral_kind", decision.referral_kind),
+                                               ("received_at", decision.received_at)) if value is not None}
+        if first:
+            update["$setOnInsert"] = first
+        applied = await apply_event(self.routes, str(case_id), cause, update, emit=[event])
         if applied:
-            self.relay.notify(self.routes, case_id)
+            self.relay.notify(self.routes, str(case_id))
         return applied
 
-    async def get(self, case_id: str) -> dict[str, Any] | None:
-        return await self.routes.find_one({"_id": case_id}, {"outbox": 0, "outbox_count": 0, PROCESSED_FIELD: 0})
+    async def get(self, case_id: uuid.UUID) -> RoutedCase | None:
+        doc = await self.routes.find_one({"_id": str(case_id)}, STATE_ONLY)
+        return None if doc is None else RoutedCase.model_validate({**doc, "case_id": doc["_id"]})
 
-    # --- directory -----------------------------------------------------------------------------------------
 
-    async def seed_directory(self, antennas: list[dict[str, Any]]) -> bool:
-        """Insert the default antennas once; later starts keep what staff edited (or deleted)."""
+class MongoAntennaStore:
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.antennas = db["antennas"]
+        self.meta = db["meta"]
+
+    async def seed(self, entries: list[AntennaEntry]) -> bool:
         if await self.meta.find_one({"_id": DIRECTORY_MARKER}) is not None:
             return False
-        now = datetime.now(UTC)
-        for antenna in antennas:
-            try:
-                await self.antennas.insert_one({**antenna, "updated_at": now})
-            except DuplicateKeyError:
-                pass
-        try:
-            await self.meta.insert_one({"_id": DIRECTORY_MARKER, "at": now})
-        except DuplicateKeyError:
-            pass
+        await insert_many_once(self.antennas, [_antenna_doc(entry) for entry in entries])
+        await insert_once(self.meta, {"_id": DIRECTORY_MARKER, "at": datetime.now(UTC)})
         return True
 
-    async def list_antennas(self) -> list[dict[str, Any]]:
-        return await self.antennas.find({}).sort("_id", 1).to_list(None)
+    async def all(self) -> list[AntennaEntry]:
+        return [_antenna(doc) for doc in await self.antennas.find({}).sort("_id", 1).to_list(None)]
 
-    async def get_antenna(self, antenna_id: str) -> dict[str, Any] | None:
-        return await self.antennas.find_one({"_id": antenna_id})
+    async def get(self, antenna_id: str) -> AntennaEntry | None:
+        doc = await self.antennas.find_one({"_id": antenna_id})
+        return None if doc is None else _antenna(doc)
 
-    async def put_antenna(self, antenna_id: str, fields: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-        """Create or replace the editable fields; True when it was created."""
-        async with document_lock(self.antennas, antenna_id):
-            existed = await self.antennas.find_one({"_id": antenna_id}, {"_id": 1}) is not None
-            doc = await self.antennas.find_one_and_update(
-                {"_id": antenna_id}, {"$set": {**fields, "updated_at": datetime.now(UTC)}},
-                upsert=True, return_document=ReturnDocument.AFTER)
-        return doc, not existed
+    async def put(self, entry: AntennaEntry) -> tuple[AntennaEntry, bool]:
+        doc = _antenna_doc(entry)
+        if await insert_once(self.antennas, doc):
+            return entry, True
+        fields = {key: value for key, value in doc.items() if key != "_id"}
+        after = await update_by_id_returning(self.antennas, entry.id, {"$set": fields}, upsert=True)
+        assert after is not None  # upserted
+        return _antenna(after), False
 
-    async def patch_antenna(self, antenna_id: str, fields: dict[str, Any]) -> dict[str, Any] | None:
-        async with document_lock(self.antennas, antenna_id):
-            return await self.antennas.find_one_and_update(
-                {"_id": antenna_id}, {"$set": {**fields, "updated_at": datetime.now(UTC)}},
-                return_document=ReturnDocument.AFTER)
+    async def patch(self, antenna_id: str, changes: Mapping[str, Any]) -> AntennaEntry | None:
+        after = await update_by_id_returning(self.antennas, antenna_id, {"$set": dict(changes)})
+        return None if after is None else _antenna(after)
 
-    # --- capacity ------------------------------------------------------------------------------------------
 
-    async def list_capacities(self) -> dict[str, dict[str, Any]]:
-        return {doc["_id"]: doc async for doc in self.capacities.find({})}
+class MongoCapacityStore:
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.capacities = db["capacities"]
 
-    async def update_capacity(self, report: AntennaCapacityChanged, event_id: Any) -> bool:
-        """Keep the newest report only (events of one antenna are ordered, but replays may be old)."""
-        as_of = report.as_of
-        async with document_lock(self.capacities, report.antenna_id):
-            current = await self.capacities.find_one({"_id": report.antenna_id})
-            reported = (current or {}).get("reported")
-            if reported is not None and as_aware(reported["as_of"]) >= as_of:
-                return False
-            value = {"coach_slots_free": report.coach_slots_free, "sponsor_slots_free": report.sponsor_slots_free,
-                     "as_of": as_of, "event_id": str(event_id)}
-            await self.capacities.update_one(
-                {"_id": report.antenna_id},
-                {"$set": {"reported": value, "association": report.association.value}}, upsert=True)
-            # Reservations made before this report are counted in it: forget them (exact items only).
-            stale = [r for r in (current or {}).get("reservations", []) if as_aware(r["at"]) <= as_of]
-            if stale:
-                await self.capacities.update_one(
-                    {"_id": report.antenna_id},
-                    {"$pullAll": {"reservations": stale, "reservation_keys": [r["key"] for r in stale]}})
-        return True
+    async def all(self) -> dict[str, Capacity]:
+        return {doc["_id"]: _capacity(doc) async for doc in self.capacities.find({})}
 
-    async def reserve(self, antenna_id: str, case_id: str, event_id: Any, at: datetime) -> bool:
-        """Hold a place for the case, once per causing event (a retry finds the key and changes nothing)."""
-        key = f"{case_id}/{event_id}"
-        try:
-            async with document_lock(self.capacities, antenna_id):
-                await self.capacities.update_one(
-                    {"_id": antenna_id, "reservation_keys": {"$ne": key}},
-                    {"$push": {"reservation_keys": key,
-                               "reservations": {"key": key, "case_id": case_id, "at": at}}},
-                    upsert=True)
-        except DuplicateKeyError:
+    async def report(self, antenna_id: str, association: Association, report: CapacityReport) -> bool:
+        doc = await self.capacities.find_one({"_id": antenna_id})
+        current = _capacity(doc) if doc is not None else Capacity(antenna_id=antenna_id)
+        if not current.accepts(report):
             return False
-        return True
+        update: dict[str, Any] = {"$set": {"reported": report.model_dump(), "association": association.value}}
+        counted = {r.key for r in current.counted_in(report)}
+        if counted:
+            items = [r for r in (doc or {}).get("reservations", []) if r["key"] in counted]
+            update["$pullAll"] = {"reservations": items, "reservation_keys": [r["key"] for r in items]}
+        # Written only if no other report came in since the read (a reservation meanwhile is kept).
+        return await update_if(self.capacities, antenna_id, {"reported": (doc or {}).get("reported")}, update,
+                               upsert=doc is None)
 
-    async def release(self, case_id: str, keep_event_id: Any = None) -> None:
-        """Free the places a case holds, except the one made for `keep_event_id` (a handful of antennas)."""
-        keep = f"{case_id}/{keep_event_id}"
+    async def hold(self, antenna_id: str, reservation: Reservation) -> bool:
+        try:
+            result = await update_by_id(
+                self.capacities, antenna_id,
+                {"$push": {"reservation_keys": reservation.key, "reservations": reservation.model_dump()}},
+                upsert=True, condition={"reservation_keys": {"$ne": reservation.key}})
+        except DuplicateKeyError:  # the key is there: the filter missed, the upsert found the document
+            return False
+        return result.modified_count == 1 or result.upserted_id is not None
+
+    async def release(self, case_id: str, keep_key: str | None = None) -> None:
+        # One document per antenna: a handful, read whole.
         async for doc in self.capacities.find({}):
-            items = [r for r in doc.get("reservations", []) if r["case_id"] == case_id and r["key"] != keep]
+            items = [r for r in doc.get("reservations", []) if r["case_id"] == case_id and r["key"] != keep_key]
             if items:
-                async with document_lock(self.capacities, doc["_id"]):
-                    await self.capacities.update_one(
-                        {"_id": doc["_id"]},
-                        {"$pullAll": {"reservations": items, "reservation_keys": [r["key"] for r in items]}})
+                await update_by_id(self.capacities, doc["_id"],
+                                   {"$pullAll": {"reservations": items, "reservation_keys": [r["key"] for r in items]}})
 
-    # --- waitlists -----------------------------------------------------------------------------------------
 
-    async def waitlist(self, association: str) -> list[str]:
-        doc = await self.waitlists.find_one({"_id": association})
+class MongoWaitlistStore:
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.waitlists = db["waitlists"]
+
+    async def entries(self, association: Association) -> list[str]:
+        doc = await self.waitlists.find_one({"_id": association.value})
         return list((doc or {}).get("entries", []))
 
-    async def waitlist_add(self, association: str, case_id: str) -> tuple[int, int]:
-        """(position of the case, length of the list); adding twice keeps the first position."""
-        async with document_lock(self.waitlists, association):
-            doc = await self.waitlists.find_one_and_update(
-                {"_id": association}, {"$addToSet": {"entries": case_id}}, upsert=True,
-                return_document=ReturnDocument.AFTER)
+    async def add(self, association: Association, case_id: str) -> tuple[int, int]:
+        doc = await update_by_id_returning(self.waitlists, association.value,
+                                           {"$addToSet": {"entries": case_id}}, upsert=True)
+        assert doc is not None  # upserted
         return doc["entries"].index(case_id) + 1, len(doc["entries"])
 
-    async def waitlist_remove(self, case_id: str) -> dict[str, int]:
-        """Take the case off every waitlist; returns the new lengths of the lists it was on."""
+    async def remove(self, case_id: str) -> dict[Association, int]:
         lengths = {}
-        async for doc in self.waitlists.find({"entries": case_id}):
-            async with document_lock(self.waitlists, doc["_id"]):
-                after = await self.waitlists.find_one_and_update(
-                    {"_id": doc["_id"]}, {"$pullAll": {"entries": [case_id]}},
-                    return_document=ReturnDocument.AFTER)
-            lengths[doc["_id"]] = len((after or {}).get("entries", []))
+        # One document per association: the filter reads two documents.
+        async for doc in self.waitlists.find({"entries": case_id}, {"_id": 1}):
+            after = await update_by_id_returning(self.waitlists, doc["_id"], {"$pullAll": {"entries": [case_id]}})
+            lengths[Association(doc["_id"])] = len((after or {}).get("entries", []))
         return lengths
 
+
+def _antenna_doc(entry: AntennaEntry) -> dict[str, Any]:
+    return {"_id": entry.id, **entry.model_dump(mode="json", exclude={"id", "updated_at"}),
+            "updated_at": entry.updated_at}
+
+
+def _antenna(doc: dict[str, Any]) -> AntennaEntry:
+    return AntennaEntry.model_validate({**doc, "id": doc["_id"]})
+
+
+def _capacity(doc: dict[str, Any]) -> Capacity:
+    return Capacity(antenna_id=doc["_id"], reported=doc.get("reported"),
+                    reservations=tuple(doc.get("reservations", ())))

@@ -6,7 +6,9 @@ from datetime import date
 
 import pytest
 
+from services.routing.app import load_rules
 from services.routing.domain import decide, months_between
+from services.routing.settings import RoutingSettings
 from shared.schemas import Association, Procedure
 from shared.schemas.events import Situation
 
@@ -25,6 +27,7 @@ EXPECTED = {
 }
 LABELS = {SS: "Second Souffle", REBONDS: "60 000 rebonds"}
 TODAY = date(2025, 10, 20)
+RULES = load_rules(RoutingSettings().rules_file)
 
 
 def situation(procedure: Procedure, decided: date | None = None) -> Situation:
@@ -38,7 +41,7 @@ def test_every_procedure_is_covered() -> None:
 @pytest.mark.parametrize("procedure", Procedure)
 def test_procedure_decides_the_association(procedure: Procedure) -> None:
     association, label = EXPECTED[procedure]
-    decision = decide(situation(procedure), TODAY)
+    decision = decide(situation(procedure), TODAY, RULES)
     assert decision.association is association
     assert decision.rule == f"procedure:{procedure.value}"
     assert decision.reasons[0] == f"{label} → {LABELS[association]}"
@@ -47,19 +50,19 @@ def test_procedure_decides_the_association(procedure: Procedure) -> None:
 @pytest.mark.parametrize("procedure", Procedure)
 def test_reason_tells_how_long_ago_the_court_decided(procedure: Procedure) -> None:
     association, label = EXPECTED[procedure]
-    decision = decide(situation(procedure, date(2025, 3, 10)), TODAY)
+    decision = decide(situation(procedure, date(2025, 3, 10)), TODAY, RULES)
     assert decision.reasons[0] == f"{label}, décision du tribunal il y a 7 mois → {LABELS[association]}"
 
 
 def test_redressement_carries_the_handover_note() -> None:
-    decision = decide(situation(Procedure.REDRESSEMENT_JUDICIAIRE), TODAY)
+    decision = decide(situation(Procedure.REDRESSEMENT_JUDICIAIRE), TODAY, RULES)
     assert decision.reasons[1:] == (
         "À transmettre à 60 000 rebonds si le redressement se transforme en liquidation.",)
 
 
 @pytest.mark.parametrize("procedure", [p for p in Procedure if p is not Procedure.REDRESSEMENT_JUDICIAIRE])
 def test_other_procedures_have_a_single_reason(procedure: Procedure) -> None:
-    assert len(decide(situation(procedure), TODAY).reasons) == 1
+    assert len(decide(situation(procedure), TODAY, RULES).reasons) == 1
 
 
 @pytest.mark.parametrize("start, end, months", [

@@ -11,16 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.routing.directory import seed_documents, shared_gazetteer
+from services.routing.app import load_rules
+from services.routing.directory import seed_entries, shared_gazetteer
 from services.routing.domain import (
-    RULES,
     Antenna,
     AntennaStatus,
+    CapacityReport,
+    Reservation,
     Volunteer,
     decide,
     decide_again,
     free_places,
-    load_rules,
     place,
     route,
     routed_event,
@@ -36,6 +37,7 @@ SS, REBONDS = Association.SECOND_SOUFFLE, Association.SOIXANTE_MILLE_REBONDS
 TODAY = date(2025, 11, 20)
 MODEL = TravelModel()
 LYON = (45.76769, 4.83537)
+RULES = load_rules(RoutingSettings().rules_file)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +62,7 @@ def test_the_rules_file_has_one_rule_per_procedure() -> None:
 
 
 def test_a_rules_file_missing_a_procedure_is_refused(tmp_path: Path) -> None:
-    text = RULES_TEXT = (Path(__file__).parents[2] / "services/routing/association_rules.toml").read_text()
+    text = RULES_TEXT = RoutingSettings().rules_file.read_text()
     broken = tmp_path / "rules.toml"
     broken.write_text(text.replace('procedure = "sauvegarde"', 'procedure = "conciliation"'))
     with pytest.raises(ValueError, match="two rules for conciliation"):
@@ -71,26 +73,26 @@ def test_a_rules_file_missing_a_procedure_is_refused(tmp_path: Path) -> None:
 
 
 def test_the_reason_says_how_long_ago_and_where_it_goes() -> None:
-    decision = decide(situation(court_decision_date=date(2025, 3, 10)), TODAY)
+    decision = decide(situation(court_decision_date=date(2025, 3, 10)), TODAY, RULES)
     assert decision.reasons == ("Liquidation judiciaire, décision du tribunal il y a 8 mois → 60 000 rebonds",)
     assert not decision.handover_watch
 
 
 def test_a_redressement_is_watched_for_a_handover() -> None:
-    decision = decide(situation("redressement_judiciaire"), TODAY)
+    decision = decide(situation("redressement_judiciaire"), TODAY, RULES)
     assert decision.association is SS and decision.handover_watch
     assert "60 000 rebonds si le redressement se transforme en liquidation" in decision.reasons[1]
 
 
 def test_a_handover_follows_the_new_procedure() -> None:
-    decision = decide_again(situation("liquidation_judiciaire"), TODAY, RerouteCause.HANDOVER, SS)
+    decision = decide_again(situation("liquidation_judiciaire"), TODAY, RerouteCause.HANDOVER, SS, RULES)
     assert decision.association is REBONDS
     assert decision.reasons[0] == "Transmission demandée par Second Souffle."
     assert decision.rule == "procedure:liquidation_judiciaire"
 
 
 def test_out_of_scope_never_goes_back_to_the_association_that_let_it_go() -> None:
-    decision = decide_again(situation("liquidation_judiciaire"), TODAY, RerouteCause.OUT_OF_SCOPE, REBONDS)
+    decision = decide_again(situation("liquidation_judiciaire"), TODAY, RerouteCause.OUT_OF_SCOPE, REBONDS, RULES)
     assert decision.association is SS
     assert decision.rule == "hors_champ:60000_rebonds"
     assert decision.reasons == ("Jugé hors du champ de 60 000 rebonds → Second Souffle",)
@@ -132,7 +134,7 @@ def test_an_unknown_commune_keeps_the_association_and_asks_staff(gazetteer) -> N
     s = situation("redressement_judiciaire", "99999", commune="Nulle-Part")
     location = gazetteer.locate(s.insee_code, s.postal_code, s.commune)
     assert location is None
-    decided = route(decide(s, TODAY), s, location, [antenna("ss", *LYON, association=SS)], MODEL)
+    decided = route(decide(s, TODAY, RULES), s, location, [antenna("ss", *LYON, association=SS)], MODEL, RULES)
     assert decided.status is RoutingStatus.LOCATION_UNKNOWN and decided.decision.association is SS
     event = routed_event(decided, routed_at=datetime.now(UTC), received_at=None)
     assert event.location_flagged and event.antenna_id is None and event.handover_watch
@@ -143,29 +145,30 @@ def test_acute_distress_with_consent_goes_to_apesa_first_and_resumes(gazetteer) 
     s = situation(acute_distress=True, apesa_consent=True)
     location = gazetteer.locate(None, s.postal_code, None)
     antennas = [antenna("lyon", *LYON)]
-    first = route(decide(s, TODAY), s, location, antennas, MODEL)
+    first = route(decide(s, TODAY, RULES), s, location, antennas, MODEL, RULES)
     assert first.status is RoutingStatus.APESA_FIRST and first.placement.antenna is None
     assert "APESA d'abord" in first.reasons[-1] and first.decision.association is REBONDS
-    resumed = route(decide(s, TODAY), s, location, antennas, MODEL, apesa_done=True)
+    resumed = route(decide(s, TODAY, RULES), s, location, antennas, MODEL, RULES, apesa_done=True)
     assert resumed.status is RoutingStatus.ORIENTED and "Reprise après l'orientation vers APESA." in resumed.reasons
 
 
 def test_acute_distress_without_consent_is_routed_with_a_priority_call(gazetteer) -> None:
     s = situation(acute_distress=True, apesa_consent=False)
-    decided = route(decide(s, TODAY), s, gazetteer.locate(None, s.postal_code, None), [antenna("lyon", *LYON)],
-                    MODEL)
+    decided = route(decide(s, TODAY, RULES), s, gazetteer.locate(None, s.postal_code, None), [antenna("lyon", *LYON)],
+                    MODEL, RULES)
     assert decided.status is RoutingStatus.ORIENTED
     assert any("à rappeler en priorité" in r for r in decided.reasons)
 
 
 def test_the_routed_event_carries_the_antenna_and_the_waitlist_position(gazetteer) -> None:
     s = situation()
-    decided = route(decide(s, TODAY), s, gazetteer.locate(None, "69003", None), [antenna("lyon", *LYON)], MODEL)
+    decided = route(decide(s, TODAY, RULES), s, gazetteer.locate(None, "69003", None), [antenna("lyon", *LYON)],
+                    MODEL, RULES)
     event = routed_event(decided, routed_at=datetime.now(UTC), received_at=None, sequence=2)
     assert (event.antenna_id, event.antenna_contact, event.sequence) == ("lyon", "contact lyon", 2)
     assert event.travel_minutes <= 5 and event.location_flagged is False
-    waiting = route(decide(s, TODAY), s, gazetteer.locate(None, "69003", None), [antenna("lyon", *LYON, free=0)],
-                    MODEL)
+    waiting = route(decide(s, TODAY, RULES), s, gazetteer.locate(None, "69003", None),
+                    [antenna("lyon", *LYON, free=0)], MODEL, RULES)
     event = routed_event(waiting, routed_at=datetime.now(UTC), received_at=None, waitlist_position=3)
     assert event.waitlist_position == 3 and event.reasons[-1] == "Liste d'attente de 60 000 rebonds : position 3."
 
@@ -174,10 +177,11 @@ def test_the_routed_event_carries_the_antenna_and_the_waitlist_position(gazettee
 
 def test_free_places_count_the_cases_routed_since_the_report() -> None:
     as_of = datetime(2025, 11, 1, tzinfo=UTC)
-    reported = {"coach_slots_free": 3, "sponsor_slots_free": 1, "as_of": as_of}
-    reservations = [{"case_id": "a", "at": as_of - timedelta(hours=1)},  # already in the report
-                    {"case_id": "b", "at": as_of + timedelta(hours=1)},
-                    {"case_id": "c", "at": (as_of + timedelta(hours=2)).replace(tzinfo=None)}]  # naive from store
+    reported = CapacityReport(coach_slots_free=3, sponsor_slots_free=1, as_of=as_of)
+    reservations = [Reservation(key="a/1", case_id="a", at=as_of - timedelta(hours=1)),  # already in the report
+                    Reservation(key="b/1", case_id="b", at=as_of + timedelta(hours=1)),
+                    Reservation(key="c/1", case_id="c",
+                                at=(as_of + timedelta(hours=2)).replace(tzinfo=None))]  # naive from store
     assert free_places(reported, reservations, Volunteer.COACH) == 1
     assert free_places(reported, reservations, Volunteer.SPONSOR) == -1
     assert free_places(reported, reservations, Volunteer.COACH, exclude_case="b") == 2
@@ -260,8 +264,8 @@ def test_geodata_points_and_centroids() -> None:
 
 
 def test_the_default_directory_is_placed_on_the_map(gazetteer) -> None:
-    docs = {d["_id"]: d for d in seed_documents(gazetteer)}
-    assert len(docs) == 9
-    assert docs["60000_rebonds-bourg-en-bresse"]["status"] == "en_ouverture"
-    assert docs["second_souffle-lyon"]["dept"] == "69"
-    assert all(d["_id"].startswith(f"{d['association']}-") for d in docs.values())
+    entries = {e.id: e for e in seed_entries(gazetteer)}
+    assert len(entries) == 9
+    assert entries["60000_rebonds-bourg-en-bresse"].status is AntennaStatus.OPENING
+    assert entries["second_souffle-lyon"].dept == "69"
+    assert all(e.id.startswith(f"{e.association.value}-") for e in entries.values())
