@@ -1,36 +1,114 @@
-"""Coaching's documents: case files (state, timeline, outbox in one document), checkpoints, loads.
+"""Coaching's storage: one Protocol per store, and its PyMongo implementation.
 
-Every case file change is one write under the document lock and a version check, carrying the new
-timeline entries (stamped with who and when) and the events to publish.
+FerretDB's constraints (writes of one document serialised, versioned changes retried, inserts keyed by a
+deterministic id) are handled once in `shared/store.py`; the stores here only say what they read and write.
+The events a change causes leave through the outbox of the document it changes (case file or antenna).
 """
 
 from __future__ import annotations
 
+import inspect
 import uuid
 from collections import Counter
-from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from datetime import date
+from typing import Any, Protocol, TypeVar
 
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
-from services.coaching.domain import ASSIGNED_FIELD, FOLLOWED_STAGES, OPEN_STAGES, CaseFile
-from shared.outbox import OutboxRelay, with_outbox
-from shared.schemas import Contract, Envelope, new_envelope
-from shared.store import document_lock, update_if
+from services.coaching.audit import AuditEntry
+from services.coaching.domain.case_file import ASSIGNED_FIELD, FOLLOWED_STAGES, OPEN_STAGES, CaseFile
+from services.coaching.domain.checkpoint import Checkpoint, CheckpointStatus
+from services.coaching.domain.volunteers import AntennaCapacity, Volunteer
+from shared.outbox import OutboxRelay
+from shared.schemas import Envelope, VolunteerRole
+from shared.store import STATE_ONLY, Change, change_versioned, insert_once, update_by_id
 
-PRODUCER = "coaching"
-HIDDEN = {"outbox": 0, "outbox_count": 0, "processed_events": 0}
-
-Step = Callable[[CaseFile], list[Contract]]
-
-
-class VersionConflict(Exception):
-    """Another writer changed the case file first; the caller reloads and tries again."""
+R = TypeVar("R")
+# What a use case does to a loaded case file: change it, return the envelopes of the events it causes.
+CaseDecision = Callable[[CaseFile], "list[Envelope] | Awaitable[list[Envelope]]"]
 
 
-class CaseFileStore:
+class CaseFileStore(Protocol):
+    async def ensure_indexes(self) -> None: ...
+
+    async def open(self, file: CaseFile) -> bool:
+        """Store a new case file with its timeline so far; False when it exists (a redelivered decision)."""
+
+    async def get(self, case_id: uuid.UUID) -> CaseFile | None: ...
+
+    async def change(self, case_id: uuid.UUID, decide: CaseDecision) -> CaseFile | None:
+        """Load the file, let `decide` change it, and store its new state, its new timeline entries and the
+        events `decide` returned in one versioned write (nothing is written when nothing happened).
+        None when the file does not exist; `VersionConflict` when other writers keep winning."""
+
+    async def find(self, *, open_only: bool = True, antenna_id: str | None = None) -> list[CaseFile]: ...
+
+    async def loads(self) -> Counter[str]:
+        """How many people each volunteer follows now (volunteer id -> open followed cases naming them)."""
+
+
+class VolunteerStore(Protocol):
+    async def add(self, volunteer: Volunteer) -> bool:
+        """False when a volunteer already has this id."""
+
+    async def get(self, volunteer_id: str) -> Volunteer | None: ...
+
+    async def find(self, antenna_id: str | None = None, role: VolunteerRole | None = None) -> list[Volunteer]: ...
+
+    async def change(self, volunteer_id: str, edit: Callable[[Volunteer], None]) -> Volunteer | None:
+        """Apply `edit` as one versioned change; None when the volunteer does not exist."""
+
+    async def assigning(self, volunteer_id: str, act: Callable[[Volunteer], Awaitable[R]]) -> R | None:
+        """Run `act` (count the volunteer's load, assign them a case) as one versioned change of the
+        volunteer, so that two assignments of one volunteer never count the same load; None when the
+        volunteer does not exist."""
+
+
+class AntennaCapacityStore(Protocol):
+    async def publish(self, capacity: AntennaCapacity, event: Envelope) -> bool:
+        """Store the antenna's free places with their event, unless they are the ones stored; True if stored."""
+
+    async def find(self) -> list[AntennaCapacity]: ...
+
+
+class CheckpointStore(Protocol):
+    async def add(self, checkpoint: Checkpoint) -> bool: ...
+
+    async def mark_recorded(self, checkpoint_id: str, refused: dict[str, str]) -> None: ...
+
+    async def unfinished(self) -> list[Checkpoint]:
+        """Checkpoints stored but not yet recorded in every file (a crash came in between)."""
+
+
+class AuditStore(Protocol):
+    async def ensure_indexes(self) -> None: ...
+
+    async def add(self, entry: AuditEntry) -> None: ...
+
+    async def for_case(self, case_id: str, limit: int = 200) -> list[AuditEntry]: ...
+
+
+@dataclass
+class CoachingStores:
+    cases: CaseFileStore
+    volunteers: VolunteerStore
+    antennas: AntennaCapacityStore
+    checkpoints: CheckpointStore
+    audit: AuditStore
+
+
+def mongo_stores(db: AsyncDatabase, relay: OutboxRelay) -> CoachingStores:
+    return CoachingStores(MongoCaseFileStore(db, relay), MongoVolunteerStore(db), MongoAntennaCapacityStore(db, relay),
+                          MongoCheckpointStore(db), MongoAuditStore(db))
+
+
+# --- PyMongo -------------------------------------------------------------------------------------------------
+
+class MongoCaseFileStore:
+    """Case files: state, timeline and outbox in one document, changed under a version check."""
+
     def __init__(self, db: AsyncDatabase, relay: OutboxRelay) -> None:
         self.files = db["case_files"]
         self.relay = relay
@@ -40,47 +118,35 @@ class CaseFileStore:
         for key in ("stage", *ASSIGNED_FIELD.values()):
             await self.files.create_index(key)
 
-    async def insert(self, file: CaseFile, by: str) -> bool:
-        """Store a new case file; False when it already exists (a redelivered event)."""
-        doc = {"_id": str(file.case_id), **file.state(), "version": 0, "timeline": _stamped(file.new_entries, by)}
-        try:
-            await self.files.insert_one(doc)
-        except DuplicateKeyError:
-            return False
-        return True
+    async def open(self, file: CaseFile) -> bool:
+        return await insert_once(self.files, {"_id": str(file.case_id), **file.state(), "version": 0,
+                                              "timeline": file.new_entries})
 
-    async def get(self, case_id: uuid.UUID | str) -> CaseFile | None:
-        doc = await self.files.find_one({"_id": str(case_id)}, HIDDEN)
+    async def get(self, case_id: uuid.UUID) -> CaseFile | None:
+        doc = await self.files.find_one({"_id": str(case_id)}, STATE_ONLY)
         return CaseFile.from_doc(doc) if doc else None
 
-    async def change(self, case_id: uuid.UUID | str, step: Step, by: str,
-                     attempts: int = 5) -> tuple[CaseFile, list[Envelope]] | None:
-        """Load, apply `step` (which returns the events), save under a version check; None if unknown.
+    async def change(self, case_id: uuid.UUID, decide: CaseDecision) -> CaseFile | None:
+        key = str(case_id)
 
-        The document lock serialises this process's writers; the version check catches another process.
-        """
-        for _ in range(attempts):
-            async with document_lock(self.files, str(case_id)):
-                file = await self.get(case_id)
-                if file is None:
-                    return None
-                expected = file.version
-                events = step(file)
-                if not events and not file.new_entries:
-                    return file, []  # nothing happened (e.g. a session already recorded)
-                emitted = [new_envelope(e, case_id=file.case_id, producer=PRODUCER,
-                                        correlation_id=_uuid(file.correlation_id)) for e in events]
-                update = with_outbox({
-                    "$set": {**file.state(), "version": expected + 1},
-                    "$push": {"timeline": {"$each": _stamped(file.new_entries, by)}},
-                }, emitted)
-                saved = await update_if(self.files, str(case_id), {"version": expected}, update, locked=True)
-            if saved:
-                if emitted:
-                    self.relay.notify(self.files, str(case_id))
-                file.version = expected + 1
-                return file, emitted
-        raise VersionConflict(str(case_id))
+        async def decision(doc: dict[str, Any] | None) -> Change[CaseFile] | None:
+            if doc is None:
+                return None
+            file = CaseFile.from_doc(doc)
+            emitted = decide(file)
+            if inspect.isawaitable(emitted):
+                emitted = await emitted
+            if not emitted and not file.new_entries:
+                return Change({}, result=file)  # nothing happened (e.g. a session already recorded)
+            file.version += 1
+            update: dict[str, Any] = {"$set": file.state()}
+            if file.new_entries:
+                update["$push"] = {"timeline": {"$each": file.new_entries}}
+            return Change(update, result=file, emit=emitted)
+
+        changed = await change_versioned(self.files, key, decision, projection=STATE_ONLY,
+                                         on_emitted=lambda: self.relay.notify(self.files, key))
+        return None if changed is None else changed.result
 
     async def find(self, *, open_only: bool = True, antenna_id: str | None = None) -> list[CaseFile]:
         query: dict[str, Any] = {}
@@ -88,10 +154,9 @@ class CaseFileStore:
             query["stage"] = {"$in": [s.value for s in OPEN_STAGES]}
         if antenna_id is not None:
             query["antenna_id"] = antenna_id
-        return [CaseFile.from_doc(doc) async for doc in self.files.find(query, HIDDEN).sort("_id", 1)]
+        return [CaseFile.from_doc(doc) async for doc in self.files.find(query, STATE_ONLY).sort("_id", 1)]
 
     async def loads(self) -> Counter[str]:
-        """How many people each volunteer follows now (volunteer id -> open followed cases naming them)."""
         loads: Counter[str] = Counter()
         projection = dict.fromkeys(ASSIGNED_FIELD.values(), 1)
         async for doc in self.files.find({"stage": {"$in": [s.value for s in FOLLOWED_STAGES]}}, projection):
@@ -99,27 +164,113 @@ class CaseFileStore:
         return loads
 
 
-class CheckpointStore:
-    """Collective checkpoints: one meeting, many case files; kept until each file has recorded it."""
+class MongoVolunteerStore:
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.volunteers = db["volunteers"]
 
+    async def add(self, volunteer: Volunteer) -> bool:
+        return await insert_once(self.volunteers, {**volunteer.to_doc(), "version": 0})
+
+    async def get(self, volunteer_id: str) -> Volunteer | None:
+        doc = await self.volunteers.find_one({"_id": volunteer_id})
+        return Volunteer.from_doc(doc) if doc else None
+
+    async def find(self, antenna_id: str | None = None, role: VolunteerRole | None = None) -> list[Volunteer]:
+        query: dict[str, Any] = {}
+        if antenna_id is not None:
+            query["antenna_id"] = antenna_id
+        if role is not None:
+            query["role"] = role.value
+        return [Volunteer.from_doc(doc) async for doc in self.volunteers.find(query).sort("_id", 1)]
+
+    async def change(self, volunteer_id: str, edit: Callable[[Volunteer], None]) -> Volunteer | None:
+        def decide(doc: dict[str, Any] | None) -> Change[Volunteer] | None:
+            if doc is None:
+                return None
+            volunteer = Volunteer.from_doc(doc)
+            edit(volunteer)
+            return Change({"$set": volunteer.state()}, result=volunteer)
+
+        changed = await change_versioned(self.volunteers, volunteer_id, decide)
+        return None if changed is None else changed.result
+
+    async def assigning(self, volunteer_id: str, act: Callable[[Volunteer], Awaitable[R]]) -> R | None:
+        async def decide(doc: dict[str, Any] | None) -> Change[R] | None:
+            if doc is None:
+                return None
+            result = await act(Volunteer.from_doc(doc))
+            # Only the version moves: another process assigning this volunteer meanwhile loses the race.
+            return Change({"$set": {}}, result=result)
+
+        changed = await change_versioned(self.volunteers, volunteer_id, decide)
+        return None if changed is None else changed.result
+
+
+class MongoAntennaCapacityStore:
+    """Each antenna's free places as last published, with the AntennaCapacityChanged events in its outbox."""
+
+    def __init__(self, db: AsyncDatabase, relay: OutboxRelay) -> None:
+        self.antennas = db["antennas"]
+        self.relay = relay
+        relay.watch(self.antennas)
+
+    async def publish(self, capacity: AntennaCapacity, event: Envelope) -> bool:
+        free = (capacity.coach_slots_free, capacity.sponsor_slots_free)
+
+        def decide(doc: dict[str, Any] | None) -> Change[bool] | None:
+            if doc is not None and (doc["coach_slots_free"], doc["sponsor_slots_free"]) == free:
+                return None
+            values = {k: v for k, v in asdict(capacity).items() if k != "antenna_id"}
+            return Change({"$set": values}, result=True, emit=[event])
+
+        changed = await change_versioned(self.antennas, capacity.antenna_id, decide, projection=STATE_ONLY,
+                                         create=True,
+                                         on_emitted=lambda: self.relay.notify(self.antennas, capacity.antenna_id))
+        return changed is not None
+
+    async def find(self) -> list[AntennaCapacity]:
+        return [AntennaCapacity(antenna_id=doc["_id"], coach_slots_free=doc["coach_slots_free"],
+                                sponsor_slots_free=doc["sponsor_slots_free"], as_of=doc["as_of"])
+                async for doc in self.antennas.find({}, STATE_ONLY).sort("_id", 1)]
+
+
+class MongoCheckpointStore:
     def __init__(self, db: AsyncDatabase) -> None:
         self.checkpoints = db["checkpoints"]
 
-    async def add(self, checkpoint: dict[str, Any]) -> None:
-        await self.checkpoints.insert_one(checkpoint)
+    async def add(self, checkpoint: Checkpoint) -> bool:
+        return await insert_once(self.checkpoints, {
+            "_id": checkpoint.checkpoint_id, "antenna_id": checkpoint.antenna_id,
+            "held_on": checkpoint.held_on.isoformat(), "duration_minutes": checkpoint.duration_minutes,
+            "present": [str(c) for c in checkpoint.present], "absent": [str(c) for c in checkpoint.absent],
+            "by": checkpoint.by, "at": checkpoint.at, "status": checkpoint.status.value, "refused": checkpoint.refused,
+        })
 
     async def mark_recorded(self, checkpoint_id: str, refused: dict[str, str]) -> None:
-        await self.checkpoints.update_one({"_id": checkpoint_id},
-                                          {"$set": {"status": "enregistre", "refused": refused}})
+        await update_by_id(self.checkpoints, checkpoint_id,
+                           {"$set": {"status": CheckpointStatus.RECORDED.value, "refused": refused}})
 
-    async def unfinished(self) -> list[dict[str, Any]]:
-        return await self.checkpoints.find({"status": "en_cours"}).to_list(None)
+    async def unfinished(self) -> list[Checkpoint]:
+        docs = await self.checkpoints.find({"status": CheckpointStatus.IN_PROGRESS.value}).to_list(None)
+        return [Checkpoint(
+            checkpoint_id=doc["_id"], antenna_id=doc["antenna_id"], held_on=date.fromisoformat(doc["held_on"]),
+            duration_minutes=doc.get("duration_minutes"), present=[uuid.UUID(c) for c in doc["present"]],
+            absent=[uuid.UUID(c) for c in doc.get("absent", [])], by=doc["by"], at=doc["at"],
+            status=CheckpointStatus(doc["status"]), refused=doc.get("refused") or {},
+        ) for doc in docs]
 
 
-def _stamped(entries: list[dict[str, Any]], by: str) -> list[dict[str, Any]]:
-    now = datetime.now(UTC)
-    return [{**entry, "at": entry.get("at") or now, "by": by} for entry in entries]
+class MongoAuditStore:
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.entries = db["audit"]
 
+    async def ensure_indexes(self) -> None:
+        await self.entries.create_index([("case_id", 1), ("at", 1)])
 
-def _uuid(value: str | None) -> uuid.UUID | None:
-    return uuid.UUID(value) if value else None
+    async def add(self, entry: AuditEntry) -> None:
+        fields = {k: v for k, v in asdict(entry).items() if v is not None}
+        await insert_once(self.entries, {"_id": str(uuid.uuid4()), **fields})
+
+    async def for_case(self, case_id: str, limit: int = 200) -> list[AuditEntry]:
+        cursor = self.entries.find({"case_id": case_id}, {"_id": 0}).sort("at", 1).limit(limit)
+        return [AuditEntry(**doc) async for doc in cursor]
