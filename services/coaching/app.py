@@ -15,7 +15,8 @@ from services.coaching.gauges import CoordinationGauges
 from services.coaching.handlers import CaseRoutedHandler
 from services.coaching.service import Clock, CoachingService
 from services.coaching.settings import CoachingSettings
-from services.coaching.store import CoachingStores, mongo_stores
+from services.coaching.store import CoachingStores
+from services.coaching.store.mongo import mongo_stores
 from shared.bootstrap import ServiceRuntime
 from shared.metrics import Metrics
 from shared.runtime import BackgroundTask

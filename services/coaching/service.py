@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import inspect
-import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -38,7 +37,6 @@ from shared.schemas import (
     new_envelope,
 )
 
-log = logging.getLogger("relais.coaching")
 PRODUCER = "coaching"
 ROUTING = "routage"  # the author of timeline entries caused by routing's events
 
