@@ -140,7 +140,7 @@ async def test_a_case_goes_through_committee_coach_sponsor_sessions_checkpoint_a
         infra: Infra, coaching: dict[Association, Instance], log: EventLog, mongo: AsyncMongoClient) -> None:
     sr = coaching[SR]
     antenna, elsewhere = unique_antenna(SR, "valence"), unique_antenna(SR, "grenoble")
-    await sr.volunteer("valence-coach", "coach", antenna, max_people=2)
+    await sr.volunteer("valence-coach", "coach", antenna, max_people=2, email="anne.valence@example.org")
     await sr.volunteer("valence-coach-expired", "coach", antenna, certified_until=str(TODAY - timedelta(days=1)))
     await sr.volunteer("grenoble-coach", "coach", elsewhere)
     await sr.volunteer("valence-sponsor", "parrain", antenna, max_people=3)
@@ -180,8 +180,14 @@ async def test_a_case_goes_through_committee_coach_sponsor_sessions_checkpoint_a
     await sr.post(f"{case}/assignments", {"role": "coach", "volunteer_id": "valence-coach"})
     await sr.post(f"{case}/assignments", {"role": "parrain", "volunteer_id": "valence-sponsor"})
     await wait_for(lambda: capacity_is(log, antenna, (1, 2)), 20, "capacity after assignments")
+    assigned = await log.wait("VolunteerAssigned", routed.case_id, count=2)
+    assert [(e.payload["role"], e.payload["volunteer_id"], e.payload["email"], e.payload["released"])
+            for e in assigned] == [("coach", "valence-coach", "anne.valence@example.org", False),
+                                   ("parrain", "valence-sponsor", None, False)]
 
-    for body in ({"kind": "coaching", "duration_minutes": 60}, {"kind": "coaching", "attended": False},
+    next_at = datetime.combine(TODAY + timedelta(days=7), datetime.min.time(), UTC).replace(hour=14)
+    for body in ({"kind": "coaching", "duration_minutes": 60, "next_session_at": next_at.isoformat(),
+                  "next_session_place": "Visioconférence"}, {"kind": "coaching", "attended": False},
                  {"kind": "parrainage", "duration_minutes": 90},
                  {"kind": "expertise", "volunteer_id": "valence-expert", "duration_minutes": 30}):
         await sr.post(f"{case}/sessions", body, expect=201)
@@ -195,6 +201,9 @@ async def test_a_case_goes_through_committee_coach_sponsor_sessions_checkpoint_a
     assert checkpoint["refused"] == {}
     held = await log.wait("SessionHeld", routed.case_id, count=4)
     assert [e.payload["kind"] for e in held] == ["coaching", "parrainage", "expertise", "point_etape_collectif"]
+    assert [e.payload["volunteer_id"] for e in held] == ["valence-coach", "valence-sponsor", "valence-expert", None]
+    assert (datetime.fromisoformat(held[0].payload["next_session_at"]), held[0].payload["next_session_place"]) == (
+        next_at, "Visioconférence")
     assert held[-1].payload["session_id"] == checkpoint["checkpoint_id"]
     assert await log.of("SessionHeld", other) == []  # absent: noted, not published
     assert (await sr.get(f"/cases/{other}")).json()["timeline"][-1]["kind"] == "absence"

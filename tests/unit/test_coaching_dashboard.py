@@ -5,10 +5,15 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
-from services.coaching.dashboard import NO_ANTENNA, Targets, coordination, waiting_list
-from services.coaching.domain import CaseFile, Decision, Stage
-from services.coaching.volunteers import Role, Volunteer
-from shared.schemas import Association, Outcome
+from services.coaching.domain.case_file import CaseFile, Decision, Stage
+from services.coaching.domain.figures import (
+    NO_ANTENNA,
+    Targets,
+    coordination,
+    waiting_list,
+)
+from services.coaching.domain.volunteers import Volunteer
+from shared.schemas import Association, Outcome, VolunteerRole
 
 TODAY = date(2025, 6, 30)
 LYON = "60000_rebonds-lyon"
@@ -28,7 +33,7 @@ def approved(received: date, on: date, antenna_id: str | None = LYON) -> CaseFil
 
 
 def coach(volunteer_id: str, max_people: int = 2) -> Volunteer:
-    return Volunteer(volunteer_id=volunteer_id, display_name=volunteer_id, role=Role.COACH, antenna_id=LYON,
+    return Volunteer(volunteer_id=volunteer_id, display_name=volunteer_id, role=VolunteerRole.COACH, antenna_id=LYON,
                      max_people=max_people, certified_until=date(2026, 1, 1))
 
 
@@ -38,9 +43,9 @@ def test_figures_per_antenna() -> None:
     recent.schedule_committee(TODAY + timedelta(days=2))
     waiting = approved(date(2025, 5, 1), date(2025, 5, 11))  # approved 50 days ago, no coach
     followed = approved(date(2025, 4, 1), date(2025, 4, 21))
-    followed.assign(Role.COACH, coach("c1"), 0, date(2025, 5, 1))
+    followed.assign(VolunteerRole.COACH, coach("c1"), 0, date(2025, 5, 1))
     closed = approved(date(2025, 1, 1), date(2025, 1, 5))
-    closed.assign(Role.COACH, coach("c2"), 0, date(2025, 1, 7))
+    closed.assign(VolunteerRole.COACH, coach("c2"), 0, date(2025, 1, 7))
     closed.close(Outcome.SALARIED_JOB, date(2025, 6, 1), [])
     elsewhere = a_file(TODAY, antenna_id=None)
 
@@ -66,10 +71,10 @@ def test_the_waiting_list_is_first_approved_first_with_a_place_per_antenna() -> 
     first = approved(date(2025, 5, 1), date(2025, 5, 2))
     second = approved(date(2025, 5, 1), date(2025, 5, 20))
     other = approved(date(2025, 5, 1), date(2025, 5, 10), antenna_id="60000_rebonds-grenoble")
-    entries = waiting_list([second, other, first], [coach("c1")], {}, Role.COACH, TODAY)
+    entries = waiting_list([second, other, first], [coach("c1")], {}, VolunteerRole.COACH, TODAY)
     assert [(e["case_id"], e["position"], e["blocked"]) for e in entries] == [
         (str(first.case_id), 1, False), (str(other.case_id), 1, True), (str(second.case_id), 2, False)]
     assert entries[0]["waiting_days"] == 59
     assert (entries[1]["free_volunteers"], entries[1]["free_elsewhere"]) == (0, 1)  # Lyon's coach is not Grenoble's
-    blocked = waiting_list([first], [coach("c1", 1)], {"c1": 1}, Role.COACH, TODAY)
+    blocked = waiting_list([first], [coach("c1", 1)], {"c1": 1}, VolunteerRole.COACH, TODAY)
     assert blocked[0]["blocked"] and blocked[0]["free_volunteers"] == 0

@@ -8,8 +8,15 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from services.coaching.domain import CaseFile, Decision, Orientation, Stage, Step, TransitionRefused
-from services.coaching.volunteers import Role, Volunteer
+from services.coaching.domain.case_file import (
+    CaseFile,
+    CaseStep,
+    Decision,
+    Orientation,
+    Stage,
+    TransitionRefused,
+)
+from services.coaching.domain.volunteers import Volunteer
 from shared.schemas import (
     Association,
     CaseClosed,
@@ -22,8 +29,11 @@ from shared.schemas import (
     RerouteReason,
     RerouteRequested,
     RoutingStatus,
+    SectorFamily,
     SessionHeld,
     SessionKind,
+    VolunteerAssigned,
+    VolunteerRole,
 )
 
 RECEIVED = datetime(2025, 1, 10, 9, 30, tzinfo=UTC)
@@ -38,13 +48,13 @@ def a_file(stage: Stage = Stage.AWAITING_COMMITTEE, received_at: datetime | None
 
 
 def a_coach(**overrides) -> Volunteer:  # noqa: ANN003
-    values = {"volunteer_id": "coach-1", "display_name": "Coach", "role": Role.COACH, "antenna_id": LYON,
+    values = {"volunteer_id": "coach-1", "display_name": "Coach", "role": VolunteerRole.COACH, "antenna_id": LYON,
               "sectors": ["commerce"], "max_people": 2, "certified_until": date(2026, 12, 31)}
     return Volunteer(**{**values, **overrides})
 
 
 def a_sponsor(**overrides) -> Volunteer:  # noqa: ANN003
-    return a_coach(**{"volunteer_id": "sponsor-1", "role": Role.SPONSOR, "certified_until": None, **overrides})
+    return a_coach(**{"volunteer_id": "sponsor-1", "role": VolunteerRole.SPONSOR, "certified_until": None, **overrides})
 
 
 def approved(association: Association = Association.SOIXANTE_MILLE_REBONDS) -> CaseFile:
@@ -55,7 +65,7 @@ def approved(association: Association = Association.SOIXANTE_MILLE_REBONDS) -> C
 
 def coached() -> CaseFile:
     file = approved()
-    file.assign(Role.COACH, a_coach(), 0, date(2025, 2, 10))
+    file.assign(VolunteerRole.COACH, a_coach(), 0, date(2025, 2, 10))
     return file
 
 
@@ -79,7 +89,7 @@ def test_approval_starts_the_accompaniment() -> None:
     assert events == [CommitteeApproved(association=Association.SOIXANTE_MILLE_REBONDS, decided_on=APPROVED_ON,
                                         reasons=["Démarche sincère"])]
     assert file.stage is Stage.ACCOMPANIED and file.approved_on == APPROVED_ON
-    assert file.step() is Step.AWAITING_COACH
+    assert file.step() is CaseStep.AWAITING_COACH
 
 
 def test_decline_closes_the_case_as_refused_by_the_committee() -> None:
@@ -116,7 +126,7 @@ def test_only_a_decline_orients() -> None:
 def test_deferral_changes_nothing_and_emits_nothing() -> None:
     file = a_file()
     file.schedule_committee(date(2025, 1, 20))
-    assert file.step() is Step.COMMITTEE_SCHEDULED
+    assert file.step() is CaseStep.COMMITTEE_SCHEDULED
     assert file.decide(Decision.DEFERRED, APPROVED_ON, ["Pièces manquantes"]) == []
     assert file.stage is Stage.AWAITING_COMMITTEE and file.approved_on is None and file.decided_on is None
     assert file.deferrals == 1 and file.committee_on is None  # to be scheduled again
@@ -140,15 +150,18 @@ def test_the_committee_decides_only_once(stage: Stage) -> None:
 
 def test_assigning_a_coach_and_a_sponsor() -> None:
     file = coached()
-    assert (file.coach_id, file.coach_assigned_on, file.step()) == ("coach-1", date(2025, 2, 10), Step.WITH_COACH)
-    assert file.assign(Role.SPONSOR, a_sponsor(), 1, date(2025, 5, 1)) == []
-    assert file.step() is Step.WITH_SPONSOR
+    assert (file.coach_id, file.coach_assigned_on, file.step()) == ("coach-1", date(2025, 2, 10), CaseStep.WITH_COACH)
+    assert file.assign(VolunteerRole.SPONSOR, a_sponsor(email="paul@example.org"), 1, date(2025, 5, 1)) == [
+        VolunteerAssigned(association=Association.SOIXANTE_MILLE_REBONDS, role=VolunteerRole.SPONSOR,
+                          volunteer_id="sponsor-1", display_name="Coach", email="paul@example.org",
+                          assigned_on=date(2025, 5, 1))]
+    assert file.step() is CaseStep.WITH_SPONSOR
     assert [e["kind"] for e in file.new_entries] == ["comite", "attribution", "attribution"]
 
 
 def test_no_coach_before_approval() -> None:
     file = a_file()
-    refused(lambda: file.assign(Role.COACH, a_coach(), 0, APPROVED_ON),
+    refused(lambda: file.assign(VolunteerRole.COACH, a_coach(), 0, APPROVED_ON),
             "Un coach ne peut être attribué qu'après l'accord du comité d'engagement.")
     assert file.coach_id is None
 
@@ -164,23 +177,28 @@ def test_no_coach_before_approval() -> None:
 def test_a_coach_who_cannot_take_one_more_person_is_refused(coach: Volunteer, load: int, message: str) -> None:
     file = approved()
     before = copy.deepcopy(file)
-    refused(lambda: file.assign(Role.COACH, coach, load, date(2025, 2, 10)), message)
+    refused(lambda: file.assign(VolunteerRole.COACH, coach, load, date(2025, 2, 10)), message)
     assert file == before and file.new_entries == before.new_entries
 
 
 def test_one_coach_at_a_time() -> None:
     file = coached()
-    refused(lambda: file.assign(Role.COACH, a_coach(), 1, APPROVED_ON), "Ce coach suit déjà ce dossier.")
-    refused(lambda: file.assign(Role.COACH, a_coach(volunteer_id="coach-2"), 0, APPROVED_ON),
+    refused(lambda: file.assign(VolunteerRole.COACH, a_coach(), 1, APPROVED_ON), "Ce coach suit déjà ce dossier.")
+    refused(lambda: file.assign(VolunteerRole.COACH, a_coach(volunteer_id="coach-2"), 0, APPROVED_ON),
             "Ce dossier a déjà un coach : libérez-le d'abord.")
-    file.release(Role.COACH, date(2025, 3, 1))
-    assert file.coach_id is None and file.step() is Step.AWAITING_COACH
-    file.assign(Role.COACH, a_coach(volunteer_id="coach-2"), 0, date(2025, 3, 2))
+    refused(lambda: file.release(VolunteerRole.COACH, a_coach(volunteer_id="coach-2"), date(2025, 3, 1)),
+            "Ce bénévole n'est pas le coach de ce dossier.")
+    [released] = file.release(VolunteerRole.COACH, a_coach(), date(2025, 3, 1))
+    assert (released.volunteer_id, released.released, released.assigned_on) == ("coach-1", True, date(2025, 3, 1))
+    assert file.coach_id is None and file.step() is CaseStep.AWAITING_COACH
+    refused(lambda: file.release(VolunteerRole.COACH, None, date(2025, 3, 1)),
+            "Aucun coach n'est attribué à ce dossier.")
+    file.assign(VolunteerRole.COACH, a_coach(volunteer_id="coach-2"), 0, date(2025, 3, 2))
     assert file.coach_id == "coach-2"
 
 
 def test_experts_are_consulted_not_assigned() -> None:
-    refused(lambda: approved().assign(Role.EXPERT, a_coach(role=Role.EXPERT), 0, APPROVED_ON),
+    refused(lambda: approved().assign(VolunteerRole.EXPERT, a_coach(role=VolunteerRole.EXPERT), 0, APPROVED_ON),
             "Un expert ne s'attribue pas : il intervient lors d'une consultation.")
 
 
@@ -212,14 +230,27 @@ def test_coaching_needs_a_coach_and_sponsor_meetings_a_sponsor() -> None:
 
 def test_sessions_are_numbered() -> None:
     file = coached()
-    file.assign(Role.SPONSOR, a_sponsor(), 0, APPROVED_ON)
+    file.assign(VolunteerRole.SPONSOR, a_sponsor(), 0, APPROVED_ON)
     [first] = file.hold_session(SessionKind.COACHING, APPROVED_ON, 60)
     [second] = file.hold_session(SessionKind.SPONSOR, date(2025, 3, 1), None)
     assert isinstance(first, SessionHeld) and (first.number, second.number) == (1, 2)
     assert second.kind is SessionKind.SPONSOR and first.session_id != second.session_id
+    assert (first.volunteer_id, second.volunteer_id) == ("coach-1", "sponsor-1")  # who led each
     assert file.sessions == 2
     assert file.timeline[-1]["volunteer_id"] == "sponsor-1"
     assert file.sessions_by_kind() == {"coaching": 1, "parrainage": 1, "point_etape_collectif": 0, "expertise": 0}
+
+
+def test_the_next_meeting_agreed_travels_with_the_session() -> None:
+    file = coached()
+    at = datetime(2025, 3, 4, 14, 30, tzinfo=UTC)
+    [held] = file.hold_session(SessionKind.COACHING, date(2025, 2, 25), 60, next_session_at=at,
+                               next_session_place="Visioconférence")
+    assert (held.next_session_at, held.next_session_place, held.volunteer_id) == (at, "Visioconférence", "coach-1")
+    assert file.next_session() == {"at": at, "place": "Visioconférence", "session_kind": "coaching"}
+    refused(lambda: file.hold_session(SessionKind.COACHING, date(2025, 3, 5), 60, next_session_at=at),
+            "Le prochain rendez-vous ne peut pas précéder la séance.")
+    assert file.sessions == 1
 
 
 def test_an_absence_is_noted_but_neither_counted_nor_published() -> None:
@@ -288,9 +319,11 @@ def test_refusal_is_only_the_committee_s() -> None:
 # --- routing and handover ------------------------------------------------------------------------------------
 
 def test_a_first_routing_opens_a_file_awaiting_the_committee() -> None:
-    file = CaseFile.opened(uuid.uuid4(), routed(antenna_id=LYON), RECEIVED)
+    file = CaseFile.opened(uuid.uuid4(), routed(antenna_id=LYON, sector="Boulangerie",
+                                                sector_family=SectorFamily.COMMERCE), RECEIVED)
     assert file.stage is Stage.AWAITING_COMMITTEE and file.previous_association is None
     assert (file.antenna_id, file.routing_sequence) == (LYON, 1)
+    assert (file.sector, file.sector_family) == ("Boulangerie", SectorFamily.COMMERCE)  # as intake collected it
     assert file.new_entries[0]["kind"] == "oriente"
 
 
@@ -300,8 +333,10 @@ def test_a_place_found_for_a_waitlisted_case_sets_its_antenna() -> None:
     promoted = routed(sequence=2, antenna_id=LYON, reroute_reason=RerouteCause.PLACE_FREED,
                       previous=PreviousDecision(sequence=1, association=Association.SOIXANTE_MILLE_REBONDS, rule="r"))
     assert CaseFile.opened(uuid.uuid4(), promoted, RECEIVED).stage is Stage.AWAITING_COMMITTEE  # same association
-    file.routed_here_again(promoted)
+    file.set_profile(None, "boulangerie")
+    file.routed_here_again(promoted.model_copy(update={"sector": "commerce", "sector_family": SectorFamily.COMMERCE}))
     assert (file.stage, file.antenna_id, file.routing_sequence) == (Stage.AWAITING_COMMITTEE, LYON, 2)
+    assert (file.sector, file.sector_family) == ("boulangerie", SectorFamily.COMMERCE)  # staff's sector stays
 
 
 def test_an_antenna_of_the_other_association_is_not_taken() -> None:
@@ -366,7 +401,7 @@ def test_routing_may_keep_a_case_whose_handover_was_asked() -> None:
 
 def test_a_case_routed_back_after_leaving_asks_consent_and_committee_again() -> None:
     file = approved(Association.SECOND_SOUFFLE)
-    file.assign(Role.SPONSOR, a_sponsor(antenna_id="second_souffle-lyon"), 0, APPROVED_ON)
+    file.assign(VolunteerRole.SPONSOR, a_sponsor(antenna_id="second_souffle-lyon"), 0, APPROVED_ON)
     file.request_handover(Procedure.LIQUIDATION_JUDICIAIRE, None, None, APPROVED_ON)
     file.routed_elsewhere(routed(sequence=2))
     assert file.sponsor_id is None and file.timeline[-1]["released"] == {"parrain": "sponsor-1"}

@@ -1,4 +1,5 @@
-"""Volunteers of one association: who may follow one more person today, and who fits a case best.
+"""Volunteers of one association: who may follow one more person today, who fits a case best, and an
+antenna's free places.
 
 Pure rules. A volunteer's load is not stored: it is the number of open cases that name them, counted by
 the store, so that closing or handing over a case frees the place without a second write.
@@ -10,24 +11,17 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from enum import StrEnum
 from typing import Any
 
-from shared.schemas import Association
+from shared.schemas import Association, SectorFamily, VolunteerRole
 
 # `<association>-<city>`: lowercase ASCII words joined by "-", shared with routing (e.g. 60000_rebonds-lyon).
 ANTENNA_ID = re.compile(r"^(second_souffle|60000_rebonds)-[a-z0-9]+(?:-[a-z0-9]+)*$")
 
-
-class Role(StrEnum):
-    COACH = "coach"
-    SPONSOR = "parrain"
-    EXPERT = "expert"
-
-
-ROLE_LABELS = {Role.COACH: "coach", Role.SPONSOR: "parrain ou marraine", Role.EXPERT: "expert"}
+ROLE_LABELS = {VolunteerRole.COACH: "coach", VolunteerRole.SPONSOR: "parrain ou marraine",
+               VolunteerRole.EXPERT: "expert"}
 # Roles that follow people over months (experts answer one-off questions and carry no load).
-FOLLOWING_ROLES = (Role.COACH, Role.SPONSOR)
+FOLLOWING_ROLES = (VolunteerRole.COACH, VolunteerRole.SPONSOR)
 
 
 def antenna_belongs_to(antenna_id: str, association: Association) -> bool:
@@ -46,38 +40,42 @@ def french_date(day: date) -> str:
 class Volunteer:
     volunteer_id: str
     display_name: str
-    role: Role
+    role: VolunteerRole
     antenna_id: str
     sectors: list[str] = field(default_factory=list)
     max_people: int = 1
     certified_until: date | None = None  # coaches only: the certification's expiry date
     available: bool = True
     unavailable_until: date | None = None  # e.g. holidays: available again the day after
-    version: int = 0
+    email: str | None = None  # professional contact, kept in this association's instance only
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Volunteer:
         return cls(
-            volunteer_id=doc["_id"], display_name=doc["display_name"], role=Role(doc["role"]),
+            volunteer_id=doc["_id"], display_name=doc["display_name"], role=VolunteerRole(doc["role"]),
             antenna_id=doc["antenna_id"], sectors=list(doc.get("sectors", [])), max_people=doc["max_people"],
             certified_until=as_date(doc.get("certified_until")), available=doc.get("available", True),
-            unavailable_until=as_date(doc.get("unavailable_until")), version=doc.get("version", 0),
+            unavailable_until=as_date(doc.get("unavailable_until")), email=doc.get("email"),
         )
 
     def to_doc(self) -> dict[str, Any]:
+        """The stored document (`_id` is the volunteer id)."""
+        return {"_id": self.volunteer_id, **self.state()}
+
+    def state(self) -> dict[str, Any]:
+        """Every stored field but the id."""
         return {
-            "_id": self.volunteer_id, "display_name": self.display_name, "role": self.role.value,
-            "antenna_id": self.antenna_id, "sectors": [normalise_sector(s) for s in self.sectors],
-            "max_people": self.max_people,
+            "display_name": self.display_name, "role": self.role.value, "antenna_id": self.antenna_id,
+            "sectors": [normalise_sector(s) for s in self.sectors], "max_people": self.max_people,
             "certified_until": self.certified_until.isoformat() if self.certified_until else None,
             "available": self.available,
             "unavailable_until": self.unavailable_until.isoformat() if self.unavailable_until else None,
-            "version": self.version,
+            "email": self.email,
         }
 
     def unavailability(self, today: date) -> str | None:
         """Why this volunteer cannot take anyone on today, whatever their load (French), or None."""
-        if self.role is Role.COACH:
+        if self.role is VolunteerRole.COACH:
             if self.certified_until is None:
                 return "Ce coach n'est pas certifié : il ne peut pas suivre d'entrepreneur."
             if self.certified_until < today:
@@ -99,8 +97,10 @@ class Volunteer:
     def free_slots(self, today: date, load: int) -> int:
         return 0 if self.unavailability(today) else max(0, self.max_people - load)
 
-    def covers(self, sector: str | None) -> bool:
-        return sector is not None and normalise_sector(sector) in {normalise_sector(s) for s in self.sectors}
+    def covers(self, sector: str | None, sector_family: SectorFamily | None = None) -> bool:
+        """Has experience of the case's sector, named as staff or intake wrote it or by its broad family."""
+        wanted = {normalise_sector(s) for s in (sector, sector_family) if s is not None}
+        return bool(wanted & {normalise_sector(s) for s in self.sectors})
 
 
 @dataclass(frozen=True)
@@ -122,24 +122,35 @@ class Candidate:
                 -self.free_slots, self.volunteer.volunteer_id)
 
 
-def rank(volunteers: Iterable[Volunteer], loads: Mapping[str, int], role: Role, antenna_id: str | None,
-         sector: str | None, today: date) -> list[Candidate]:
+def rank(volunteers: Iterable[Volunteer], loads: Mapping[str, int], role: VolunteerRole, antenna_id: str | None,
+         sector: str | None, today: date, sector_family: SectorFamily | None = None) -> list[Candidate]:
     """Volunteers of `role` who can take the case today, best first."""
     candidates = [
-        Candidate(v, loads.get(v.volunteer_id, 0), v.antenna_id == antenna_id, v.covers(sector))
+        Candidate(v, loads.get(v.volunteer_id, 0), v.antenna_id == antenna_id, v.covers(sector, sector_family))
         for v in volunteers
         if v.role is role and v.refusal(today, loads.get(v.volunteer_id, 0)) is None
     ]
     return sorted(candidates, key=Candidate.rank_key)
 
 
-def free_slots_by_role(volunteers: Iterable[Volunteer], loads: Mapping[str, int], today: date) -> dict[Role, int]:
+def free_slots_by_role(volunteers: Iterable[Volunteer], loads: Mapping[str, int],
+                       today: date) -> dict[VolunteerRole, int]:
     """How many more people the given volunteers can follow today, per following role."""
     free = dict.fromkeys(FOLLOWING_ROLES, 0)
     for volunteer in volunteers:
         if volunteer.role in free:
             free[volunteer.role] += volunteer.free_slots(today, loads.get(volunteer.volunteer_id, 0))
     return free
+
+
+@dataclass(frozen=True)
+class AntennaCapacity:
+    """An antenna's free places as last published to routing."""
+
+    antenna_id: str
+    coach_slots_free: int
+    sponsor_slots_free: int
+    as_of: datetime
 
 
 def as_date(value: Any) -> date | None:

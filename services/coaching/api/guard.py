@@ -1,24 +1,35 @@
-"""What every staff route shares: refusals mapped to French HTTP errors, and the access audited."""
+"""What every staff route shares: refusals mapped to French HTTP errors, the access audited, common fields."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import HTTPException
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, Field
 
-from services.coaching.accompaniment import CaseNotFound, VolunteerNotFound
 from services.coaching.audit import AuditTrail
 from services.coaching.auth import Staff
-from services.coaching.domain import TransitionRefused
-from services.coaching.store import VersionConflict
-from services.coaching.volunteers import ANTENNA_ID, antenna_belongs_to
+from services.coaching.domain.case_file import TransitionRefused
+from services.coaching.domain.volunteers import ANTENNA_ID, antenna_belongs_to
+from services.coaching.service import CaseNotFound, VolunteerNotFound
 from shared.schemas import Association
+from shared.store import VersionConflict
 
 T = TypeVar("T")
 AntennaId = Annotated[str, Field(pattern=ANTENNA_ID.pattern, max_length=80)]
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _email(value: str) -> str:
+    if not _EMAIL.match(value):
+        raise ValueError("Adresse e-mail invalide.")
+    return value
+
+
+Email = Annotated[str, Field(max_length=254), AfterValidator(_email)]
 
 # exception -> (status, audited outcome, message; None = the exception's own French message)
 _REFUSALS: tuple[tuple[type[Exception], int, str, str | None], ...] = (
@@ -27,10 +38,6 @@ _REFUSALS: tuple[tuple[type[Exception], int, str, str | None], ...] = (
     (CaseNotFound, 404, "introuvable", "Dossier introuvable."),
     (VolunteerNotFound, 404, "introuvable", "Bénévole introuvable."),
 )
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class Guard:

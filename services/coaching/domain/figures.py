@@ -13,8 +13,9 @@ from datetime import date
 from statistics import fmean
 from typing import Any
 
-from services.coaching.domain import CaseFile, Stage, Step
-from services.coaching.volunteers import FOLLOWING_ROLES, Role, Volunteer, rank
+from services.coaching.domain.case_file import CaseFile, CaseStep, Stage
+from services.coaching.domain.volunteers import FOLLOWING_ROLES, Volunteer, rank
+from shared.schemas import VolunteerRole
 
 NO_ANTENNA = "sans_antenne"
 WAITS = ("reception_comite", "comite_coach")
@@ -30,7 +31,7 @@ def antenna_of(file: CaseFile) -> str:
     return file.antenna_id or NO_ANTENNA
 
 
-def waiting_list(files: Iterable[CaseFile], volunteers: list[Volunteer], loads: Mapping[str, int], role: Role,
+def waiting_list(files: Iterable[CaseFile], volunteers: list[Volunteer], loads: Mapping[str, int], role: VolunteerRole,
                  today: date, antenna_id: str | None = None) -> list[dict[str, Any]]:
     """Approved cases still without a volunteer of `role`, first approved first, with their place per antenna.
 
@@ -46,7 +47,7 @@ def waiting_list(files: Iterable[CaseFile], volunteers: list[Volunteer], loads: 
         positions[antenna] += 1
         if antenna_id is not None and antenna != antenna_id:
             continue
-        candidates = rank(volunteers, loads, role, file.antenna_id, file.sector, today)
+        candidates = rank(volunteers, loads, role, file.antenna_id, file.sector, today, file.sector_family)
         local = [c for c in candidates if c.same_antenna] if file.antenna_id else candidates
         entries.append({
             "case_id": str(file.case_id), "role": role.value, "antenna_id": antenna, "sector": file.sector,
@@ -77,7 +78,7 @@ def coordination(files: list[CaseFile], volunteers: list[Volunteer], loads: Mapp
 def _antenna_figures(files: list[CaseFile], local: list[Volunteer], everyone: list[Volunteer],
                      loads: Mapping[str, int], today: date, targets: Targets) -> dict[str, Any]:
     open_files = [f for f in files if f.is_open]
-    by_step = dict.fromkeys((s.value for s in Step), 0)
+    by_step = dict.fromkeys((s.value for s in CaseStep), 0)
     for file in open_files:
         by_step[file.step().value] += 1  # type: ignore[union-attr]
     waits = {

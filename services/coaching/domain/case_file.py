@@ -1,7 +1,7 @@
 """The accompaniment of one case: which steps may follow which, and the events each step causes.
 
-Pure rules: the store loads a CaseFile, a method checks the transition, changes the file, notes what
-happened in the timeline and returns the events to publish; the store saves all of it in one write. A
+Pure rules: the service loads a CaseFile, a method checks the transition, changes the file, notes what
+happened in the timeline and returns the events it causes; the store saves all of it in one write. A
 refused transition raises TransitionRefused (HTTP 409) before anything is changed.
 """
 
@@ -13,7 +13,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from services.coaching.volunteers import ROLE_LABELS, Role, Volunteer, antenna_belongs_to, as_date
+from services.coaching.domain.volunteers import ROLE_LABELS, Volunteer, antenna_belongs_to, as_date
 from shared.schemas import (
     Association,
     CaseClosed,
@@ -25,8 +25,11 @@ from shared.schemas import (
     RerouteCause,
     RerouteReason,
     RerouteRequested,
+    SectorFamily,
     SessionHeld,
     SessionKind,
+    VolunteerAssigned,
+    VolunteerRole,
 )
 
 
@@ -45,8 +48,8 @@ OPEN_STAGES = frozenset({Stage.AWAITING_CONSENT, Stage.AWAITING_COMMITTEE, Stage
 FOLLOWED_STAGES = frozenset({Stage.ACCOMPANIED, Stage.HANDOVER_REQUESTED})
 
 
-class Step(StrEnum):
-    """Where an open case stands, finer than its stage: what coordinators count."""
+class CaseStep(StrEnum):
+    """Where an open case stands, finer than its stage: what coordinators count (the API's `step`)."""
 
     AWAITING_CONSENT = "attente_consentement"
     AWAITING_COMMITTEE = "attente_comite"
@@ -72,15 +75,11 @@ class Orientation(StrEnum):
 
 # A Second Souffle case moves to 60 000 rebonds once the company is gone.
 HANDOVER_PROCEDURES = (Procedure.LIQUIDATION_JUDICIAIRE, Procedure.CESSION_A_LA_BARRE)
-ASSIGNED_FIELD = {Role.COACH: "coach_id", Role.SPONSOR: "sponsor_id"}
+ASSIGNED_FIELD = {VolunteerRole.COACH: "coach_id", VolunteerRole.SPONSOR: "sponsor_id"}
 
 
 class TransitionRefused(Exception):
     """The step is impossible in the case's current state; the message is shown to staff (French)."""
-
-
-def other_association(association: Association) -> Association:
-    return next(a for a in Association if a is not association)
 
 
 @dataclass
@@ -100,6 +99,7 @@ class CaseFile:
     previous_association: Association | None = None  # set when the case came from the other association
     antenna_id: str | None = None
     sector: str | None = None
+    sector_family: SectorFamily | None = None
     consent_on: date | None = None
     committee_on: date | None = None
     decided_on: date | None = None
@@ -125,7 +125,7 @@ class CaseFile:
         for name in _DATES:
             values[name] = as_date(values.get(name))
         for name, enum in (("association", Association), ("stage", Stage), ("outcome", Outcome),
-                           ("previous_association", Association)):
+                           ("previous_association", Association), ("sector_family", SectorFamily)):
             if values.get(name) is not None:
                 values[name] = enum(values[name])
         return cls(case_id=uuid.UUID(doc["_id"]), **values)
@@ -156,6 +156,7 @@ class CaseFile:
             stage=Stage.AWAITING_CONSENT if previous else Stage.AWAITING_COMMITTEE,
             opened_at=now, received_at=routed.received_at, routing_sequence=routed.sequence,
             correlation_id=correlation_id, previous_association=previous, antenna_id=_antenna(routed),
+            sector=routed.sector, sector_family=routed.sector_family,
         )
         file._note("oriente", at=routed.routed_at, association=routed.association.value, reasons=routed.reasons,
                    sequence=routed.sequence, antenna_id=file.antenna_id,
@@ -171,10 +172,13 @@ class CaseFile:
         if self.stage is Stage.HANDOVER_REQUESTED:
             self.stage = Stage.ACCOMPANIED
         elif not self.is_open:
-            self.stage, self.previous_association = Stage.AWAITING_CONSENT, other_association(self.association)
+            self.stage, self.previous_association = Stage.AWAITING_CONSENT, self.association.other
             self.committee_on = self.decided_on = self.approved_on = self.closed_on = None
             self.outcome = self.oriented_to = None
         self.antenna_id = _antenna(routed) or self.antenna_id
+        # What intake collected fills a gap; what staff set stays.
+        self.sector = self.sector or routed.sector
+        self.sector_family = self.sector_family or routed.sector_family
         self._note("oriente", at=routed.routed_at, association=routed.association.value, reasons=routed.reasons,
                    sequence=routed.sequence, antenna_id=self.antenna_id)
         return []
@@ -193,15 +197,19 @@ class CaseFile:
             self._note("reoriente", to=routed.association.value, sequence=routed.sequence)
         return []
 
-    def set_profile(self, antenna_id: str | None, sector: str | None) -> list[Contract]:
+    def set_profile(self, antenna_id: str | None, sector: str | None,
+                    sector_family: SectorFamily | None = None) -> list[Contract]:
         self._require_open()
         if antenna_id is not None and not antenna_belongs_to(antenna_id, self.association):
             raise TransitionRefused("Cette antenne n'appartient pas à l'association du dossier.")
-        changes = {}
+        changes: dict[str, str] = {}
         if antenna_id is not None and antenna_id != self.antenna_id:
             self.antenna_id = changes["antenna_id"] = antenna_id
         if sector is not None and sector != self.sector:
             self.sector = changes["sector"] = sector
+        if sector_family is not None and sector_family is not self.sector_family:
+            self.sector_family = sector_family
+            changes["sector_family"] = sector_family.value
         if changes:
             self._note("profil", **changes)
         return []
@@ -248,17 +256,20 @@ class CaseFile:
             return [CommitteeApproved(association=self.association, decided_on=decided_on, reasons=reasons)]
         if orientation is Orientation.OTHER_ASSOCIATION:
             closed = self._close(Outcome.DECLINED, decided_on, reasons,
-                                 oriented_to=other_association(self.association).value)
+                                 oriented_to=self.association.other.value)
             return [closed, RerouteRequested(requested_by=self.association, reason=RerouteReason.OUT_OF_SCOPE)]
         oriented_to = Orientation.APESA.value if orientation is Orientation.APESA else None
         return [self._close(Outcome.DECLINED, decided_on, reasons, oriented_to=oriented_to)]
 
     # --- volunteers --------------------------------------------------------------------------------------
 
-    def assigned(self, role: Role) -> str | None:
+    def assigned(self, role: VolunteerRole) -> str | None:
         return getattr(self, ASSIGNED_FIELD[role]) if role in ASSIGNED_FIELD else None
 
-    def assign(self, role: Role, volunteer: Volunteer, load: int, on: date) -> list[Contract]:
+    def assigned_on(self, role: VolunteerRole) -> date | None:
+        return {VolunteerRole.COACH: self.coach_assigned_on, VolunteerRole.SPONSOR: self.sponsor_assigned_on}.get(role)
+
+    def assign(self, role: VolunteerRole, volunteer: Volunteer, load: int, on: date) -> list[Contract]:
         """Name the volunteer who follows this person; `load` is how many people they follow already."""
         label = ROLE_LABELS[role]
         if role not in ASSIGNED_FIELD:
@@ -277,24 +288,32 @@ class CaseFile:
         setattr(self, ASSIGNED_FIELD[role], volunteer.volunteer_id)
         setattr(self, f"{ASSIGNED_FIELD[role].removesuffix('_id')}_assigned_on", on)
         self._note("attribution", role=role.value, volunteer_id=volunteer.volunteer_id, on=on.isoformat())
-        return []
+        return [_assignment(self.association, role, volunteer, on)]
 
-    def release(self, role: Role, on: date) -> list[Contract]:
-        """The volunteer stops following this person (they left, or another fits better)."""
+    def release(self, role: VolunteerRole, volunteer: Volunteer | None, on: date) -> list[Contract]:
+        """The volunteer assigned (`volunteer`, None when nobody is) stops following this person (they left,
+        or another fits better)."""
         self._require_open()
         current = self.assigned(role)
         if current is None:
             raise TransitionRefused(f"Aucun {ROLE_LABELS[role]} n'est attribué à ce dossier.")
+        if volunteer is None or current != volunteer.volunteer_id:
+            raise TransitionRefused(f"Ce bénévole n'est pas le {ROLE_LABELS[role]} de ce dossier.")
         setattr(self, ASSIGNED_FIELD[role], None)
         self._note("liberation", role=role.value, volunteer_id=current, on=on.isoformat())
-        return []
+        return [_assignment(self.association, role, volunteer, on, released=True)]
 
     # --- sessions ----------------------------------------------------------------------------------------
 
     def hold_session(self, kind: SessionKind, held_on: date, duration_minutes: int | None, *,
-                     attended: bool = True, session_id: str | None = None,
-                     volunteer_id: str | None = None) -> list[Contract]:
-        """Record a session; an absent entrepreneur is noted, not counted. A known session_id is a no-op."""
+                     attended: bool = True, session_id: str | None = None, volunteer_id: str | None = None,
+                     next_session_at: datetime | None = None, next_session_place: str | None = None) -> list[Contract]:
+        """Record a session; an absent entrepreneur is noted, not counted. A known session_id is a no-op.
+
+        `volunteer_id` names the expert of a consultation; a coaching session is led by the case's coach,
+        a sponsor meeting by its sponsor. The next meeting agreed, if any, travels with the event so that
+        the people concerned can be reminded of it.
+        """
         if self.stage in (Stage.AWAITING_COMMITTEE, Stage.AWAITING_CONSENT):
             raise TransitionRefused("Aucune séance avant l'accord du comité d'engagement.")
         if self.stage is Stage.CLOSED:
@@ -310,20 +329,33 @@ class CaseFile:
                 "Aucun parrain ni marraine n'est attribué à ce dossier : attribuez-en un avant la rencontre.")
         if session_id is not None and self.has_session(session_id):
             return []
+        if next_session_at is not None and next_session_at.date() < held_on:
+            raise TransitionRefused("Le prochain rendez-vous ne peut pas précéder la séance.")
         session_id = session_id or str(uuid.uuid4())
         led_by = {SessionKind.COACHING: self.coach_id, SessionKind.SPONSOR: self.sponsor_id}.get(kind, volunteer_id)
         details = {"session_id": session_id, "session_kind": kind.value, "held_on": held_on.isoformat(),
                    "duration_minutes": duration_minutes, "volunteer_id": led_by}
+        if next_session_at is not None or next_session_place is not None:
+            details |= {"next_session_at": next_session_at, "next_session_place": next_session_place}
         if not attended:
             self._note("absence", **details)
             return []
         self.sessions += 1
         self._note("seance", number=self.sessions, **details)
         return [SessionHeld(association=self.association, session_id=session_id, kind=kind, held_on=held_on,
-                            duration_minutes=duration_minutes, number=self.sessions)]
+                            duration_minutes=duration_minutes, number=self.sessions, volunteer_id=led_by,
+                            next_session_at=next_session_at, next_session_place=next_session_place)]
 
     def has_session(self, session_id: str) -> bool:
         return any(entry.get("session_id") == session_id for entry in self.timeline)
+
+    def next_session(self) -> dict[str, Any] | None:
+        """The next meeting agreed at the latest session that named one (`at`, `place`), or None."""
+        for entry in reversed(self.timeline):
+            if entry.get("kind") in ("seance", "absence") and entry.get("next_session_at") is not None:
+                return {"at": entry["next_session_at"], "place": entry.get("next_session_place"),
+                        "session_kind": entry["session_kind"]}
+        return None
 
     def sessions_by_kind(self) -> dict[str, int]:
         counts = dict.fromkeys((k.value for k in SessionKind), 0)
@@ -349,7 +381,7 @@ class CaseFile:
         self.stage = Stage.HANDOVER_REQUESTED
         self._note("transmission_demandee", procedure=procedure.value, on=on.isoformat(),
                    court_decision_date=court_decision_date.isoformat() if court_decision_date else None,
-                   to=other_association(self.association).value)
+                   to=self.association.other.value)
         return [RerouteRequested(requested_by=self.association, reason=RerouteReason.HANDOVER, procedure=procedure,
                                  court_decision_date=court_decision_date, comment=comment)]
 
@@ -398,16 +430,16 @@ class CaseFile:
     def is_open(self) -> bool:
         return self.stage in OPEN_STAGES
 
-    def step(self) -> Step | None:
+    def step(self) -> CaseStep | None:
         """The coordinators' view of an open case (None once it is closed or handed over)."""
         if self.stage is Stage.AWAITING_COMMITTEE:
-            return Step.COMMITTEE_SCHEDULED if self.committee_on else Step.AWAITING_COMMITTEE
+            return CaseStep.COMMITTEE_SCHEDULED if self.committee_on else CaseStep.AWAITING_COMMITTEE
         if self.stage is Stage.ACCOMPANIED:
             if self.sponsor_id:
-                return Step.WITH_SPONSOR
-            return Step.WITH_COACH if self.coach_id else Step.AWAITING_COACH
-        return {Stage.AWAITING_CONSENT: Step.AWAITING_CONSENT,
-                Stage.HANDOVER_REQUESTED: Step.HANDOVER_REQUESTED}.get(self.stage)
+                return CaseStep.WITH_SPONSOR
+            return CaseStep.WITH_COACH if self.coach_id else CaseStep.AWAITING_COACH
+        return {Stage.AWAITING_CONSENT: CaseStep.AWAITING_CONSENT,
+                Stage.HANDOVER_REQUESTED: CaseStep.HANDOVER_REQUESTED}.get(self.stage)
 
     # --- helpers -----------------------------------------------------------------------------------------
 
@@ -439,8 +471,15 @@ def came_from(routed: CaseRouted) -> Association | None:
     if routed.previous is not None:
         return routed.previous.association if routed.previous.association is not routed.association else None
     if routed.reroute_reason in (RerouteCause.HANDOVER, RerouteCause.OUT_OF_SCOPE):
-        return other_association(routed.association)
+        return routed.association.other
     return None
+
+
+def _assignment(association: Association, role: VolunteerRole, volunteer: Volunteer, on: date,
+                released: bool = False) -> VolunteerAssigned:
+    return VolunteerAssigned(association=association, role=role, volunteer_id=volunteer.volunteer_id,
+                             display_name=volunteer.display_name, email=volunteer.email, assigned_on=on,
+                             released=released)
 
 
 def _antenna(routed: CaseRouted) -> str | None:
