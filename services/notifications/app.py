@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 from fastapi import FastAPI
@@ -19,7 +18,7 @@ from services.notifications.handlers import (
     VolunteerAssignedHandler,
 )
 from services.notifications.metrics import NotificationMetrics
-from services.notifications.service import NotificationsService
+from services.notifications.service import Clock, NotificationsService
 from services.notifications.settings import NotificationsSettings
 from services.notifications.smtp import SmtpTransport
 from services.notifications.store import Stores, create_indexes, mongo_stores
@@ -50,7 +49,7 @@ SUBSCRIPTIONS = {
 
 
 def build_service(settings: NotificationsSettings, *, stores: Stores | None = None,
-                  transport: Transport | None = None, clock: Callable[[], datetime] | None = None,
+                  transport: Transport | None = None, clock: Clock | None = None,
                   runtime: ServiceRuntime | None = None) -> NotificationsService:
     """The service and, when email is enabled, its dispatcher (`service.dispatcher`), wired once for
     production (Mongo stores from `runtime`) and tests (fakes in `stores`)."""

@@ -58,7 +58,6 @@ class Phase(StrEnum):
     DATA = "donnees"  # DATA sent: the server may have accepted it (in doubt until recorded)
 
 
-FINAL = (Status.SENT, Status.OPTED_OUT, Status.NO_ADDRESS, Status.FAILED)
 VOLUNTEERS = (Recipient.COACH, Recipient.SPONSOR)
 # The roles that follow a person; an expert answers one-off questions and is never assigned to a case.
 VOLUNTEER_OF_ROLE = {VolunteerRole.COACH: Recipient.COACH, VolunteerRole.SPONSOR: Recipient.SPONSOR}
