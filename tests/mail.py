@@ -6,16 +6,15 @@ import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime  # noqa: F401
+from datetime import UTC, date, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiosmtpd.controller import Controller
 
 from ops.mailsink import MailSink
-from services.notifications.handlers import SUBSCRIBED
+from services.notifications.app import SUBSCRIPTIONS
 from shared.broker import EVENT_TOPICS, ensure_topics
-from shared.settings import ServiceSettings
 from shared.schemas import (
     EVENTS,
     CaseClosed,
@@ -24,8 +23,10 @@ from shared.schemas import (
     CommitteeApproved,
     Envelope,
     SessionHeld,
+    VolunteerAssigned,
     new_envelope,
 )
+from shared.settings import ServiceSettings
 from tests.conftest import free_port
 
 # Recognisable personal values: none may reach the partner feed, a key, a header or a log.
@@ -40,13 +41,21 @@ PERSON = {
 }
 PARTNER = {"kind": "mandataire", "organisation": "Étude Martin & Associés", "partner_reference": "LJ-2026-0427",
            "contact_email": "greffe@etude-martin.example"}
-ANTENNA = {"antenna_id": "60000_rebonds-saint-etienne", "antenna_name": "60 000 rebonds Saint-Étienne",
-           "antenna_city": "Saint-Étienne", "antenna_email": "saint-etienne@60000rebonds.example",
-           "antenna_phone": "04 77 00 00 00", "antenna_address": "12 rue de la République, 42000 Saint-Étienne"}
-COACH = {"coach": {"first_name": "Aurélien", "last_name": "Coach", "email": "aurelien.coach@example.org"}}
+ANTENNA_EMAIL = "saint-etienne@60000rebonds.example"
 
 
-SUBSCRIBED_TOPICS = tuple(EVENTS[name].topic for name in SUBSCRIBED)
+def antenna(email: str = ANTENNA_EMAIL) -> dict[str, str]:
+    """Routing's fields naming the antenna: its public contact is free text holding the coordination's email."""
+    return {"antenna_id": "60000_rebonds-saint-etienne", "antenna_name": "60 000 rebonds Saint-Étienne",
+            "antenna_contact": f"12 rue de la République, 42000 Saint-Étienne, 04 77 00 00 00, {email}"}
+
+
+ANTENNA = antenna()
+# The coach coaching assigns (VolunteerAssigned): their professional contact.
+COACH = {"volunteer_id": "vol-aurelien", "display_name": "Aurélien Coach", "email": "aurelien.coach@example.org"}
+
+
+SUBSCRIBED_TOPICS = tuple(EVENTS[name].topic for name in SUBSCRIPTIONS)
 
 
 class Inbox(MailSink):
@@ -80,9 +89,11 @@ def smtp_server() -> Iterator[tuple[Inbox, int]]:
 
 
 def flow(case_id: uuid.UUID | None = None, *, person: dict | None = None, referral: dict | None = None,
-         routed_extra: dict | None = None, session_extra: dict | None = None) -> dict[str, Envelope]:
-    """The five events of one case, as the other services would publish them."""
+         routed_extra: dict | None = None, coach: dict | None = None) -> dict[str, Envelope]:
+    """The events of one case, as the other services would publish them: a coach is assigned, leads a
+    session and is still following the person at the closing."""
     case_id = case_id or uuid.uuid4()
+    coach = coach or COACH
     received = new_envelope(CaseReceived(
         situation={"procedure": "liquidation_judiciaire", "postal_code": "42000", "commune": "Saint-Étienne",
                    "court_decision_date": "2025-09-15"},
@@ -96,14 +107,19 @@ def flow(case_id: uuid.UUID | None = None, *, person: dict | None = None, referr
         cause=received)
     approved = new_envelope(CommitteeApproved(association="60000_rebonds", decided_on=date(2026, 3, 12)),
                             case_id=case_id, producer="coaching")
-    session = new_envelope(SessionHeld.model_validate({
-        "association": "60000_rebonds", "session_id": "s-1", "kind": "coaching", "held_on": "2026-03-19",
-        "duration_minutes": 60, "number": 1, "next_session_at": "2026-04-02T14:30:00+02:00",
-        **(session_extra if session_extra is not None else COACH)}), case_id=case_id, producer="coaching")
-    closed = new_envelope(CaseClosed.model_validate({
-        "association": "60000_rebonds", "outcome": "emploi_salarie", "closed_on": "2027-01-29", "journey_days": 334,
-        **(session_extra if session_extra is not None else COACH)}), case_id=case_id, producer="coaching")
-    return {"received": received, "routed": routed, "approved": approved, "session": session, "closed": closed}
+    assigned = new_envelope(VolunteerAssigned(association="60000_rebonds", role="coach",
+                                              assigned_on=date(2026, 3, 13), **coach),
+                            case_id=case_id, producer="coaching")
+    session = new_envelope(SessionHeld(
+        association="60000_rebonds", session_id="s-1", kind="coaching", held_on=date(2026, 3, 19),
+        duration_minutes=60, number=1, volunteer_id=coach["volunteer_id"],
+        next_session_at=datetime.fromisoformat("2026-04-02T14:30:00+02:00"),
+        next_session_place="antenne de Saint-Étienne"), case_id=case_id, producer="coaching")
+    closed = new_envelope(CaseClosed(association="60000_rebonds", outcome="emploi_salarie",
+                                     closed_on=date(2027, 1, 29), journey_days=334),
+                          case_id=case_id, producer="coaching")
+    return {"received": received, "routed": routed, "approved": approved, "assigned": assigned, "session": session,
+            "closed": closed}
 
 
 def metric(text: str, recipient: str, result: str) -> float:

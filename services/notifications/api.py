@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from datetime import datetime
+from typing import Any, Literal, cast
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse
 from markupsafe import escape
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from services.notifications.domain import Recipient
-from services.notifications.store import NotificationStore
-from services.notifications.tokens import Tokens
+from services.notifications.domain import Recipient, Status
+from services.notifications.service import NotificationsService, Preference
+from shared.http import StrictRequest
 from shared.schemas.asyncapi import asyncapi_document
 
 
-class PreferenceIn(BaseModel):
+class PreferenceIn(StrictRequest):
     """Who opts out (or back in): a case and a recipient role, or the token of an email's unsubscribe link."""
-
-    model_config = ConfigDict(extra="forbid")
 
     case_id: uuid.UUID | None = None
     recipient: Recipient | None = None
@@ -34,34 +33,86 @@ class PreferenceIn(BaseModel):
         return self
 
 
-def router(store: NotificationStore, tokens: Tokens, kafka_bootstrap: str) -> APIRouter:
+class NotificationOut(BaseModel):
+    """One message to one recipient about one event: where it stands, never who it was addressed to."""
+
+    id: str
+    event_id: str
+    event_type: str
+    recipient: Recipient
+    template: str
+    channel: str
+    status: Status
+    created_at: datetime
+    failures: int = 0
+    last_error: str | None = None  # SMTP codes and error types only
+    reason: str | None = None  # why it failed for good
+    finished_at: datetime | None = None
+    in_doubt: bool = False  # recorded as sent after a crash that left it unknown (`in_doubt=assume_sent`)
+
+
+class CaseNotifications(BaseModel):
+    case_id: uuid.UUID
+    notifications: list[NotificationOut]
+
+
+class PreferenceOut(BaseModel):
+    case_id: uuid.UUID
+    recipient: Recipient
+    channel: str
+    opted_out: bool
+    via: Literal["api", "lien"]
+    updated_at: datetime | None = None
+
+
+class CasePreferences(BaseModel):
+    case_id: uuid.UUID
+    preferences: list[PreferenceOut]
+
+
+class AsyncApiDocument(BaseModel):
+    """An AsyncAPI 3.0 document (its own schema: https://www.asyncapi.com/docs/reference/specification/v3.0.0)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    asyncapi: str
+    info: dict[str, Any]
+    servers: dict[str, Any]
+    channels: dict[str, Any]
+    components: dict[str, Any]
+
+
+def router(service: NotificationsService, kafka_bootstrap: str) -> APIRouter:
     api = APIRouter(tags=["notifications"])
 
-    @api.get("/cases/{case_id}/notifications", summary="Notifications recorded for a case (no contact details)")
-    async def notifications(case_id: uuid.UUID) -> dict[str, Any]:
-        return {"case_id": str(case_id), "notifications": await store.for_case(str(case_id))}
+    @api.get("/cases/{case_id}/notifications", response_model=CaseNotifications,
+             summary="Notifications recorded for a case (no contact details)")
+    async def notifications(case_id: uuid.UUID) -> CaseNotifications:
+        found = await service.notifications_of(str(case_id))
+        return CaseNotifications(case_id=case_id, notifications=[NotificationOut.model_validate(n) for n in found])
 
-    @api.get("/cases/{case_id}/preferences", summary="Opt-outs recorded for a case")
-    async def preferences(case_id: uuid.UUID) -> dict[str, Any]:
-        return {"case_id": str(case_id), "preferences": await store.preferences_for(str(case_id))}
+    @api.get("/cases/{case_id}/preferences", response_model=CasePreferences, summary="Opt-outs recorded for a case")
+    async def preferences(case_id: uuid.UUID) -> CasePreferences:
+        found = await service.preferences_of(str(case_id))
+        return CasePreferences(case_id=case_id, preferences=[_preference(p) for p in found])
 
-    @api.post("/preferences", summary="Opt a recipient out of a channel (or back in)", responses={404: {}, 422: {}})
-    async def set_preference(body: PreferenceIn) -> dict[str, Any]:
+    @api.post("/preferences", response_model=PreferenceOut, responses={404: {}, 422: {}},
+              summary="Opt a recipient out of a channel (or back in)")
+    async def set_preference(body: PreferenceIn) -> PreferenceOut:
         if body.token is not None:
-            named = tokens.read_unsubscribe(body.token)
-            if named is None:
+            saved = await service.set_preference_by_token(body.token, channel=body.channel, opted_out=body.opted_out)
+            if saved is None:
                 raise HTTPException(404, "Lien de désabonnement inconnu ou altéré.")
-            case_id, recipient = named
         else:
-            case_id, recipient = str(body.case_id), body.recipient  # type: ignore[assignment]
-        saved = await store.set_preference(case_id, recipient, body.channel, body.opted_out,
-                                           via="lien" if body.token else "api")
-        return {k: v for k, v in saved.items() if k != "updated_at"}
+            # Both present: the model refuses a body with neither a token nor a case and a recipient.
+            saved = await service.set_preference(str(body.case_id), cast(Recipient, body.recipient),
+                                                 channel=body.channel, opted_out=body.opted_out)
+        return _preference(saved)
 
     # Two steps on purpose: mail scanners open links in emails; only a person clicks the confirmation.
     @api.get("/desabonnement/{token}", response_class=HTMLResponse, summary="Unsubscribe page (from an email)")
     async def unsubscribe_page(token: str) -> HTMLResponse:
-        if tokens.read_unsubscribe(token) is None:
+        if service.unsubscribing(token) is None:
             return _page("Lien inconnu", "Ce lien de désabonnement est inconnu ou incomplet.", status=404)
         link = f"/desabonnement/{escape(token)}/confirmer"
         return _page("Ne plus recevoir ces e-mails ?",
@@ -70,22 +121,26 @@ def router(store: NotificationStore, tokens: Tokens, kafka_bootstrap: str) -> AP
 
     @api.get("/desabonnement/{token}/confirmer", response_class=HTMLResponse, summary="Confirm unsubscribing")
     async def unsubscribe(token: str) -> HTMLResponse:
-        named = tokens.read_unsubscribe(token)
-        if named is None:
+        if await service.set_preference_by_token(token) is None:
             return _page("Lien inconnu", "Ce lien de désabonnement est inconnu ou incomplet.", status=404)
-        await store.set_preference(named[0], named[1], "email", True, via="lien")
         return _page("Désabonnement enregistré",
                      "C'est noté : vous ne recevrez plus d'e-mails de Relais au sujet de ce dossier.")
 
-    @api.get("/asyncapi.json", summary="AsyncAPI 3 document of every public topic")
-    async def asyncapi() -> dict[str, Any]:
-        return asyncapi_document(kafka_bootstrap)
+    @api.get("/asyncapi.json", response_model=AsyncApiDocument, summary="AsyncAPI 3 document of every public topic")
+    async def asyncapi() -> AsyncApiDocument:
+        return AsyncApiDocument.model_validate(asyncapi_document(kafka_bootstrap))
 
     @api.get("/asyncapi", response_class=HTMLResponse, summary="The public topics, readable")
     async def asyncapi_page() -> HTMLResponse:
         return HTMLResponse(catalogue_html(asyncapi_document(kafka_bootstrap)))
 
     return api
+
+
+def _preference(preference: Preference) -> PreferenceOut:
+    return PreferenceOut(case_id=uuid.UUID(preference.case_id), recipient=preference.recipient,
+                         channel=preference.channel, opted_out=preference.opted_out, via=preference.via,
+                         updated_at=preference.updated_at)
 
 
 def _page(title: str, text: str, status: int = 200, raw: bool = False) -> HTMLResponse:

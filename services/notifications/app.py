@@ -1,40 +1,83 @@
 """Composition root of notifications: flow events in; emails, opt-outs and the partner feed out."""
 
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 
 from services.notifications.api import router
-from services.notifications.dispatch import Dispatcher
-from services.notifications.handlers import SUBSCRIBED, FlowEventHandler
+from services.notifications.dispatch import Dispatcher, Transport
+from services.notifications.handlers import (
+    CaseClosedHandler,
+    CaseReceivedHandler,
+    CaseRoutedHandler,
+    CommitteeApprovedHandler,
+    SessionHeldHandler,
+    VolunteerAssignedHandler,
+)
 from services.notifications.metrics import NotificationMetrics
+from services.notifications.service import Clock, NotificationsService
 from services.notifications.settings import NotificationsSettings
 from services.notifications.smtp import SmtpTransport
-from services.notifications.store import NotificationStore
+from services.notifications.store import Stores, create_indexes, mongo_stores
 from services.notifications.templates import Renderer
 from services.notifications.tokens import Tokens
-from shared.broker import ensure_topics
 from shared.bootstrap import ServiceRuntime
-from shared.schemas import PARTNER_FEED_TOPIC
+from shared.broker import ensure_topics
+from shared.schemas import (
+    PARTNER_FEED_TOPIC,
+    CaseClosed,
+    CaseReceived,
+    CaseRouted,
+    CommitteeApproved,
+    SessionHeld,
+    VolunteerAssigned,
+    spec_for,
+)
+
+# Every event this service consumes, and its handler.
+SUBSCRIPTIONS = {
+    spec_for(CaseReceived).name: CaseReceivedHandler,
+    spec_for(CaseRouted).name: CaseRoutedHandler,
+    spec_for(CommitteeApproved).name: CommitteeApprovedHandler,
+    spec_for(SessionHeld).name: SessionHeldHandler,
+    spec_for(CaseClosed).name: CaseClosedHandler,
+    spec_for(VolunteerAssigned).name: VolunteerAssignedHandler,
+}
 
 
-def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
-    settings = settings or NotificationsSettings()
-    runtime = ServiceRuntime(settings)
-    store = NotificationStore(runtime.db, runtime.relay)
+def build_service(settings: NotificationsSettings, *, stores: Stores | None = None,
+                  transport: Transport | None = None, clock: Clock | None = None,
+                  runtime: ServiceRuntime | None = None) -> NotificationsService:
+    """The service and, when email is enabled, its dispatcher (`service.dispatcher`), wired once for
+    production (Mongo stores from `runtime`) and tests (fakes in `stores`)."""
+    if stores is None:
+        if runtime is None:
+            raise ValueError("the Mongo stores come from the runtime: pass `runtime` or `stores`")
+        stores = mongo_stores(runtime.db, runtime.relay)
+    clock = clock or (lambda: datetime.now(UTC))
     tokens = Tokens(settings.secret_key.get_secret_value())
-    metrics = NotificationMetrics(runtime.metrics.registry)
-    runtime.on_start(store.create_indexes)
-    runtime.on_start(lambda: ensure_topics(settings, [PARTNER_FEED_TOPIC]))
+    metrics = NotificationMetrics(runtime.metrics.registry if runtime is not None else CollectorRegistry())
     dispatcher = None
     if settings.email_enabled:
-        dispatcher = Dispatcher(store, SmtpTransport(settings), Renderer(), tokens, settings, metrics,
-                                consumer_group=runtime.consumer.group_id)
-        runtime.on_start(dispatcher.start)
-        runtime.on_stop(dispatcher.stop)
-    handler = FlowEventHandler(store, tokens, metrics, dispatcher)
-    for event_type in SUBSCRIBED:
-        runtime.consumer.on(event_type, handler)
-    app = runtime.http_app("Relais — notifications",
-                           "E-mails à chaque étape du parcours, désabonnement, et flux de statuts des partenaires.",
-                           router(store, tokens, settings.kafka_bootstrap))
-    app.state.dispatcher = dispatcher
-    return app
+        dispatcher = Dispatcher(stores, transport or SmtpTransport(settings), Renderer(), tokens, settings, metrics,
+                                consumer_group=settings.consumer_group or settings.service_name, clock=clock)
+    return NotificationsService(stores, tokens, metrics, clock, dispatcher)
+
+
+def create_app(settings: NotificationsSettings | None = None, *, transport: Transport | None = None) -> FastAPI:
+    settings = settings or NotificationsSettings()
+    runtime = ServiceRuntime(settings)
+    service = build_service(settings, transport=transport, runtime=runtime)
+    runtime.on_start(lambda: create_indexes(runtime.db))
+    runtime.on_start(lambda: ensure_topics(settings, [PARTNER_FEED_TOPIC]))
+    if service.dispatcher is not None:
+        runtime.on_start(service.dispatcher.start)
+        runtime.on_stop(service.dispatcher.stop)
+    for event_type, handler in SUBSCRIPTIONS.items():
+        runtime.consumer.on(event_type, handler(service))
+    return runtime.http_app("Relais — notifications",
+                            "E-mails à chaque étape du parcours, désabonnement, et flux de statuts des partenaires.",
+                            router(service, settings.kafka_bootstrap))

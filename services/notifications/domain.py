@@ -11,15 +11,27 @@ redeliveries of the event never create a second one. Its states:
                            └── no address ──> sans_adresse
 
 Partner notifications follow the referral's status changes (see `services.notifications.referrals`),
-the others are planned here from the event alone.
+the others are planned here from the event alone and the volunteers the case is known to have.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from shared.schemas import Envelope, ReferralStatus, SessionKind
+from shared.schemas import (
+    CaseClosed,
+    CaseReceived,
+    CaseRouted,
+    CommitteeApproved,
+    Contract,
+    ReferralStatus,
+    SessionHeld,
+    SessionKind,
+    VolunteerAssigned,
+    VolunteerRole,
+)
 
 
 class Recipient(StrEnum):
@@ -46,7 +58,9 @@ class Phase(StrEnum):
     DATA = "donnees"  # DATA sent: the server may have accepted it (in doubt until recorded)
 
 
-FINAL = (Status.SENT, Status.OPTED_OUT, Status.NO_ADDRESS, Status.FAILED)
+VOLUNTEERS = (Recipient.COACH, Recipient.SPONSOR)
+# The roles that follow a person; an expert answers one-off questions and is never assigned to a case.
+VOLUNTEER_OF_ROLE = {VolunteerRole.COACH: Recipient.COACH, VolunteerRole.SPONSOR: Recipient.SPONSOR}
 
 
 @dataclass(frozen=True)
@@ -54,29 +68,33 @@ class PlannedNotification:
     recipient: Recipient
     template: str
     channel: str = "email"
+    volunteer_id: str | None = None  # for a coach or sponsor: which one (another may follow the case later)
 
 
-_DIRECT: dict[str, tuple[PlannedNotification, ...]] = {
-    "CaseReceived": (PlannedNotification(Recipient.ENTREPRENEUR, "accuse_reception"),),
-    "CaseRouted": (
+_DIRECT: dict[type[Contract], tuple[PlannedNotification, ...]] = {
+    CaseReceived: (PlannedNotification(Recipient.ENTREPRENEUR, "accuse_reception"),),
+    CaseRouted: (
         PlannedNotification(Recipient.ENTREPRENEUR, "orientation"),
         PlannedNotification(Recipient.COORDINATOR, "nouveau_dossier"),
     ),
-    "CommitteeApproved": (PlannedNotification(Recipient.ENTREPRENEUR, "decision_comite"),),
-    "SessionHeld": (PlannedNotification(Recipient.ENTREPRENEUR, "suivi_seance"),),
-    "CaseClosed": (
+    CommitteeApproved: (PlannedNotification(Recipient.ENTREPRENEUR, "decision_comite"),),
+    SessionHeld: (PlannedNotification(Recipient.ENTREPRENEUR, "suivi_seance"),),
+    CaseClosed: (
         PlannedNotification(Recipient.ENTREPRENEUR, "cloture"),
         PlannedNotification(Recipient.COORDINATOR, "cloture_dossier"),
     ),
+    VolunteerAssigned: (),
 }
 
-# The volunteer who led a session hears about the next one; both hear of the closing.
+# The volunteer who led a session hears about the next one; those still following hear of the closing.
 _SESSION_VOLUNTEER = {SessionKind.COACHING: Recipient.COACH, SessionKind.SPONSOR: Recipient.SPONSOR}
 _VOLUNTEER_TEMPLATES = {
-    ("SessionHeld", Recipient.COACH): "seance_coach",
-    ("SessionHeld", Recipient.SPONSOR): "seance_parrain",
-    ("CaseClosed", Recipient.COACH): "fin_accompagnement_coach",
-    ("CaseClosed", Recipient.SPONSOR): "fin_accompagnement_parrain",
+    (VolunteerAssigned, Recipient.COACH): "attribution_coach",
+    (VolunteerAssigned, Recipient.SPONSOR): "attribution_parrain",
+    (SessionHeld, Recipient.COACH): "seance_coach",
+    (SessionHeld, Recipient.SPONSOR): "seance_parrain",
+    (CaseClosed, Recipient.COACH): "fin_accompagnement_coach",
+    (CaseClosed, Recipient.SPONSOR): "fin_accompagnement_parrain",
 }
 
 PARTNER_TEMPLATES: dict[ReferralStatus, str] = {
@@ -88,18 +106,29 @@ PARTNER_TEMPLATES: dict[ReferralStatus, str] = {
 }
 
 
-def plan(envelope: Envelope, volunteers: frozenset[Recipient] = frozenset()) -> list[PlannedNotification]:
-    """The notifications an event causes directly; `volunteers` are the coach/sponsor known for the case."""
-    planned = list(_DIRECT.get(envelope.event_type, ()))
-    candidates: list[Recipient] = []
-    if envelope.event_type == "SessionHeld":
-        led_by = _SESSION_VOLUNTEER.get(SessionKind(envelope.payload["kind"]))
-        candidates = [led_by] if led_by else []
-    elif envelope.event_type == "CaseClosed":
-        candidates = [Recipient.COACH, Recipient.SPONSOR]
-    for recipient in candidates:
-        if recipient in volunteers:
-            planned.append(PlannedNotification(recipient, _VOLUNTEER_TEMPLATES[(envelope.event_type, recipient)]))
+def plan(payload: Contract, following: Mapping[Recipient, str] | None = None) -> list[PlannedNotification]:
+    """The notifications an event causes directly.
+
+    `following` maps the coach and sponsor who follow the case (as far as this service knows when the
+    event is handled) to their volunteer ids. A session names who led it; without that name, the one
+    following the case in that role is told.
+    """
+    following = following or {}
+    planned = list(_DIRECT[type(payload)])
+    volunteers: list[tuple[Recipient, str]] = []
+    if isinstance(payload, VolunteerAssigned):
+        recipient = VOLUNTEER_OF_ROLE.get(payload.role)
+        if recipient is not None and not payload.released:
+            volunteers = [(recipient, payload.volunteer_id)]
+    elif isinstance(payload, SessionHeld):
+        led_by = _SESSION_VOLUNTEER.get(payload.kind)
+        volunteer_id = (payload.volunteer_id or following.get(led_by)) if led_by else None
+        volunteers = [(led_by, volunteer_id)] if led_by and volunteer_id else []
+    elif isinstance(payload, CaseClosed):
+        volunteers = [(r, following[r]) for r in VOLUNTEERS if r in following]
+    for recipient, volunteer_id in volunteers:
+        planned.append(PlannedNotification(recipient, _VOLUNTEER_TEMPLATES[(type(payload), recipient)],
+                                           volunteer_id=volunteer_id))
     return planned
 
 

@@ -14,27 +14,31 @@ from email.policy import SMTP
 from email.utils import format_datetime, parseaddr
 from typing import Any
 
-from services.notifications.context import ANTENNA_FIELDS, Address
-from services.notifications.domain import Recipient
-from services.notifications.templates import ASSOCIATIONS, Rendered
+from services.notifications.domain import VOLUNTEERS, Recipient
+from services.notifications.facts import ANTENNA_FIELDS, Address, latest_routing
+from services.notifications.templates import Rendered
+from shared.schemas import Association
 
 # Every name a template may use, so that a missing fact renders as "absent", never as an error.
 FACT_DEFAULTS: dict[str, Any] = {
     "received_on": None, "routed_on": None, "reasons": [], "antenna": None, "waitlist_position": None,
     "beyond_one_hour": False, "routing_status": None, "decided_on": None, "kind": None, "number": None, "held_on": None,
     "duration_minutes": None, "next_session": None, "outcome": None, "closed_on": None, "journey_days": None,
-    "status": None, "outcome_category": None, "occurred_on": None, "partner_reference": None,
+    "status": None, "outcome_category": None, "occurred_on": None, "partner_reference": None, "role": None,
+    "assigned_on": None,
 }
 
 
 def render_context(*, recipient: Recipient, case_id: str, facts: dict[str, Any], contact: dict[str, Any] | None,
                    address: Address, unsubscribe_url: str, coordinators: dict[str, str]) -> dict[str, Any]:
     contact = contact or {}
-    routing = contact.get("routing") or {}
+    routing = latest_routing(contact)
     association_id = facts.get("association") or routing.get("association")
-    association = ASSOCIATIONS.get(association_id or "")
+    association = Association(association_id).display_name if association_id else None
     antenna = facts.get("antenna") or routing.get("antenna")
     next_session = facts.get("next_session")
+    # Only the volunteers who follow the person learn how to reach them.
+    follows = recipient in VOLUNTEERS
     context = {
         **FACT_DEFAULTS,
         **{k: v for k, v in facts.items() if k in FACT_DEFAULTS},
@@ -47,6 +51,8 @@ def render_context(*, recipient: Recipient, case_id: str, facts: dict[str, Any],
         "recipient_name": address.name,
         "first_name": contact.get("first_name", ""),
         "last_name": contact.get("last_name", ""),
+        "person_email": contact.get("email") if follows else None,
+        "person_phone": contact.get("phone") if follows else None,
         "case_ref": case_id[:8],
         "unsubscribe_url": unsubscribe_url,
     }

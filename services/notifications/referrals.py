@@ -1,6 +1,6 @@
 """What a referring partner learns of a referral: its status changes, without the person's details. Pure.
 
-Events reach this service on five topics, so a CaseRouted can be handled before the CaseReceived that
+Events reach this service on separate topics, so a CaseRouted can be handled before the CaseReceived that
 names the partner, or a CaseClosed before the CommitteeApproved. A status change whose predecessors have
 not been seen yet waits in the referral's record (`pending`) and is released after them. A released change
 becomes a partner email (if a partner referred the person) and a feed record (if the partner gave a
@@ -16,9 +16,12 @@ from datetime import date
 from typing import Any
 
 from shared.schemas import (
+    Association,
+    CaseClosed,
     CaseReceived,
-    Envelope,
-    Outcome,
+    CaseRouted,
+    CommitteeApproved,
+    Contract,
     OutcomeCategory,
     PartnerStatusChanged,
     ReferralStatus,
@@ -56,27 +59,60 @@ class Partner:
     reference: str | None  # None when absent or withheld (it would carry personal data)
     withheld: bool = False
 
+    def stored(self) -> dict[str, Any]:
+        return {"kind": self.kind.value, "reference": self.reference, "withheld": self.withheld}
 
-def status_change(envelope: Envelope) -> StatusChange | None:
+    @classmethod
+    def from_stored(cls, doc: dict[str, Any] | None) -> Partner | None:
+        if not doc:
+            return None
+        return cls(ReferrerKind(doc["kind"]), doc.get("reference"), bool(doc.get("withheld")))
+
+
+# The event each status comes from (a partner notification is about that event).
+EVENT_OF_STATUS = {ReferralStatus.RECEIVED: "CaseReceived", ReferralStatus.ROUTED: "CaseRouted",
+                   ReferralStatus.ACCEPTED: "CommitteeApproved", ReferralStatus.DECLINED: "CaseClosed",
+                   ReferralStatus.CLOSED: "CaseClosed"}
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A referral after one more status change: what still waits, what is released now, who referred."""
+
+    pending: list[StatusChange]
+    released: list[StatusChange]
+    partner: Partner | None
+    received: bool  # the CaseReceived has been released: the partner is known for good
+
+
+def advance(referral: dict[str, Any] | None, change: StatusChange, received: CaseReceived | None) -> Progress:
+    """Add `change` to a stored referral (None: not stored yet); `received` when the change is the reception."""
+    referral = referral or {}
+    partner = partner_of(received) if received is not None else Partner.from_stored(referral.get("partner"))
+    pending = [StatusChange.from_stored(c) for c in referral.get("pending", [])]
+    before = {ReferralStatus(c["status"]) for c in referral.get("history", [])}
+    still, released = release(pending, change, before)
+    return Progress(still, released, partner, ReferralStatus.RECEIVED in before | {c.status for c in released})
+
+
+def status_change(event_id: object, payload: Contract) -> StatusChange | None:
     """The referral status an event means, if any (a session is no status a partner follows)."""
-    p = envelope.payload
-    status: ReferralStatus
-    category = None
-    if envelope.event_type == "CaseReceived":
-        status, day = ReferralStatus.RECEIVED, p["received_at"][:10]
-    elif envelope.event_type == "CaseRouted":
-        status, day = ReferralStatus.ROUTED, p["routed_at"][:10]
-    elif envelope.event_type == "CommitteeApproved":
-        status, day = ReferralStatus.ACCEPTED, p["decided_on"]
-    elif envelope.event_type == "CaseClosed":
-        outcome = Outcome(p["outcome"])
-        category = OUTCOME_CATEGORIES[outcome]
+    category: OutcomeCategory | None = None
+    association: Association | None = None
+    if isinstance(payload, CaseReceived):
+        status, day = ReferralStatus.RECEIVED, payload.received_at.date()
+    elif isinstance(payload, CaseRouted):
+        status, day, association = ReferralStatus.ROUTED, payload.routed_at.date(), payload.association
+    elif isinstance(payload, CommitteeApproved):
+        status, day, association = ReferralStatus.ACCEPTED, payload.decided_on, payload.association
+    elif isinstance(payload, CaseClosed):
+        category = OUTCOME_CATEGORIES[payload.outcome]
         status = ReferralStatus.DECLINED if category is None else ReferralStatus.CLOSED
-        day = p["closed_on"]
+        day, association = payload.closed_on, payload.association
     else:
         return None
-    return StatusChange(event_id=str(envelope.event_id), status=status, occurred_on=day,
-                        association=p.get("association"),
+    return StatusChange(event_id=str(event_id), status=status, occurred_on=day.isoformat(),
+                        association=association.value if association else None,
                         outcome_category=category.value if category else None)
 
 
@@ -137,8 +173,8 @@ def feed_record(change: StatusChange, partner: Partner, referral_id: str) -> Par
         referrer_kind=partner.kind,
         referral_id=referral_id,
         status=change.status,
-        association=change.association,
-        outcome_category=change.outcome_category,
+        association=Association(change.association) if change.association else None,
+        outcome_category=OutcomeCategory(change.outcome_category) if change.outcome_category else None,
         occurred_on=date.fromisoformat(change.occurred_on),
     )
 

@@ -54,6 +54,3 @@ class NotificationsSettings(ServiceSettings):
         "60000_rebonds": "coordination@60000-rebonds.example",
     }
 
-    # Test hook, never set in production: "before_data:<who>" or "after_data:<who>" (who: a recipient role or
-    # a notification id) makes the process SIGKILL itself at that point of the first matching send.
-    test_crash_at: str = ""

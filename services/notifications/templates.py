@@ -24,7 +24,6 @@ PARIS = ZoneInfo("Europe/Paris")
 MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
           "novembre", "décembre")
 WEEKDAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
-ASSOCIATIONS = {"second_souffle": "Second Souffle", "60000_rebonds": "60 000 rebonds"}
 SESSIONS = {
     "coaching": "votre séance de coaching",
     "parrainage": "votre rencontre avec votre parrain ou votre marraine",

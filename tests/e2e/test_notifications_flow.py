@@ -1,6 +1,7 @@
 """Notifications in the whole system: the four services as processes, real Kafka, FerretDB and SMTP.
 
 A case goes through intake, routing and coaching's APIs; the test's SMTP server counts what arrives.
+The coach, assigned in coaching with a professional email, is told who they follow and of the session.
 The referring partner opts out by the link in its first email, a second case's partner mailbox refuses
 every message (retried, then dead-lettered), and the partner reads its statuses from the feed with the
 documented example consumer. (A crash in the middle of a send: tests/faults/test_notifications_crash.py.)
@@ -33,6 +34,7 @@ MESSAGE = "Ma céramique a fermé, je voudrais retravailler."
 REFERENCE = f"TAE-LYON-{TAG}"
 PARTNER_EMAIL = f"greffe.{TAG}@tae-lyon.example"
 REFUSING_EMAIL = f"boite-pleine.{TAG}@example.org"
+COACH_EMAIL = f"coach.{TAG}@example.org"
 FINAL = {"envoye", "desabonne", "sans_adresse", "echec"}
 
 
@@ -105,15 +107,16 @@ async def test_people_are_told_once_partners_follow_without_personal_data(system
         file = await coaching.opened(case_id)
         assert file["association"] == "60000_rebonds"
         antenna = unique_antenna(SR, "lyon")
-        await coaching.volunteer(f"notif-coach-{TAG}", "coach", antenna)
+        await coaching.volunteer(f"notif-coach-{TAG}", "coach", antenna, email=COACH_EMAIL)
         await coaching.patch(f"/cases/{case_id}", {"antenna_id": antenna})
         await coaching.post(f"/cases/{case_id}/committee-decision", {"decision": "approuve", "reasons": ["Sincère"]})
         await coaching.post(f"/cases/{case_id}/assignments", {"role": "coach", "volunteer_id": f"notif-coach-{TAG}"})
-        await coaching.post(f"/cases/{case_id}/sessions", {"kind": "coaching"}, expect=201)
+        await coaching.post(f"/cases/{case_id}/sessions", {"kind": "coaching", "next_session_place": "visioconférence",
+                                                           "next_session_at": "2027-04-01T14:30:00"}, expect=201)
         await coaching.post(f"/cases/{case_id}/closing", {"outcome": "creation_entreprise"})
 
-        # Each recipient, each message, once.
-        found = await settled(client, stack, case_id, 11)
+        # Each recipient, each message, once; the coach from coaching's VolunteerAssigned.
+        found = await settled(client, stack, case_id, 13)
         by_recipient: dict[str, list[dict]] = {}
         for n in found:
             by_recipient.setdefault(n["recipient"], []).append(n)
@@ -127,8 +130,17 @@ async def test_people_are_told_once_partners_follow_without_personal_data(system
         partner = {n["template"]: n["status"] for n in by_recipient["partenaire"]}
         assert partner["accuse_reception_partenaire"] == "envoye"
         assert partner["decision_comite_partenaire"] == partner["cloture_partenaire"] == "desabonne"
+        coach = {n["template"]: n["status"] for n in by_recipient["coach"]}
+        assert coach["attribution_coach"] == coach["seance_coach"] == "envoye"
+        [assignment] = [d.message() for d in inbox.to(COACH_EMAIL) if "accompagnez" in d.message()["Subject"]]
+        assert assignment["Subject"] == "Vous accompagnez désormais Anaïs O'Connor-Bénard"
+        assignment_text = assignment.get_body(("plain",)).get_content()
+        assert f"- E-mail : {PERSON['email']}" in assignment_text and PERSON["phone"] in assignment_text
+        assert COMPANY["name"] not in assignment_text and MESSAGE not in assignment_text
         entrepreneur_mails = [d.message() for d in inbox.to(PERSON["email"])]
         assert len(entrepreneur_mails) == 5
+        follow_up = next(m for m in entrepreneur_mails if "prochaine séance" in m["Subject"])
+        assert "jeudi 1er avril 2027 à 14 h 30, visioconférence." in follow_up.get_body(("plain",)).get_content()
         closing = next(m for m in entrepreneur_mails if "se termine" in m["Subject"])
         assert "Félicitations pour votre nouveau projet d'entreprise" in closing.get_body(("plain",)).get_content()
         assert "Bonjour Anaïs O&#39;Connor-Bénard," in closing.get_body(("html",)).get_content()

@@ -1,11 +1,13 @@
 """A notifications process killed in the middle of sending an email: the recipient still gets it once.
 
-The service runs as a real process; a test-only setting makes it SIGKILL itself at a chosen point of one
-chosen send. The SMTP server in the test counts what arrives, by Message-ID.
+The service runs as a real process, started from `tests.faults.crashing_notifications`: the production
+`create_app` with an SMTP transport that SIGKILLs the process at a chosen point of one chosen send. The
+restarted process is the plain service. The SMTP server in the test counts what arrives, by Message-ID.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import uuid
 from pathlib import Path
@@ -18,14 +20,23 @@ from ops.devstack import ServiceNode
 from tests.conftest import Infra, free_port, wait_for
 from tests.mail import PERSON, flow, publish, skip_backlog, smtp_server
 
+ROOT = Path(__file__).resolve().parents[2]
 
-def service(infra: Infra, data_dir: Path, smtp_port: int, db: str, group: str, **settings: str) -> ServiceNode:
+
+def service(infra: Infra, data_dir: Path, smtp_port: int, db: str, group: str, crash_at: str | None = None,
+            **settings: str) -> ServiceNode:
+    """The notifications process; with `crash_at` (`<point>:<Message-ID>`), the one that dies mid-send."""
     port = free_port()
     env = {"RELAIS_NOTIFICATIONS_" + k.upper(): v for k, v in {
         "kafka_bootstrap": infra.bootstrap, "mongo_url": infra.mongo_url, "mongo_db": db,
         "consumer_group": group, "http_port": str(port), "smtp_port": str(smtp_port), "send_lease_s": "1",
         "send_concurrency": "1", "dispatch_scan_s": "1", **settings}.items()}
-    return ServiceNode("notifications", data_dir, module="services.notifications", port=port, env=env)
+    module = "services.notifications"
+    if crash_at is not None:
+        module, env["RELAIS_FAULT_CRASH_AT"] = "tests.faults.crashing_notifications", crash_at
+        # `tests` is no installed package: the child (started in its data folder) finds it from the root.
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    return ServiceNode("notifications", data_dir, module=module, port=port, env=env)
 
 
 @pytest.mark.parametrize("crash_at, in_doubt, copies", [
@@ -44,8 +55,8 @@ async def test_a_crash_mid_send_still_delivers_the_message_once(infra: Infra, tm
     notifications = mongo[db]["notifications"]
     await skip_backlog(infra.bootstrap, group)  # the session's earlier events are not this test's
     with smtp_server() as (inbox, smtp_port):
-        doomed = service(infra, tmp_path / "first", smtp_port, db, group, in_doubt=in_doubt,
-                         test_crash_at=f"{crash_at}:{nid}")
+        doomed = service(infra, tmp_path / "first", smtp_port, db, group, crash_at=f"{crash_at}:{message_id}",
+                         in_doubt=in_doubt)
         doomed.start(deadline_s=60)
         restarted = None
         try:

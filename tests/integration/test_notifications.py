@@ -21,6 +21,8 @@ from shared.schemas import (
     Outcome,
     SessionHeld,
     SessionKind,
+    VolunteerAssigned,
+    VolunteerRole,
     new_envelope,
 )
 from tests.conftest import Infra, running, wait_for
@@ -30,7 +32,8 @@ SS = Association.SECOND_SOUFFLE
 
 
 def flow(case_id: uuid.UUID, referrer: str) -> list[Envelope]:
-    """One case's five events, each caused by the previous one."""
+    """One case's events, each caused by the previous one: a coach is assigned, leads a session, is told
+    of the closing."""
     received = new_envelope(CaseReceived(
         situation={"procedure": "sauvegarde", "postal_code": "69003"},
         referral={"kind": referrer, "organisation": None if referrer == "self" else "CCI Lyon Métropole"},
@@ -40,7 +43,10 @@ def flow(case_id: uuid.UUID, referrer: str) -> list[Envelope]:
         CaseRouted(association=SS, rule="procedure:sauvegarde", reasons=["Procédure de sauvegarde → Second Souffle"],
                    routed_at=datetime.now(UTC)),
         CommitteeApproved(association=SS, decided_on=date.today()),
-        SessionHeld(association=SS, session_id="s-1", kind=SessionKind.COACHING, held_on=date.today(), number=1),
+        VolunteerAssigned(association=SS, role=VolunteerRole.COACH, volunteer_id="vol-1", display_name="Inès Coach",
+                          email="ines.coach@example.org", assigned_on=date.today()),
+        SessionHeld(association=SS, session_id="s-1", kind=SessionKind.COACHING, held_on=date.today(), number=1,
+                    volunteer_id="vol-1"),
         CaseClosed(association=SS, outcome=Outcome.SALARIED_JOB, closed_on=date.today(), journey_days=200),
     ]
     events = [received]
@@ -54,9 +60,12 @@ EXPECTED_SELF_REFERRED = sorted([
     ("CaseRouted", "entrepreneur", "orientation"),
     ("CaseRouted", "coordination", "nouveau_dossier"),
     ("CommitteeApproved", "entrepreneur", "decision_comite"),
+    ("VolunteerAssigned", "coach", "attribution_coach"),
     ("SessionHeld", "entrepreneur", "suivi_seance"),
+    ("SessionHeld", "coach", "seance_coach"),
     ("CaseClosed", "entrepreneur", "cloture"),
     ("CaseClosed", "coordination", "cloture_dossier"),
+    ("CaseClosed", "coach", "fin_accompagnement_coach"),
 ])
 # The referring partner hears of each status of its referral (received, routed, accepted, closed).
 EXPECTED_PARTNER_REFERRED = sorted(EXPECTED_SELF_REFERRED + [
@@ -76,11 +85,15 @@ async def test_each_event_plans_its_notifications_once_whatever_the_deliveries(
     settings = infra.settings(NotificationsSettings, email_enabled=False)  # planning only: nothing is sent
     partner_case, self_case = uuid.uuid4(), uuid.uuid4()
     async with running(create_app(settings)) as client:
-        sent = []
-        for envelope in flow(partner_case, "cci") + flow(self_case, "self"):
-            sent.append(await publish(producer, envelope))
-            sent.append(await publish(producer, envelope))  # every event delivered twice
-        await wait_consumed(admin, settings.consumer_group, *sent)
+        flows = [flow(partner_case, "cci"), flow(self_case, "self")]
+        # Up to the assignment, then the rest: a closing tells the volunteers known when it is handled, and
+        # the two come on different topics (in life the assignment comes months before).
+        for part in (slice(0, 4), slice(4, None)):
+            sent = []
+            for envelope in [e for events in flows for e in events[part]]:
+                sent.append(await publish(producer, envelope))
+                sent.append(await publish(producer, envelope))  # every event delivered twice
+            await wait_consumed(admin, settings.consumer_group, *sent)
 
         async def notifications(case_id: uuid.UUID) -> list[dict]:
             response = await client.get(f"/cases/{case_id}/notifications")
@@ -95,6 +108,8 @@ async def test_each_event_plans_its_notifications_once_whatever_the_deliveries(
 
         contact = await mongo[settings.mongo_db]["contacts"].find_one({"_id": str(partner_case)})
         assert contact["email"] == "luc.bernard@example.fr" and contact["referral"]["kind"] == "cci"
+        assert contact["volunteers"]["coach"] == {"volunteer_id": "vol-1", "name": "Inès Coach",
+                                                  "email": "ines.coach@example.org"}
 
         empty = await client.get(f"/cases/{uuid.uuid4()}/notifications")
         assert empty.json()["notifications"] == []

@@ -19,7 +19,7 @@ from shared.broker import dead_letter_topic
 from shared.schemas import PARTNER_FEED_TOPIC, Envelope
 from tests.conftest import Infra, free_port, running, wait_for
 from tests.mail import (
-    ANTENNA,
+    ANTENNA_EMAIL,
     COACH,
     PARTNER,
     PERSON,
@@ -32,6 +32,7 @@ from tests.mail import (
     skip_backlog,
     smtp_server,
 )
+from tests.mail import antenna as antenna_fields
 
 FINAL = {"envoye", "desabonne", "sans_adresse", "echec"}
 
@@ -61,34 +62,57 @@ def mails_of(inbox: Inbox, events: dict[str, Envelope]) -> dict[str, list[Any]]:
     return {mid: d for mid, d in inbox.by_message_id().items() if mid[1:37] in ids}
 
 
+async def assigned(client: httpx.AsyncClient, events: dict[str, Envelope]) -> None:
+    """Wait until the coach's assignment is handled: a closing tells the volunteers known when it is handled
+    (the two come on different topics; in life the assignment comes months before)."""
+    async def recorded() -> bool:
+        body = (await client.get(f"/cases/{events['assigned'].case_id}/notifications")).json()["notifications"]
+        return any(n["event_id"] == str(events["assigned"].event_id) for n in body)
+
+    await wait_for(recorded, timeout=30, what="the coach's assignment handled")
+
+
 async def test_each_recipient_gets_each_message_once_through_redeliveries_and_out_of_order_events(infra: Infra) -> None:
     events = flow()
     case_id = events["received"].case_id
     with smtp_server() as (inbox, port):
         async with running(create_app(await fresh(infra, smtp_port=port))) as client:
-            # Routing's CaseRouted first, then everything again: Kafka may redeliver any event.
-            order = [events[k] for k in ("routed", "received", "approved", "session", "closed")]
+            await publish(infra.bootstrap, events["assigned"])
+            await assigned(client, events)
+            # The coach's assignment and routing's CaseRouted before the reception, then everything again:
+            # Kafka may redeliver any event.
+            order = [events[k] for k in ("assigned", "routed", "received", "approved", "session", "closed")]
+            await publish(infra.bootstrap, *order[1:])
             await publish(infra.bootstrap, *order)
-            await publish(infra.bootstrap, *order)
-            notifications = await settled(client, case_id, 13)
+            notifications = await settled(client, case_id, 14)
 
             assert sorted((n["recipient"], n["template"]) for n in notifications) == sorted([
                 ("entrepreneur", "accuse_reception"), ("partenaire", "accuse_reception_partenaire"),
                 ("entrepreneur", "orientation"), ("coordination", "nouveau_dossier"),
                 ("partenaire", "orientation_partenaire"), ("entrepreneur", "decision_comite"),
-                ("partenaire", "decision_comite_partenaire"), ("entrepreneur", "suivi_seance"),
-                ("coach", "seance_coach"), ("entrepreneur", "cloture"), ("coordination", "cloture_dossier"),
-                ("partenaire", "cloture_partenaire"), ("coach", "fin_accompagnement_coach")])
+                ("partenaire", "decision_comite_partenaire"), ("coach", "attribution_coach"),
+                ("entrepreneur", "suivi_seance"), ("coach", "seance_coach"), ("entrepreneur", "cloture"),
+                ("coordination", "cloture_dossier"), ("partenaire", "cloture_partenaire"),
+                ("coach", "fin_accompagnement_coach")])
             assert {n["status"] for n in notifications} == {"envoye"}
-            assert all("source_event" not in n for n in notifications)
+            assert all("source_event" not in n and "facts" not in n for n in notifications)
 
             mails = mails_of(inbox, events)
-            assert len(mails) == 13 and all(len(copies) == 1 for copies in mails.values())
+            assert len(mails) == 14 and all(len(copies) == 1 for copies in mails.values())
             recipients = sorted(d.rcpt_tos[0] for copies in mails.values() for d in copies)
             assert recipients.count(PERSON["email"]) == 5
             assert recipients.count(PARTNER["contact_email"]) == 4
-            assert recipients.count(ANTENNA["antenna_email"]) == 2
-            assert recipients.count(COACH["coach"]["email"]) == 2
+            assert recipients.count(ANTENNA_EMAIL) == 2
+            assert recipients.count(COACH["email"]) == 3
+
+            attribution = mails[f"<{events['assigned'].event_id}.coach@relais.example>"][0].message()
+            attribution_text = attribution.get_body(("plain",)).get_content()
+            assert attribution["Subject"] == "Vous accompagnez désormais Éloïse Zébulon-D'Arcy <b>&"
+            assert f"- E-mail : {PERSON['email']}" in attribution_text
+            assert f"- Téléphone : {PERSON['phone']}" in attribution_text
+            follow_up = mails[f"<{events['session'].event_id}.entrepreneur@relais.example>"][0].message()
+            assert "Votre prochaine séance aura lieu le jeudi 2 avril 2026 à 14 h 30" in \
+                follow_up.get_body(("plain",)).get_content()
 
             orientation = mails[f"<{events['routed'].event_id}.entrepreneur@relais.example>"][0].message()
             assert orientation["Subject"] == "Votre accompagnement par 60 000 rebonds"
@@ -113,9 +137,11 @@ async def test_the_partner_reads_its_referrals_statuses_from_the_feed_without_pe
     events = flow(referral={**PARTNER, "partner_reference": reference})
     with smtp_server() as (_, port):
         async with running(create_app(await fresh(infra, smtp_port=port))) as client:
+            await publish(infra.bootstrap, events["assigned"])
+            await assigned(client, events)
             await publish(infra.bootstrap, events["received"], events["routed"], events["approved"],
                           events["session"], events["closed"])
-            await settled(client, events["received"].case_id, 13)
+            await settled(client, events["received"].case_id, 14)
 
             async def ours() -> list | None:
                 records = [r for r in await read_topic(infra.bootstrap, PARTNER_FEED_TOPIC) if r.key == reference.encode()]
@@ -136,9 +162,8 @@ async def test_the_partner_reads_its_referrals_statuses_from_the_feed_without_pe
 
 
 async def test_opt_outs_by_link_and_by_case_and_role_are_honoured_and_counted(infra: Infra) -> None:
-    partner_email, antenna_email = unique(PARTNER["contact_email"]), unique(ANTENNA["antenna_email"])
-    events = flow(referral={**PARTNER, "contact_email": partner_email},
-                  routed_extra={**ANTENNA, "antenna_email": antenna_email})
+    partner_email, antenna_email = unique(PARTNER["contact_email"]), unique(ANTENNA_EMAIL)
+    events = flow(referral={**PARTNER, "contact_email": partner_email}, routed_extra=antenna_fields(antenna_email))
     case_id = events["received"].case_id
     with smtp_server() as (inbox, port):
         async with running(create_app(await fresh(infra, smtp_port=port))) as client:

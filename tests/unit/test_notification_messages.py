@@ -8,18 +8,35 @@ from email.policy import default
 
 import pytest
 
-from services.notifications.context import Address, address_of, antenna_of, facts_of, volunteer_of
 from services.notifications.domain import Recipient
+from services.notifications.facts import (
+    Address,
+    address_of,
+    antenna_of,
+    facts_of,
+    still_unknown,
+)
 from services.notifications.messages import compose, render_context
-from services.notifications.templates import Renderer, date_fr, de, de_lieu, duree_fr, jour_fr, to_html
+from services.notifications.templates import (
+    Renderer,
+    date_fr,
+    de,
+    de_lieu,
+    duree_fr,
+    jour_fr,
+    to_html,
+)
 from services.notifications.tokens import Tokens
-from tests.mail import ANTENNA, flow
+from shared.schemas import EVENTS as SPECS
+from shared.schemas import CaseRouted, Envelope
+from tests.mail import PERSON, flow
 
 RENDERER = Renderer()
 CASE_ID = "8d0f0a8e-1234-4f57-9b64-3f0c2a7d5e19"
 HOSTILE = {"first_name": "Zoé", "last_name": '<script>alert("x")</script> & Cie', "email": "zoe@example.fr",
            "received": True, "referral": {"organisation": "Étude <Martin>", "contact_email": "p@example.fr"},
-           "volunteers": {"coach": {"name": "Aurélien Coach", "email": "c@example.org"}}}
+           "phone": "06 98 76 54 32",
+           "volunteers": {"coach": {"volunteer_id": "vol-aurelien", "name": "Aurélien Coach", "email": "c@example.org"}}}
 TEMPLATES = {  # template -> (recipient, event of tests.mail.flow it is about)
     "accuse_reception": (Recipient.ENTREPRENEUR, "received"),
     "accuse_reception_partenaire": (Recipient.PARTNER, "received"),
@@ -36,13 +53,19 @@ TEMPLATES = {  # template -> (recipient, event of tests.mail.flow it is about)
     "cloture_dossier": (Recipient.COORDINATOR, "closed"),
     "fin_accompagnement_coach": (Recipient.COACH, "closed"),
     "fin_accompagnement_parrain": (Recipient.SPONSOR, "closed"),
+    "attribution_coach": (Recipient.COACH, "assigned"),
+    "attribution_parrain": (Recipient.SPONSOR, "assigned"),
 }
 EVENTS = flow()
 
 
+def typed(envelope: Envelope):  # noqa: ANN201
+    return envelope.payload_as(SPECS[envelope.event_type].model)
+
+
 def render(template: str, contact: dict | None = None, **facts):  # noqa: ANN201
     recipient, event = TEMPLATES[template]
-    all_facts = {**facts_of(EVENTS[event]), "status": "clos", "outcome_category": "rebond",
+    all_facts = {**facts_of(typed(EVENTS[event])), "status": "clos", "outcome_category": "rebond",
                  "occurred_on": "2026-03-02", "partner_reference": "LJ-2026-0427", **facts}
     context = render_context(recipient=recipient, case_id=CASE_ID, facts=all_facts, contact=contact or HOSTILE,
                              address=Address("Destinataire", "d@example.fr"),
@@ -173,14 +196,51 @@ def test_the_email_carries_both_parts_a_stable_message_id_and_an_unsubscribe_lin
     assert all(ord(ch) < 128 for ch in raw.decode("ascii")), "7-bit clean: no SMTPUTF8 or 8BITMIME needed"
 
 
-def test_antenna_and_volunteers_are_read_from_nested_or_flat_fields_and_ignored_when_absent() -> None:
-    assert antenna_of(ANTENNA)["city"] == "Saint-Étienne"
-    assert antenna_of({"antenna": {"id": "second_souffle-lyon", "name": "Lyon", "email": "l@x"}}) == {
-        "id": "second_souffle-lyon", "name": "Lyon", "email": "l@x"}
-    assert antenna_of({"association": "second_souffle"}) is None
-    assert antenna_of({"antenna_id": "second_souffle-lyon"}) == {"id": "second_souffle-lyon"}
-    assert volunteer_of({"sponsor_name": "Marc", "sponsor_email": "m@x"}, "sponsor") == {"name": "Marc", "email": "m@x"}
-    assert volunteer_of({"coach": {"first_name": "A", "last_name": "B"}}, "coach") is None
+def routed(**antenna: str) -> CaseRouted:
+    return CaseRouted(association="60000_rebonds", rule="r", reasons=[], routed_at="2026-03-02T10:00:00Z", **antenna)
+
+
+def test_the_antenna_is_read_from_routings_declared_fields_and_ignored_when_absent() -> None:
+    antenna = antenna_of(typed(EVENTS["routed"]))
+    assert antenna["city"] == "Saint-Étienne" and antenna["email"] == "saint-etienne@60000rebonds.example"
+    assert antenna_of(routed()) is None
+    assert antenna_of(routed(antenna_id="60000_rebonds-lyon")) == {"id": "60000_rebonds-lyon"}
+    assert antenna_of(routed(antenna_name="Lyon", antenna_contact="l@x.fr")) == {
+        "name": "Lyon", "contact": "l@x.fr", "email": "l@x.fr"}
+
+
+def test_a_volunteer_is_reached_only_while_following_and_only_by_the_message_meant_for_them() -> None:
+    coach = {"received": True, "volunteers": {"coach": {"volunteer_id": "v1", "name": "Aurélien", "email": "a@x"}}}
+    assert address_of(Recipient.COACH, coach, {"volunteer_id": "v1"}, {}) == Address("Aurélien", "a@x")
+    assert not still_unknown(Recipient.COACH, coach, {"volunteer_id": "v1"})
+    # A message for another coach (whose assignment is not handled yet) waits; so does one before the reception.
+    assert address_of(Recipient.COACH, coach, {"volunteer_id": "v2"}, {}) is None
+    assert still_unknown(Recipient.COACH, coach, {"volunteer_id": "v2"})
+    assert still_unknown(Recipient.COACH, {**coach, "received": False}, {"volunteer_id": "v1"})
+    released = {"received": True, "volunteers": {"coach": {"volunteer_id": "v1", "released": True}}}
+    assert address_of(Recipient.COACH, released, {"volunteer_id": "v1"}, {}) is None
+    assert not still_unknown(Recipient.COACH, released, {"volunteer_id": "v1"}), "released: no address, no wait"
+
+
+def test_the_assigned_volunteer_learns_who_to_contact_and_nothing_more() -> None:
+    rendered = render("attribution_coach", {**HOSTILE, "first_name": "Éloïse", "last_name": "Zébulon",
+                                            "email": PERSON["email"], "phone": PERSON["phone"],
+                                            "routings": {"1": {"sequence": 1, "association": "60000_rebonds",
+                                                               "antenna": antenna_of(typed(EVENTS["routed"]))}}})
+    assert rendered.subject == "Vous accompagnez désormais Éloïse Zébulon"
+    assert "60 000 rebonds vous confie l'accompagnement de Éloïse Zébulon en tant que coach, à compter du " \
+           "13 mars 2026 (antenne de Saint-Étienne)." in rendered.text
+    for value in (f"- E-mail : {PERSON['email']}", f"- Téléphone : {PERSON['phone']}", "saint-etienne@60000rebonds.example"):
+        assert value in rendered.text
+    for value in (PERSON["company_name"], PERSON["siren"], PERSON["message"], "liquidation", "Fromagerie"):
+        assert value not in rendered.text
+    assert "en tant que parrain ou marraine" in render("attribution_parrain").text
+
+
+def test_only_the_volunteers_following_the_person_learn_their_email_and_phone() -> None:
+    for template in ("accuse_reception_partenaire", "nouveau_dossier", "cloture_dossier"):
+        text = render(template, {**HOSTILE, "phone": "06 98 76 54 32"}).text
+        assert "zoe@example.fr" not in text and "06 98 76 54 32" not in text
 
 
 def test_addresses_come_from_the_contacts_and_the_coordinator_falls_back_to_the_association() -> None:
@@ -211,8 +271,8 @@ def test_referral_ids_are_stable_opaque_and_keyed_by_the_secret() -> None:
 
 
 def test_routings_own_fields_give_the_antenna_its_city_contact_and_address() -> None:
-    antenna = antenna_of({"antenna_id": "60000_rebonds-le-puy-en-velay", "antenna_name": "60 000 rebonds Le Puy-en-Velay",
-                          "antenna_contact": "Accueil : puy@60000rebonds.example, 04 71 00 00 00"})
+    antenna = antenna_of(routed(antenna_id="60000_rebonds-le-puy-en-velay", antenna_name="60 000 rebonds Le Puy-en-Velay",
+                                antenna_contact="Accueil : puy@60000rebonds.example, 04 71 00 00 00"))
     assert antenna["city"] == "Le Puy-en-Velay" and antenna["email"] == "puy@60000rebonds.example"
     context = render_context(recipient=Recipient.ENTREPRENEUR, case_id=CASE_ID,
                              facts={"association": "60000_rebonds", "routed_on": "2026-03-02", "antenna": antenna,

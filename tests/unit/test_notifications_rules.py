@@ -27,11 +27,13 @@ from shared.schemas import (
     ReferrerKind,
     SessionHeld,
     SessionKind,
+    VolunteerAssigned,
+    VolunteerRole,
     new_envelope,
 )
 
 SS = Association.SECOND_SOUFFLE
-BOTH = frozenset({Recipient.COACH, Recipient.SPONSOR})
+BOTH = {Recipient.COACH: "coach-1", Recipient.SPONSOR: "sponsor-1"}
 
 
 def received(kind: ReferrerKind) -> CaseReceived:
@@ -43,13 +45,18 @@ def received(kind: ReferrerKind) -> CaseReceived:
     )
 
 
-def planned(payload: Contract, volunteers: frozenset = frozenset()) -> list[tuple[Recipient, str]]:
-    envelope = new_envelope(payload, case_id=uuid.uuid4(), producer="test")
-    return [(p.recipient, p.template) for p in plan(envelope, volunteers)]
+def planned(payload: Contract, following: dict | None = None) -> list[tuple[Recipient, str]]:
+    return [(p.recipient, p.template) for p in plan(payload, following)]
 
 
-def session(kind: SessionKind) -> SessionHeld:
-    return SessionHeld(association=SS, session_id="s1", kind=kind, held_on=date(2025, 2, 4), number=1)
+def session(kind: SessionKind, volunteer_id: str | None = None) -> SessionHeld:
+    return SessionHeld(association=SS, session_id="s1", kind=kind, held_on=date(2025, 2, 4), number=1,
+                       volunteer_id=volunteer_id)
+
+
+def assigned(role: VolunteerRole, released: bool = False) -> VolunteerAssigned:
+    return VolunteerAssigned(association=SS, role=role, volunteer_id="v-1", display_name="Marc Parrain",
+                             email="marc@example.org", assigned_on=date(2025, 2, 5), released=released)
 
 
 @pytest.mark.parametrize("kind", list(ReferrerKind))
@@ -85,10 +92,34 @@ def test_collective_and_expert_sessions_tell_only_the_entrepreneur(kind: Session
     assert planned(session(kind), BOTH) == [(Recipient.ENTREPRENEUR, "suivi_seance")]
 
 
+def test_the_volunteer_named_as_leading_a_session_hears_of_it_even_before_their_assignment_is_known() -> None:
+    [*_, volunteer] = plan(session(SessionKind.COACHING, volunteer_id="coach-9"))
+    assert (volunteer.recipient, volunteer.template, volunteer.volunteer_id) == (Recipient.COACH, "seance_coach",
+                                                                                  "coach-9")
+    assert plan(session(SessionKind.COACHING), BOTH)[-1].volunteer_id == "coach-1"
+
+
 def test_closing_tells_the_known_volunteers_and_no_unknown_one() -> None:
     closed = CaseClosed(association=SS, outcome=Outcome.NEW_BUSINESS, closed_on=date(2025, 12, 1), journey_days=400)
-    assert planned(closed, frozenset({Recipient.SPONSOR}))[-1] == (Recipient.SPONSOR, "fin_accompagnement_parrain")
-    assert (Recipient.COACH, "fin_accompagnement_coach") not in planned(closed, frozenset({Recipient.SPONSOR}))
+    sponsor_only = {Recipient.SPONSOR: "sponsor-1"}
+    assert planned(closed, sponsor_only)[-1] == (Recipient.SPONSOR, "fin_accompagnement_parrain")
+    assert (Recipient.COACH, "fin_accompagnement_coach") not in planned(closed, sponsor_only)
+    assert [p.volunteer_id for p in plan(closed, BOTH)][-2:] == ["coach-1", "sponsor-1"]
+
+
+@pytest.mark.parametrize("role, recipient, template", [
+    (VolunteerRole.COACH, Recipient.COACH, "attribution_coach"),
+    (VolunteerRole.SPONSOR, Recipient.SPONSOR, "attribution_parrain"),
+])
+def test_an_assigned_volunteer_is_told_who_they_now_follow(role: VolunteerRole, recipient: Recipient,
+                                                           template: str) -> None:
+    [told] = plan(assigned(role))
+    assert (told.recipient, told.template, told.volunteer_id) == (recipient, template, "v-1")
+
+
+def test_a_release_or_an_expert_is_told_nothing() -> None:
+    assert planned(assigned(VolunteerRole.COACH, released=True)) == []
+    assert planned(assigned(VolunteerRole.EXPERT)) == []
 
 
 @pytest.mark.parametrize("status, template", [
@@ -102,7 +133,7 @@ def test_each_referral_status_has_a_partner_message(status: ReferralStatus, temp
 
 def test_notification_and_message_ids_are_stable_and_hold_no_personal_data() -> None:
     envelope = new_envelope(received(ReferrerKind.CCI), case_id=uuid.uuid4(), producer="test")
-    ids = [notification_id(envelope.event_id, p.recipient) for p in plan(envelope)]
+    ids = [notification_id(envelope.event_id, p.recipient) for p in plan(received(ReferrerKind.CCI))]
     assert ids == [f"{envelope.event_id}:entrepreneur"]
     assert message_id(ids[0], "relais.example") == f"<{envelope.event_id}.entrepreneur@relais.example>"
     assert message_id(ids[0], "relais.example") == message_id(ids[0], "relais.example")

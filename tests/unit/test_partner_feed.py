@@ -22,6 +22,9 @@ from shared.schemas import (
     EVENTS,
     PARTNER_FEED_TOPIC,
     CaseReceived,
+    Contract,
+    Envelope,
+    Outcome,
     PartnerStatusChanged,
     ReferralStatus,
     ReferrerKind,
@@ -68,6 +71,14 @@ def received_with(personal: dict, situation: dict, kind: ReferrerKind, reference
                                           contact_email=f"{contact}@example.org"))
 
 
+def typed(envelope: Envelope) -> Contract:
+    return envelope.payload_as(EVENTS[envelope.event_type].model)
+
+
+def change_of(envelope: Envelope, **payload_update: object) -> StatusChange | None:
+    return status_change(envelope.event_id, typed(envelope).model_copy(update=payload_update))
+
+
 EVENTS_OF_A_CASE = flow()
 CASE_ID = EVENTS_OF_A_CASE["received"].case_id
 
@@ -77,7 +88,7 @@ def published(received: CaseReceived) -> list[tuple[bytes, bytes, dict]]:
     partner = partner_of(received)
     records = []
     for envelope in EVENTS_OF_A_CASE.values():
-        change = status_change(envelope)
+        change = status_change(envelope.event_id, typed(envelope))
         record = feed_record(change, partner, TOKENS.referral_id(str(CASE_ID))) if change and partner else None
         if record is not None:
             records.append((record.key, record.encode(), record.headers()))
@@ -122,8 +133,7 @@ def test_the_guard_sees_through_case_accents_and_separators() -> None:
 
 def test_statuses_wait_for_those_that_must_precede_them_and_come_out_in_order() -> None:
     events = flow()
-    received, routed, approved, closed = (status_change(events[k]) for k in ("received", "routed", "approved",
-                                                                              "closed"))
+    received, routed, approved, closed = (change_of(events[k]) for k in ("received", "routed", "approved", "closed"))
     pending, released = release([], closed, set())
     assert (pending, released) == ([closed], [])
     pending, released = release(pending, routed, set())
@@ -137,16 +147,14 @@ def test_statuses_wait_for_those_that_must_precede_them_and_come_out_in_order() 
 
 def test_a_withdrawal_needs_no_acceptance() -> None:
     events = flow()
-    withdrew = status_change(events["closed"].model_copy(update={"payload": {**events["closed"].payload,
-                                                                            "outcome": "abandon"}}))
+    withdrew = change_of(events["closed"], outcome=Outcome.WITHDREW)
     done = {ReferralStatus.RECEIVED, ReferralStatus.ROUTED}
     assert release([], withdrew, done) == ([], [withdrew])
 
 
 def test_a_declined_case_is_published_as_declined_without_an_outcome() -> None:
     events = flow()
-    declined = events["closed"].model_copy(update={"payload": {**events["closed"].payload, "outcome": "refus_comite"}})
-    change = status_change(declined)
+    change = change_of(events["closed"], outcome=Outcome.DECLINED)
     assert (change.status, change.outcome_category) == (ReferralStatus.DECLINED, None)
     assert StatusChange.from_stored(change.stored()) == change
 
