@@ -92,7 +92,7 @@ class Outcome(StrEnum):
     DECLINED = "refus_comite"
 
 
-# --- issue 3: what intake collects for routing, and what routing decides -------------------------------------
+# --- what intake collects for routing, and what routing decides ---------------------------------------------
 
 class SectorFamily(StrEnum):
     """Broad family of a NAF code (its division), enough to see who the associations serve."""
@@ -158,7 +158,7 @@ class Situation(Contract):
     postal_code: Annotated[str, Field(pattern=r"^\d{5}$")]
     commune: str | None = None
     sector: str | None = None
-    # --- routing that serves the territory (issue 3): all optional ---
+    # --- what routing needs to serve the territory: all optional ---
     insee_code: Annotated[str, Field(pattern=r"^(\d{5}|2[AB]\d{3})$")] | None = None
     naf_code: Annotated[str, Field(pattern=r"^\d{2}\.?\d{2}[A-Z]$")] | None = None
     sector_family: SectorFamily | None = None
@@ -171,7 +171,7 @@ class Referral(Contract):
     kind: ReferrerKind
     organisation: str | None = None
     partner_reference: str | None = None
-    # Issue 5 (notifications): where the referring partner is told of the referral; a professional contact,
+    # Where the referring partner is told of the referral (notifications); a professional contact,
     # confidential like `personal`: it never leaves CaseReceived (not in the partner feed, not in logs).
     contact_email: str | None = None
 
@@ -202,7 +202,7 @@ class CaseRouted(Contract):
     routed_at: datetime
     received_at: datetime | None = None
     sequence: int = 1
-    # --- issue 3: where, how far, with room or not; all optional ---
+    # --- where, how far, with room or not; all optional ---
     status: RoutingStatus | None = None
     antenna_id: str | None = None
     antenna_name: str | None = None
@@ -256,7 +256,7 @@ class CaseClosed(Contract):
     closed_on: date
     journey_days: int  # reception -> closing
     reasons: list[str] = []
-    # Issue 4 (accompaniment): the journey's stages, and where a declined case was oriented.
+    # The journey's stages, and where a declined case was oriented.
     days_to_committee: int | None = None  # reception -> committee decision
     days_to_coach: int | None = None  # committee approval -> coach assigned
     accompaniment_days: int | None = None  # committee approval -> closing
