@@ -64,17 +64,27 @@ async def test_a_case_travels_from_intake_to_closing(stack: Stack, staff_of: dic
         async def all_notified() -> list | None:
             body = await get_json(client, f"{urls['notifications']}/cases/{case_id}/notifications")
             events = [n["event_type"] for n in (body or {}).get("notifications", [])]
-            return events if events.count("CaseClosed") == 3 and len(events) >= 14 else None
+            return events if events.count("CaseClosed") == 5 and len(events) >= 21 else None
 
         events = await wait_for(all_notified, timeout=30, what="notifications for every event")
         # The entrepreneur hears of every step, the referring partner of each status, the coordinator of
-        # the routing and the closing: received 2, routed 3, approved 2, 4 sessions 4, closed 3.
+        # the routing and the closing, the coach and the sponsor of their assignment, the sessions they led
+        # and the closing (recorded "sans adresse" here: these volunteers gave no email): received 2,
+        # routed 3, approved 2, assigned 2, sessions 4 + 2 + 1, closed 5.
         assert sorted(events) == sorted(["CaseReceived"] * 2 + ["CaseRouted"] * 3 + ["CommitteeApproved"] * 2
-                                        + ["SessionHeld"] * 4 + ["CaseClosed"] * 3)
+                                        + ["VolunteerAssigned"] * 2 + ["SessionHeld"] * 7 + ["CaseClosed"] * 5)
 
-        # ... and the emails land in the local mail sink, one .eml file per message.
-        body = await get_json(client, f"{urls['notifications']}/cases/{case_id}/notifications")
-        expected = {f"{n['id'].replace(':', '.')}@relais.example.eml" for n in body["notifications"]}
+        # ... each ends sent, or "sans adresse" for the volunteers who gave no email ...
+        async def all_final() -> list | None:
+            body = await get_json(client, f"{urls['notifications']}/cases/{case_id}/notifications")
+            items = (body or {}).get("notifications", [])
+            return items if all(n["status"] in ("envoye", "sans_adresse") for n in items) else None
+
+        final = await wait_for(all_final, timeout=60, what="every notification in a final state")
+        assert {n["recipient"] for n in final if n["status"] == "sans_adresse"} == {"coach", "parrain"}
+
+        # ... and the emails sent land in the local mail sink, one .eml file per message.
+        expected = {f"{n['id'].replace(':', '.')}@relais.example.eml" for n in final if n["status"] == "envoye"}
 
         async def delivered() -> bool:
             return expected <= {path.name for path in stack.mailsink.mail_dir.glob("*.eml")}
