@@ -23,7 +23,7 @@ export GOFLAGS := -buildvcs=false
 export GOMODCACHE := $(LOCAL)/go/mod
 export GOCACHE := $(LOCAL)/go/cache
 
-.PHONY: run test unit integration e2e faults bench stop clean provision schemas lock help
+.PHONY: run test unit integration e2e faults bench stop clean provision schemas lint lock help
 
 help:
 	@echo "make run      start Kafka, FerretDB and the four services (Ctrl-C stops everything)"
@@ -31,6 +31,7 @@ help:
 	@echo "make faults   5,000 cases through SIGKILLs and Kafka/FerretDB restarts: nothing lost, nothing twice"
 	@echo "make bench    throughput and latency benchmark, results in bench/results/latest.json"
 	@echo "make stop     stop processes left by an interrupted 'make run'"
+	@echo "make lint     ruff (lint and format) and mypy"
 	@echo "make lock     refresh requirements/ from pyproject.toml (LOCK_ARGS=--upgrade to take newer versions)"
 	@echo "make clean    remove .local/ (downloads, data) and .venv/"
 
@@ -98,6 +99,14 @@ lock:
 	@$(UV_COMPILE) --extra dev -o $(LOCK) $(LOCK_ARGS)
 	@$(UV_COMPILE) -c $(LOCK) -o $(LOCK_MAIN)
 	@echo "==> $(LOCK) and $(LOCK_MAIN) written"
+
+# Static checks (configured in pyproject.toml): lint, formatting, types; all three run, any failure fails.
+lint: $(VENV_STAMP)
+	@status=0; \
+	$(BIN)/ruff check . || status=1; \
+	$(BIN)/ruff format --check . || status=1; \
+	$(BIN)/mypy || status=1; \
+	exit $$status
 
 $(KAFKA_STAMP): infra/kafka/pom.xml
 	@echo "==> Kafka: broker jars from Maven Central (.local/kafka/lib, Java 17)"
