@@ -23,9 +23,14 @@ class ArrivalRecorder:
     so a key that got two different ids reveals a duplicated effect, while a republished copy does not.
     """
 
-    def __init__(self, bootstrap: str, topic: str, label: str,
-                 select: Callable[[ConsumerRecord], bytes | None] | None = None,
-                 identify: Callable[[ConsumerRecord], str | None] | None = None) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        label: str,
+        select: Callable[[ConsumerRecord], bytes | None] | None = None,
+        identify: Callable[[ConsumerRecord], str | None] | None = None,
+    ) -> None:
         self.topic = topic
         self.arrivals: dict[bytes, float] = {}
         self.ids: dict[bytes, set[str]] = {}
@@ -33,8 +38,12 @@ class ArrivalRecorder:
         self._select = select or (lambda record: record.key)
         self._identify = identify
         self._consumer = AIOKafkaConsumer(
-            topic, bootstrap_servers=bootstrap, group_id=f"bench-{label}-{uuid.uuid4().hex[:8]}",
-            auto_offset_reset="earliest", enable_auto_commit=False, fetch_max_wait_ms=100,
+            topic,
+            bootstrap_servers=bootstrap,
+            group_id=f"bench-{label}-{uuid.uuid4().hex[:8]}",
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            fetch_max_wait_ms=100,
         )
         self._task: asyncio.Task | None = None
 
@@ -45,8 +54,11 @@ class ArrivalRecorder:
         if not assigned or self._task.done():
             failure = self._task.done() and not self._task.cancelled() and self._task.exception()
             await self.stop()
-            raise BenchError(f"no partition of {self.topic} assigned after {deadline_s:.0f}s"
-                             if not assigned else f"the consumer of {self.topic} failed: {failure!r}")
+            raise BenchError(
+                f"no partition of {self.topic} assigned after {deadline_s:.0f}s"
+                if not assigned
+                else f"the consumer of {self.topic} failed: {failure!r}"
+            )
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -29,10 +29,26 @@ async def start(pids: dict[str, int], seconds: float, out_dir: Path) -> list[asy
         print("  ! --py-spy: py-spy is not installed (pip install -e '.[dev]')", flush=True)
         return []
     out_dir.mkdir(parents=True, exist_ok=True)
-    return [await asyncio.create_subprocess_exec(
-        exe, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "50", "--nonblocking",
-        "--format", "raw", "--output", str(out_dir / f"{name}.txt"),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL) for name, pid in pids.items()]
+    return [
+        await asyncio.create_subprocess_exec(
+            exe,
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            str(int(seconds)),
+            "--rate",
+            "50",
+            "--nonblocking",
+            "--format",
+            "raw",
+            "--output",
+            str(out_dir / f"{name}.txt"),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        for name, pid in pids.items()
+    ]
 
 
 async def finish(procs: list[asyncio.subprocess.Process], timeout_s: float) -> None:

@@ -49,8 +49,19 @@ def _cases(gazetteer, count: int, rng: random.Random) -> list[Situation]:  # noq
 
 
 def _antennas(gazetteer, rng: random.Random) -> list[Antenna]:  # noqa: ANN001
-    return [Antenna(d["_id"], Association(d["association"]), d["name"], AntennaStatus(d["status"]), d["contact"],
-                    d["lat"], d["lon"], rng.choice([None, 0, 1, 3, 8])) for d in seed_documents(gazetteer)]
+    return [
+        Antenna(
+            d["_id"],
+            Association(d["association"]),
+            d["name"],
+            AntennaStatus(d["status"]),
+            d["contact"],
+            d["lat"],
+            d["lon"],
+            rng.choice([None, 0, 1, 3, 8]),
+        )
+        for d in seed_documents(gazetteer)
+    ]
 
 
 def measure(cases: int = 20_000, seed: int = 7) -> dict[str, Any]:
@@ -69,20 +80,25 @@ def measure(cases: int = 20_000, seed: int = 7) -> dict[str, Any]:
     clock = time.perf_counter_ns
     for s in situations:
         t0 = clock()
-        decided = route(decide(s, today, RULES), s, gazetteer.locate(s.insee_code, s.postal_code, s.commune),
-                        antennas, model)
+        decided = route(
+            decide(s, today, RULES), s, gazetteer.locate(s.insee_code, s.postal_code, s.commune), antennas, model
+        )
         timings.append(clock() - t0)
         statuses[decided.status.value] = statuses.get(decided.status.value, 0) + 1
     # Batches of 1,000 consecutive cases: the quickest batch shows the cost without other processes' noise.
-    batches = [sum(timings[i:i + 1000]) / 1000 / 1000 for i in range(0, len(timings) - 999, 1000)]
+    batches = [sum(timings[i : i + 1000]) / 1000 / 1000 for i in range(0, len(timings) - 999, 1000)]
     timings.sort()
     micro = [t / 1000 for t in timings]
     return {
         "cases": cases,
         "gazetteer_load_s": round(load_s, 3),
-        "decision_us": {"mean": round(statistics.fmean(micro), 1), "p50": round(micro[len(micro) // 2], 1),
-                        "p99": round(micro[int(len(micro) * 0.99)], 1), "max": round(micro[-1], 1),
-                        "best_batch_mean": round(min(batches), 1) if batches else None},
+        "decision_us": {
+            "mean": round(statistics.fmean(micro), 1),
+            "p50": round(micro[len(micro) // 2], 1),
+            "p99": round(micro[int(len(micro) * 0.99)], 1),
+            "max": round(micro[-1], 1),
+            "best_batch_mean": round(min(batches), 1) if batches else None,
+        },
         "decisions_per_s": round(cases / (sum(timings) / 1e9)),
         "statuses": statuses,
     }

@@ -51,8 +51,10 @@ class ServiceRuntime:
             self.metrics.outbox_lag.observe(item["relay_seconds"])
 
         return OutboxRelay(
-            _send, scan_interval_s=self.settings.outbox_scan_interval_s,
-            on_published=_published, on_backlog=self.metrics.outbox_backlog.set,
+            _send,
+            scan_interval_s=self.settings.outbox_scan_interval_s,
+            on_published=_published,
+            on_backlog=self.metrics.outbox_backlog.set,
         )
 
     def on_start(self, hook: Callable[[], Awaitable[Any]]) -> None:
@@ -75,8 +77,9 @@ class ServiceRuntime:
         await self.broker.start()
         if self.relay.watching:
             await self.relay.start()
-        self.lag = ConsumerLagMonitor(self.settings.kafka_bootstrap, self.consumer.group_id,
-                                      self.consumer.topics, self.metrics.consumer_lag)
+        self.lag = ConsumerLagMonitor(
+            self.settings.kafka_bootstrap, self.consumer.group_id, self.consumer.topics, self.metrics.consumer_lag
+        )
         await self.lag.start()
         log.info("service started", extra={"port": self.settings.http_port})
 
@@ -112,5 +115,12 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
     """Run one service process (`python -m services.<name>`)."""
     import uvicorn
 
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None,
-                access_log=False, lifespan="on", timeout_graceful_shutdown=10)
+    uvicorn.run(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )

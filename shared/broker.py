@@ -29,22 +29,31 @@ def dead_letter_topic(consumer_group: str) -> str:
     return f"relais.dead-letter.{consumer_group}.v1"
 
 
-def dead_letter_headers(original: dict[str, str], *, reason: str, kind: str, consumer_group: str,
-                        source_topic: str, source_partition: int | None = None,
-                        source_offset: int | None = None) -> dict[str, str]:
+def dead_letter_headers(
+    original: dict[str, str],
+    *,
+    reason: str,
+    kind: str,
+    consumer_group: str,
+    source_topic: str,
+    source_partition: int | None = None,
+    source_offset: int | None = None,
+) -> dict[str, str]:
     """The original headers plus the `dlq-*` headers every dead letter carries (reason without personal data).
 
     Partition and offset are known when a consumed record fails; a failure found later (an email that
     could not be sent) names only the topic of the event that caused it.
     """
     headers = dict(original)
-    headers.update({
-        "dlq-reason": reason[:500],
-        "dlq-reason-kind": kind,
-        "dlq-source-topic": source_topic,
-        "dlq-consumer-group": consumer_group,
-        "dlq-failed-at": datetime.now(UTC).isoformat(),
-    })
+    headers.update(
+        {
+            "dlq-reason": reason[:500],
+            "dlq-reason-kind": kind,
+            "dlq-source-topic": source_topic,
+            "dlq-consumer-group": consumer_group,
+            "dlq-failed-at": datetime.now(UTC).isoformat(),
+        }
+    )
     if source_partition is not None:
         headers["dlq-source-partition"] = str(source_partition)
     if source_offset is not None:
@@ -79,11 +88,12 @@ async def ensure_topics(settings: ServiceSettings, topics: Iterable[str]) -> Non
         if not missing:
             return
         try:
-            await admin.create_topics([
-                NewTopic(t, num_partitions=settings.topic_partitions,
-                         replication_factor=settings.topic_replication)
-                for t in missing
-            ])
+            await admin.create_topics(
+                [
+                    NewTopic(t, num_partitions=settings.topic_partitions, replication_factor=settings.topic_replication)
+                    for t in missing
+                ]
+            )
         except TopicAlreadyExistsError:
             pass
         log.info("topics created", extra={"topics": missing})
@@ -91,7 +101,8 @@ async def ensure_topics(settings: ServiceSettings, topics: Iterable[str]) -> Non
         await admin.close()
 
 
-async def send(broker: KafkaBroker, topic: str, key: bytes | None, value: bytes,
-               headers: dict[str, str]) -> Awaitable[Any]:
+async def send(
+    broker: KafkaBroker, topic: str, key: bytes | None, value: bytes, headers: dict[str, str]
+) -> Awaitable[Any]:
     """Hand a record to the producer; the returned future resolves once the broker acknowledged it."""
     return await broker.publish(value, topic=topic, key=key, headers=headers, no_confirm=True)

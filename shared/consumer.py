@@ -51,15 +51,15 @@ async def _tolerant_parser(records, original):  # noqa: ANN001 - FastStream's pa
     except UnicodeDecodeError:
         batch = records if isinstance(records, tuple) else (records,)
         cleaned = tuple(
-            replace(r, headers=[(k, v.decode(errors="replace").encode()) for k, v in (r.headers or [])])
-            for r in batch
+            replace(r, headers=[(k, v.decode(errors="replace").encode()) for k, v in (r.headers or [])]) for r in batch
         )
         return await original(cleaned if isinstance(records, tuple) else cleaned[0])
 
 
 class EventConsumer:
-    def __init__(self, broker: KafkaBroker, settings: ServiceSettings, metrics: Metrics,
-                 group_id: str | None = None) -> None:
+    def __init__(
+        self, broker: KafkaBroker, settings: ServiceSettings, metrics: Metrics, group_id: str | None = None
+    ) -> None:
         self.broker = broker
         self.settings = settings
         self.metrics = metrics
@@ -134,9 +134,10 @@ class EventConsumer:
             except TRANSIENT as exc:
                 outage += 1
                 delay = self._backoff(outage)
-                log.warning("infrastructure unavailable, retrying the same event",
-                            extra={"event_id": str(envelope.event_id), "error": type(exc).__name__,
-                                   "retry_in_s": delay})
+                log.warning(
+                    "infrastructure unavailable, retrying the same event",
+                    extra={"event_id": str(envelope.event_id), "error": type(exc).__name__, "retry_in_s": delay},
+                )
                 await asyncio.sleep(delay)
                 continue
             except Exception as exc:  # noqa: BLE001 - any other failure is the message's: bounded retries
@@ -158,21 +159,34 @@ class EventConsumer:
     async def _dead_letter(self, record: ConsumerRecord, reason: str, kind: str) -> None:
         headers = dead_letter_headers(
             {k: v.decode(errors="replace") for k, v in (record.headers or [])},
-            reason=reason, kind=kind, consumer_group=self.group_id, source_topic=record.topic,
-            source_partition=record.partition, source_offset=record.offset)
+            reason=reason,
+            kind=kind,
+            consumer_group=self.group_id,
+            source_topic=record.topic,
+            source_partition=record.partition,
+            source_offset=record.offset,
+        )
         outage = 0
         while True:
             try:
-                await self.broker.publish(record.value or b"", topic=self.dead_letter_topic,
-                                          key=record.key, headers=headers)
+                await self.broker.publish(
+                    record.value or b"", topic=self.dead_letter_topic, key=record.key, headers=headers
+                )
                 break
             except TRANSIENT:
                 outage += 1
                 await asyncio.sleep(self._backoff(outage))
         self.metrics.dead_letters.labels(record.topic, kind).inc()
-        log.error("message dead-lettered", extra={
-            "topic": record.topic, "partition": record.partition, "offset": record.offset,
-            "reason": reason[:500], "dead_letter_topic": self.dead_letter_topic})
+        log.error(
+            "message dead-lettered",
+            extra={
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "reason": reason[:500],
+                "dead_letter_topic": self.dead_letter_topic,
+            },
+        )
 
 
 def _reason(exc: Exception, attempts: int) -> str:

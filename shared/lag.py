@@ -24,9 +24,14 @@ class ConsumerLagMonitor:
         self.gauge = gauge
         self._admin: AIOKafkaAdminClient | None = None
         self._reader: AIOKafkaConsumer | None = None
-        self._task = BackgroundTask("consumer-lag", self._measure_once, interval_s=interval_s,
-                                    backoff_s=interval_s, backoff_max_s=interval_s,
-                                    failure_log_level=logging.DEBUG)
+        self._task = BackgroundTask(
+            "consumer-lag",
+            self._measure_once,
+            interval_s=interval_s,
+            backoff_s=interval_s,
+            backoff_max_s=interval_s,
+            failure_log_level=logging.DEBUG,
+        )
 
     async def start(self) -> None:
         if self.topics:

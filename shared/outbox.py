@@ -35,17 +35,32 @@ WITHOUT_OUTBOX: dict[str, int] = {OUTBOX_FIELD: 0, OUTBOX_COUNT_FIELD: 0}
 Send = Callable[[str, bytes, bytes, dict[str, str]], Awaitable[Awaitable[Any]]]
 
 
-def outbox_item(*, topic: str, key: str, value: str, headers: dict[str, str], event_type: str, event_id: str,
-                created_at: float) -> dict[str, Any]:
+def outbox_item(
+    *, topic: str, key: str, value: str, headers: dict[str, str], event_type: str, event_id: str, created_at: float
+) -> dict[str, Any]:
     """One record to publish; `event_type` and `event_id` name it in metrics (any record kind, not only events)."""
-    return {"event_id": event_id, "event_type": event_type, "topic": topic, "key": key, "headers": headers,
-            "value": value, "created_at": created_at}
+    return {
+        "event_id": event_id,
+        "event_type": event_type,
+        "topic": topic,
+        "key": key,
+        "headers": headers,
+        "value": value,
+        "created_at": created_at,
+    }
 
 
 def outbox_items(envelopes: Iterable[Envelope]) -> list[dict[str, Any]]:
     return [
-        outbox_item(topic=e.spec.topic, key=e.key.decode(), value=e.encode().decode(), headers=e.headers(),
-                    event_type=e.event_type, event_id=str(e.event_id), created_at=e.occurred_at.timestamp())
+        outbox_item(
+            topic=e.spec.topic,
+            key=e.key.decode(),
+            value=e.encode().decode(),
+            headers=e.headers(),
+            event_type=e.event_type,
+            event_id=str(e.event_id),
+            created_at=e.occurred_at.timestamp(),
+        )
         for e in envelopes
     ]
 
@@ -135,10 +150,7 @@ class OutboxRelay:
     async def _scan(self) -> int:
         """Compare each document's outbox count with the published count; hint the ones behind."""
         assert self._progress is not None
-        published = {
-            doc["_id"]: doc["published"]
-            async for doc in self._progress.find({}, {"published": 1})
-        }
+        published = {doc["_id"]: doc["published"] async for doc in self._progress.find({}, {"published": 1})}
         backlog = 0
         for name, collection in self._collections.items():
             cursor = collection.find({OUTBOX_COUNT_FIELD: {"$gt": 0}}, {"_id": 1, OUTBOX_COUNT_FIELD: 1})
@@ -179,13 +191,18 @@ class OutboxRelay:
         acks = []
         for _, items, _ in pending:
             for item in items:
-                acks.append(await self._send(item["topic"], item["key"].encode(), item["value"].encode(),
-                                             item["headers"]))
+                acks.append(
+                    await self._send(item["topic"], item["key"].encode(), item["value"].encode(), item["headers"])
+                )
         await asyncio.gather(*acks)
         now = datetime.now(UTC).timestamp()
         # Only the relay writes progress documents, one per aggregate; `$max` keeps them monotonic.
-        await asyncio.gather(*(progress.update_one({"_id": progress_id}, {"$max": {"published": total}}, upsert=True)
-                               for progress_id, _, total in pending))
+        await asyncio.gather(
+            *(
+                progress.update_one({"_id": progress_id}, {"$max": {"published": total}}, upsert=True)
+                for progress_id, _, total in pending
+            )
+        )
         for _, items, _ in pending:
             for item in items:
                 self._on_published({**item, "relay_seconds": max(0.0, now - item["created_at"])})

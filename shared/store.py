@@ -120,8 +120,15 @@ async def _conditions_scan(collection: AsyncCollection) -> bool:
     return _scans_conditions[client]
 
 
-async def update_if(collection: AsyncCollection, doc_id: Any, expected: dict[str, Any], update: dict[str, Any],
-                    *, upsert: bool = False, _locked: bool = False) -> bool:
+async def update_if(
+    collection: AsyncCollection,
+    doc_id: Any,
+    expected: dict[str, Any],
+    update: dict[str, Any],
+    *,
+    upsert: bool = False,
+    _locked: bool = False,
+) -> bool:
     """Apply `update` to one document if its fields still equal `expected`; False when they do not.
 
     With `upsert`, a missing document is created (its absence counts as a match). On MongoDB the
@@ -151,8 +158,15 @@ async def update_if(collection: AsyncCollection, doc_id: Any, expected: dict[str
 
 # --- serialised single-document writes -------------------------------------------------------------------
 
-async def update_by_id(collection: AsyncCollection, doc_id: Any, update: dict[str, Any], *,
-                       upsert: bool = False, condition: dict[str, Any] | None = None) -> UpdateResult:
+
+async def update_by_id(
+    collection: AsyncCollection,
+    doc_id: Any,
+    update: dict[str, Any],
+    *,
+    upsert: bool = False,
+    condition: dict[str, Any] | None = None,
+) -> UpdateResult:
     """One update of one document, serialised with this process's other writers of it.
 
     `condition` is added to the filter: use it only for conditions FerretDB evaluates without a whole-collection
@@ -162,12 +176,14 @@ async def update_by_id(collection: AsyncCollection, doc_id: Any, update: dict[st
         return await collection.update_one({"_id": doc_id, **(condition or {})}, update, upsert=upsert)
 
 
-async def update_by_id_returning(collection: AsyncCollection, doc_id: Any, update: dict[str, Any], *,
-                                 upsert: bool = False) -> dict[str, Any] | None:
+async def update_by_id_returning(
+    collection: AsyncCollection, doc_id: Any, update: dict[str, Any], *, upsert: bool = False
+) -> dict[str, Any] | None:
     """`update_by_id` that returns the document as it is after the update (None if it does not exist)."""
     async with _document_lock(collection, doc_id):
-        return await collection.find_one_and_update({"_id": doc_id}, update, upsert=upsert,
-                                                    return_document=ReturnDocument.AFTER)
+        return await collection.find_one_and_update(
+            {"_id": doc_id}, update, upsert=upsert, return_document=ReturnDocument.AFTER
+        )
 
 
 async def insert_once(collection: AsyncCollection, doc: dict[str, Any]) -> bool:
@@ -218,9 +234,16 @@ class Change(Generic[R]):
 Decide = Callable[[dict[str, Any] | None], "Change[R] | None | Awaitable[Change[R] | None]"]
 
 
-async def change_versioned(collection: AsyncCollection, doc_id: Any, decide: Decide[R], *,
-                           projection: dict[str, int] | None = None, create: bool = False,
-                           on_emitted: Callable[[], None] | None = None, attempts: int = 5) -> Change[R] | None:
+async def change_versioned(
+    collection: AsyncCollection,
+    doc_id: Any,
+    decide: Decide[R],
+    *,
+    projection: dict[str, int] | None = None,
+    create: bool = False,
+    on_emitted: Callable[[], None] | None = None,
+    attempts: int = 5,
+) -> Change[R] | None:
     """Read a document, let `decide` compute its change, and write it if nobody wrote in between.
 
     An absent document gives None, unless `create`: then `decide` gets None and its change inserts it.
@@ -242,8 +265,14 @@ async def change_versioned(collection: AsyncCollection, doc_id: Any, decide: Dec
             version = (doc or {}).get(VERSION_FIELD, 0)
             update = {op: dict(fields) for op, fields in change.update.items()}
             update.setdefault("$set", {})[VERSION_FIELD] = version + 1
-            saved = await update_if(collection, doc_id, {VERSION_FIELD: version}, with_outbox_items(update, items),
-                                    upsert=doc is None, _locked=True)
+            saved = await update_if(
+                collection,
+                doc_id,
+                {VERSION_FIELD: version},
+                with_outbox_items(update, items),
+                upsert=doc is None,
+                _locked=True,
+            )
         if saved:
             if items and on_emitted is not None:
                 on_emitted()

@@ -66,7 +66,8 @@ class PartnerStatusChanged(BaseModel):
     referrer_kind: ReferrerKind = Field(description="The kind of partner who referred the person.")
     referral_id: Annotated[str, Field(pattern=r"^[0-9a-f]{20}$")] = Field(
         description="Opaque id of the referral, stable across its records; not the case id, not derivable "
-                    "from it without Relais' secret. Tells apart two referrals that share a reference.")
+        "from it without Relais' secret. Tells apart two referrals that share a reference."
+    )
     status: ReferralStatus
     association: Association | None = Field(None, description="The association the person was oriented to.")
     outcome_category: OutcomeCategory | None = Field(None, description="Only with status `clos`.")
@@ -77,8 +78,12 @@ class PartnerStatusChanged(BaseModel):
         return self.partner_reference.encode()
 
     def headers(self) -> dict[str, str]:
-        return {"record-type": RECORD_TYPE, "schema-version": str(PARTNER_FEED_VERSION),
-                "record-id": str(self.record_id), "content-type": "application/json"}
+        return {
+            "record-type": RECORD_TYPE,
+            "schema-version": str(PARTNER_FEED_VERSION),
+            "record-id": str(self.record_id),
+            "content-type": "application/json",
+        }
 
     def encode(self) -> bytes:
         return self.model_dump_json().encode()
