@@ -6,6 +6,7 @@ the handler's effect is stored (manual acknowledgement in `shared.consumer`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Iterable
 from datetime import UTC, datetime
@@ -87,15 +88,13 @@ async def ensure_topics(settings: ServiceSettings, topics: Iterable[str]) -> Non
         missing = [t for t in dict.fromkeys(topics) if t not in existing]
         if not missing:
             return
-        try:
+        with contextlib.suppress(TopicAlreadyExistsError):
             await admin.create_topics(
                 [
                     NewTopic(t, num_partitions=settings.topic_partitions, replication_factor=settings.topic_replication)
                     for t in missing
                 ]
             )
-        except TopicAlreadyExistsError:
-            pass
         log.info("topics created", extra={"topics": missing})
     finally:
         await admin.close()

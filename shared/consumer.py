@@ -19,6 +19,7 @@ from typing import Any
 
 from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaError
+from faststream import StreamMessage
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
@@ -39,11 +40,15 @@ class DomainRejection(Exception):
     """A handler refuses an event for good (no retry): its message must be safe to log (no personal data)."""
 
 
-async def _raw_body(msg) -> Any:  # noqa: ANN001 - FastStream's decoder hook: we decode ourselves
+async def _raw_body(msg: StreamMessage[Any]) -> Any:
+    """FastStream's decoder hook: the body stays bytes, `shared.schemas.decode` reads it."""
     return msg.body
 
 
-async def _tolerant_parser(records, original):  # noqa: ANN001 - FastStream's parser hook
+async def _tolerant_parser(
+    records: ConsumerRecord | tuple[ConsumerRecord, ...],
+    original: Callable[[Any], Awaitable[StreamMessage[Any]]],
+) -> StreamMessage[Any]:
     """FastStream decodes headers as strict UTF-8; a record with binary headers would make it skip the
     record silently. Such headers are decoded with replacement instead, so the record is dead-lettered."""
     try:
@@ -153,7 +158,7 @@ class EventConsumer:
             return
 
     def _backoff(self, attempt: int) -> float:
-        ms = min(self.settings.retry_backoff_ms * 2 ** (attempt - 1), self.settings.retry_backoff_max_ms)
+        ms = min(self.settings.retry_backoff_ms * 2.0 ** (attempt - 1), self.settings.retry_backoff_max_ms)
         return ms / 1000
 
     async def _dead_letter(self, record: ConsumerRecord, reason: str, kind: str) -> None:

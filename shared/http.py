@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 from pymongo.errors import ConnectionFailure
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.metrics import Metrics
 
@@ -140,7 +140,7 @@ class RequestGuard:
         received = 0
         too_big = False
 
-        async def limited() -> dict[str, Any]:
+        async def limited() -> Message:
             nonlocal received, too_big
             message = await receive()
             if message["type"] == "http.request":
@@ -167,7 +167,7 @@ class RequestGuard:
             body = b"".join(chunks)
             sent = False
 
-            async def replay() -> dict[str, Any]:
+            async def replay() -> Message:
                 nonlocal sent
                 if not sent:
                     sent = True

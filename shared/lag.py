@@ -19,7 +19,7 @@ log = logging.getLogger("relais.lag")
 
 
 class ConsumerLagMonitor:
-    def __init__(self, bootstrap: str, group: str, topics: list[str], gauge: Gauge, interval_s: float = 5.0):
+    def __init__(self, bootstrap: str, group: str, topics: list[str], gauge: Gauge, interval_s: float = 5.0) -> None:
         self.bootstrap, self.group, self.topics = bootstrap, group, topics
         self.gauge = gauge
         self._admin: AIOKafkaAdminClient | None = None

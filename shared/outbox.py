@@ -19,8 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo.asynchronous.collection import AsyncCollection
-
+from shared.documents import Collection
 from shared.lookup import find_by_ids
 from shared.runtime import BackgroundTask
 from shared.schemas import Envelope
@@ -102,8 +101,8 @@ class OutboxRelay:
         batch_size: int = 200,
     ) -> None:
         self._send = send
-        self._collections: dict[str, AsyncCollection] = {}
-        self._progress: AsyncCollection | None = None
+        self._collections: dict[str, Collection] = {}
+        self._progress: Collection | None = None
         self._scan_interval_s = scan_interval_s
         self._on_published = on_published or (lambda item: None)
         self._on_backlog = on_backlog or (lambda n: None)
@@ -112,7 +111,7 @@ class OutboxRelay:
         self._task = BackgroundTask("outbox-relay", self._cycle, interval_s=scan_interval_s)
         self._next_scan = 0.0
 
-    def watch(self, collection: AsyncCollection) -> None:
+    def watch(self, collection: Collection) -> None:
         """Relay the outbox of this collection (called by the store that owns it)."""
         self._collections[collection.name] = collection
         self._hints[collection.name] = set()
@@ -122,7 +121,7 @@ class OutboxRelay:
     def watching(self) -> bool:
         return bool(self._collections)
 
-    def notify(self, collection: AsyncCollection, doc_id: Any) -> None:
+    def notify(self, collection: Collection, doc_id: Any) -> None:
         self._hints[collection.name].add(doc_id)
         self._task.wake()
 
@@ -174,7 +173,7 @@ class OutboxRelay:
                     self._hints[name].update(ids)
                     raise
 
-    async def _publish(self, name: str, collection: AsyncCollection, ids: list[Any]) -> None:
+    async def _publish(self, name: str, collection: Collection, ids: list[Any]) -> None:
         assert self._progress is not None
         progress = self._progress
         docs = await find_by_ids(collection, ids, {"_id": 1, OUTBOX_FIELD: 1})

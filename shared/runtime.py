@@ -8,6 +8,7 @@ exponential backoff, and stop promptly and cleanly when the service stops.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -61,10 +62,8 @@ class BackgroundTask:
         if task is None:
             return
         task.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await task
-        except asyncio.CancelledError:
-            pass
 
     async def _run(self) -> None:
         while True:

@@ -16,17 +16,16 @@ from __future__ import annotations
 import asyncio
 import inspect
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from pymongo import AsyncMongoClient, ReturnDocument
-from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 from pymongo.results import UpdateResult
 
+from shared.documents import Client, Collection, Database
 from shared.outbox import WITHOUT_OUTBOX, outbox_items, with_outbox, with_outbox_items
 from shared.schemas import Envelope
 
@@ -37,14 +36,14 @@ DUPLICATE_KEY = 11000
 R = TypeVar("R")
 
 
-def connect(url: str, db: str) -> tuple[AsyncMongoClient, AsyncDatabase]:
-    client: AsyncMongoClient = AsyncMongoClient(
+def connect(url: str, db: str) -> tuple[Client, Database]:
+    client: Client = AsyncMongoClient(
         url, serverSelectionTimeoutMS=5000, connectTimeoutMS=3000, tz_aware=True, uuidRepresentation="standard"
     )
     return client, client[db]
 
 
-async def ping(db: AsyncDatabase) -> bool:
+async def ping(db: Database) -> bool:
     try:
         await db.command("ping")
         return True
@@ -57,7 +56,7 @@ _waiters: dict[tuple[str, str, str], int] = {}
 
 
 @asynccontextmanager
-async def _document_lock(collection: AsyncCollection, doc_id: Any) -> AsyncIterator[None]:
+async def _document_lock(collection: Collection, doc_id: Any) -> AsyncIterator[None]:
     """Serialise writes to one document within this process (see the module docstring)."""
     key = (collection.database.name, collection.name, str(doc_id))
     lock = _locks.setdefault(key, asyncio.Lock())
@@ -72,11 +71,11 @@ async def _document_lock(collection: AsyncCollection, doc_id: Any) -> AsyncItera
 
 
 async def apply_event(
-    collection: AsyncCollection,
+    collection: Collection,
     doc_id: Any,
     cause: Envelope,
     update: dict[str, Any],
-    emit: list[Envelope] = (),  # type: ignore[assignment]
+    emit: Sequence[Envelope] = (),
 ) -> bool:
     """Apply `update` to one document once per causing event; False if it was already applied.
 
@@ -97,7 +96,7 @@ async def apply_event(
     return True
 
 
-async def was_applied(collection: AsyncCollection, doc_id: Any, event_id: Any) -> bool:
+async def was_applied(collection: Collection, doc_id: Any, event_id: Any) -> bool:
     """The one duplicate check: has the event `event_id` already changed this document?"""
     doc = await collection.find_one({"_id": doc_id}, {PROCESSED_FIELD: 1})
     return doc is not None and applied_in(doc, event_id)
@@ -109,10 +108,10 @@ def applied_in(doc: dict[str, Any] | None, event_id: Any) -> bool:
 
 
 # Per client: does the server read the whole collection for any filter other than `{"_id": ...}`?
-_scans_conditions: weakref.WeakKeyDictionary[AsyncMongoClient, bool] = weakref.WeakKeyDictionary()
+_scans_conditions: weakref.WeakKeyDictionary[Client, bool] = weakref.WeakKeyDictionary()
 
 
-async def _conditions_scan(collection: AsyncCollection) -> bool:
+async def _conditions_scan(collection: Collection) -> bool:
     client = collection.database.client
     if client not in _scans_conditions:
         info = await client.admin.command("buildInfo")
@@ -121,7 +120,7 @@ async def _conditions_scan(collection: AsyncCollection) -> bool:
 
 
 async def update_if(
-    collection: AsyncCollection,
+    collection: Collection,
     doc_id: Any,
     expected: dict[str, Any],
     update: dict[str, Any],
@@ -160,7 +159,7 @@ async def update_if(
 
 
 async def update_by_id(
-    collection: AsyncCollection,
+    collection: Collection,
     doc_id: Any,
     update: dict[str, Any],
     *,
@@ -177,7 +176,7 @@ async def update_by_id(
 
 
 async def update_by_id_returning(
-    collection: AsyncCollection, doc_id: Any, update: dict[str, Any], *, upsert: bool = False
+    collection: Collection, doc_id: Any, update: dict[str, Any], *, upsert: bool = False
 ) -> dict[str, Any] | None:
     """`update_by_id` that returns the document as it is after the update (None if it does not exist)."""
     async with _document_lock(collection, doc_id):
@@ -186,7 +185,7 @@ async def update_by_id_returning(
         )
 
 
-async def insert_once(collection: AsyncCollection, doc: dict[str, Any]) -> bool:
+async def insert_once(collection: Collection, doc: dict[str, Any]) -> bool:
     """Insert a document keyed by a deterministic `_id`; False when it exists (already applied).
 
     An insert on `_id` is exclusive on FerretDB and MongoDB alike: no read before, no lock."""
@@ -197,7 +196,7 @@ async def insert_once(collection: AsyncCollection, doc: dict[str, Any]) -> bool:
     return True
 
 
-async def insert_many_once(collection: AsyncCollection, docs: list[dict[str, Any]]) -> list[Any]:
+async def insert_many_once(collection: Collection, docs: list[dict[str, Any]]) -> list[Any]:
     """Insert the documents whose `_id` is new, in one unordered command; return the ids that existed."""
     if not docs:
         return []
@@ -231,11 +230,11 @@ class Change(Generic[R]):
     outbox_items: list[dict[str, Any]] = field(default_factory=list)
 
 
-Decide = Callable[[dict[str, Any] | None], "Change[R] | None | Awaitable[Change[R] | None]"]
+Decide = Callable[[dict[str, Any] | None], "Change[R] | Awaitable[Change[R] | None] | None"]
 
 
 async def change_versioned(
-    collection: AsyncCollection,
+    collection: Collection,
     doc_id: Any,
     decide: Decide[R],
     *,

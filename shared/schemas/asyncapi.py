@@ -20,13 +20,13 @@ KAFKA_BINDING_VERSION = "0.5.0"
 _HEADER = {"type": "string"}
 ENVELOPE_HEADERS = {
     "type": "object",
-    "properties": {
-        name: _HEADER for name in ("event-type", "schema-version", "event-id", "correlation-id", "content-type")
-    },
+    "properties": dict.fromkeys(
+        ("event-type", "schema-version", "event-id", "correlation-id", "content-type"), _HEADER
+    ),
 }
 FEED_HEADERS = {
     "type": "object",
-    "properties": {name: _HEADER for name in ("record-type", "schema-version", "record-id", "content-type")},
+    "properties": dict.fromkeys(("record-type", "schema-version", "record-id", "content-type"), _HEADER),
 }
 
 
@@ -137,7 +137,8 @@ def _hoist(schema: dict[str, Any], shared: dict[str, Any], owner: str) -> dict[s
         renamed[name] = target
     for name, definition in defs.items():
         shared[renamed[name]] = _rewrite(definition, renamed)
-    return _rewrite(schema, renamed)
+    rewritten: dict[str, Any] = _rewrite(schema, renamed)  # a dict rewritten is a dict
+    return rewritten
 
 
 def _rewrite(node: Any, renamed: dict[str, str]) -> Any:
