@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Callable
@@ -49,10 +50,10 @@ class ArrivalRecorder:
 
     async def start(self, deadline_s: float = 60) -> None:
         await self._consumer.start()
-        self._task = asyncio.create_task(self._run(), name=f"arrivals-{self.topic}")
-        assigned = await wait_until(lambda: bool(self._consumer.assignment()) or self._task.done(), deadline_s)
-        if not assigned or self._task.done():
-            failure = self._task.done() and not self._task.cancelled() and self._task.exception()
+        self._task = task = asyncio.create_task(self._run(), name=f"arrivals-{self.topic}")
+        assigned = await wait_until(lambda: bool(self._consumer.assignment()) or task.done(), deadline_s)
+        if not assigned or task.done():
+            failure = task.done() and not task.cancelled() and task.exception()
             await self.stop()
             raise BenchError(
                 f"no partition of {self.topic} assigned after {deadline_s:.0f}s"
@@ -63,10 +64,8 @@ class ArrivalRecorder:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         await self._consumer.stop()
 
     def arrived(self, keys: list[bytes]) -> int:

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-
 from aiokafka import ConsumerRecord
 
 from bench.kafka import ArrivalRecorder, header
@@ -103,7 +102,7 @@ class Phase:
     concurrency: int | None = None
     routed_complete: bool = False  # every accepted case routed and notified
     cpu_percent: dict[str, float] = field(default_factory=dict)  # per process, from POSTs to last routed
-    service_ms: dict[str, float | None] = field(default_factory=dict)  # mean handler/outbox times
+    service_ms: dict[str, float] = field(default_factory=dict)  # mean handler/outbox times
     store_profile: dict[str, Any] = field(default_factory=dict)  # per service: store commands by time
     py_spy: dict[str, Any] = field(default_factory=dict)  # per service: functions by CPU samples
 

@@ -232,7 +232,7 @@ def table(result: dict[str, Any]) -> str:
             f"{fmt(lat['notified_p50_ms'])} / {fmt(lat['notified_p99_ms'])} ms",
         ),
         (
-            f"  cases posted / lost / duplicated (checked: topics and store)",
+            "  cases posted / lost / duplicated (checked: topics and store)",
             f"{result['cases_total']} / {result['lost']} / {result['duplicated']}",
         ),
         ("  notifications stored / expected", f"{check['notifications_stored']} / {check['notifications_expected']}"),

@@ -14,11 +14,12 @@ import random
 import statistics
 import sys
 import time
-from datetime import date
+from datetime import UTC, datetime
 from typing import Any
 
 from services.routing.directory import seed_documents, shared_gazetteer
 from services.routing.domain import RULES, Antenna, AntennaStatus, decide, route
+from services.routing.geo import Gazetteer
 from services.routing.settings import RoutingSettings
 from shared.schemas import Association, Procedure
 from shared.schemas.events import Situation
@@ -26,7 +27,7 @@ from shared.schemas.events import Situation
 AURA = ("01", "03", "07", "15", "26", "38", "42", "43", "63", "69", "73", "74")
 
 
-def _cases(gazetteer, count: int, rng: random.Random) -> list[Situation]:  # noqa: ANN001
+def _cases(gazetteer: Gazetteer, count: int, rng: random.Random) -> list[Situation]:
     communes = gazetteer.current_communes()
     aura = [p for p in communes if p.dept in AURA and p.postal_codes]
     france = [p for p in communes if p.postal_codes]
@@ -48,7 +49,7 @@ def _cases(gazetteer, count: int, rng: random.Random) -> list[Situation]:  # noq
     return cases
 
 
-def _antennas(gazetteer, rng: random.Random) -> list[Antenna]:  # noqa: ANN001
+def _antennas(gazetteer: Gazetteer, rng: random.Random) -> list[Antenna]:
     return [
         Antenna(
             d["_id"],
@@ -72,7 +73,7 @@ def measure(cases: int = 20_000, seed: int = 7) -> dict[str, Any]:
     rng = random.Random(seed)
     situations = _cases(gazetteer, cases, rng)
     antennas = _antennas(gazetteer, rng)
-    model, today = settings.travel_model(), date.today()
+    model, today = settings.travel_model(), datetime.now(UTC).date()  # as the router does
     for s in situations[:500]:  # warm-up
         route(decide(s, today, RULES), s, gazetteer.locate(s.insee_code, s.postal_code, s.commune), antennas, model)
     timings = []

@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pymongo import MongoClient
 from pymongo.collection import Collection
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     node = FerretNode("ferretdb", data_dir, port=_free_port())
     node.start()
     try:
-        client = MongoClient(node.url)
+        client: MongoClient[dict[str, Any]] = MongoClient(node.url)
         coll = client["probe"]["docs"]
         print(f"median ms over {args.repeat} calls, by number of documents in the collection")
         print(f"{'query':58}" + "".join(f"{n:>9}" for n in args.sizes))

@@ -33,7 +33,7 @@ def snapshot(profile_dir: Path, pids: dict[str, int]) -> Snapshot:
 def top(before: Snapshot, after: Snapshot, limit: int = 8) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for service, commands in after.items():
-        rows = []
+        rows: list[dict[str, Any]] = []
         for key, now in commands.items():
             was = before.get(service, {}).get(key, {"count": 0, "seconds": 0.0})
             count, seconds = now["count"] - was["count"], now["seconds"] - was["seconds"]

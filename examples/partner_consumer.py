@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -81,7 +82,7 @@ def main() -> None:
     parser.add_argument("--group", required=True, help="your own consumer group (remembers what you read)")
     parser.add_argument("references", nargs="*", help="your references to follow (default: all)")
     args = parser.parse_args()
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
             follow(
                 args.bootstrap,
@@ -90,8 +91,6 @@ def main() -> None:
                 lambda status: print(describe(status), flush=True),
             )
         )
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

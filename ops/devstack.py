@@ -15,8 +15,10 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL = ROOT / ".local"
@@ -36,7 +38,11 @@ def port_open(host: str, port: int) -> bool:
 
 
 def wait_until(
-    predicate, deadline_s: float, what: str, proc: subprocess.Popen | None = None, log: Path | None = None
+    predicate: Callable[[], bool],
+    deadline_s: float,
+    what: str,
+    proc: subprocess.Popen[bytes] | None = None,
+    log: Path | None = None,
 ) -> None:
     """Poll `predicate` until it holds; fail early if `proc` dies, late if the deadline passes."""
     deadline = time.monotonic() + deadline_s
@@ -65,11 +71,17 @@ class Node:
 
     name: str
     data_dir: Path
-    proc: subprocess.Popen | None = field(default=None, init=False)
+    proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
     def log_path(self) -> Path:
         return self.data_dir / f"{self.name}.log"
+
+    @property
+    def pid(self) -> int:
+        if self.proc is None:
+            raise StartupError(f"{self.name} was not started")
+        return self.proc.pid
 
     def _spawn(self, argv: list[str], env: dict[str, str] | None = None) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -247,7 +259,7 @@ class FerretNode(Node):
     def ready(self) -> bool:
         from pymongo import MongoClient
 
-        client = MongoClient(self.url, serverSelectionTimeoutMS=500)
+        client: MongoClient[dict[str, Any]] = MongoClient(self.url, serverSelectionTimeoutMS=500)
         try:
             client.admin.command("ping")
             return True

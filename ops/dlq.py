@@ -61,7 +61,7 @@ async def read_all(bootstrap: str, topics: list[str]) -> list[DeadLetter]:
     try:
         partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or [])]
         if not partitions:
-            await consumer._client.force_metadata_update()  # noqa: SLF001
+            await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public refresh
             partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or [])]
         consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)

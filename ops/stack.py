@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ops.devstack import LOCAL, FerretNode, KafkaNode, MailSinkNode, ServiceNode
+from ops.devstack import LOCAL, FerretNode, KafkaNode, MailSinkNode, Node, ServiceNode
 
 # Coaching runs once per association, each instance with its own database and staff (docs/coaching.md).
 COACHING = {"coaching-second_souffle": "second_souffle", "coaching-60000_rebonds": "60000_rebonds"}
@@ -130,9 +130,9 @@ class Stack:
         for pid_file in self.pid_dir.glob("*.pid"):
             pid_file.unlink(missing_ok=True)
 
-    def _write_pid(self, node) -> None:  # noqa: ANN001
+    def _write_pid(self, node: Node) -> None:
         self.pid_dir.mkdir(parents=True, exist_ok=True)
-        (self.pid_dir / f"{node.name}.pid").write_text(str(node.proc.pid))
+        (self.pid_dir / f"{node.name}.pid").write_text(str(node.pid))
 
 
 def stop_recorded(data_dir: Path = LOCAL / "run") -> list[str]:
