@@ -12,7 +12,7 @@ COPY requirements/main.txt ./requirements.txt
 RUN /opt/relais/bin/pip install --require-hashes -r requirements.txt
 
 # The project itself (no dev extras): the packages listed in pyproject.toml, built with the locked setuptools.
-COPY pyproject.toml ./
+COPY pyproject.toml LICENSE ./
 COPY shared ./shared
 COPY services ./services
 COPY ops ./ops
