@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 
 from shared import logs
-from shared.broker import EVENT_TOPICS, ensure_topics, make_broker, send
+from shared.broker import EVENT_TOPICS, ensure_topics, make_broker, send, wait_for_group_coordinator
 from shared.consumer import EventConsumer
 from shared.http import RequestGuard, install_error_handlers, install_health_and_metrics
 from shared.lag import ConsumerLagMonitor
@@ -73,6 +73,8 @@ class ServiceRuntime:
         await ensure_topics(self.settings, [*EVENT_TOPICS, self.consumer.dead_letter_topic])
         for hook in self._on_start:
             await hook()
+        if self.consumer.topics:
+            await wait_for_group_coordinator(self.settings, self.consumer.group_id)
         self.consumer.subscribe()
         await self.broker.start()
         if self.relay.watching:
