@@ -111,7 +111,7 @@ lint: $(VENV_STAMP)
 $(KAFKA_STAMP): infra/kafka/pom.xml
 	@echo "==> Kafka: broker jars from Maven Central (.local/kafka/lib, Java 17)"
 	@rm -rf $(LOCAL)/kafka/lib
-	@mvn -B -q --no-transfer-progress -f infra/kafka/pom.xml -Dmaven.repo.local=$(LOCAL)/m2 \
+	@mvn -B -q --no-transfer-progress --strict-checksums -f infra/kafka/pom.xml -Dmaven.repo.local=$(LOCAL)/m2 \
 		dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(LOCAL)/kafka/lib
 	@touch $@
 	@echo "==> Kafka: ready ($$(ls $(LOCAL)/kafka/lib | wc -l) jars)"
