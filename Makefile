@@ -63,7 +63,7 @@ schemas: $(VENV_STAMP)
 	@$(BIN)/relais schemas
 
 clean:
-	rm -rf $(LOCAL) $(VENV) .pytest_cache
+	rm -rf $(LOCAL) $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
 # Provisioning runs the downloads in parallel; each is skipped when already done.
 provision:
