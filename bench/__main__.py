@@ -44,32 +44,62 @@ MAX_AUTO_RATE = 100.0
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--cases", type=int, default=20000,
-                        help="cases in the saturated phase (default 20000; fewer for a quick look)")
-    parser.add_argument("--concurrency", type=int, default=32,
-                        help="HTTP clients posting in parallel in the saturated phase (default 32)")
-    parser.add_argument("--rate", type=float, default=None,
-                        help="cases/s of the open-loop latency phase (default: half the throughput "
-                             f"at the end of the saturated phase, at most {MAX_AUTO_RATE:.0f})")
-    parser.add_argument("--latency-cases", type=int, default=None,
-                        help="cases in the latency phase (default: 30 s worth at the rate, at least 50, "
-                             "at most half of --cases)")
+    parser.add_argument(
+        "--cases", type=int, default=20000, help="cases in the saturated phase (default 20000; fewer for a quick look)"
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=32,
+        help="HTTP clients posting in parallel in the saturated phase (default 32)",
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="cases/s of the open-loop latency phase (default: half the throughput "
+        f"at the end of the saturated phase, at most {MAX_AUTO_RATE:.0f})",
+    )
+    parser.add_argument(
+        "--latency-cases",
+        type=int,
+        default=None,
+        help="cases in the latency phase (default: 30 s worth at the rate, at least 50, at most half of --cases)",
+    )
     parser.add_argument("--warmup", type=int, default=100, help="uncounted cases first (default 100)")
-    parser.add_argument("--baseline-msgs", type=int, default=20000,
-                        help="records through the raw relay (default 20000)")
-    parser.add_argument("--minimal-msgs", type=int, default=10000,
-                        help="records through the minimal stage baseline (default 10000)")
-    parser.add_argument("--baseline-bytes", type=int, default=900,
-                        help="size of a baseline record; default about a CaseReceived envelope (900)")
-    parser.add_argument("--stall-timeout", type=float, default=300,
-                        help="give up waiting for a phase's CaseRouted after this many seconds without a new "
-                             "one (default 300)")
+    parser.add_argument(
+        "--baseline-msgs", type=int, default=20000, help="records through the raw relay (default 20000)"
+    )
+    parser.add_argument(
+        "--minimal-msgs", type=int, default=10000, help="records through the minimal stage baseline (default 10000)"
+    )
+    parser.add_argument(
+        "--baseline-bytes",
+        type=int,
+        default=900,
+        help="size of a baseline record; default about a CaseReceived envelope (900)",
+    )
+    parser.add_argument(
+        "--stall-timeout",
+        type=float,
+        default=300,
+        help="give up waiting for a phase's CaseRouted after this many seconds without a new one (default 300)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latest.json")
     parser.add_argument("--keep-data", action="store_true", help="keep the temporary folder (logs, data)")
-    parser.add_argument("--py-spy", type=float, default=0, metavar="SECONDS",
-                        help="sample the services with py-spy for SECONDS from the start of the saturated phase")
-    parser.add_argument("--no-store-profile", dest="store_profile", action="store_false",
-                        help="do not time the services' store commands (bench/profiling)")
+    parser.add_argument(
+        "--py-spy",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="sample the services with py-spy for SECONDS from the start of the saturated phase",
+    )
+    parser.add_argument(
+        "--no-store-profile",
+        dest="store_profile",
+        action="store_false",
+        help="do not time the services' store commands (bench/profiling)",
+    )
     args = parser.parse_args(argv)
     for name in ("cases", "concurrency", "baseline_msgs", "minimal_msgs", "baseline_bytes"):
         if getattr(args, name) < 1:
@@ -107,61 +137,92 @@ class Probes:
     service_pids: dict[str, int]
 
 
-async def run_phase(pipeline: Pipeline, phase: Phase, post: Callable[[Phase], Awaitable[None]],
-                    probes: Probes, stall_s: float) -> Phase:
+async def run_phase(
+    pipeline: Pipeline, phase: Phase, post: Callable[[Phase], Awaitable[None]], probes: Probes, stall_s: float
+) -> Phase:
     """Post the phase's cases with `post`, wait until they are through; note CPU and service timers."""
     resources, service_urls = probes.resources, probes.service_urls
     cpu_before = resources.cpu_snapshot()
     timers_before = await service_metrics.scrape(pipeline.client, service_urls)
     store_before = store_timing.snapshot(probes.profile_dir, probes.service_pids)
-    async with reporting(lambda: f"{phase.name}: {len(phase.sent)}/{phase.planned} accepted, "
-                                 f"{pipeline.routed_count(phase)} routed, {pipeline.notified_count(phase)} notified"):
+    async with reporting(
+        lambda: (
+            f"{phase.name}: {len(phase.sent)}/{phase.planned} accepted, "
+            f"{pipeline.routed_count(phase)} routed, {pipeline.notified_count(phase)} notified"
+        )
+    ):
         await post(phase)
-    print(f"  {phase.name}: {len(phase.sent)}/{phase.planned} accepted by intake"
-          f"{f', {phase.http_errors} failed' if phase.http_errors else ''}; waiting for CaseRouted and the "
-          f"notifications …", flush=True)
+    print(
+        f"  {phase.name}: {len(phase.sent)}/{phase.planned} accepted by intake"
+        f"{f', {phase.http_errors} failed' if phase.http_errors else ''}; waiting for CaseRouted and the "
+        f"notifications …",
+        flush=True,
+    )
     await pipeline.wait_routed(phase, routed_deadline_s(phase.planned), stall_s)
     phase.cpu_percent = cpu_percent(cpu_before, resources.cpu_snapshot())
     phase.service_ms = service_metrics.mean_ms_between(
-        timers_before, await service_metrics.scrape(pipeline.client, service_urls))
+        timers_before, await service_metrics.scrape(pipeline.client, service_urls)
+    )
     await asyncio.sleep(2.5)  # the store sums are written every 2 s: let the phase's last ones land
-    phase.store_profile = store_timing.top(store_before,
-                                           store_timing.snapshot(probes.profile_dir, probes.service_pids))
+    phase.store_profile = store_timing.top(store_before, store_timing.snapshot(probes.profile_dir, probes.service_pids))
     return phase
 
 
-async def measure(stack: Stack, args: argparse.Namespace, resources: ResourceSampler,
-                  profile_dir: Path) -> dict[str, Any]:
+async def measure(
+    stack: Stack, args: argparse.Namespace, resources: ResourceSampler, profile_dir: Path
+) -> dict[str, Any]:
     """Run the five phases and the check; return what `report.build_result` needs besides memory peaks."""
     bootstrap = stack.kafka.bootstrap
     machine = report.machine()
     print(f"[1/5] baseline: raw aiokafka relay, {args.baseline_msgs} records", flush=True)
     partitions = ServiceSettings.model_fields["topic_partitions"].default  # as the services' topics
-    baseline = await run_baseline(bootstrap, args.baseline_msgs, args.baseline_bytes, partitions, resources,
-                                  deadline_s=300 + args.baseline_msgs / 100)
+    baseline = await run_baseline(
+        bootstrap,
+        args.baseline_msgs,
+        args.baseline_bytes,
+        partitions,
+        resources,
+        deadline_s=300 + args.baseline_msgs / 100,
+    )
     print(f"  {baseline.msgs_per_s:,.0f} msgs/s end to end", flush=True)
     print(f"[2/5] baseline: minimal stage (consume, one upsert, produce), {args.minimal_msgs} records", flush=True)
-    minimal = await run_baseline(bootstrap, args.minimal_msgs, args.baseline_bytes, partitions, resources,
-                                 deadline_s=300 + args.minimal_msgs / 20, mongo_url=stack.ferretdb.url)
+    minimal = await run_baseline(
+        bootstrap,
+        args.minimal_msgs,
+        args.baseline_bytes,
+        partitions,
+        resources,
+        deadline_s=300 + args.minimal_msgs / 20,
+        mongo_url=stack.ferretdb.url,
+    )
     print(f"  {minimal.msgs_per_s:,.0f} msgs/s end to end", flush=True)
 
     urls = {name: stack.services[name].url for name in BENCHED}
-    probes = Probes(resources, urls, profile_dir, {name: stack.services[name].proc.pid for name in BENCHED})
-    pipeline = Pipeline(urls["intake"], bootstrap,
-                        max_connections=max(args.concurrency, 100))
+    probes = Probes(resources, urls, profile_dir, {name: stack.services[name].pid for name in BENCHED})
+    pipeline = Pipeline(urls["intake"], bootstrap, max_connections=max(args.concurrency, 100))
     await pipeline.start()
     try:
         print(f"[3/5] warm-up: {args.warmup} cases, not counted", flush=True)
-        warmup = await run_phase(pipeline, Phase("warm-up", args.warmup, concurrency=min(args.concurrency, 8)),
-                                 pipeline.closed_loop, probes, args.stall_timeout)
+        warmup = await run_phase(
+            pipeline,
+            Phase("warm-up", args.warmup, concurrency=min(args.concurrency, 8)),
+            pipeline.closed_loop,
+            probes,
+            args.stall_timeout,
+        )
         if not warmup.routed_complete:
             raise BenchError("the warm-up cases were not all through: see the service logs")
 
         print(f"[4/5] saturated: {args.cases} cases, {args.concurrency} concurrent clients", flush=True)
         spy_dir = profile_dir / "py-spy"
         spies = await pyspy.start(probes.service_pids, args.py_spy, spy_dir) if args.py_spy > 0 else []
-        saturated = await run_phase(pipeline, Phase("saturated", args.cases, concurrency=args.concurrency),
-                                    pipeline.closed_loop, probes, args.stall_timeout)
+        saturated = await run_phase(
+            pipeline,
+            Phase("saturated", args.cases, concurrency=args.concurrency),
+            pipeline.closed_loop,
+            probes,
+            args.stall_timeout,
+        )
         await pyspy.finish(spies, timeout_s=args.py_spy + 30)
         saturated.py_spy = pyspy.summary(spy_dir, BENCHED) if spies else {}
         sat = report.phase_numbers(saturated, pipeline.routed.arrivals, pipeline.through_at(saturated))
@@ -170,20 +231,30 @@ async def measure(stack: Stack, args: argparse.Namespace, resources: ResourceSam
         rate = args.rate or auto_rate(sat)
         latency_cases = args.latency_cases or min(max(50, int(rate * 30)), max(50, args.cases // 2))
         print(f"[5/5] latency: {latency_cases} cases open loop at {rate:g} cases/s", flush=True)
-        fixed = await run_phase(pipeline, Phase("fixed-rate", latency_cases, rate=rate),
-                                pipeline.open_loop, probes, args.stall_timeout)
+        fixed = await run_phase(
+            pipeline, Phase("fixed-rate", latency_cases, rate=rate), pipeline.open_loop, probes, args.stall_timeout
+        )
         emails = await service_metrics.emails(pipeline.client, urls["notifications"])
-        print("check: every case against the CaseRouted topic, the partner feed and the notifications store …",
-              flush=True)
+        print(
+            "check: every case against the CaseRouted topic, the partner feed and the notifications store …", flush=True
+        )
         checked = await check_cases(pipeline, (warmup, saturated, fixed), stack.ferretdb.url)
-        print(f"  cases {checked['cases_total']}, lost {checked['lost']}, duplicated {checked['duplicated']}",
-              flush=True)
-        return {"saturated": saturated, "fixed": fixed, "warmup": warmup,
-                "arrivals": dict(pipeline.routed.arrivals),
-                "through": {**pipeline.through_at(saturated), **pipeline.through_at(fixed)},
-                "notified": {**pipeline.notified_at(saturated), **pipeline.notified_at(fixed)},
-                "baseline": baseline, "minimal": minimal, "checked": checked, "emails": emails,
-                "machine_info": machine}
+        print(
+            f"  cases {checked['cases_total']}, lost {checked['lost']}, duplicated {checked['duplicated']}", flush=True
+        )
+        return {
+            "saturated": saturated,
+            "fixed": fixed,
+            "warmup": warmup,
+            "arrivals": dict(pipeline.routed.arrivals),
+            "through": {**pipeline.through_at(saturated), **pipeline.through_at(fixed)},
+            "notified": {**pipeline.notified_at(saturated), **pipeline.notified_at(fixed)},
+            "baseline": baseline,
+            "minimal": minimal,
+            "checked": checked,
+            "emails": emails,
+            "machine_info": machine,
+        }
     finally:
         await pipeline.stop()
 
@@ -201,23 +272,30 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = Path(tempfile.mkdtemp(prefix="relais-bench-"))
     profile_dir = data_dir / "store-profile"
     profile_dir.mkdir()
-    stack = Stack(StackConfig(data_dir=data_dir, kafka_port=free_port(), controller_port=free_port(),
-                              mongo_port=free_port(), smtp_port=free_port(),
-                              service_ports={name: free_port() for name in SERVICES},
-                              extra_env=store_timing.env(profile_dir) if args.store_profile else {}))
+    stack = Stack(
+        StackConfig(
+            data_dir=data_dir,
+            kafka_port=free_port(),
+            controller_port=free_port(),
+            mongo_port=free_port(),
+            smtp_port=free_port(),
+            service_ports={name: free_port() for name in SERVICES},
+            extra_env=store_timing.env(profile_dir) if args.store_profile else {},
+        )
+    )
     resources = ResourceSampler(group=BENCHED)
     resources.track("bench", os.getpid(), tree=False)
     failed = True
     try:
         print(f"bench: starting FerretDB and Kafka ({data_dir}) …", flush=True)
         stack.start_infra()
-        resources.track("kafka", stack.kafka.proc.pid)
-        resources.track("ferretdb", stack.ferretdb.proc.pid)
-        resources.track("mailsink", stack.mailsink.proc.pid)
+        resources.track("kafka", stack.kafka.pid)
+        resources.track("ferretdb", stack.ferretdb.pid)
+        resources.track("mailsink", stack.mailsink.pid)
         print(f"bench: starting {' and '.join(BENCHED)} …", flush=True)
         stack.start_services(BENCHED)
         for name in BENCHED:
-            resources.track(name, stack.services[name].proc.pid)
+            resources.track(name, stack.services[name].pid)
         resources.start()
         measured = asyncio.run(measure(stack, args, resources, profile_dir))
         load_at_end = [round(x, 2) for x in os.getloadavg()]

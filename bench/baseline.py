@@ -63,16 +63,24 @@ async def create_topics(bootstrap: str, names: list[str], partitions: int, deadl
 async def start_relay(module: str, args: list[str], deadline_s: float = 60) -> asyncio.subprocess.Process:
     """Start `python -m <module> <args>`; return once it printed `ready` (its partitions are assigned)."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", module, *args, stdout=asyncio.subprocess.PIPE, start_new_session=True, cwd=ROOT,
+        sys.executable,
+        "-m",
+        module,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        start_new_session=True,
+        cwd=ROOT,
     )
+    assert proc.stdout is not None  # stdout=PIPE
     try:
         line = await asyncio.wait_for(proc.stdout.readline(), deadline_s)
     except TimeoutError:
         line = b""
     if line.strip() != b"ready":
         await stop_relay(proc)
-        raise BenchError(f"the baseline {module} did not get its partitions within {deadline_s:.0f}s"
-                         f" (exit code {proc.returncode})")
+        raise BenchError(
+            f"the baseline {module} did not get its partitions within {deadline_s:.0f}s (exit code {proc.returncode})"
+        )
     return proc
 
 
@@ -87,8 +95,15 @@ async def stop_relay(proc: asyncio.subprocess.Process, deadline_s: float = 10) -
         await proc.wait()
 
 
-async def run_baseline(bootstrap: str, messages: int, message_bytes: int, partitions: int,
-                       resources: ResourceSampler, deadline_s: float, mongo_url: str | None = None) -> BaselineResult:
+async def run_baseline(
+    bootstrap: str,
+    messages: int,
+    message_bytes: int,
+    partitions: int,
+    resources: ResourceSampler,
+    deadline_s: float,
+    mongo_url: str | None = None,
+) -> BaselineResult:
     """The raw relay, or the minimal stage when `mongo_url` is given (its upserts go there)."""
     tag = uuid.uuid4().hex[:8]
     name = "relay" if mongo_url is None else "minimal-stage"
@@ -99,8 +114,11 @@ async def run_baseline(bootstrap: str, messages: int, message_bytes: int, partit
     relay = None
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=2)
     group = f"bench-{name}-{tag}"
-    module, args = (("bench.relay", [bootstrap, source, destination, group]) if mongo_url is None else
-                    ("bench.minimal_stage", [bootstrap, mongo_url, source, destination, group]))
+    module, args = (
+        ("bench.relay", [bootstrap, source, destination, group])
+        if mongo_url is None
+        else ("bench.minimal_stage", [bootstrap, mongo_url, source, destination, group])
+    )
     try:
         relay = await start_relay(module, args)
         resources.track(f"baseline-{name}", relay.pid)
@@ -113,15 +131,18 @@ async def run_baseline(bootstrap: str, messages: int, message_bytes: int, partit
         acks = [await producer.send(source, value, key=key) for key in keys]
         await asyncio.gather(*acks)
         produced = time.perf_counter()
-        complete = await wait_until(lambda: len(received.arrivals) >= messages, deadline_s,
-                                    progress=lambda: f"relayed {len(received.arrivals)}/{messages}",
-                                    advanced=lambda: len(received.arrivals), stall_s=60)
+        complete = await wait_until(
+            lambda: len(received.arrivals) >= messages,
+            deadline_s,
+            progress=lambda: f"relayed {len(received.arrivals)}/{messages}",
+            advanced=lambda: len(received.arrivals),
+            stall_s=60,
+        )
         if not complete:
             print(f"  ! gave up with {len(received.arrivals)}/{messages} relayed", flush=True)
         cpu = cpu_percent(cpu_before, resources.cpu_snapshot())
         last = max(received.arrivals.values(), default=started)
-        return BaselineResult(messages, received.arrived(keys), message_bytes, last - started,
-                              produced - started, cpu)
+        return BaselineResult(messages, received.arrived(keys), message_bytes, last - started, produced - started, cpu)
     finally:
         await producer.stop()
         if relay is not None:

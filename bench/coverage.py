@@ -23,14 +23,21 @@ def measure(repeat: int = 3) -> dict[str, Any]:
     runs = []
     for _ in range(repeat):
         t0 = time.perf_counter()
-        report, _, _ = run(settings.geodata_file, settings.antennas_file, settings.travel_model(),
-                           open_ids=("bourg-en-bresse",))
+        report, _, _ = run(
+            settings.geodata_file, settings.antennas_file, settings.travel_model(), open_ids=("bourg-en-bresse",)
+        )
         runs.append(time.perf_counter() - t0)
-    ain = {name: next(d for d in scopes[0]["departments"] if d["code"] == "01")["population_share"]
-           for name, scopes in (("before", report["baseline"]), ("after", report["scopes"]))}
-    return {"communes": report["scopes"][0]["communes"], "gazetteer_load_s": round(load_s, 3),
-            "analysis_s": {"best": round(min(runs), 3), "worst": round(max(runs), 3)},
-            "analyses_per_run": 2, "ain_population_share_60000_rebonds": ain}
+    ain = {
+        name: next(d for d in scopes[0]["departments"] if d["code"] == "01")["population_share"]
+        for name, scopes in (("before", report["baseline"]), ("after", report["scopes"]))
+    }
+    return {
+        "communes": report["scopes"][0]["communes"],
+        "gazetteer_load_s": round(load_s, 3),
+        "analysis_s": {"best": round(min(runs), 3), "worst": round(max(runs), 3)},
+        "analyses_per_run": 2,
+        "ain_population_share_60000_rebonds": ain,
+    }
 
 
 def main() -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Callable
@@ -23,9 +24,14 @@ class ArrivalRecorder:
     so a key that got two different ids reveals a duplicated effect, while a republished copy does not.
     """
 
-    def __init__(self, bootstrap: str, topic: str, label: str,
-                 select: Callable[[ConsumerRecord], bytes | None] | None = None,
-                 identify: Callable[[ConsumerRecord], str | None] | None = None) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        label: str,
+        select: Callable[[ConsumerRecord], bytes | None] | None = None,
+        identify: Callable[[ConsumerRecord], str | None] | None = None,
+    ) -> None:
         self.topic = topic
         self.arrivals: dict[bytes, float] = {}
         self.ids: dict[bytes, set[str]] = {}
@@ -33,28 +39,33 @@ class ArrivalRecorder:
         self._select = select or (lambda record: record.key)
         self._identify = identify
         self._consumer = AIOKafkaConsumer(
-            topic, bootstrap_servers=bootstrap, group_id=f"bench-{label}-{uuid.uuid4().hex[:8]}",
-            auto_offset_reset="earliest", enable_auto_commit=False, fetch_max_wait_ms=100,
+            topic,
+            bootstrap_servers=bootstrap,
+            group_id=f"bench-{label}-{uuid.uuid4().hex[:8]}",
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            fetch_max_wait_ms=100,
         )
         self._task: asyncio.Task | None = None
 
     async def start(self, deadline_s: float = 60) -> None:
         await self._consumer.start()
-        self._task = asyncio.create_task(self._run(), name=f"arrivals-{self.topic}")
-        assigned = await wait_until(lambda: bool(self._consumer.assignment()) or self._task.done(), deadline_s)
-        if not assigned or self._task.done():
-            failure = self._task.done() and not self._task.cancelled() and self._task.exception()
+        self._task = task = asyncio.create_task(self._run(), name=f"arrivals-{self.topic}")
+        assigned = await wait_until(lambda: bool(self._consumer.assignment()) or task.done(), deadline_s)
+        if not assigned or task.done():
+            failure = task.done() and not task.cancelled() and task.exception()
             await self.stop()
-            raise BenchError(f"no partition of {self.topic} assigned after {deadline_s:.0f}s"
-                             if not assigned else f"the consumer of {self.topic} failed: {failure!r}")
+            raise BenchError(
+                f"no partition of {self.topic} assigned after {deadline_s:.0f}s"
+                if not assigned
+                else f"the consumer of {self.topic} failed: {failure!r}"
+            )
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         await self._consumer.stop()
 
     def arrived(self, keys: list[bytes]) -> int:

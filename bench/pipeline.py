@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-
 from aiokafka import ConsumerRecord
 
 from bench.kafka import ArrivalRecorder, header
@@ -60,14 +59,26 @@ def submission(i: int) -> dict[str, Any]:
     """A valid, realistic case; the procedure rotates so that both associations are chosen."""
     procedure = PROCEDURES[i % len(PROCEDURES)]
     return {
-        "situation": {"procedure": procedure.value,
-                      "court_decision_date": None if procedure is Procedure.NONE else "2026-01-15",
-                      "postal_code": "69003", "commune": "Lyon", "sector": "commerce"},
-        "entrepreneur": {"first_name": "Jeanne", "last_name": f"Martin-{i}",
-                         "email": f"jeanne.martin.{i}@example.fr", "phone": "06 12 34 56 78"},
+        "situation": {
+            "procedure": procedure.value,
+            "court_decision_date": None if procedure is Procedure.NONE else "2026-01-15",
+            "postal_code": "69003",
+            "commune": "Lyon",
+            "sector": "commerce",
+        },
+        "entrepreneur": {
+            "first_name": "Jeanne",
+            "last_name": f"Martin-{i}",
+            "email": f"jeanne.martin.{i}@example.fr",
+            "phone": "06 12 34 56 78",
+        },
         "company": {"name": "Boulangerie Martin", "siren": "732829320"},
-        "referral": {"kind": "mandataire", "organisation": "Étude Dupont", "partner_reference": reference(i),
-                     "contact_email": "suivi@etude-dupont.example"},
+        "referral": {
+            "kind": "mandataire",
+            "organisation": "Étude Dupont",
+            "partner_reference": reference(i),
+            "contact_email": "suivi@etude-dupont.example",
+        },
         "message": "Je cherche à rebondir après la liquidation de mon entreprise.",
         "consent": True,
     }
@@ -91,7 +102,7 @@ class Phase:
     concurrency: int | None = None
     routed_complete: bool = False  # every accepted case routed and notified
     cpu_percent: dict[str, float] = field(default_factory=dict)  # per process, from POSTs to last routed
-    service_ms: dict[str, float | None] = field(default_factory=dict)  # mean handler/outbox times
+    service_ms: dict[str, float] = field(default_factory=dict)  # mean handler/outbox times
     store_profile: dict[str, Any] = field(default_factory=dict)  # per service: store commands by time
     py_spy: dict[str, Any] = field(default_factory=dict)  # per service: functions by CPU samples
 
@@ -107,9 +118,11 @@ class Pipeline:
         self.feed = ArrivalRecorder(bootstrap, PARTNER_FEED_TOPIC, "feed", select=feed_key, identify=feed_record_id)
         # Idle connections are dropped before uvicorn's 5 s keep-alive timeout closes them under our feet.
         self.client = httpx.AsyncClient(
-            base_url=intake_url, timeout=30,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections,
-                                keepalive_expiry=2.0),
+            base_url=intake_url,
+            timeout=30,
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections, keepalive_expiry=2.0
+            ),
         )
         self._tag = uuid.uuid4().hex[:8]
         self._numbers = itertools.count()
@@ -193,17 +206,24 @@ class Pipeline:
         routed, notified = self.routed.arrivals, self.feed.arrivals
 
         def through() -> bool:
-            pending.difference_update([case for case in pending
-                                       if case in routed and phase.notified_key[case] in notified])
+            pending.difference_update(
+                [case for case in pending if case in routed and phase.notified_key[case] in notified]
+            )
             return not pending
 
         def progress() -> str:
-            return (f"{phase.name}: routed {self.routed_count(phase)}, notified {self.notified_count(phase)}"
-                    f" of {len(phase.sent)}")
+            return (
+                f"{phase.name}: routed {self.routed_count(phase)}, notified {self.notified_count(phase)}"
+                f" of {len(phase.sent)}"
+            )
 
         phase.routed_complete = await wait_until(
-            through, deadline_s, poll_s=0.05, advanced=lambda: len(pending), stall_s=stall_s, progress=progress)
+            through, deadline_s, poll_s=0.05, advanced=lambda: len(pending), stall_s=stall_s, progress=progress
+        )
         if not phase.routed_complete:
-            print(f"  ! {phase.name}: gave up with {progress()} (nothing new for {stall_s:.0f}s, "
-                  f"or {deadline_s:.0f}s in all)", flush=True)
+            print(
+                f"  ! {phase.name}: gave up with {progress()} (nothing new for {stall_s:.0f}s, "
+                f"or {deadline_s:.0f}s in all)",
+                flush=True,
+            )
         return phase.routed_complete

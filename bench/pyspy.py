@@ -26,13 +26,29 @@ def binary() -> str | None:
 async def start(pids: dict[str, int], seconds: float, out_dir: Path) -> list[asyncio.subprocess.Process]:
     exe = binary()
     if exe is None:
-        print("  ! --py-spy: py-spy is not installed (pip install -e '.[dev]')", flush=True)
+        print("  ! --py-spy: py-spy is not installed (it is in requirements/dev.txt: make provision)", flush=True)
         return []
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return [await asyncio.create_subprocess_exec(
-        exe, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "50", "--nonblocking",
-        "--format", "raw", "--output", str(out_dir / f"{name}.txt"),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL) for name, pid in pids.items()]
+    await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
+    return [
+        await asyncio.create_subprocess_exec(
+            exe,
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            str(int(seconds)),
+            "--rate",
+            "50",
+            "--nonblocking",
+            "--format",
+            "raw",
+            "--output",
+            str(out_dir / f"{name}.txt"),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        for name, pid in pids.items()
+    ]
 
 
 async def finish(procs: list[asyncio.subprocess.Process], timeout_s: float) -> None:
@@ -74,7 +90,7 @@ def summary(out_dir: Path, names: tuple[str, ...], top: int = 10) -> dict[str, A
 
 def _whole_process(frame: str) -> bool:
     """Frames every sample of a service goes through (its entry point): they say nothing."""
-    return "__main__.py" in frame or frame.startswith("serve (") and "shared/bootstrap.py" in frame
+    return "__main__.py" in frame or (frame.startswith("serve (") and "shared/bootstrap.py" in frame)
 
 
 def _short(frame: str) -> str:

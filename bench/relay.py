@@ -17,8 +17,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 
 async def relay(bootstrap: str, source: str, destination: str, group: str) -> None:
-    consumer = AIOKafkaConsumer(source, bootstrap_servers=bootstrap, group_id=group,
-                                auto_offset_reset="earliest", enable_auto_commit=False, fetch_max_wait_ms=100)
+    consumer = AIOKafkaConsumer(
+        source,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        fetch_max_wait_ms=100,
+    )
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=2)
     stopping = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
@@ -31,8 +37,11 @@ async def relay(bootstrap: str, source: str, destination: str, group: str) -> No
             if not announced and consumer.assignment():
                 print("ready", flush=True)
                 announced = True
-            acks = [await producer.send(destination, record.value, key=record.key)
-                    for records in batches.values() for record in records]
+            acks = [
+                await producer.send(destination, record.value, key=record.key)
+                for records in batches.values()
+                for record in records
+            ]
             if acks:
                 await asyncio.gather(*acks)
                 await consumer.commit()

@@ -27,8 +27,9 @@ def percentile(sorted_values: list[float], q: float) -> float | None:
     return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (rank - low)
 
 
-def phase_numbers(phase: Phase, arrivals: dict[bytes, float], through: dict[bytes, float],
-                  notified: dict[bytes, float] | None = None) -> dict[str, Any]:
+def phase_numbers(
+    phase: Phase, arrivals: dict[bytes, float], through: dict[bytes, float], notified: dict[bytes, float] | None = None
+) -> dict[str, Any]:
     """Throughput from the first POST to the last case through (routed and notified); latency from the POST
     to the CaseRouted (the target's definition) and to the notifications recorded."""
     latencies_ms = sorted((arrivals[k] - t) * 1000 for k, t in phase.sent.items() if k in arrivals)
@@ -37,7 +38,7 @@ def phase_numbers(phase: Phase, arrivals: dict[bytes, float], through: dict[byte
     done_at = [through[k] for k in phase.sent if k in through]
     span = (max(done_at) - phase.first_post) if done_at else 0.0
     done_at.sort()
-    fifths = [done_at[len(done_at) * i // 5:len(done_at) * (i + 1) // 5] for i in range(5)]
+    fifths = [done_at[len(done_at) * i // 5 : len(done_at) * (i + 1) // 5] for i in range(5)]
     # Cases/s in each fifth of the phase, from the previous fifth's last case through: shows any slow-down.
     by_fifth, previous = [], phase.first_post
     for chunk in fifths:
@@ -71,8 +72,11 @@ def phase_numbers(phase: Phase, arrivals: dict[bytes, float], through: dict[byte
         **({"py_spy": phase.py_spy} if phase.py_spy else {}),
         "cpu_percent_by_process": phase.cpu_percent,
         **({"concurrency": phase.concurrency} if phase.concurrency else {}),
-        **({"rate_per_s": phase.rate, "schedule_lag_max_ms": _ms(phase.schedule_lag_max_s * 1000)}
-           if phase.rate else {}),
+        **(
+            {"rate_per_s": phase.rate, "schedule_lag_max_ms": _ms(phase.schedule_lag_max_s * 1000)}
+            if phase.rate
+            else {}
+        ),
     }
 
 
@@ -106,27 +110,49 @@ TARGETS = {"cases_per_s": 1000, "p99_ms_at_100_per_s": 250, "rss_mb_per_service"
 
 
 def _baseline(b: BaselineResult) -> dict[str, Any]:
-    return {"messages": b.messages, "relayed": b.received, "message_bytes": b.message_bytes,
-            "seconds": round(b.seconds, 3), "msgs_per_s": round(b.msgs_per_s, 1),
-            "produce_only_msgs_per_s": round(b.produce_msgs_per_s, 1), "cpu_percent_by_process": b.cpu_percent}
+    return {
+        "messages": b.messages,
+        "relayed": b.received,
+        "message_bytes": b.message_bytes,
+        "seconds": round(b.seconds, 3),
+        "msgs_per_s": round(b.msgs_per_s, 1),
+        "produce_only_msgs_per_s": round(b.produce_msgs_per_s, 1),
+        "cpu_percent_by_process": b.cpu_percent,
+    }
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 4) if a and b else None
 
 
-def build_result(*, saturated: Phase, fixed: Phase, warmup: Phase, arrivals: dict[bytes, float],
-                 through: dict[bytes, float], notified: dict[bytes, float], baseline: BaselineResult,
-                 minimal: BaselineResult, checked: dict[str, Any], emails: dict[str, float],
-                 resources: ResourceSampler, services: tuple[str, ...], machine_info: dict[str, Any],
-                 options: dict[str, Any]) -> dict[str, Any]:
+def build_result(
+    *,
+    saturated: Phase,
+    fixed: Phase,
+    warmup: Phase,
+    arrivals: dict[bytes, float],
+    through: dict[bytes, float],
+    notified: dict[bytes, float],
+    baseline: BaselineResult,
+    minimal: BaselineResult,
+    checked: dict[str, Any],
+    emails: dict[str, float],
+    resources: ResourceSampler,
+    services: tuple[str, ...],
+    machine_info: dict[str, Any],
+    options: dict[str, Any],
+) -> dict[str, Any]:
     sat = phase_numbers(saturated, arrivals, through, notified)
     lat = phase_numbers(fixed, arrivals, through, notified)
     per_process = {name: round(mb, 1) for name, mb in resources.max_mb.items()}
     rss_services = {s: per_process[s] for s in services if s in per_process}
     relay_per_s, minimal_per_s = round(baseline.msgs_per_s, 1), round(minimal.msgs_per_s, 1)
-    complete = (saturated.routed_complete and fixed.routed_complete and baseline.received == baseline.messages
-                and minimal.received == minimal.messages)
+    complete = (
+        saturated.routed_complete
+        and fixed.routed_complete
+        and baseline.received == baseline.messages
+        and minimal.received == minimal.messages
+    )
     return {
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "pipeline_cases_per_s": sat["cases_per_s"],
@@ -142,12 +168,18 @@ def build_result(*, saturated: Phase, fixed: Phase, warmup: Phase, arrivals: dic
         "cases_total": checked["cases_total"],
         "lost": checked["lost"],
         "duplicated": checked["duplicated"],
-        "targets": {**TARGETS, "met": {
-            "cases_per_s": bool(sat["cases_per_s"] and sat["cases_per_s"] >= TARGETS["cases_per_s"]),
-            "p99_ms_at_100_per_s": bool(lat["p99_ms"] is not None and lat["p99_ms"] < TARGETS["p99_ms_at_100_per_s"]
-                                        and (fixed.rate or 0) >= 100),
-            "rss_mb_per_service": bool(rss_services) and max(rss_services.values()) < TARGETS["rss_mb_per_service"],
-        }},
+        "targets": {
+            **TARGETS,
+            "met": {
+                "cases_per_s": bool(sat["cases_per_s"] and sat["cases_per_s"] >= TARGETS["cases_per_s"]),
+                "p99_ms_at_100_per_s": bool(
+                    lat["p99_ms"] is not None
+                    and lat["p99_ms"] < TARGETS["p99_ms_at_100_per_s"]
+                    and (fixed.rate or 0) >= 100
+                ),
+                "rss_mb_per_service": bool(rss_services) and max(rss_services.values()) < TARGETS["rss_mb_per_service"],
+            },
+        },
         "latency_rate_per_s": fixed.rate,
         "saturated_p50_ms": sat["p50_ms"],
         "saturated_p95_ms": sat["p95_ms"],
@@ -182,54 +214,73 @@ def table(result: dict[str, Any]) -> str:
 
     rows = [
         ("Pipeline POST /cases → CaseRouted consumed and notifications recorded", ""),
-        (f"  throughput, saturated ({sat['concurrency']} clients, {sat['through']} cases)",
-         f"{fmt(sat['cases_per_s'])} cases/s"),
+        (
+            f"  throughput, saturated ({sat['concurrency']} clients, {sat['through']} cases)",
+            f"{fmt(sat['cases_per_s'])} cases/s",
+        ),
         ("  throughput by fifth of the saturated phase", " / ".join(fmt(v) for v in sat["cases_per_s_by_fifth"])),
         ("  HTTP accepted by intake, saturated", f"{fmt(sat['http_accepted_per_s'])} req/s"),
         ("  latency p50 / p95 / p99, saturated", trio(sat)),
-        (f"  latency p50 / p95 / p99 at {fmt(lat.get('rate_per_s'))} cases/s open loop ({lat['routed']} cases)",
-         trio(lat)),
+        (
+            f"  latency p50 / p95 / p99 at {fmt(lat.get('rate_per_s'))} cases/s open loop ({lat['routed']} cases)",
+            trio(lat),
+        ),
         ("  latency max at that rate", f"{fmt(lat['max_ms'])} ms"),
-        ("  POST → notifications recorded p50 / p99, saturated / fixed rate",
-         f"{fmt(sat['notified_p50_ms'])} / {fmt(sat['notified_p99_ms'])} · "
-         f"{fmt(lat['notified_p50_ms'])} / {fmt(lat['notified_p99_ms'])} ms"),
-        (f"  cases posted / lost / duplicated (checked: topics and store)",
-         f"{result['cases_total']} / {result['lost']} / {result['duplicated']}"),
-        ("  notifications stored / expected",
-         f"{check['notifications_stored']} / {check['notifications_expected']}"),
+        (
+            "  POST → notifications recorded p50 / p99, saturated / fixed rate",
+            f"{fmt(sat['notified_p50_ms'])} / {fmt(sat['notified_p99_ms'])} · "
+            f"{fmt(lat['notified_p50_ms'])} / {fmt(lat['notified_p99_ms'])} ms",
+        ),
+        (
+            "  cases posted / lost / duplicated (checked: topics and store)",
+            f"{result['cases_total']} / {result['lost']} / {result['duplicated']}",
+        ),
+        ("  notifications stored / expected", f"{check['notifications_stored']} / {check['notifications_expected']}"),
         ("  emails sent by the end", fmt(result["emails_at_end"].get("sent"))),
         ("Where the time goes, saturated / fixed rate", ""),
         ("  POST /cases answered by intake, p50", _pair(sat, lat, "http_post_p50_ms")),
         *[(f"  {label}, mean", _pair(sat, lat, key, "service_mean_ms")) for key, label in SERVICE_TIMERS.items()],
         ("Baselines, same broker and store", ""),
-        (f"  raw aiokafka relay A → B ({base['relayed']} msgs of {base['message_bytes']} B)",
-         f"{fmt(base['msgs_per_s'])} msgs/s"),
+        (
+            f"  raw aiokafka relay A → B ({base['relayed']} msgs of {base['message_bytes']} B)",
+            f"{fmt(base['msgs_per_s'])} msgs/s",
+        ),
         ("  producer alone (into A)", f"{fmt(base['produce_only_msgs_per_s'])} msgs/s"),
-        (f"  minimal stage: consume, one upsert, produce ({mini['relayed']} msgs)",
-         f"{fmt(mini['msgs_per_s'])} msgs/s"),
+        (
+            f"  minimal stage: consume, one upsert, produce ({mini['relayed']} msgs)",
+            f"{fmt(mini['msgs_per_s'])} msgs/s",
+        ),
         ("  pipeline / raw relay", _percent(result["ratio_pipeline_to_relay"])),
         ("  pipeline / minimal stage (what our plumbing costs)", _percent(result["ratio_pipeline_to_minimal_stage"])),
         ("Peak RSS (process + children)", ""),
         *[(f"  {name}", f"{mb:.0f} MB") for name, mb in rss.items()],
         ("  services together", f"{result['rss_mb_max_services_total']:.0f} MB"),
         ("CPU, % of one core: relay / minimal stage / saturated / fixed rate", ""),
-        *[(f"  {name}", " / ".join(fmt(phase["cpu_percent_by_process"].get(name))
-                                   for phase in (base, mini, sat, lat)))
-          for name in sat["cpu_percent_by_process"]],
+        *[
+            (
+                f"  {name}",
+                " / ".join(fmt(phase["cpu_percent_by_process"].get(name)) for phase in (base, mini, sat, lat)),
+            )
+            for name in sat["cpu_percent_by_process"]
+        ],
         ("Store commands by time, saturated (bench/profiling)", ""),
         *_store_rows(sat.get("store_profile") or {}),
         *_spy_rows(sat.get("py_spy") or {}),
         ("Targets (issue 6): met?", ""),
-        *[(f"  {name} {'≥' if name == 'cases_per_s' else '<'} {result['targets'][name]}",
-           "yes" if met else "no") for name, met in result["targets"]["met"].items()],
+        *[
+            (f"  {name} {'≥' if name == 'cases_per_s' else '<'} {result['targets'][name]}", "yes" if met else "no")
+            for name, met in result["targets"]["met"].items()
+        ],
     ]
     width = max(len(label) for label, _ in rows) + 2
     value_width = max(len(value) for _, value in rows)
-    lines = [f"Relais benchmark {result['timestamp']} — {m['cpu_count']} CPUs, Python {m['python']}, "
-             f"load at start {m['load_average_at_start'][0]}, commit {m['git_commit']}"
-             f"{' + uncommitted changes' if m['git_uncommitted_changes'] else ''}",
-             f"load average at the end {m.get('load_average_at_end', ['-'])[0]}",
-             "-" * (width + value_width)]
+    lines = [
+        f"Relais benchmark {result['timestamp']} — {m['cpu_count']} CPUs, Python {m['python']}, "
+        f"load at start {m['load_average_at_start'][0]}, commit {m['git_commit']}"
+        f"{' + uncommitted changes' if m['git_uncommitted_changes'] else ''}",
+        f"load average at the end {m.get('load_average_at_end', ['-'])[0]}",
+        "-" * (width + value_width),
+    ]
     lines += [f"{label:<{width}}{value:>{value_width}}" if value else label for label, value in rows]
     if not result["complete"]:
         lines.append("! incomplete: some cases or messages did not arrive before the deadline")
@@ -237,7 +288,9 @@ def table(result: dict[str, Any]) -> str:
         lines.append(f"! check: {json.dumps(check)}")
     errors = sat["http_errors"] + lat["http_errors"]
     if errors:
-        lines.append(f"! {errors} POSTs failed, e.g. {', '.join(sat['http_error_samples'] + lat['http_error_samples'])}")
+        lines.append(
+            f"! {errors} POSTs failed, e.g. {', '.join(sat['http_error_samples'] + lat['http_error_samples'])}"
+        )
     return "\n".join(lines)
 
 
@@ -254,8 +307,11 @@ def _store_rows(profile: dict[str, Any], per_service: int = 3) -> list[tuple[str
     rows = []
     for service, found in profile.items():
         rows.append((f"  {service}: {found['commands']} commands", f"{fmt(float(found['store_seconds']))} s"))
-        rows += [(f"    {r['command']} ×{r['count']}", f"{fmt(float(r['mean_ms']))} ms each, {r['share'] * 100:.0f} %")
-                 for r in found["top"][:per_service] if r["share"] is not None]
+        rows += [
+            (f"    {r['command']} ×{r['count']}", f"{fmt(float(r['mean_ms']))} ms each, {r['share'] * 100:.0f} %")
+            for r in found["top"][:per_service]
+            if r["share"] is not None
+        ]
     return rows
 
 
@@ -266,8 +322,7 @@ def _spy_rows(spy: dict[str, Any], per_service: int = 4) -> list[tuple[str, str]
     for service, found in spy.items():
         rows.append((f"  {service}: {found['samples']} samples", ""))
         rows += [(f"    self {r['function']}", f"{r['share'] * 100:.0f} %") for r in found["self"][:per_service]]
-        rows += [(f"    under {r['function']}", f"{r['share'] * 100:.0f} %")
-                 for r in found["inclusive"][:per_service]]
+        rows += [(f"    under {r['function']}", f"{r['share'] * 100:.0f} %") for r in found["inclusive"][:per_service]]
     return rows
 
 
@@ -289,5 +344,4 @@ def fmt(value: Any) -> str:
 
 
 if __name__ == "__main__":  # print the table of a results file again
-    print(table(json.loads(Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "bench/results/latest.json")
-                           .read_text())))
+    print(table(json.loads(Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "bench/results/latest.json").read_text())))

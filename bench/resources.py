@@ -29,7 +29,7 @@ def _cpu_ticks(pid: int) -> int:
     """utime + stime of the process (fields 14 and 15 of /proc/<pid>/stat)."""
     try:
         stat = (PROC / str(pid) / "stat").read_text()
-        fields = stat[stat.rindex(")") + 2:].split()  # the command name may contain spaces
+        fields = stat[stat.rindex(")") + 2 :].split()  # the command name may contain spaces
         return int(fields[11]) + int(fields[12])
     except (OSError, ValueError, IndexError):
         return 0
@@ -49,7 +49,8 @@ def _children(pid: int) -> list[int]:
 
 
 def _tree(pid: int) -> list[int]:
-    found, todo = [], [pid]
+    found: list[int] = []
+    todo = [pid]
     while todo and len(found) < 1000:
         current = todo.pop()
         if current not in found:
@@ -99,8 +100,9 @@ class ResourceSampler:
 
     def cpu_snapshot(self) -> tuple[float, dict[str, float]]:
         """(wall clock, CPU seconds used so far per process) — two snapshots give CPU use in between."""
-        return time.monotonic(), {name: sum(_cpu_ticks(p) for p in pids) / TICKS
-                                  for name, pids in self._members().items()}
+        return time.monotonic(), {
+            name: sum(_cpu_ticks(p) for p in pids) / TICKS for name, pids in self._members().items()
+        }
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):

@@ -14,12 +14,13 @@ import random
 import statistics
 import sys
 import time
-from datetime import date
+from datetime import UTC, datetime
 from typing import Any
 
 from services.routing.app import load_rules
 from services.routing.directory import seed_entries, shared_gazetteer
 from services.routing.domain import Antenna, decide, route
+from services.routing.geo import Gazetteer
 from services.routing.settings import RoutingSettings
 from shared.schemas import Procedure
 from shared.schemas.events import Situation
@@ -27,7 +28,7 @@ from shared.schemas.events import Situation
 AURA = ("01", "03", "07", "15", "26", "38", "42", "43", "63", "69", "73", "74")
 
 
-def _cases(gazetteer, count: int, rng: random.Random) -> list[Situation]:
+def _cases(gazetteer: Gazetteer, count: int, rng: random.Random) -> list[Situation]:
     communes = gazetteer.current_communes()
     aura = [p for p in communes if p.dept in AURA and p.postal_codes]
     france = [p for p in communes if p.postal_codes]
@@ -49,7 +50,7 @@ def _cases(gazetteer, count: int, rng: random.Random) -> list[Situation]:
     return cases
 
 
-def _antennas(gazetteer, rng: random.Random) -> list[Antenna]:
+def _antennas(gazetteer: Gazetteer, rng: random.Random) -> list[Antenna]:
     return [Antenna(e.id, e.association, e.name, e.status, e.contact, e.lat, e.lon, rng.choice([None, 0, 1, 3, 8]))
             for e in seed_entries(gazetteer)]
 
@@ -62,7 +63,7 @@ def measure(cases: int = 20_000, seed: int = 7) -> dict[str, Any]:
     rng = random.Random(seed)
     situations = _cases(gazetteer, cases, rng)
     antennas = _antennas(gazetteer, rng)
-    model, today, rules = settings.travel_model(), date.today(), load_rules(settings.rules_file)
+    model, today, rules = settings.travel_model(), datetime.now(UTC).date(), load_rules(settings.rules_file)
     for s in situations[:500]:  # warm-up
         route(decide(s, today, rules), s, gazetteer.locate(s.insee_code, s.postal_code, s.commune), antennas, model,
               rules)

@@ -33,17 +33,26 @@ def snapshot(profile_dir: Path, pids: dict[str, int]) -> Snapshot:
 def top(before: Snapshot, after: Snapshot, limit: int = 8) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for service, commands in after.items():
-        rows = []
+        rows: list[dict[str, Any]] = []
         for key, now in commands.items():
             was = before.get(service, {}).get(key, {"count": 0, "seconds": 0.0})
             count, seconds = now["count"] - was["count"], now["seconds"] - was["seconds"]
             if count > 0:
-                rows.append({"command": key, "count": int(count), "seconds": round(seconds, 2),
-                             "mean_ms": round(seconds / count * 1000, 2)})
+                rows.append(
+                    {
+                        "command": key,
+                        "count": int(count),
+                        "seconds": round(seconds, 2),
+                        "mean_ms": round(seconds / count * 1000, 2),
+                    }
+                )
         total = sum(r["seconds"] for r in rows)
         rows.sort(key=lambda r: r["seconds"], reverse=True)
         for r in rows:
             r["share"] = round(r["seconds"] / total, 3) if total else None
-        result[service] = {"store_seconds": round(total, 2), "commands": sum(r["count"] for r in rows),
-                           "top": rows[:limit]}
+        result[service] = {
+            "store_seconds": round(total, 2),
+            "commands": sum(r["count"] for r in rows),
+            "top": rows[:limit],
+        }
     return result

@@ -12,9 +12,16 @@ class BenchError(RuntimeError):
     """The benchmark could not run (something did not become ready in time)."""
 
 
-async def wait_until(done: Callable[[], bool], deadline_s: float, *, progress: Callable[[], str] | None = None,
-                     every_s: float = 2.0, poll_s: float = 0.02, advanced: Callable[[], int] | None = None,
-                     stall_s: float = 120.0) -> bool:
+async def wait_until(
+    done: Callable[[], bool],
+    deadline_s: float,
+    *,
+    progress: Callable[[], str] | None = None,
+    every_s: float = 2.0,
+    poll_s: float = 0.02,
+    advanced: Callable[[], int] | None = None,
+    stall_s: float = 120.0,
+) -> bool:
     """Poll `done` until it holds; print `progress()` every few seconds.
 
     Gives up after `deadline_s`, or when the counter `advanced()` (if given) has not moved for `stall_s`:

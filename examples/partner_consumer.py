@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -22,17 +23,28 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 
 TOPIC = "relais.partner-status.v1"
-STATUS = {"recu": "demande reçue", "oriente": "orientée", "accepte": "accompagnement accepté",
-          "refuse": "accompagnement non retenu", "clos": "accompagnement terminé"}
+STATUS = {
+    "recu": "demande reçue",
+    "oriente": "orientée",
+    "accepte": "accompagnement accepté",
+    "refuse": "accompagnement non retenu",
+    "clos": "accompagnement terminé",
+}
 ASSOCIATION = {"second_souffle": "Second Souffle", "60000_rebonds": "60 000 rebonds"}
 OUTCOME = {"rebond": "la personne a rebondi", "abandon": "la personne a arrêté", "autre": "autre issue"}
 
 
-async def follow(bootstrap: str, group: str, references: set[str] | None,
-                 on_status: Callable[[dict[str, Any]], None], stop: asyncio.Event | None = None) -> None:
+async def follow(
+    bootstrap: str,
+    group: str,
+    references: set[str] | None,
+    on_status: Callable[[dict[str, Any]], None],
+    stop: asyncio.Event | None = None,
+) -> None:
     """Call `on_status` once per status change of the given references (all of them if None)."""
-    consumer = AIOKafkaConsumer(TOPIC, bootstrap_servers=bootstrap, group_id=group,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        TOPIC, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest", enable_auto_commit=False
+    )
     await consumer.start()
     seen: set[str] = set()
     try:
@@ -70,11 +82,15 @@ def main() -> None:
     parser.add_argument("--group", required=True, help="your own consumer group (remembers what you read)")
     parser.add_argument("references", nargs="*", help="your references to follow (default: all)")
     args = parser.parse_args()
-    try:
-        asyncio.run(follow(args.bootstrap, args.group, set(args.references) or None,
-                           lambda status: print(describe(status), flush=True)))
-    except KeyboardInterrupt:
-        pass
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(
+            follow(
+                args.bootstrap,
+                args.group,
+                set(args.references) or None,
+                lambda status: print(describe(status), flush=True),
+            )
+        )
 
 
 if __name__ == "__main__":

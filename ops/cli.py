@@ -30,8 +30,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("relais: starting FerretDB and Kafka ...", flush=True)
         started = time.monotonic()
         stack.start_infra()
-        print(f"relais: Kafka on {stack.kafka.bootstrap}, FerretDB on {stack.ferretdb.url} "
-              f"({time.monotonic() - started:.1f}s)", flush=True)
+        print(
+            f"relais: Kafka on {stack.kafka.bootstrap}, FerretDB on {stack.ferretdb.url} "
+            f"({time.monotonic() - started:.1f}s)",
+            flush=True,
+        )
         for node in stack.services.values():
             node.data_dir.mkdir(parents=True, exist_ok=True)
             node.log_path.touch()
@@ -39,10 +42,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         stack.start_services()
         print("\nrelais: the referral flow is running (Ctrl-C stops everything)", flush=True)
         for name, node in stack.services.items():
-            print(f"  {name:<14} {node.url}   docs {node.url}/docs   health {node.url}/health   "
-                  f"metrics {node.url}/metrics", flush=True)
-        print(f"  emails         {stack.mailsink.mail_dir} (.eml files; SMTP sink on port {stack.mailsink.port})",
-              flush=True)
+            print(
+                f"  {name:<14} {node.url}   docs {node.url}/docs   health {node.url}/health   "
+                f"metrics {node.url}/metrics",
+                flush=True,
+            )
+        print(
+            f"  emails         {stack.mailsink.mail_dir} (.eml files; SMTP sink on port {stack.mailsink.port})",
+            flush=True,
+        )
         print(f"  data and logs  {stack.config.data_dir}\n", flush=True)
         while True:
             for name, node in stack.services.items():
@@ -93,9 +101,14 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     settings = RoutingSettings()
     started = time.perf_counter()
     try:
-        report, sites, analysis = run(args.geodata or settings.geodata_file, args.antennas or settings.antennas_file,
-                                      settings.travel_model(), tuple(args.open), tuple(args.close),
-                                      args.min_population)
+        report, sites, analysis = run(
+            args.geodata or settings.geodata_file,
+            args.antennas or settings.antennas_file,
+            settings.travel_model(),
+            tuple(args.open),
+            tuple(args.close),
+            args.min_population,
+        )
     except (GeoDataMissing, ValueError) as exc:
         print(f"relais coverage: {exc}", file=sys.stderr)
         return 2
@@ -104,8 +117,10 @@ def cmd_coverage(args: argparse.Namespace) -> int:
         from ops.coverage_map import draw_map
 
         scope = next(s for s in report["scopes"] if s["scope"] == args.map_scope)
-        title = (f"{report['region']}: {SCOPE_LABELS[args.map_scope]}, "
-                 f"{scope['population_share'] * 100:.1f} % of people within {report['promise_minutes']:.0f} min")
+        title = (
+            f"{report['region']}: {SCOPE_LABELS[args.map_scope]}, "
+            f"{scope['population_share'] * 100:.1f} % of people within {report['promise_minutes']:.0f} min"
+        )
         draw_map(analysis, sites, args.map_scope, scope["best_new_antenna"], title, args.map)
         report["map"] = str(args.map)
     if args.format == "json":
@@ -120,32 +135,51 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="relais", description="Relais operator commands")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="start Kafka, FerretDB and the four services in the foreground").set_defaults(
-        func=cmd_run)
+        func=cmd_run
+    )
     sub.add_parser("stop", help="stop processes left by an interrupted `relais run`").set_defaults(func=cmd_stop)
     dlq = sub.add_parser("dlq", help="list dead letters, or replay them to their source topic after a fix")
     dlq.add_argument("action", choices=["list", "replay"])
     dlq.add_argument("--group", help="only this consumer group's dead letters (e.g. routing)")
     dlq.add_argument("--bootstrap", default="127.0.0.1:9092", help="Kafka bootstrap servers")
     dlq.set_defaults(func=cmd_dlq)
-    sub.add_parser("schemas", help="regenerate shared/schemas/json from the models").set_defaults(
-        func=cmd_schemas)
+    sub.add_parser("schemas", help="regenerate shared/schemas/json from the models").set_defaults(func=cmd_schemas)
     coverage = sub.add_parser(
-        "coverage", help="share of AURA communes and people within one hour of an open antenna",
+        "coverage",
+        help="share of AURA communes and people within one hour of an open antenna",
         description="Coverage of Auvergne-Rhône-Alpes by the antennas of the directory (routing's travel "
-                    "model and default antennas; see docs/routing.md).")
+        "model and default antennas; see docs/routing.md).",
+    )
     coverage.add_argument("--format", choices=("table", "json"), default="table")
     coverage.add_argument("--map", type=Path, metavar="FILE.png", help="also draw a map image")
-    coverage.add_argument("--map-scope", choices=("60000_rebonds", "second_souffle", "ensemble"),
-                          default="ensemble", help="whose antennas the map shows (default: both)")
-    coverage.add_argument("--open", action="append", default=[], metavar="ANTENNA",
-                          help="count this antenna as open, e.g. bourg-en-bresse (repeatable); the table "
-                               "then shows before → after")
-    coverage.add_argument("--close", action="append", default=[], metavar="ANTENNA",
-                          help="count this antenna as closed (repeatable)")
-    coverage.add_argument("--min-population", type=int, default=5000, metavar="N",
-                          help="a new antenna opens in a commune of at least N inhabitants (default 5000)")
-    coverage.add_argument("--antennas", type=Path, help="directory file (default: routing's seed; a JSON "
-                                                        "export of GET /antennas works too)")
+    coverage.add_argument(
+        "--map-scope",
+        choices=("60000_rebonds", "second_souffle", "ensemble"),
+        default="ensemble",
+        help="whose antennas the map shows (default: both)",
+    )
+    coverage.add_argument(
+        "--open",
+        action="append",
+        default=[],
+        metavar="ANTENNA",
+        help="count this antenna as open, e.g. bourg-en-bresse (repeatable); the table then shows before → after",
+    )
+    coverage.add_argument(
+        "--close", action="append", default=[], metavar="ANTENNA", help="count this antenna as closed (repeatable)"
+    )
+    coverage.add_argument(
+        "--min-population",
+        type=int,
+        default=5000,
+        metavar="N",
+        help="a new antenna opens in a commune of at least N inhabitants (default 5000)",
+    )
+    coverage.add_argument(
+        "--antennas",
+        type=Path,
+        help="directory file (default: routing's seed; a JSON export of GET /antennas works too)",
+    )
     coverage.add_argument("--geodata", type=Path, help="communes file (default: .local/geo/communes.csv.gz)")
     coverage.set_defaults(func=cmd_coverage)
     args = parser.parse_args(argv)

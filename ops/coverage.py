@@ -25,8 +25,11 @@ from shared.schemas import Association
 AURA_DEPARTMENTS = ("01", "03", "07", "15", "26", "38", "42", "43", "63", "69", "73", "74")
 BOTH = "ensemble"
 SCOPES = (Association.SOIXANTE_MILLE_REBONDS.value, Association.SECOND_SOUFFLE.value, BOTH)
-SCOPE_LABELS = {Association.SOIXANTE_MILLE_REBONDS.value: "60 000 rebonds",
-                Association.SECOND_SOUFFLE.value: "Second Souffle", BOTH: "Both together"}
+SCOPE_LABELS = {
+    Association.SOIXANTE_MILLE_REBONDS.value: "60 000 rebonds",
+    Association.SECOND_SOUFFLE.value: "Second Souffle",
+    BOTH: "Both together",
+}
 OPEN = "ouverte"
 
 
@@ -56,10 +59,12 @@ class Territory:
     def of(cls, gazetteer: Gazetteer, departments: tuple[str, ...] = AURA_DEPARTMENTS) -> Territory:
         places = sorted((p for p in gazetteer.current_communes() if p.dept in departments), key=lambda p: p.code)
         return cls(
-            codes=np.array([p.code for p in places]), names=np.array([p.name for p in places]),
+            codes=np.array([p.code for p in places]),
+            names=np.array([p.name for p in places]),
             depts=np.array([p.dept for p in places]),
             population=np.array([p.population for p in places], dtype=np.int64),
-            lat=np.array([p.lat for p in places]), lon=np.array([p.lon for p in places]),
+            lat=np.array([p.lat for p in places]),
+            lon=np.array([p.lon for p in places]),
             dept_names={d: gazetteer.departments[d].name for d in departments if d in gazetteer.departments},
         )
 
@@ -68,8 +73,9 @@ class Territory:
         return np.column_stack((np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)))
 
 
-def load_sites(gazetteer: Gazetteer, path: Path = ANTENNAS_FILE, open_ids: tuple[str, ...] = (),
-               close_ids: tuple[str, ...] = ()) -> list[Site]:
+def load_sites(
+    gazetteer: Gazetteer, path: Path = ANTENNAS_FILE, open_ids: tuple[str, ...] = (), close_ids: tuple[str, ...] = ()
+) -> list[Site]:
     """The directory (the default file, or a JSON export of GET /antennas) with statuses overridden.
 
     `open_ids`/`close_ids` match an antenna id or its city suffix: `bourg-en-bresse` opens
@@ -86,8 +92,9 @@ def load_sites(gazetteer: Gazetteer, path: Path = ANTENNAS_FILE, open_ids: tuple
             status = OPEN
         if _matches(entry["id"], close_ids):
             status = "fermee"
-        sites.append(Site(entry["id"], entry["association"], entry.get("name", entry["id"]), status,
-                          entry["lat"], entry["lon"]))
+        sites.append(
+            Site(entry["id"], entry["association"], entry.get("name", entry["id"]), status, entry["lat"], entry["lon"])
+        )
     unknown = [i for i in (*open_ids, *close_ids) if not any(_matches(s.id, (i,)) for s in sites)]
     if unknown:
         raise ValueError(f"unknown antenna(s): {', '.join(unknown)} (ids: {', '.join(s.id for s in sites)})")
@@ -119,13 +126,21 @@ class ScopeCoverage:
         return self.population_covered / self.population if self.population else 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"scope": self.scope, "label": SCOPE_LABELS[self.scope], "open_antennas": self.antennas,
-                "communes": self.communes, "communes_covered": self.communes_covered,
-                "communes_share": round(self.communes_share, 4), "population": self.population,
-                "population_covered": self.population_covered,
-                "population_share": round(self.population_share, 4),
-                "departments": self.departments, "least_served_departments": self.least_served(),
-                "largest_uncovered_communes": self.largest_uncovered, "best_new_antenna": self.best_new_antenna}
+        return {
+            "scope": self.scope,
+            "label": SCOPE_LABELS[self.scope],
+            "open_antennas": self.antennas,
+            "communes": self.communes,
+            "communes_covered": self.communes_covered,
+            "communes_share": round(self.communes_share, 4),
+            "population": self.population,
+            "population_covered": self.population_covered,
+            "population_share": round(self.population_share, 4),
+            "departments": self.departments,
+            "least_served_departments": self.least_served(),
+            "largest_uncovered_communes": self.largest_uncovered,
+            "best_new_antenna": self.best_new_antenna,
+        }
 
     def least_served(self, count: int = 3) -> list[dict[str, Any]]:
         return sorted(self.departments, key=lambda d: (d["population_share"], d["code"]))[:count]
@@ -157,20 +172,41 @@ class CoverageAnalysis:
         chosen = [s for s in sites if s.status == OPEN and (scope == BOTH or s.association == scope)]
         t = self.territory
         covered = self.minutes_to_nearest(chosen) <= self.model.one_hour_minutes
-        result = ScopeCoverage(scope, [s.id for s in chosen], len(t.codes), int(covered.sum()),
-                               int(t.population.sum()), int(t.population[covered].sum()))
+        result = ScopeCoverage(
+            scope,
+            [s.id for s in chosen],
+            len(t.codes),
+            int(covered.sum()),
+            int(t.population.sum()),
+            int(t.population[covered].sum()),
+        )
         for dept in sorted(t.dept_names):
             mask = t.depts == dept
             pop = int(t.population[mask].sum())
             pop_cov = int(t.population[mask & covered].sum())
-            result.departments.append({
-                "code": dept, "name": t.dept_names[dept], "communes": int(mask.sum()),
-                "communes_covered": int((mask & covered).sum()), "population": pop,
-                "population_covered": pop_cov, "population_share": round(pop_cov / pop, 4) if pop else 0.0})
+            result.departments.append(
+                {
+                    "code": dept,
+                    "name": t.dept_names[dept],
+                    "communes": int(mask.sum()),
+                    "communes_covered": int((mask & covered).sum()),
+                    "population": pop,
+                    "population_covered": pop_cov,
+                    "population_share": round(pop_cov / pop, 4) if pop else 0.0,
+                }
+            )
         uncovered = ~covered
         order = np.argsort(-t.population * uncovered, kind="stable")[:5]
-        result.largest_uncovered = [{"code": str(t.codes[i]), "name": str(t.names[i]), "dept": str(t.depts[i]),
-                                     "population": int(t.population[i])} for i in order if uncovered[i]]
+        result.largest_uncovered = [
+            {
+                "code": str(t.codes[i]),
+                "name": str(t.names[i]),
+                "dept": str(t.depts[i]),
+                "population": int(t.population[i]),
+            }
+            for i in order
+            if uncovered[i]
+        ]
         result.best_new_antenna = self.best_new_antenna(uncovered)
         return result
 
@@ -181,19 +217,25 @@ class CoverageAnalysis:
         if not gained.max():
             return None
         best = int(np.lexsort((-t.population, -gained))[0])
-        return {"code": str(t.codes[best]), "name": str(t.names[best]), "dept": str(t.depts[best]),
-                "population_gained": int(gained[best]),
-                "communes_gained": int((self.reach[best] & uncovered).sum())}
+        return {
+            "code": str(t.codes[best]),
+            "name": str(t.names[best]),
+            "dept": str(t.depts[best]),
+            "population_gained": int(gained[best]),
+            "communes_gained": int((self.reach[best] & uncovered).sum()),
+        }
 
 
-def analyse(analysis: CoverageAnalysis, sites: list[Site], baseline_sites: list[Site] | None = None
-            ) -> dict[str, Any]:
+def analyse(analysis: CoverageAnalysis, sites: list[Site], baseline_sites: list[Site] | None = None) -> dict[str, Any]:
     model = analysis.model
     report: dict[str, Any] = {
         "region": "Auvergne-Rhône-Alpes",
         "promise_minutes": model.one_hour_minutes,
-        "travel_model": {"detour_factor": model.detour_factor, "road_speed_kmh": model.road_speed_kmh,
-                         "overhead_minutes": model.overhead_minutes},
+        "travel_model": {
+            "detour_factor": model.detour_factor,
+            "road_speed_kmh": model.road_speed_kmh,
+            "overhead_minutes": model.overhead_minutes,
+        },
         "new_antenna_min_population": analysis.min_population,
         "scopes": [analysis.scope(scope, sites).as_dict() for scope in SCOPES],
     }
@@ -202,9 +244,14 @@ def analyse(analysis: CoverageAnalysis, sites: list[Site], baseline_sites: list[
     return report
 
 
-def run(geodata: Path, antennas: Path, model: TravelModel, open_ids: tuple[str, ...] = (),
-        close_ids: tuple[str, ...] = (), min_population: int = 5000
-        ) -> tuple[dict[str, Any], list[Site], CoverageAnalysis]:
+def run(
+    geodata: Path,
+    antennas: Path,
+    model: TravelModel,
+    open_ids: tuple[str, ...] = (),
+    close_ids: tuple[str, ...] = (),
+    min_population: int = 5000,
+) -> tuple[dict[str, Any], list[Site], CoverageAnalysis]:
     """The report for the directory with the given changes (and the directory as it is, to compare)."""
     gazetteer = shared_gazetteer(geodata)
     sites = load_sites(gazetteer, antennas, open_ids, close_ids)
@@ -214,6 +261,7 @@ def run(geodata: Path, antennas: Path, model: TravelModel, open_ids: tuple[str, 
 
 
 # --- output -------------------------------------------------------------------------------------------------
+
 
 def _pct(share: float) -> str:
     return f"{share * 100:5.1f} %"
@@ -225,16 +273,21 @@ def _n(value: int) -> str:
 
 def render_table(report: dict[str, Any]) -> str:
     tm = report["travel_model"]
-    lines = [f"Coverage of {report['region']}: communes and people within {report['promise_minutes']:.0f} min "
-             f"of an open antenna",
-             f"(travel model: great-circle km × {tm['detour_factor']} at {tm['road_speed_kmh']} km/h"
-             f" + {tm['overhead_minutes']} min)", ""]
+    lines = [
+        f"Coverage of {report['region']}: communes and people within {report['promise_minutes']:.0f} min "
+        f"of an open antenna",
+        f"(travel model: great-circle km × {tm['detour_factor']} at {tm['road_speed_kmh']} km/h"
+        f" + {tm['overhead_minutes']} min)",
+        "",
+    ]
     baseline = {s["scope"]: s for s in report.get("baseline", [])}
     header = f"{'':<16}{'communes':>24}{'population':>30}"
     lines += [header + ("   before → after (population)" if baseline else ""), "-" * len(header)]
     for s in report["scopes"]:
-        row = (f"{s['label']:<16}{_n(s['communes_covered']):>9} / {_n(s['communes'])} {_pct(s['communes_share'])}"
-               f"{_n(s['population_covered']):>13} / {_n(s['population'])} {_pct(s['population_share'])}")
+        row = (
+            f"{s['label']:<16}{_n(s['communes_covered']):>9} / {_n(s['communes'])} {_pct(s['communes_share'])}"
+            f"{_n(s['population_covered']):>13} / {_n(s['population'])} {_pct(s['population_share'])}"
+        )
         if s["scope"] in baseline:
             row += f"   {_pct(baseline[s['scope']]['population_share'])} → {_pct(s['population_share'])}"
         lines.append(row)
@@ -259,12 +312,18 @@ def render_table(report: dict[str, Any]) -> str:
         lines.append(f"  {s['label']}: {worst}")
         if towns:
             lines.append(f"  {'':<{len(s['label'])}}  largest towns beyond the hour: {towns}")
-    lines += ["", "Best commune for one new antenna (uncovered people it would bring within the hour; "
-                  f"communes of {_n(report['new_antenna_min_population'])}+ inhabitants)"]
+    lines += [
+        "",
+        "Best commune for one new antenna (uncovered people it would bring within the hour; "
+        f"communes of {_n(report['new_antenna_min_population'])}+ inhabitants)",
+    ]
     for s in scopes:
         best = s["best_new_antenna"]
-        text = ("everyone is already within the hour" if best is None else
-                f"{best['name']} ({best['code']}, {best['dept']}): +{_n(best['population_gained'])} people, "
-                f"+{best['communes_gained']} communes")
+        text = (
+            "everyone is already within the hour"
+            if best is None
+            else f"{best['name']} ({best['code']}, {best['dept']}): +{_n(best['population_gained'])} people, "
+            f"+{best['communes_gained']} communes"
+        )
         lines.append(f"  {s['label']:<16}{text}")
     return "\n".join(lines)

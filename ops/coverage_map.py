@@ -16,8 +16,15 @@ BANDS = ((30, (26, 150, 65)), (45, (166, 217, 106)), (60, (253, 174, 97)), (floa
 ASSOCIATION_COLOURS = {"60000_rebonds": (33, 102, 172), "second_souffle": (118, 42, 131)}
 
 
-def draw_map(analysis: CoverageAnalysis, sites: list[Site], scope: str, best: dict[str, Any] | None,
-             title: str, out: Path, width: int = 1100) -> Path:
+def draw_map(
+    analysis: CoverageAnalysis,
+    sites: list[Site],
+    scope: str,
+    best: dict[str, Any] | None,
+    title: str,
+    out: Path,
+    width: int = 1100,
+) -> Path:
     t = analysis.territory
     chosen = [s for s in sites if s.status == OPEN and (scope == "ensemble" or s.association == scope)]
     minutes = analysis.minutes_to_nearest(chosen)
@@ -28,8 +35,7 @@ def draw_map(analysis: CoverageAnalysis, sites: list[Site], scope: str, best: di
     height = int((y_raw.max() - y_raw.min()) * scale + 2 * margin + 40)
 
     def project(lat: float | np.ndarray, lon: float | np.ndarray) -> tuple[Any, Any]:
-        return (margin + (lon * np.cos(lat0) - x_raw.min()) * scale,
-                margin + 40 + (y_raw.max() - lat) * scale)
+        return (margin + (lon * np.cos(lat0) - x_raw.min()) * scale, margin + 40 + (y_raw.max() - lat) * scale)
 
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)

@@ -15,8 +15,10 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL = ROOT / ".local"
@@ -35,8 +37,13 @@ def port_open(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def wait_until(predicate, deadline_s: float, what: str, proc: subprocess.Popen | None = None,
-               log: Path | None = None) -> None:
+def wait_until(
+    predicate: Callable[[], bool],
+    deadline_s: float,
+    what: str,
+    proc: subprocess.Popen[bytes] | None = None,
+    log: Path | None = None,
+) -> None:
     """Poll `predicate` until it holds; fail early if `proc` dies, late if the deadline passes."""
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
@@ -64,17 +71,27 @@ class Node:
 
     name: str
     data_dir: Path
-    proc: subprocess.Popen | None = field(default=None, init=False)
+    proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
     def log_path(self) -> Path:
         return self.data_dir / f"{self.name}.log"
 
+    @property
+    def pid(self) -> int:
+        if self.proc is None:
+            raise StartupError(f"{self.name} was not started")
+        return self.proc.pid
+
     def _spawn(self, argv: list[str], env: dict[str, str] | None = None) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.data_dir,
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=self.data_dir,
             start_new_session=True,
         )
         log.close()
@@ -110,28 +127,30 @@ class KafkaNode(Node):
 
     def _properties(self) -> str:
         logs = self.data_dir / "kraft-logs"
-        return "\n".join([
-            "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.bootstrap.servers=127.0.0.1:{self.controller_port}",
-            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
-            "controller.listener.names=CONTROLLER",
-            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-            "inter.broker.listener.name=PLAINTEXT",
-            f"log.dirs={logs}",
-            "num.partitions=3",
-            "auto.create.topics.enable=false",
-            "offsets.topic.replication.factor=1",
-            "offsets.topic.num.partitions=10",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
-            "share.coordinator.state.topic.replication.factor=1",
-            "share.coordinator.state.topic.min.isr=1",
-            "group.initial.rebalance.delay.ms=0",
-            "log.retention.hours=168",
-            "",
-        ])
+        return "\n".join(
+            [
+                "process.roles=broker,controller",
+                "node.id=1",
+                f"controller.quorum.bootstrap.servers=127.0.0.1:{self.controller_port}",
+                f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                "controller.listener.names=CONTROLLER",
+                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                "inter.broker.listener.name=PLAINTEXT",
+                f"log.dirs={logs}",
+                "num.partitions=3",
+                "auto.create.topics.enable=false",
+                "offsets.topic.replication.factor=1",
+                "offsets.topic.num.partitions=10",
+                "transaction.state.log.replication.factor=1",
+                "transaction.state.log.min.isr=1",
+                "share.coordinator.state.topic.replication.factor=1",
+                "share.coordinator.state.topic.min.isr=1",
+                "group.initial.rebalance.delay.ms=0",
+                "log.retention.hours=168",
+                "",
+            ]
+        )
 
     def _java(self, *args: str, heap: str | None = None) -> list[str]:
         java = shutil.which("java") or "java"
@@ -139,9 +158,12 @@ class KafkaNode(Node):
         if heap:
             argv += [f"-Xmx{heap}", f"-Xms{heap}"]
         argv += [
-            "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={KAFKA_LOG4J}",
-            "-cp", f"{KAFKA_LIB}/*", *args,
+            "-cp",
+            f"{KAFKA_LIB}/*",
+            *args,
         ]
         return argv
 
@@ -157,10 +179,19 @@ class KafkaNode(Node):
         if not cluster_id_file.exists():
             cluster_id_file.write_text(_kafka_cluster_id())
         subprocess.run(
-            self._java("kafka.tools.StorageTool", "format", "--standalone",
-                       "-t", cluster_id_file.read_text().strip(), "-c", str(props),
-                       "--ignore-formatted", heap="256m"),
-            check=True, capture_output=True,
+            self._java(
+                "kafka.tools.StorageTool",
+                "format",
+                "--standalone",
+                "-t",
+                cluster_id_file.read_text().strip(),
+                "-c",
+                str(props),
+                "--ignore-formatted",
+                heap="256m",
+            ),
+            check=True,
+            capture_output=True,
         )
         self._spawn(self._java("kafka.Kafka", str(props), heap=self.heap))
         wait_until(self.ready, deadline_s, "Kafka", self.proc, self.log_path)
@@ -216,14 +247,19 @@ class FerretNode(Node):
         # WAL (FerretDB's default) with synchronous=NORMAL: a commit no longer waits for an fsync, which
         # tripled the writes per second (bench). A killed FerretDB loses nothing; only an OS crash or power
         # loss may drop the last commits, acceptable for this local store (production runs MongoDB).
-        self._spawn([str(FERRETDB_BIN), f"--listen-addr=127.0.0.1:{self.port}",
-                     f"--sqlite-url=file:{sqlite_dir}/?_pragma=synchronous(normal)"])
+        self._spawn(
+            [
+                str(FERRETDB_BIN),
+                f"--listen-addr=127.0.0.1:{self.port}",
+                f"--sqlite-url=file:{sqlite_dir}/?_pragma=synchronous(normal)",
+            ]
+        )
         wait_until(self.ready, deadline_s, "FerretDB", self.proc, self.log_path)
 
     def ready(self) -> bool:
         from pymongo import MongoClient
 
-        client = MongoClient(self.url, serverSelectionTimeoutMS=500)
+        client: MongoClient[dict[str, Any]] = MongoClient(self.url, serverSelectionTimeoutMS=500)
         try:
             client.admin.command("ping")
             return True

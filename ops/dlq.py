@@ -32,7 +32,9 @@ class DeadLetter:
     @property
     def source(self) -> str:
         h = self.headers
-        return f"{h.get('dlq-source-topic', '?')}[{h.get('dlq-source-partition', '?')}]@{h.get('dlq-source-offset', '?')}"
+        return (
+            f"{h.get('dlq-source-topic', '?')}[{h.get('dlq-source-partition', '?')}]@{h.get('dlq-source-offset', '?')}"
+        )
 
     def original_headers(self) -> list[tuple[str, bytes]]:
         return [(k, v.encode()) for k, v in self.headers.items() if not k.startswith("dlq-")]
@@ -54,13 +56,12 @@ async def read_all(bootstrap: str, topics: list[str]) -> list[DeadLetter]:
     """Every dead letter present now, marked replayed when the replay group has passed it."""
     if not topics:
         return []
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                group_id=REPLAY_GROUP)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=REPLAY_GROUP)
     await consumer.start()
     try:
         partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or [])]
         if not partitions:
-            await consumer._client.force_metadata_update()  # noqa: SLF001
+            await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public refresh
             partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or [])]
         consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)
@@ -75,11 +76,17 @@ async def read_all(bootstrap: str, topics: list[str]) -> list[DeadLetter]:
                 break
             for tp, records in batch.items():
                 for r in records:
-                    letters.append(DeadLetter(
-                        r.topic, r.partition, r.offset, r.key, r.value or b"",
-                        {k: v.decode(errors="replace") for k, v in (r.headers or [])},
-                        replayed=r.offset < replayed_upto[tp],
-                    ))
+                    letters.append(
+                        DeadLetter(
+                            r.topic,
+                            r.partition,
+                            r.offset,
+                            r.key,
+                            r.value or b"",
+                            {k: v.decode(errors="replace") for k, v in (r.headers or [])},
+                            replayed=r.offset < replayed_upto[tp],
+                        )
+                    )
                 if records and records[-1].offset + 1 >= ends[tp]:
                     remaining.discard(tp)
         return sorted(letters, key=lambda d: (d.topic, d.partition, d.offset))
@@ -103,9 +110,13 @@ async def replay(bootstrap: str, topics: list[str]) -> list[DeadLetter]:
             if not source:
                 continue
             await producer.send_and_wait(
-                source, letter.value, key=letter.key,
-                headers=[*letter.original_headers(),
-                         ("dlq-replayed-from", f"{letter.topic}[{letter.partition}]@{letter.offset}".encode())],
+                source,
+                letter.value,
+                key=letter.key,
+                headers=[
+                    *letter.original_headers(),
+                    ("dlq-replayed-from", f"{letter.topic}[{letter.partition}]@{letter.offset}".encode()),
+                ],
             )
             progress[TopicPartition(letter.topic, letter.partition)] = letter.offset + 1
         await consumer.commit({tp: OffsetAndMetadata(o, "") for tp, o in progress.items()})
@@ -120,12 +131,19 @@ def table(letters: list[DeadLetter]) -> str:
         return "no dead letters"
     rows = [("dead-letter topic", "at", "source", "event", "failed at", "replayed", "reason")]
     for d in letters:
-        rows.append((d.topic.removeprefix(DLQ_PREFIX), f"{d.partition}@{d.offset}", d.source,
-                     d.headers.get("event-type", "?"), d.headers.get("dlq-failed-at", "")[:19],
-                     "yes" if d.replayed else "no", d.headers.get("dlq-reason", "")))
+        rows.append(
+            (
+                d.topic.removeprefix(DLQ_PREFIX),
+                f"{d.partition}@{d.offset}",
+                d.source,
+                d.headers.get("event-type", "?"),
+                d.headers.get("dlq-failed-at", "")[:19],
+                "yes" if d.replayed else "no",
+                d.headers.get("dlq-reason", ""),
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=False)) + "  " + r[-1]
-                     for r in rows)
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=False)) + "  " + r[-1] for r in rows)
 
 
 def run(action: str, bootstrap: str, group: str | None) -> int:

@@ -45,7 +45,7 @@ class MailSink:
         if directory is not None:
             directory.mkdir(parents=True, exist_ok=True)
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 - aiosmtpd calls its hooks by these names
         refusal = self.refuse(envelope)
         if refusal:
             return refusal

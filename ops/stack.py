@@ -14,13 +14,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ops.devstack import LOCAL, FerretNode, KafkaNode, MailSinkNode, ServiceNode
+from ops.devstack import LOCAL, FerretNode, KafkaNode, MailSinkNode, Node, ServiceNode
 
 # Coaching runs once per association, each instance with its own database and staff (docs/coaching.md).
 COACHING = {"coaching-second_souffle": "second_souffle", "coaching-60000_rebonds": "60000_rebonds"}
 SERVICES = ("intake", "routing", *COACHING, "notifications")
-DEFAULT_PORTS = {"intake": 8001, "routing": 8002, "coaching-second_souffle": 8003, "notifications": 8004,
-                 "coaching-60000_rebonds": 8005}
+DEFAULT_PORTS = {
+    "intake": 8001,
+    "routing": 8002,
+    "coaching-second_souffle": 8003,
+    "notifications": 8004,
+    "coaching-60000_rebonds": 8005,
+}
 # Development-only staff tokens of `make run`, as hashes; the tokens themselves are in docs/coaching.md.
 DEV_STAFF_TOKENS = {
     "second_souffle": {"claire": "sha256:65b521058aabfbe6b68c47d495b8a3209378481eaab8a12f2bff6667a39dc7c6"},
@@ -57,17 +62,26 @@ def service_env(name: str, port: int, kafka: str, mongo: str, extra: dict[str, s
 class Stack:
     def __init__(self, config: StackConfig | None = None) -> None:
         self.config = cfg = config or StackConfig()
-        self.kafka = KafkaNode("kafka", cfg.data_dir / "kafka", port=cfg.kafka_port,
-                               controller_port=cfg.controller_port)
+        self.kafka = KafkaNode(
+            "kafka", cfg.data_dir / "kafka", port=cfg.kafka_port, controller_port=cfg.controller_port
+        )
         self.ferretdb = FerretNode("ferretdb", cfg.data_dir / "ferretdb", port=cfg.mongo_port)
-        self.mailsink = MailSinkNode("mailsink", cfg.data_dir / "mailsink", port=cfg.smtp_port,
-                                     mail_dir=cfg.data_dir / "mail")
+        self.mailsink = MailSinkNode(
+            "mailsink", cfg.data_dir / "mailsink", port=cfg.smtp_port, mail_dir=cfg.data_dir / "mail"
+        )
         self.services = {
             name: ServiceNode(
-                name, cfg.data_dir / "services", module=f"services.{module_of(name)}",
+                name,
+                cfg.data_dir / "services",
+                module=f"services.{module_of(name)}",
                 port=cfg.service_ports[name],
-                env=service_env(name, cfg.service_ports[name], self.kafka.bootstrap, self.ferretdb.url,
-                                {**self._own_env(name), **cfg.extra_env}),
+                env=service_env(
+                    name,
+                    cfg.service_ports[name],
+                    self.kafka.bootstrap,
+                    self.ferretdb.url,
+                    {**self._own_env(name), **cfg.extra_env},
+                ),
             )
             for name in SERVICES
         }
@@ -77,9 +91,11 @@ class Stack:
         if name != "notifications":
             return {}
         port = self.config.service_ports[name]
-        return {"RELAIS_NOTIFICATIONS_SMTP_HOST": "127.0.0.1",
-                "RELAIS_NOTIFICATIONS_SMTP_PORT": str(self.config.smtp_port),
-                "RELAIS_NOTIFICATIONS_PUBLIC_URL": f"http://127.0.0.1:{port}"}
+        return {
+            "RELAIS_NOTIFICATIONS_SMTP_HOST": "127.0.0.1",
+            "RELAIS_NOTIFICATIONS_SMTP_PORT": str(self.config.smtp_port),
+            "RELAIS_NOTIFICATIONS_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        }
 
     @property
     def pid_dir(self) -> Path:
@@ -114,9 +130,9 @@ class Stack:
         for pid_file in self.pid_dir.glob("*.pid"):
             pid_file.unlink(missing_ok=True)
 
-    def _write_pid(self, node) -> None:  # noqa: ANN001
+    def _write_pid(self, node: Node) -> None:
         self.pid_dir.mkdir(parents=True, exist_ok=True)
-        (self.pid_dir / f"{node.name}.pid").write_text(str(node.proc.pid))
+        (self.pid_dir / f"{node.name}.pid").write_text(str(node.pid))
 
 
 def stop_recorded(data_dir: Path = LOCAL / "run") -> list[str]:

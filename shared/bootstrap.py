@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 
 from shared import logs
-from shared.broker import EVENT_TOPICS, ensure_topics, make_broker, send
+from shared.broker import EVENT_TOPICS, ensure_topics, make_broker, send, wait_for_group_coordinator
 from shared.consumer import EventConsumer
 from shared.http import RequestGuard, install_error_handlers, install_health_and_metrics
 from shared.lag import ConsumerLagMonitor
@@ -51,8 +51,10 @@ class ServiceRuntime:
             self.metrics.outbox_lag.observe(item["relay_seconds"])
 
         return OutboxRelay(
-            _send, scan_interval_s=self.settings.outbox_scan_interval_s,
-            on_published=_published, on_backlog=self.metrics.outbox_backlog.set,
+            _send,
+            scan_interval_s=self.settings.outbox_scan_interval_s,
+            on_published=_published,
+            on_backlog=self.metrics.outbox_backlog.set,
         )
 
     def on_start(self, hook: Callable[[], Awaitable[Any]]) -> None:
@@ -71,12 +73,15 @@ class ServiceRuntime:
         await ensure_topics(self.settings, [*EVENT_TOPICS, self.consumer.dead_letter_topic])
         for hook in self._on_start:
             await hook()
+        if self.consumer.topics:
+            await wait_for_group_coordinator(self.settings, self.consumer.group_id)
         self.consumer.subscribe()
         await self.broker.start()
         if self.relay.watching:
             await self.relay.start()
-        self.lag = ConsumerLagMonitor(self.settings.kafka_bootstrap, self.consumer.group_id,
-                                      self.consumer.topics, self.metrics.consumer_lag)
+        self.lag = ConsumerLagMonitor(
+            self.settings.kafka_bootstrap, self.consumer.group_id, self.consumer.topics, self.metrics.consumer_lag
+        )
         await self.lag.start()
         log.info("service started", extra={"port": self.settings.http_port})
 
@@ -112,5 +117,12 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
     """Run one service process (`python -m services.<name>`)."""
     import uvicorn
 
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None,
-                access_log=False, lifespan="on", timeout_graceful_shutdown=10)
+    uvicorn.run(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )

@@ -19,6 +19,7 @@ from typing import Any
 
 from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaError
+from faststream import StreamMessage
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
@@ -39,11 +40,15 @@ class DomainRejection(Exception):
     """A handler refuses an event for good (no retry): its message must be safe to log (no personal data)."""
 
 
-async def _raw_body(msg) -> Any:  # noqa: ANN001 - FastStream's decoder hook: we decode ourselves
+async def _raw_body(msg: StreamMessage[Any]) -> Any:
+    """FastStream's decoder hook: the body stays bytes, `shared.schemas.decode` reads it."""
     return msg.body
 
 
-async def _tolerant_parser(records, original):  # noqa: ANN001 - FastStream's parser hook
+async def _tolerant_parser(
+    records: ConsumerRecord | tuple[ConsumerRecord, ...],
+    original: Callable[[Any], Awaitable[StreamMessage[Any]]],
+) -> StreamMessage[Any]:
     """FastStream decodes headers as strict UTF-8; a record with binary headers would make it skip the
     record silently. Such headers are decoded with replacement instead, so the record is dead-lettered."""
     try:
@@ -51,15 +56,15 @@ async def _tolerant_parser(records, original):  # noqa: ANN001 - FastStream's pa
     except UnicodeDecodeError:
         batch = records if isinstance(records, tuple) else (records,)
         cleaned = tuple(
-            replace(r, headers=[(k, v.decode(errors="replace").encode()) for k, v in (r.headers or [])])
-            for r in batch
+            replace(r, headers=[(k, v.decode(errors="replace").encode()) for k, v in (r.headers or [])]) for r in batch
         )
         return await original(cleaned if isinstance(records, tuple) else cleaned[0])
 
 
 class EventConsumer:
-    def __init__(self, broker: KafkaBroker, settings: ServiceSettings, metrics: Metrics,
-                 group_id: str | None = None) -> None:
+    def __init__(
+        self, broker: KafkaBroker, settings: ServiceSettings, metrics: Metrics, group_id: str | None = None
+    ) -> None:
         self.broker = broker
         self.settings = settings
         self.metrics = metrics
@@ -134,9 +139,10 @@ class EventConsumer:
             except TRANSIENT as exc:
                 outage += 1
                 delay = self._backoff(outage)
-                log.warning("infrastructure unavailable, retrying the same event",
-                            extra={"event_id": str(envelope.event_id), "error": type(exc).__name__,
-                                   "retry_in_s": delay})
+                log.warning(
+                    "infrastructure unavailable, retrying the same event",
+                    extra={"event_id": str(envelope.event_id), "error": type(exc).__name__, "retry_in_s": delay},
+                )
                 await asyncio.sleep(delay)
                 continue
             except Exception as exc:  # noqa: BLE001 - any other failure is the message's: bounded retries
@@ -152,27 +158,40 @@ class EventConsumer:
             return
 
     def _backoff(self, attempt: int) -> float:
-        ms = min(self.settings.retry_backoff_ms * 2 ** (attempt - 1), self.settings.retry_backoff_max_ms)
+        ms = min(self.settings.retry_backoff_ms * 2.0 ** (attempt - 1), self.settings.retry_backoff_max_ms)
         return ms / 1000
 
     async def _dead_letter(self, record: ConsumerRecord, reason: str, kind: str) -> None:
         headers = dead_letter_headers(
             {k: v.decode(errors="replace") for k, v in (record.headers or [])},
-            reason=reason, kind=kind, consumer_group=self.group_id, source_topic=record.topic,
-            source_partition=record.partition, source_offset=record.offset)
+            reason=reason,
+            kind=kind,
+            consumer_group=self.group_id,
+            source_topic=record.topic,
+            source_partition=record.partition,
+            source_offset=record.offset,
+        )
         outage = 0
         while True:
             try:
-                await self.broker.publish(record.value or b"", topic=self.dead_letter_topic,
-                                          key=record.key, headers=headers)
+                await self.broker.publish(
+                    record.value or b"", topic=self.dead_letter_topic, key=record.key, headers=headers
+                )
                 break
             except TRANSIENT:
                 outage += 1
                 await asyncio.sleep(self._backoff(outage))
         self.metrics.dead_letters.labels(record.topic, kind).inc()
-        log.error("message dead-lettered", extra={
-            "topic": record.topic, "partition": record.partition, "offset": record.offset,
-            "reason": reason[:500], "dead_letter_topic": self.dead_letter_topic})
+        log.error(
+            "message dead-lettered",
+            extra={
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "reason": reason[:500],
+                "dead_letter_topic": self.dead_letter_topic,
+            },
+        )
 
 
 def _reason(exc: Exception, attempts: int) -> str:

@@ -11,9 +11,10 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 from pymongo.errors import ConnectionFailure
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.metrics import Metrics
+
 
 class StrictRequest(BaseModel):
     """Base of every request body: an unknown field is an error (422), surrounding blanks are trimmed."""
@@ -83,9 +84,14 @@ def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
     async def validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         metrics.http_rejections.labels("422").inc()
         # For malformed JSON the location is ("body", <character offset>): the offset is no field name.
-        errors = [{"field": "body" if e["type"] == "json_invalid" else _field(tuple(e["loc"])),
-                   "message": french_message(e), "type": e["type"]}
-                  for e in exc.errors()]
+        errors = [
+            {
+                "field": "body" if e["type"] == "json_invalid" else _field(tuple(e["loc"])),
+                "message": french_message(e),
+                "type": e["type"],
+            }
+            for e in exc.errors()
+        ]
         return problem(422, "Certaines informations sont invalides ou manquantes.", errors=errors)
 
     @app.exception_handler(ConnectionFailure)
@@ -120,19 +126,21 @@ class RequestGuard:
         headers = {k.decode().lower(): v.decode(errors="replace") for k, v in scope["headers"]}
         ctype = headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype != "application/json":
-            await self._refuse(scope, receive, send, 415,
-                               "Le corps de la requête doit être du JSON (Content-Type: application/json).")
+            await self._refuse(
+                scope, receive, send, 415, "Le corps de la requête doit être du JSON (Content-Type: application/json)."
+            )
             return
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            await self._refuse(scope, receive, send, 413,
-                               f"Requête trop volumineuse : {self.max_bytes} octets au plus.")
+            await self._refuse(
+                scope, receive, send, 413, f"Requête trop volumineuse : {self.max_bytes} octets au plus."
+            )
             return
 
         received = 0
         too_big = False
 
-        async def limited() -> dict[str, Any]:
+        async def limited() -> Message:
             nonlocal received, too_big
             message = await receive()
             if message["type"] == "http.request":
@@ -152,13 +160,14 @@ class RequestGuard:
                 chunks.append(message.get("body", b""))
                 more = message.get("more_body", False)
             if too_big:
-                await self._refuse(scope, receive, send, 413,
-                                   f"Requête trop volumineuse : {self.max_bytes} octets au plus.")
+                await self._refuse(
+                    scope, receive, send, 413, f"Requête trop volumineuse : {self.max_bytes} octets au plus."
+                )
                 return
             body = b"".join(chunks)
             sent = False
 
-            async def replay() -> dict[str, Any]:
+            async def replay() -> Message:
                 nonlocal sent
                 if not sent:
                     sent = True
@@ -174,14 +183,14 @@ class RequestGuard:
         await problem(status, message)(scope, receive, send)
 
 
-def install_health_and_metrics(app: FastAPI, metrics: Metrics,
-                               checks: Callable[[], Awaitable[dict[str, bool]]]) -> None:
+def install_health_and_metrics(
+    app: FastAPI, metrics: Metrics, checks: Callable[[], Awaitable[dict[str, bool]]]
+) -> None:
     @app.get("/health", tags=["operations"], summary="Readiness: Kafka and the store answer")
     async def health() -> JSONResponse:
         results = await checks()
         ok = all(results.values())
-        return JSONResponse({"status": "ok" if ok else "degraded", "checks": results},
-                            status_code=200 if ok else 503)
+        return JSONResponse({"status": "ok" if ok else "degraded", "checks": results}, status_code=200 if ok else 503)
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
     async def prometheus() -> Response:

@@ -19,14 +19,19 @@ log = logging.getLogger("relais.lag")
 
 
 class ConsumerLagMonitor:
-    def __init__(self, bootstrap: str, group: str, topics: list[str], gauge: Gauge, interval_s: float = 5.0):
+    def __init__(self, bootstrap: str, group: str, topics: list[str], gauge: Gauge, interval_s: float = 5.0) -> None:
         self.bootstrap, self.group, self.topics = bootstrap, group, topics
         self.gauge = gauge
         self._admin: AIOKafkaAdminClient | None = None
         self._reader: AIOKafkaConsumer | None = None
-        self._task = BackgroundTask("consumer-lag", self._measure_once, interval_s=interval_s,
-                                    backoff_s=interval_s, backoff_max_s=interval_s,
-                                    failure_log_level=logging.DEBUG)
+        self._task = BackgroundTask(
+            "consumer-lag",
+            self._measure_once,
+            interval_s=interval_s,
+            backoff_s=interval_s,
+            backoff_max_s=interval_s,
+            failure_log_level=logging.DEBUG,
+        )
 
     async def start(self) -> None:
         if self.topics:

@@ -19,8 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo.asynchronous.collection import AsyncCollection
-
+from shared.documents import Collection
 from shared.lookup import find_by_ids
 from shared.runtime import BackgroundTask
 from shared.schemas import Envelope
@@ -35,17 +34,32 @@ WITHOUT_OUTBOX: dict[str, int] = {OUTBOX_FIELD: 0, OUTBOX_COUNT_FIELD: 0}
 Send = Callable[[str, bytes, bytes, dict[str, str]], Awaitable[Awaitable[Any]]]
 
 
-def outbox_item(*, topic: str, key: str, value: str, headers: dict[str, str], event_type: str, event_id: str,
-                created_at: float) -> dict[str, Any]:
+def outbox_item(
+    *, topic: str, key: str, value: str, headers: dict[str, str], event_type: str, event_id: str, created_at: float
+) -> dict[str, Any]:
     """One record to publish; `event_type` and `event_id` name it in metrics (any record kind, not only events)."""
-    return {"event_id": event_id, "event_type": event_type, "topic": topic, "key": key, "headers": headers,
-            "value": value, "created_at": created_at}
+    return {
+        "event_id": event_id,
+        "event_type": event_type,
+        "topic": topic,
+        "key": key,
+        "headers": headers,
+        "value": value,
+        "created_at": created_at,
+    }
 
 
 def outbox_items(envelopes: Iterable[Envelope]) -> list[dict[str, Any]]:
     return [
-        outbox_item(topic=e.spec.topic, key=e.key.decode(), value=e.encode().decode(), headers=e.headers(),
-                    event_type=e.event_type, event_id=str(e.event_id), created_at=e.occurred_at.timestamp())
+        outbox_item(
+            topic=e.spec.topic,
+            key=e.key.decode(),
+            value=e.encode().decode(),
+            headers=e.headers(),
+            event_type=e.event_type,
+            event_id=str(e.event_id),
+            created_at=e.occurred_at.timestamp(),
+        )
         for e in envelopes
     ]
 
@@ -87,8 +101,8 @@ class OutboxRelay:
         batch_size: int = 200,
     ) -> None:
         self._send = send
-        self._collections: dict[str, AsyncCollection] = {}
-        self._progress: AsyncCollection | None = None
+        self._collections: dict[str, Collection] = {}
+        self._progress: Collection | None = None
         self._scan_interval_s = scan_interval_s
         self._on_published = on_published or (lambda item: None)
         self._on_backlog = on_backlog or (lambda n: None)
@@ -97,7 +111,7 @@ class OutboxRelay:
         self._task = BackgroundTask("outbox-relay", self._cycle, interval_s=scan_interval_s)
         self._next_scan = 0.0
 
-    def watch(self, collection: AsyncCollection) -> None:
+    def watch(self, collection: Collection) -> None:
         """Relay the outbox of this collection (called by the store that owns it)."""
         self._collections[collection.name] = collection
         self._hints[collection.name] = set()
@@ -107,7 +121,7 @@ class OutboxRelay:
     def watching(self) -> bool:
         return bool(self._collections)
 
-    def notify(self, collection: AsyncCollection, doc_id: Any) -> None:
+    def notify(self, collection: Collection, doc_id: Any) -> None:
         self._hints[collection.name].add(doc_id)
         self._task.wake()
 
@@ -135,10 +149,7 @@ class OutboxRelay:
     async def _scan(self) -> int:
         """Compare each document's outbox count with the published count; hint the ones behind."""
         assert self._progress is not None
-        published = {
-            doc["_id"]: doc["published"]
-            async for doc in self._progress.find({}, {"published": 1})
-        }
+        published = {doc["_id"]: doc["published"] async for doc in self._progress.find({}, {"published": 1})}
         backlog = 0
         for name, collection in self._collections.items():
             cursor = collection.find({OUTBOX_COUNT_FIELD: {"$gt": 0}}, {"_id": 1, OUTBOX_COUNT_FIELD: 1})
@@ -162,7 +173,7 @@ class OutboxRelay:
                     self._hints[name].update(ids)
                     raise
 
-    async def _publish(self, name: str, collection: AsyncCollection, ids: list[Any]) -> None:
+    async def _publish(self, name: str, collection: Collection, ids: list[Any]) -> None:
         assert self._progress is not None
         progress = self._progress
         docs = await find_by_ids(collection, ids, {"_id": 1, OUTBOX_FIELD: 1})
@@ -179,13 +190,18 @@ class OutboxRelay:
         acks = []
         for _, items, _ in pending:
             for item in items:
-                acks.append(await self._send(item["topic"], item["key"].encode(), item["value"].encode(),
-                                             item["headers"]))
+                acks.append(
+                    await self._send(item["topic"], item["key"].encode(), item["value"].encode(), item["headers"])
+                )
         await asyncio.gather(*acks)
         now = datetime.now(UTC).timestamp()
         # Only the relay writes progress documents, one per aggregate; `$max` keeps them monotonic.
-        await asyncio.gather(*(progress.update_one({"_id": progress_id}, {"$max": {"published": total}}, upsert=True)
-                               for progress_id, _, total in pending))
+        await asyncio.gather(
+            *(
+                progress.update_one({"_id": progress_id}, {"$max": {"published": total}}, upsert=True)
+                for progress_id, _, total in pending
+            )
+        )
         for _, items, _ in pending:
             for item in items:
                 self._on_published({**item, "relay_seconds": max(0.0, now - item["created_at"])})

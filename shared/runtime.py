@@ -8,6 +8,7 @@ exponential backoff, and stop promptly and cleanly when the service stops.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -22,9 +23,17 @@ class BackgroundTask:
     `wake()` is called; after a failure it retries with backoff from `backoff_s` doubling up to
     `backoff_max_s`. Cancellation is never swallowed."""
 
-    def __init__(self, name: str, step: Step, *, interval_s: float, backoff_s: float = 0.1,
-                 backoff_max_s: float = 5.0, min_wait_s: float = 0.0,
-                 failure_log_level: int = logging.WARNING) -> None:
+    def __init__(
+        self,
+        name: str,
+        step: Step,
+        *,
+        interval_s: float,
+        backoff_s: float = 0.1,
+        backoff_max_s: float = 5.0,
+        min_wait_s: float = 0.0,
+        failure_log_level: int = logging.WARNING,
+    ) -> None:
         self.name = name
         self._step = step
         self._interval_s = interval_s
@@ -53,10 +62,8 @@ class BackgroundTask:
         if task is None:
             return
         task.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await task
-        except asyncio.CancelledError:
-            pass
 
     async def _run(self) -> None:
         while True:
@@ -69,8 +76,11 @@ class BackgroundTask:
             except Exception as exc:  # noqa: BLE001 - a store or broker outage: retry with backoff
                 self.failures += 1
                 delay = min(self._backoff_s * 2 ** (self.failures - 1), self._backoff_max_s)
-                log.log(self._failure_log_level, "background task failed, retrying",
-                        extra={"task": self.name, "error": type(exc).__name__, "retry_in_s": delay})
+                log.log(
+                    self._failure_log_level,
+                    "background task failed, retrying",
+                    extra={"task": self.name, "error": type(exc).__name__, "retry_in_s": delay},
+                )
                 await asyncio.sleep(delay)
                 continue
             wait = self._interval_s if delay is None else delay

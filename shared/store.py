@@ -16,17 +16,16 @@ from __future__ import annotations
 import asyncio
 import inspect
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from pymongo import AsyncMongoClient, ReturnDocument
-from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 from pymongo.results import UpdateResult
 
+from shared.documents import Client, Collection, Database
 from shared.outbox import WITHOUT_OUTBOX, outbox_items, with_outbox, with_outbox_items
 from shared.schemas import Envelope
 
@@ -37,14 +36,14 @@ DUPLICATE_KEY = 11000
 R = TypeVar("R")
 
 
-def connect(url: str, db: str) -> tuple[AsyncMongoClient, AsyncDatabase]:
-    client: AsyncMongoClient = AsyncMongoClient(
+def connect(url: str, db: str) -> tuple[Client, Database]:
+    client: Client = AsyncMongoClient(
         url, serverSelectionTimeoutMS=5000, connectTimeoutMS=3000, tz_aware=True, uuidRepresentation="standard"
     )
     return client, client[db]
 
 
-async def ping(db: AsyncDatabase) -> bool:
+async def ping(db: Database) -> bool:
     try:
         await db.command("ping")
         return True
@@ -57,7 +56,7 @@ _waiters: dict[tuple[str, str, str], int] = {}
 
 
 @asynccontextmanager
-async def _document_lock(collection: AsyncCollection, doc_id: Any) -> AsyncIterator[None]:
+async def _document_lock(collection: Collection, doc_id: Any) -> AsyncIterator[None]:
     """Serialise writes to one document within this process (see the module docstring)."""
     key = (collection.database.name, collection.name, str(doc_id))
     lock = _locks.setdefault(key, asyncio.Lock())
@@ -72,11 +71,11 @@ async def _document_lock(collection: AsyncCollection, doc_id: Any) -> AsyncItera
 
 
 async def apply_event(
-    collection: AsyncCollection,
+    collection: Collection,
     doc_id: Any,
     cause: Envelope,
     update: dict[str, Any],
-    emit: list[Envelope] = (),  # type: ignore[assignment]
+    emit: Sequence[Envelope] = (),
 ) -> bool:
     """Apply `update` to one document once per causing event; False if it was already applied.
 
@@ -97,7 +96,7 @@ async def apply_event(
     return True
 
 
-async def was_applied(collection: AsyncCollection, doc_id: Any, event_id: Any) -> bool:
+async def was_applied(collection: Collection, doc_id: Any, event_id: Any) -> bool:
     """The one duplicate check: has the event `event_id` already changed this document?"""
     doc = await collection.find_one({"_id": doc_id}, {PROCESSED_FIELD: 1})
     return doc is not None and applied_in(doc, event_id)
@@ -109,10 +108,10 @@ def applied_in(doc: dict[str, Any] | None, event_id: Any) -> bool:
 
 
 # Per client: does the server read the whole collection for any filter other than `{"_id": ...}`?
-_scans_conditions: weakref.WeakKeyDictionary[AsyncMongoClient, bool] = weakref.WeakKeyDictionary()
+_scans_conditions: weakref.WeakKeyDictionary[Client, bool] = weakref.WeakKeyDictionary()
 
 
-async def _conditions_scan(collection: AsyncCollection) -> bool:
+async def _conditions_scan(collection: Collection) -> bool:
     client = collection.database.client
     if client not in _scans_conditions:
         info = await client.admin.command("buildInfo")
@@ -120,8 +119,15 @@ async def _conditions_scan(collection: AsyncCollection) -> bool:
     return _scans_conditions[client]
 
 
-async def update_if(collection: AsyncCollection, doc_id: Any, expected: dict[str, Any], update: dict[str, Any],
-                    *, upsert: bool = False, _locked: bool = False) -> bool:
+async def update_if(
+    collection: Collection,
+    doc_id: Any,
+    expected: dict[str, Any],
+    update: dict[str, Any],
+    *,
+    upsert: bool = False,
+    _locked: bool = False,
+) -> bool:
     """Apply `update` to one document if its fields still equal `expected`; False when they do not.
 
     With `upsert`, a missing document is created (its absence counts as a match). On MongoDB the
@@ -151,8 +157,15 @@ async def update_if(collection: AsyncCollection, doc_id: Any, expected: dict[str
 
 # --- serialised single-document writes -------------------------------------------------------------------
 
-async def update_by_id(collection: AsyncCollection, doc_id: Any, update: dict[str, Any], *,
-                       upsert: bool = False, condition: dict[str, Any] | None = None) -> UpdateResult:
+
+async def update_by_id(
+    collection: Collection,
+    doc_id: Any,
+    update: dict[str, Any],
+    *,
+    upsert: bool = False,
+    condition: dict[str, Any] | None = None,
+) -> UpdateResult:
     """One update of one document, serialised with this process's other writers of it.
 
     `condition` is added to the filter: use it only for conditions FerretDB evaluates without a whole-collection
@@ -162,15 +175,17 @@ async def update_by_id(collection: AsyncCollection, doc_id: Any, update: dict[st
         return await collection.update_one({"_id": doc_id, **(condition or {})}, update, upsert=upsert)
 
 
-async def update_by_id_returning(collection: AsyncCollection, doc_id: Any, update: dict[str, Any], *,
-                                 upsert: bool = False) -> dict[str, Any] | None:
+async def update_by_id_returning(
+    collection: Collection, doc_id: Any, update: dict[str, Any], *, upsert: bool = False
+) -> dict[str, Any] | None:
     """`update_by_id` that returns the document as it is after the update (None if it does not exist)."""
     async with _document_lock(collection, doc_id):
-        return await collection.find_one_and_update({"_id": doc_id}, update, upsert=upsert,
-                                                    return_document=ReturnDocument.AFTER)
+        return await collection.find_one_and_update(
+            {"_id": doc_id}, update, upsert=upsert, return_document=ReturnDocument.AFTER
+        )
 
 
-async def insert_once(collection: AsyncCollection, doc: dict[str, Any]) -> bool:
+async def insert_once(collection: Collection, doc: dict[str, Any]) -> bool:
     """Insert a document keyed by a deterministic `_id`; False when it exists (already applied).
 
     An insert on `_id` is exclusive on FerretDB and MongoDB alike: no read before, no lock."""
@@ -181,7 +196,7 @@ async def insert_once(collection: AsyncCollection, doc: dict[str, Any]) -> bool:
     return True
 
 
-async def insert_many_once(collection: AsyncCollection, docs: list[dict[str, Any]]) -> list[Any]:
+async def insert_many_once(collection: Collection, docs: list[dict[str, Any]]) -> list[Any]:
     """Insert the documents whose `_id` is new, in one unordered command; return the ids that existed."""
     if not docs:
         return []
@@ -215,12 +230,19 @@ class Change(Generic[R]):
     outbox_items: list[dict[str, Any]] = field(default_factory=list)
 
 
-Decide = Callable[[dict[str, Any] | None], "Change[R] | None | Awaitable[Change[R] | None]"]
+Decide = Callable[[dict[str, Any] | None], "Change[R] | Awaitable[Change[R] | None] | None"]
 
 
-async def change_versioned(collection: AsyncCollection, doc_id: Any, decide: Decide[R], *,
-                           projection: dict[str, int] | None = None, create: bool = False,
-                           on_emitted: Callable[[], None] | None = None, attempts: int = 5) -> Change[R] | None:
+async def change_versioned(
+    collection: Collection,
+    doc_id: Any,
+    decide: Decide[R],
+    *,
+    projection: dict[str, int] | None = None,
+    create: bool = False,
+    on_emitted: Callable[[], None] | None = None,
+    attempts: int = 5,
+) -> Change[R] | None:
     """Read a document, let `decide` compute its change, and write it if nobody wrote in between.
 
     An absent document gives None, unless `create`: then `decide` gets None and its change inserts it.
@@ -242,8 +264,14 @@ async def change_versioned(collection: AsyncCollection, doc_id: Any, decide: Dec
             version = (doc or {}).get(VERSION_FIELD, 0)
             update = {op: dict(fields) for op, fields in change.update.items()}
             update.setdefault("$set", {})[VERSION_FIELD] = version + 1
-            saved = await update_if(collection, doc_id, {VERSION_FIELD: version}, with_outbox_items(update, items),
-                                    upsert=doc is None, _locked=True)
+            saved = await update_if(
+                collection,
+                doc_id,
+                {VERSION_FIELD: version},
+                with_outbox_items(update, items),
+                upsert=doc is None,
+                _locked=True,
+            )
         if saved:
             if items and on_emitted is not None:
                 on_emitted()

@@ -46,11 +46,11 @@ if _DIR:
 
     class _Listener(monitoring.CommandListener):
         def __init__(self) -> None:
-            self.started_map: dict[tuple[int, int], str] = {}
+            self.started_map: dict[tuple[int, tuple[str, int | None]], str] = {}
             self.totals: dict[str, list[float]] = {}  # key -> [count, seconds]
             self.lock = threading.Lock()
 
-        def started(self, event: monitoring.CommandStartedEvent) -> None:  # type: ignore[override]
+        def started(self, event: monitoring.CommandStartedEvent) -> None:
             self.started_map[(event.request_id, event.connection_id)] = _key(event)
 
         def _done(self, event: monitoring.CommandSucceededEvent | monitoring.CommandFailedEvent) -> None:
@@ -62,17 +62,17 @@ if _DIR:
                 total[0] += 1
                 total[1] += event.duration_micros / 1e6
 
-        def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:  # type: ignore[override]
+        def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
             self._done(event)
 
-        def failed(self, event: monitoring.CommandFailedEvent) -> None:  # type: ignore[override]
+        def failed(self, event: monitoring.CommandFailedEvent) -> None:
             self._done(event)
 
     _listener = _Listener()
     monitoring.register(_listener)
 
-    def _dump() -> None:
-        path = os.path.join(_DIR, f"{os.getpid()}.json")
+    def _dump(directory: str) -> None:
+        path = os.path.join(directory, f"{os.getpid()}.json")
         while True:
             time.sleep(2)
             with _listener.lock:
@@ -82,4 +82,4 @@ if _DIR:
                 json.dump(data, fh)
             os.replace(tmp, path)
 
-    threading.Thread(target=_dump, name="bench-store-profile", daemon=True).start()
+    threading.Thread(target=_dump, args=(_DIR,), name="bench-store-profile", daemon=True).start()

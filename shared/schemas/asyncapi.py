@@ -20,12 +20,13 @@ KAFKA_BINDING_VERSION = "0.5.0"
 _HEADER = {"type": "string"}
 ENVELOPE_HEADERS = {
     "type": "object",
-    "properties": {name: _HEADER for name in
-                   ("event-type", "schema-version", "event-id", "correlation-id", "content-type")},
+    "properties": dict.fromkeys(
+        ("event-type", "schema-version", "event-id", "correlation-id", "content-type"), _HEADER
+    ),
 }
 FEED_HEADERS = {
     "type": "object",
-    "properties": {name: _HEADER for name in ("record-type", "schema-version", "record-id", "content-type")},
+    "properties": dict.fromkeys(("record-type", "schema-version", "record-id", "content-type"), _HEADER),
 }
 
 
@@ -43,27 +44,54 @@ def asyncapi_document(server_host: str = "localhost:9092") -> dict[str, Any]:
             ),
         },
         "defaultContentType": "application/json",
-        "servers": {"kafka": {"host": server_host, "protocol": "kafka",
-                              "description": "Kafka bootstrap server (the local stack's by default)."}},
+        "servers": {
+            "kafka": {
+                "host": server_host,
+                "protocol": "kafka",
+                "description": "Kafka bootstrap server (the local stack's by default).",
+            }
+        },
         "channels": {},
         "operations": {},
         "components": {"schemas": {}, "messages": {}},
     }
     for spec in EVENTS.values():
         subject = "antenna id" if spec.subject == "antenna" else "case id (UUID)"
-        _add(doc, channel=spec.topic, message=spec.name, schema=schema_of(spec), headers=ENVELOPE_HEADERS,
-             key_description=f"The {subject}: one subject's events stay in order on one partition.",
-             summary=(spec.model.__doc__ or spec.name).strip().splitlines()[0], audience="relais-interne")
-    _add(doc, channel=PARTNER_FEED_TOPIC, message=RECORD_TYPE, schema=feed_schema(), headers=FEED_HEADERS,
-         key_description="The partner's own reference: one referral's statuses stay in order.",
-         summary="A referral's status changed (received, routed, accepted, declined, closed).",
-         audience="partenaires")
+        _add(
+            doc,
+            channel=spec.topic,
+            message=spec.name,
+            schema=schema_of(spec),
+            headers=ENVELOPE_HEADERS,
+            key_description=f"The {subject}: one subject's events stay in order on one partition.",
+            summary=(spec.model.__doc__ or spec.name).strip().splitlines()[0],
+            audience="relais-interne",
+        )
+    _add(
+        doc,
+        channel=PARTNER_FEED_TOPIC,
+        message=RECORD_TYPE,
+        schema=feed_schema(),
+        headers=FEED_HEADERS,
+        key_description="The partner's own reference: one referral's statuses stay in order.",
+        summary="A referral's status changed (received, routed, accepted, declined, closed).",
+        audience="partenaires",
+    )
     _check_refs(doc)
     return doc
 
 
-def _add(doc: dict[str, Any], *, channel: str, message: str, schema: dict[str, Any], headers: dict[str, Any],
-         key_description: str, summary: str, audience: str) -> None:
+def _add(
+    doc: dict[str, Any],
+    *,
+    channel: str,
+    message: str,
+    schema: dict[str, Any],
+    headers: dict[str, Any],
+    key_description: str,
+    summary: str,
+    audience: str,
+) -> None:
     payload = _hoist(schema, doc["components"]["schemas"], owner=message)
     channel_id = channel.replace(".", "-")
     doc["components"]["messages"][message] = {
@@ -73,8 +101,12 @@ def _add(doc: dict[str, Any], *, channel: str, message: str, schema: dict[str, A
         "contentType": "application/json",
         "headers": headers,
         "payload": payload,
-        "bindings": {"kafka": {"key": {"type": "string", "description": key_description},
-                               "bindingVersion": KAFKA_BINDING_VERSION}},
+        "bindings": {
+            "kafka": {
+                "key": {"type": "string", "description": key_description},
+                "bindingVersion": KAFKA_BINDING_VERSION,
+            }
+        },
     }
     doc["channels"][channel_id] = {
         "address": channel,
@@ -105,7 +137,8 @@ def _hoist(schema: dict[str, Any], shared: dict[str, Any], owner: str) -> dict[s
         renamed[name] = target
     for name, definition in defs.items():
         shared[renamed[name]] = _rewrite(definition, renamed)
-    return _rewrite(schema, renamed)
+    rewritten: dict[str, Any] = _rewrite(schema, renamed)  # a dict rewritten is a dict
+    return rewritten
 
 
 def _rewrite(node: Any, renamed: dict[str, str]) -> Any:
@@ -142,4 +175,3 @@ def _check_refs(doc: dict[str, Any]) -> None:
                 walk(item)
 
     walk(doc)
-

@@ -94,6 +94,7 @@ class Outcome(StrEnum):
 
 # --- what intake collects for routing, and what routing decides ---------------------------------------------
 
+
 class SectorFamily(StrEnum):
     """Broad family of a NAF code (its division), enough to see who the associations serve."""
 
@@ -317,8 +318,7 @@ EVENTS: dict[str, EventSpec] = {
         EventSpec("CaseClosed", CaseClosed, _topic("case-closed")),
         EventSpec("VolunteerAssigned", VolunteerAssigned, _topic("volunteer-assigned")),
         EventSpec("RerouteRequested", RerouteRequested, _topic("reroute-requested")),
-        EventSpec("AntennaCapacityChanged", AntennaCapacityChanged, _topic("antenna-capacity"),
-                  subject="antenna"),
+        EventSpec("AntennaCapacityChanged", AntennaCapacityChanged, _topic("antenna-capacity"), subject="antenna"),
     )
 }
 

@@ -13,15 +13,15 @@ from __future__ import annotations
 import uuid
 from datetime import date
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.schemas.events import Association, Outcome, ReferrerKind
 
 PARTNER_FEED_TOPIC = "relais.partner-status.v1"
-PARTNER_FEED_VERSION = 1
-RECORD_TYPE = "PartnerStatusChanged"
+PARTNER_FEED_VERSION: Final = 1
+RECORD_TYPE: Final = "PartnerStatusChanged"
 # Stable record ids derived from the causing event's id (so a republished record keeps its id).
 RECORD_NAMESPACE = uuid.UUID("2d0f6a8e-8c1b-4f57-9b64-3f0c2a7d5e19")
 
@@ -66,7 +66,8 @@ class PartnerStatusChanged(BaseModel):
     referrer_kind: ReferrerKind = Field(description="The kind of partner who referred the person.")
     referral_id: Annotated[str, Field(pattern=r"^[0-9a-f]{20}$")] = Field(
         description="Opaque id of the referral, stable across its records; not the case id, not derivable "
-                    "from it without Relais' secret. Tells apart two referrals that share a reference.")
+        "from it without Relais' secret. Tells apart two referrals that share a reference."
+    )
     status: ReferralStatus
     association: Association | None = Field(None, description="The association the person was oriented to.")
     outcome_category: OutcomeCategory | None = Field(None, description="Only with status `clos`.")
@@ -77,8 +78,12 @@ class PartnerStatusChanged(BaseModel):
         return self.partner_reference.encode()
 
     def headers(self) -> dict[str, str]:
-        return {"record-type": RECORD_TYPE, "schema-version": str(PARTNER_FEED_VERSION),
-                "record-id": str(self.record_id), "content-type": "application/json"}
+        return {
+            "record-type": RECORD_TYPE,
+            "schema-version": str(PARTNER_FEED_VERSION),
+            "record-id": str(self.record_id),
+            "content-type": "application/json",
+        }
 
     def encode(self) -> bytes:
         return self.model_dump_json().encode()
@@ -88,7 +93,7 @@ def record_id_for(event_id: uuid.UUID) -> uuid.UUID:
     return uuid.uuid5(RECORD_NAMESPACE, str(event_id))
 
 
-def feed_schema() -> dict:
+def feed_schema() -> dict[str, Any]:
     schema = PartnerStatusChanged.model_json_schema()
     schema["$id"] = f"https://relais.example/schemas/{PARTNER_FEED_TOPIC}.json"
     schema["x-topic"] = PARTNER_FEED_TOPIC
