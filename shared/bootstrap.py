@@ -6,7 +6,6 @@ routes, and asks for the HTTP app; starting and stopping everything is the runti
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -17,10 +16,11 @@ from fastapi import APIRouter, FastAPI
 from shared import logs
 from shared.broker import EVENT_TOPICS, ensure_topics, make_broker, send
 from shared.consumer import EventConsumer
-from shared.http import RequestGuard, install_error_handlers, install_health_and_metrics
+from shared.http import RequestGuard, RequestMetrics, install_error_handlers, install_health_and_metrics
 from shared.lag import ConsumerLagMonitor
 from shared.metrics import Metrics
 from shared.outbox import OutboxRelay
+from shared.readiness import DependencyMonitor
 from shared.settings import ServiceSettings
 from shared.store import connect, ping
 
@@ -34,9 +34,12 @@ class ServiceRuntime:
         self.metrics = Metrics(settings.service_name)
         self.broker = make_broker(settings, self.metrics)
         self.consumer = EventConsumer(self.broker, settings, self.metrics)
-        self.client, self.db = connect(settings.mongo_url, settings.mongo_db)
+        self.client, self.db = connect(settings.mongo_url, settings.mongo_db,
+                                       listeners=[self.metrics.store_listener()])
         self.relay = self._outbox_relay()
         self.lag: ConsumerLagMonitor | None = None
+        self.dependencies = DependencyMonitor(
+            {"kafka": lambda: self.broker.ping(timeout=2), "store": lambda: ping(self.db)}, self.metrics)
         self._on_start: list[Callable[[], Awaitable[Any]]] = []
         self._on_stop: list[Callable[[], Awaitable[Any]]] = []
 
@@ -46,13 +49,9 @@ class ServiceRuntime:
         async def _send(topic: str, key: bytes, value: bytes, headers: dict[str, str]) -> Any:
             return await send(self.broker, topic, key, value, headers)
 
-        def _published(item: dict[str, Any]) -> None:
-            self.metrics.events_published.labels(item["event_type"]).inc()
-            self.metrics.outbox_lag.observe(item["relay_seconds"])
-
         return OutboxRelay(
             _send, scan_interval_s=self.settings.outbox_scan_interval_s,
-            on_published=_published, on_backlog=self.metrics.outbox_backlog.set,
+            on_published=self.metrics.published, on_backlog=self.metrics.outbox_backlog.set,
         )
 
     def on_start(self, hook: Callable[[], Awaitable[Any]]) -> None:
@@ -64,8 +63,7 @@ class ServiceRuntime:
         self._on_stop.append(hook)
 
     async def checks(self) -> dict[str, bool]:
-        kafka, store = await asyncio.gather(self.broker.ping(timeout=2), ping(self.db))
-        return {"kafka": bool(kafka), "store": store}
+        return await self.dependencies.check()
 
     async def start(self) -> None:
         await ensure_topics(self.settings, [*EVENT_TOPICS, self.consumer.dead_letter_topic])
@@ -78,11 +76,13 @@ class ServiceRuntime:
         self.lag = ConsumerLagMonitor(self.settings.kafka_bootstrap, self.consumer.group_id,
                                       self.consumer.topics, self.metrics.consumer_lag)
         await self.lag.start()
+        await self.dependencies.start()
         log.info("service started", extra={"port": self.settings.http_port})
 
     async def stop(self) -> None:
         for hook in self._on_stop:
             await hook()
+        await self.dependencies.stop()
         if self.lag is not None:
             await self.lag.stop()
         await self.relay.stop()
@@ -105,6 +105,7 @@ class ServiceRuntime:
         for router in routers:
             app.include_router(router)
         app.add_middleware(RequestGuard, max_bytes=self.settings.max_request_bytes, metrics=self.metrics)
+        app.add_middleware(RequestMetrics, metrics=self.metrics)  # outermost: counts refusals too
         return app
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -86,6 +87,7 @@ class EventConsumer:
         if not self.handlers or self._subscribed:
             return
         self._subscribed = True
+        self._zero_metrics()
 
         @self.broker.subscriber(
             *self.handlers,
@@ -103,6 +105,16 @@ class EventConsumer:
         async def consume(body: list[bytes], msg: KafkaMessage) -> None:
             await self._process_batch(msg.raw_message)
             await msg.ack()
+
+    def _zero_metrics(self) -> None:
+        """Every series a board or an alert reads exists from the start at 0, not only after a first failure."""
+        for topic, (event_type, _) in self.handlers.items():
+            self.metrics.handler_retries.labels(event_type)
+            self.metrics.handler_seconds.labels(event_type)
+            for result in ("ok", "dead_lettered"):
+                self.metrics.events_handled.labels(event_type, result)
+            for kind in ("invalid", "handler"):
+                self.metrics.dead_letters.labels(topic, kind)
 
     async def _process_batch(self, records: tuple[ConsumerRecord, ...]) -> None:
         by_case: dict[bytes | None, list[ConsumerRecord]] = {}
@@ -129,6 +141,7 @@ class EventConsumer:
         attempt = 0
         outage = 0
         while True:
+            started = time.perf_counter()
             try:
                 await handler(envelope)
             except TRANSIENT as exc:
@@ -148,6 +161,7 @@ class EventConsumer:
                 self.metrics.handler_retries.labels(event_type).inc()
                 await asyncio.sleep(self._backoff(attempt))
                 continue
+            self.metrics.handler_seconds.labels(event_type).observe(time.perf_counter() - started)
             self.metrics.events_handled.labels(event_type, "ok").inc()
             return
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -37,9 +37,11 @@ DUPLICATE_KEY = 11000
 R = TypeVar("R")
 
 
-def connect(url: str, db: str) -> tuple[AsyncMongoClient, AsyncDatabase]:
+def connect(url: str, db: str, listeners: Sequence[Any] = ()) -> tuple[AsyncMongoClient, AsyncDatabase]:
+    """`listeners`: PyMongo event listeners (the service's store latency metrics)."""
     client: AsyncMongoClient = AsyncMongoClient(
-        url, serverSelectionTimeoutMS=5000, connectTimeoutMS=3000, tz_aware=True, uuidRepresentation="standard"
+        url, serverSelectionTimeoutMS=5000, connectTimeoutMS=3000, tz_aware=True, uuidRepresentation="standard",
+        event_listeners=list(listeners),
     )
     return client, client[db]
 
