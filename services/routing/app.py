@@ -14,6 +14,7 @@ from services.routing.router import Router
 from services.routing.settings import RoutingSettings
 from services.routing.store import RoutingStore
 from shared.bootstrap import ServiceRuntime
+from shared.schemas import Association
 
 
 def create_app(settings: RoutingSettings | None = None) -> FastAPI:
@@ -26,7 +27,14 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
     async def seed_directory() -> None:
         await store.seed_directory(seed_documents(gazetteer, settings.antennas_file))
 
+    async def show_waitlists() -> None:
+        """The waitlist gauge holds the stored sizes from the start, not only after a first change."""
+        for association in Association:
+            size = len(await store.waitlist(association.value))
+            routing.metrics.waitlist_size.labels(association.value).set(size)
+
     runtime.on_start(seed_directory)
+    runtime.on_start(show_waitlists)
     runtime.consumer.on("CaseReceived", CaseReceivedHandler(routing))
     runtime.consumer.on("RerouteRequested", RerouteRequestedHandler(routing))
     runtime.consumer.on("AntennaCapacityChanged", AntennaCapacityChangedHandler(routing))
