@@ -27,6 +27,10 @@ def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
         mongo_port=infra.ferretdb.port,
         smtp_port=free_port(),
         service_ports={name: free_port() for name in SERVICES},
+        # Started only by the tests that watch the stack (test_observability.py); never on make run's ports.
+        prometheus_port=free_port(),
+        alertmanager_port=free_port(),
+        scrape_interval_s=1,
     )
     stack = Stack(config)
     # The session's Kafka and FerretDB stand in for the stack's own; the mail sink is the stack's.
