@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
-from shared import logs
+from shared import logs, tracing
 from shared.broker import EVENT_TOPICS, ensure_topics, make_broker, send
 from shared.consumer import EventConsumer
 from shared.http import RequestGuard, RequestMetrics, install_error_handlers, install_health_and_metrics
@@ -31,6 +31,7 @@ class ServiceRuntime:
     def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
         logs.configure(settings.service_name, settings.log_level)
+        tracing.configure(settings.service_name, settings.otlp_endpoint)
         self.metrics = Metrics(settings.service_name)
         self.broker = make_broker(settings, self.metrics)
         self.consumer = EventConsumer(self.broker, settings, self.metrics)
@@ -88,6 +89,7 @@ class ServiceRuntime:
         await self.relay.stop()
         await self.broker.stop()
         await self.client.close()
+        tracing.shutdown()
         log.info("service stopped")
 
     def http_app(self, title: str, description: str, *routers: APIRouter) -> FastAPI:
@@ -99,13 +101,17 @@ class ServiceRuntime:
             finally:
                 await self.stop()
 
-        app = FastAPI(title=title, description=description, version="1", lifespan=lifespan)
+        # FastAPI's own telemetry (0.165+) would record paths, query strings and exception messages once a
+        # tracer provider exists: ours (shared.tracing) records route templates and ids only.
+        app = FastAPI(title=title, description=description, version="1", lifespan=lifespan,
+                      telemetry=tracing.FASTAPI_TELEMETRY_OFF)
         install_error_handlers(app, self.metrics)
         install_health_and_metrics(app, self.metrics, self.checks)
         for router in routers:
             app.include_router(router)
         app.add_middleware(RequestGuard, max_bytes=self.settings.max_request_bytes, metrics=self.metrics)
-        app.add_middleware(RequestMetrics, metrics=self.metrics)  # outermost: counts refusals too
+        app.add_middleware(RequestMetrics, metrics=self.metrics)  # counts refusals too
+        app.add_middleware(tracing.TraceRequests)  # outermost: the span covers everything else
         return app
 
 
