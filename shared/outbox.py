@@ -24,6 +24,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from shared.lookup import find_by_ids
 from shared.runtime import BackgroundTask
 from shared.schemas import Envelope
+from shared.tracing import emitting
 
 OUTBOX_FIELD = "outbox"
 OUTBOX_COUNT_FIELD = "outbox_count"
@@ -43,9 +44,13 @@ def outbox_item(*, topic: str, key: str, value: str, headers: dict[str, str], ev
 
 
 def outbox_items(envelopes: Iterable[Envelope]) -> list[dict[str, Any]]:
+    """Items of events; with tracing on, their headers carry the trace of the request or handler emitting them."""
+    envelopes = list(envelopes)
+    traced = emitting(str(e.correlation_id) for e in envelopes)
     return [
-        outbox_item(topic=e.spec.topic, key=e.key.decode(), value=e.encode().decode(), headers=e.headers(),
-                    event_type=e.event_type, event_id=str(e.event_id), created_at=e.occurred_at.timestamp())
+        outbox_item(topic=e.spec.topic, key=e.key.decode(), value=e.encode().decode(),
+                    headers={**e.headers(), **traced}, event_type=e.event_type, event_id=str(e.event_id),
+                    created_at=e.occurred_at.timestamp())
         for e in envelopes
     ]
 
