@@ -25,6 +25,7 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
 from pymongo.errors import ConnectionFailure
 
+from shared import tracing
 from shared.broker import dead_letter_headers, dead_letter_topic
 from shared.metrics import Metrics
 from shared.schemas import EVENTS, Envelope, EnvelopeError, decode
@@ -137,7 +138,14 @@ class EventConsumer:
         except EnvelopeError as exc:
             await self._dead_letter(record, str(exc), "invalid")
             return
+        headers = {k: v.decode(errors="replace") for k, v in (record.headers or [])}
+        with tracing.consuming(record.topic, headers, event_type, {
+                "messaging.consumer.group.name": self.group_id, "relais.event_id": str(envelope.event_id),
+                "relais.correlation_id": str(envelope.correlation_id)}) as span:
+            await self._handle(record, envelope, event_type, handler, span)
 
+    async def _handle(self, record: ConsumerRecord, envelope: Envelope, event_type: str, handler: Handler,
+                      span: tracing.Span) -> None:
         attempt = 0
         outage = 0
         while True:
@@ -155,6 +163,7 @@ class EventConsumer:
             except Exception as exc:  # noqa: BLE001 - any other failure is the message's: bounded retries
                 attempt += 1
                 if isinstance(exc, DomainRejection) or attempt >= self.settings.max_attempts:
+                    tracing.failed(span, _reason(exc, attempt))
                     await self._dead_letter(record, _reason(exc, attempt), "handler")
                     self.metrics.events_handled.labels(event_type, "dead_lettered").inc()
                     return
