@@ -7,6 +7,7 @@ service's metric is found wherever issue-by-issue refactoring moves it).
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -15,11 +16,12 @@ from pathlib import Path
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import CollectorRegistry
 
+from ops.grafana.boards import DASHBOARDS_DIR
 from shared.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMETHEUS_DIR = ROOT / "ops" / "prometheus"
-RULE_FILES = sorted(p for p in PROMETHEUS_DIR.glob("*.yml") if p.name not in {"prometheus.compose.yml"})
+RULE_FILES = sorted(PROMETHEUS_DIR.glob("*.yml"))
 # Series Prometheus itself adds to every target.
 SCRAPE_SERIES = {"up", "scrape_duration_seconds", "scrape_samples_scraped", "scrape_series_added"}
 SUFFIXES = ("_total", "_bucket", "_count", "_sum", "_created")
@@ -54,8 +56,24 @@ def metric_names(expr: str) -> set[str]:
     return names
 
 
+def boards() -> dict[str, dict]:
+    """File name -> the committed Grafana board."""
+    return {path.name: json.loads(path.read_text()) for path in sorted(DASHBOARDS_DIR.glob("*.json"))}
+
+
+def panels(board: dict) -> list[dict]:
+    return [panel for panel in board["panels"] if panel["type"] != "row"]
+
+
+def queries() -> list[tuple[str, str, str]]:
+    """(board, panel title, expression) of every target of every board."""
+    return [(name, panel["title"], target["expr"]) for name, board in boards().items() for panel in panels(board)
+            for target in panel["targets"]]
+
+
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
     """Run promtool (installed by `make provision`, scripts/ensure-tools.sh); fail, never skip, without it."""
     binary = shutil.which("promtool")
     assert binary, "promtool is missing: `make provision` installs Debian's prometheus package"
-    return subprocess.run([binary, *args], capture_output=True, text=True, cwd=PROMETHEUS_DIR, timeout=120)
+    return subprocess.run([binary, *args], check=False, capture_output=True, text=True, cwd=PROMETHEUS_DIR,
+                          timeout=120)

@@ -18,8 +18,7 @@ from ops.stack import SERVICES, Stack
 from shared.schemas import Association
 from tests.coaching_support import SR, SS, StaffClient, unique_antenna
 from tests.conftest import a_case, wait_for
-from tests.observability import RULE_FILES, metric_names
-from tests.unit.test_dashboards import queries
+from tests.observability import RULE_FILES, metric_names, queries
 
 # What Grafana would substitute; the windows cover the whole test, so every rate has data.
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__range": "15m"}

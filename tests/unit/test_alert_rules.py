@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from ops.observability import RULE_FILES as RULES_LOADED
 from tests.observability import PROMETHEUS_DIR, RULE_FILES, exported_names, metric_names, promtool
 
 RULE_TESTS = sorted((PROMETHEUS_DIR / "tests").glob("*.yml"))
@@ -20,6 +21,10 @@ def rules() -> list[dict]:
 
 def alerts() -> list[dict]:
     return [rule for rule in rules() if "alert" in rule]
+
+
+def test_make_run_and_compose_load_every_rule_file() -> None:
+    assert tuple(p.name for p in RULE_FILES) == RULES_LOADED
 
 
 def test_promtool_checks_the_rule_files() -> None:

@@ -4,31 +4,16 @@ services and Prometheus in tests/e2e/test_observability.py.)"""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import yaml
 
 from ops.grafana.boards import DASHBOARDS_DIR, DATASOURCE, render
-from tests.observability import RULE_FILES, exported_names, metric_names, promtool
+from tests.observability import RULE_FILES, boards, exported_names, metric_names, panels, promtool, queries
 
 # What Grafana substitutes before a query reaches Prometheus.
 GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__range": "1h"}
-
-
-def boards() -> dict[str, dict]:
-    return {path.name: json.loads(path.read_text()) for path in sorted(DASHBOARDS_DIR.glob("*.json"))}
-
-
-def panels(board: dict) -> list[dict]:
-    return [panel for panel in board["panels"] if panel["type"] != "row"]
-
-
-def queries() -> list[tuple[str, str, str]]:
-    """(board, panel title, expression) of every target."""
-    return [(name, panel["title"], target["expr"]) for name, board in boards().items() for panel in panels(board)
-            for target in panel["targets"]]
 
 
 def substituted(expr: str) -> str:
