@@ -40,6 +40,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             node.log_path.touch()
         follower.start()
         stack.start_services()
+        monitoring = start_monitoring(stack)
         print("\nrelais: the referral flow is running (Ctrl-C stops everything)", flush=True)
         for name, node in stack.services.items():
             print(
@@ -51,6 +52,16 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"  emails         {stack.mailsink.mail_dir} (.eml files; SMTP sink on port {stack.mailsink.port})",
             flush=True,
         )
+        if monitoring:
+            print(
+                f"  prometheus     {stack.prometheus.url}   targets {stack.prometheus.url}/targets   "
+                f"alerts {stack.prometheus.url}/alerts",
+                flush=True,
+            )
+        if monitoring and stack.alertmanager.proc is not None:
+            print(
+                f"  alertmanager   {stack.alertmanager.url}   (alerts are emailed to the mail sink above)", flush=True
+            )
         print(f"  data and logs  {stack.config.data_dir}\n", flush=True)
         while True:
             for name, node in stack.services.items():
@@ -68,6 +79,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         follower.stop()
         stack.stop()
         print("relais: stopped", flush=True)
+
+
+def start_monitoring(stack) -> bool:  # noqa: ANN001 - ops.stack.Stack, imported lazily
+    """Prometheus and Alertmanager when their Debian packages are installed (`make provision` does it)."""
+    from ops.devstack import AlertmanagerNode, PrometheusNode
+
+    if not PrometheusNode.available():
+        print("relais: Prometheus is not installed (`make provision` installs it): running without it", flush=True)
+        return False
+    stack.start_monitoring(alerting=AlertmanagerNode.available())
+    return True
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
@@ -134,9 +156,9 @@ def cmd_coverage(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="relais", description="Relais operator commands")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="start Kafka, FerretDB and the four services in the foreground").set_defaults(
-        func=cmd_run
-    )
+    sub.add_parser(
+        "run", help="start Kafka, FerretDB, the four services and Prometheus in the foreground"
+    ).set_defaults(func=cmd_run)
     sub.add_parser("stop", help="stop processes left by an interrupted `relais run`").set_defaults(func=cmd_stop)
     dlq = sub.add_parser("dlq", help="list dead letters, or replay them to their source topic after a fix")
     dlq.add_argument("action", choices=["list", "replay"])

@@ -283,6 +283,91 @@ class MailSinkNode(Node):
 
 
 @dataclass
+class PrometheusNode(Node):
+    """Prometheus from Debian's package (`make provision` installs it), on a configuration we write."""
+
+    port: int = 9090
+    config: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @staticmethod
+    def available() -> bool:
+        return shutil.which("prometheus") is not None
+
+    def start(self, deadline_s: float = 30) -> None:
+        binary = shutil.which("prometheus")
+        if binary is None:
+            raise StartupError("Prometheus is not installed: run `make provision` (Debian's prometheus package)")
+        if port_open("127.0.0.1", self.port):
+            raise StartupError(f"port {self.port} is already in use: is another Prometheus running?")
+        self._spawn(
+            [
+                binary,
+                f"--config.file={self.config}",
+                f"--storage.tsdb.path={self.data_dir / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                f"--web.external-url={self.url}",
+                "--storage.tsdb.retention.time=7d",
+            ]
+        )
+        wait_until(self.ready, deadline_s, "Prometheus", self.proc, self.log_path)
+
+    def ready(self) -> bool:
+        import httpx
+
+        return httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200
+
+
+@dataclass
+class AlertmanagerNode(Node):
+    """Alertmanager from Debian's package, without its cluster listener (a single local instance)."""
+
+    port: int = 9094
+    config: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @staticmethod
+    def available() -> bool:
+        return shutil.which("prometheus-alertmanager") is not None
+
+    def start(self, deadline_s: float = 30) -> None:
+        binary = shutil.which("prometheus-alertmanager")
+        if binary is None:
+            raise StartupError(
+                "Alertmanager is not installed: run `make provision` (Debian's prometheus-alertmanager package)"
+            )
+        if port_open("127.0.0.1", self.port):
+            raise StartupError(f"port {self.port} is already in use: is another Alertmanager running?")
+        # An empty cluster address turns gossip off; it would otherwise listen on 0.0.0.0:9094.
+        self._spawn(
+            [
+                binary,
+                f"--config.file={self.config}",
+                f"--storage.path={self.data_dir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                f"--web.external-url={self.url}",
+                "--cluster.listen-address=",
+            ]
+        )
+        wait_until(self.ready, deadline_s, "Alertmanager", self.proc, self.log_path)
+
+    def ready(self) -> bool:
+        import httpx
+
+        return httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200
+
+
+@dataclass
 class ServiceNode(Node):
     """One Relais service as its own Python process (`python -m services.<name>`)."""
 

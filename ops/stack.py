@@ -1,4 +1,5 @@
-"""The whole system on this machine: Kafka, FerretDB and the services as separate processes.
+"""The whole system on this machine: Kafka, FerretDB and the services as separate processes, plus
+Prometheus and Alertmanager watching them.
 
 `make run` uses it with the default ports and `.local/run`; the end-to-end tests use it with their own
 ports and a temporary folder, so that they never touch a running `make run`.
@@ -14,7 +15,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ops.devstack import LOCAL, FerretNode, KafkaNode, MailSinkNode, Node, ServiceNode
+from ops import observability
+from ops.devstack import (
+    LOCAL,
+    AlertmanagerNode,
+    FerretNode,
+    KafkaNode,
+    MailSinkNode,
+    Node,
+    PrometheusNode,
+    ServiceNode,
+)
 
 # Coaching runs once per association, each instance with its own database and staff (docs/coaching.md).
 COACHING = {"coaching-second_souffle": "second_souffle", "coaching-60000_rebonds": "60000_rebonds"}
@@ -40,6 +51,10 @@ class StackConfig:
     controller_port: int = 9093
     mongo_port: int = 27017
     smtp_port: int = 1025
+    # Prometheus and Alertmanager (127.0.0.1:9093 is Kafka's controller).
+    prometheus_port: int = 9090
+    alertmanager_port: int = 9094
+    scrape_interval_s: float = 15
     service_ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
     extra_env: dict[str, str] = field(default_factory=dict)
 
@@ -68,6 +83,18 @@ class Stack:
         self.ferretdb = FerretNode("ferretdb", cfg.data_dir / "ferretdb", port=cfg.mongo_port)
         self.mailsink = MailSinkNode(
             "mailsink", cfg.data_dir / "mailsink", port=cfg.smtp_port, mail_dir=cfg.data_dir / "mail"
+        )
+        self.prometheus = PrometheusNode(
+            "prometheus",
+            cfg.data_dir / "prometheus",
+            port=cfg.prometheus_port,
+            config=cfg.data_dir / "prometheus" / "prometheus.yml",
+        )
+        self.alertmanager = AlertmanagerNode(
+            "alertmanager",
+            cfg.data_dir / "alertmanager",
+            port=cfg.alertmanager_port,
+            config=cfg.data_dir / "alertmanager" / "alertmanager.yml",
         )
         self.services = {
             name: ServiceNode(
@@ -121,7 +148,30 @@ class Stack:
         self.start_infra()
         self.start_services()
 
+    def start_monitoring(self, alerting: bool = True) -> None:
+        """Prometheus scraping every service instance with the alert rules (and Alertmanager mailing the mail
+        sink): configurations written from the services' ports, then both started."""
+        targets = {name: f"127.0.0.1:{node.port}" for name, node in self.services.items()}
+        if alerting:
+            observability.write(
+                self.alertmanager.config, observability.alertmanager_config(f"127.0.0.1:{self.config.smtp_port}")
+            )
+            self.alertmanager.start()
+            self._write_pid(self.alertmanager)
+        observability.write(
+            self.prometheus.config,
+            observability.prometheus_config(
+                targets,
+                alertmanager=self.alertmanager.address if alerting else None,
+                scrape_interval_s=self.config.scrape_interval_s,
+            ),
+        )
+        self.prometheus.start()
+        self._write_pid(self.prometheus)
+
     def stop(self) -> None:
+        self.prometheus.stop()
+        self.alertmanager.stop()
         for node in self.services.values():
             node.stop()
         self.mailsink.stop()

@@ -6,7 +6,6 @@ routes, and asks for the HTTP app; starting and stopping everything is the runti
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -14,13 +13,14 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
-from shared import logs
+from shared import logs, tracing
 from shared.broker import EVENT_TOPICS, ensure_topics, make_broker, send, wait_for_group_coordinator
 from shared.consumer import EventConsumer
-from shared.http import RequestGuard, install_error_handlers, install_health_and_metrics
+from shared.http import RequestGuard, RequestMetrics, install_error_handlers, install_health_and_metrics
 from shared.lag import ConsumerLagMonitor
 from shared.metrics import Metrics
 from shared.outbox import OutboxRelay
+from shared.readiness import DependencyMonitor
 from shared.settings import ServiceSettings
 from shared.store import connect, ping
 
@@ -31,12 +31,16 @@ class ServiceRuntime:
     def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
         logs.configure(settings.service_name, settings.log_level)
+        tracing.configure(settings.service_name, settings.otlp_endpoint)
         self.metrics = Metrics(settings.service_name)
         self.broker = make_broker(settings, self.metrics)
         self.consumer = EventConsumer(self.broker, settings, self.metrics)
-        self.client, self.db = connect(settings.mongo_url, settings.mongo_db)
+        self.client, self.db = connect(settings.mongo_url, settings.mongo_db, listeners=[self.metrics.store_listener()])
         self.relay = self._outbox_relay()
         self.lag: ConsumerLagMonitor | None = None
+        self.dependencies = DependencyMonitor(
+            {"kafka": lambda: self.broker.ping(timeout=2), "store": lambda: ping(self.db)}, self.metrics
+        )
         self._on_start: list[Callable[[], Awaitable[Any]]] = []
         self._on_stop: list[Callable[[], Awaitable[Any]]] = []
 
@@ -46,14 +50,10 @@ class ServiceRuntime:
         async def _send(topic: str, key: bytes, value: bytes, headers: dict[str, str]) -> Any:
             return await send(self.broker, topic, key, value, headers)
 
-        def _published(item: dict[str, Any]) -> None:
-            self.metrics.events_published.labels(item["event_type"]).inc()
-            self.metrics.outbox_lag.observe(item["relay_seconds"])
-
         return OutboxRelay(
             _send,
             scan_interval_s=self.settings.outbox_scan_interval_s,
-            on_published=_published,
+            on_published=self.metrics.published,
             on_backlog=self.metrics.outbox_backlog.set,
         )
 
@@ -66,8 +66,7 @@ class ServiceRuntime:
         self._on_stop.append(hook)
 
     async def checks(self) -> dict[str, bool]:
-        kafka, store = await asyncio.gather(self.broker.ping(timeout=2), ping(self.db))
-        return {"kafka": bool(kafka), "store": store}
+        return await self.dependencies.check()
 
     async def start(self) -> None:
         await ensure_topics(self.settings, [*EVENT_TOPICS, self.consumer.dead_letter_topic])
@@ -83,16 +82,19 @@ class ServiceRuntime:
             self.settings.kafka_bootstrap, self.consumer.group_id, self.consumer.topics, self.metrics.consumer_lag
         )
         await self.lag.start()
+        await self.dependencies.start()
         log.info("service started", extra={"port": self.settings.http_port})
 
     async def stop(self) -> None:
         for hook in self._on_stop:
             await hook()
+        await self.dependencies.stop()
         if self.lag is not None:
             await self.lag.stop()
         await self.relay.stop()
         await self.broker.stop()
         await self.client.close()
+        tracing.shutdown()
         log.info("service stopped")
 
     def http_app(self, title: str, description: str, *routers: APIRouter) -> FastAPI:
@@ -104,12 +106,22 @@ class ServiceRuntime:
             finally:
                 await self.stop()
 
-        app = FastAPI(title=title, description=description, version="1", lifespan=lifespan)
+        # FastAPI's own telemetry (0.165+) would record paths, query strings and exception messages once a
+        # tracer provider exists: ours (shared.tracing) records route templates and ids only.
+        app = FastAPI(
+            title=title,
+            description=description,
+            version="1",
+            lifespan=lifespan,
+            telemetry=tracing.FASTAPI_TELEMETRY_OFF,
+        )
         install_error_handlers(app, self.metrics)
         install_health_and_metrics(app, self.metrics, self.checks)
         for router in routers:
             app.include_router(router)
         app.add_middleware(RequestGuard, max_bytes=self.settings.max_request_bytes, metrics=self.metrics)
+        app.add_middleware(RequestMetrics, metrics=self.metrics)  # counts refusals too
+        app.add_middleware(tracing.TraceRequests)  # outermost: the span covers everything else
         return app
 
 

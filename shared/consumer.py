@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -25,6 +26,7 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
 from pymongo.errors import ConnectionFailure
 
+from shared import tracing
 from shared.broker import dead_letter_headers, dead_letter_topic
 from shared.metrics import Metrics
 from shared.schemas import EVENTS, Envelope, EnvelopeError, decode
@@ -91,6 +93,7 @@ class EventConsumer:
         if not self.handlers or self._subscribed:
             return
         self._subscribed = True
+        self._zero_metrics()
 
         @self.broker.subscriber(
             *self.handlers,
@@ -108,6 +111,16 @@ class EventConsumer:
         async def consume(body: list[bytes], msg: KafkaMessage) -> None:
             await self._process_batch(msg.raw_message)
             await msg.ack()
+
+    def _zero_metrics(self) -> None:
+        """Every series a board or an alert reads exists from the start at 0, not only after a first failure."""
+        for topic, (event_type, _) in self.handlers.items():
+            self.metrics.handler_retries.labels(event_type)
+            self.metrics.handler_seconds.labels(event_type)
+            for result in ("ok", "dead_lettered"):
+                self.metrics.events_handled.labels(event_type, result)
+            for kind in ("invalid", "handler"):
+                self.metrics.dead_letters.labels(topic, kind)
 
     async def _process_batch(self, records: tuple[ConsumerRecord, ...]) -> None:
         by_case: dict[bytes | None, list[ConsumerRecord]] = {}
@@ -130,10 +143,26 @@ class EventConsumer:
         except EnvelopeError as exc:
             await self._dead_letter(record, str(exc), "invalid")
             return
+        headers = {k: v.decode(errors="replace") for k, v in (record.headers or [])}
+        with tracing.consuming(
+            record.topic,
+            headers,
+            event_type,
+            {
+                "messaging.consumer.group.name": self.group_id,
+                "relais.event_id": str(envelope.event_id),
+                "relais.correlation_id": str(envelope.correlation_id),
+            },
+        ) as span:
+            await self._handle(record, envelope, event_type, handler, span)
 
+    async def _handle(
+        self, record: ConsumerRecord, envelope: Envelope, event_type: str, handler: Handler, span: tracing.Span
+    ) -> None:
         attempt = 0
         outage = 0
         while True:
+            started = time.perf_counter()
             try:
                 await handler(envelope)
             except TRANSIENT as exc:
@@ -148,12 +177,14 @@ class EventConsumer:
             except Exception as exc:  # noqa: BLE001 - any other failure is the message's: bounded retries
                 attempt += 1
                 if isinstance(exc, DomainRejection) or attempt >= self.settings.max_attempts:
+                    tracing.failed(span, _reason(exc, attempt))
                     await self._dead_letter(record, _reason(exc, attempt), "handler")
                     self.metrics.events_handled.labels(event_type, "dead_lettered").inc()
                     return
                 self.metrics.handler_retries.labels(event_type).inc()
                 await asyncio.sleep(self._backoff(attempt))
                 continue
+            self.metrics.handler_seconds.labels(event_type).observe(time.perf_counter() - started)
             self.metrics.events_handled.labels(event_type, "ok").inc()
             return
 

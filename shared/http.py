@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -181,6 +182,40 @@ class RequestGuard:
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, status: int, message: str) -> None:
         self.metrics.http_rejections.labels(str(status)).inc()
         await problem(status, message)(scope, receive, send)
+
+
+class RequestMetrics:
+    """Counts every answered request by method and status, and times it; an unhandled error counts as 500.
+
+    Health checks and scrapes are left out: they are operations' traffic, not the users'."""
+
+    UNCOUNTED = frozenset({"/health", "/metrics"})
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.UNCOUNTED:
+            await self.app(scope, receive, send)
+            return
+        status = 500
+        started = time.perf_counter()
+
+        async def recording(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording)
+        finally:
+            method = scope["method"] if scope["method"] in _METHODS else "other"
+            self.metrics.http_requests.labels(method, str(status)).inc()
+            self.metrics.http_seconds.labels(method).observe(time.perf_counter() - started)
+
+
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 
 
 def install_health_and_metrics(

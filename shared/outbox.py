@@ -23,6 +23,7 @@ from shared.documents import Collection
 from shared.lookup import find_by_ids
 from shared.runtime import BackgroundTask
 from shared.schemas import Envelope
+from shared.tracing import emitting
 
 OUTBOX_FIELD = "outbox"
 OUTBOX_COUNT_FIELD = "outbox_count"
@@ -50,12 +51,15 @@ def outbox_item(
 
 
 def outbox_items(envelopes: Iterable[Envelope]) -> list[dict[str, Any]]:
+    """Items of events; with tracing on, their headers carry the trace of the request or handler emitting them."""
+    envelopes = list(envelopes)
+    traced = emitting(str(e.correlation_id) for e in envelopes)
     return [
         outbox_item(
             topic=e.spec.topic,
             key=e.key.decode(),
             value=e.encode().decode(),
-            headers=e.headers(),
+            headers={**e.headers(), **traced},
             event_type=e.event_type,
             event_id=str(e.event_id),
             created_at=e.occurred_at.timestamp(),

@@ -33,6 +33,8 @@ class ServiceSettings(BaseSettings):
     # Safety net behind the in-process wake-ups: how often the relay rescans for unsent events.
     outbox_scan_interval_s: float = 30.0
     max_request_bytes: int = 64 * 1024
+    # OpenTelemetry: base URL of an OTLP/HTTP collector (e.g. http://127.0.0.1:4318); empty = no tracing.
+    otlp_endpoint: str = ""
 
 
 def env_prefix(service: str) -> str:

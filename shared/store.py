@@ -36,9 +36,15 @@ DUPLICATE_KEY = 11000
 R = TypeVar("R")
 
 
-def connect(url: str, db: str) -> tuple[Client, Database]:
+def connect(url: str, db: str, listeners: Sequence[Any] = ()) -> tuple[Client, Database]:
+    """`listeners`: PyMongo event listeners (the service's store latency metrics)."""
     client: Client = AsyncMongoClient(
-        url, serverSelectionTimeoutMS=5000, connectTimeoutMS=3000, tz_aware=True, uuidRepresentation="standard"
+        url,
+        serverSelectionTimeoutMS=5000,
+        connectTimeoutMS=3000,
+        tz_aware=True,
+        uuidRepresentation="standard",
+        event_listeners=list(listeners),
     )
     return client, client[db]
 

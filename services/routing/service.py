@@ -122,6 +122,10 @@ class RoutingService:
     async def start(self) -> None:
         now = self.clock()
         await self.stores.antennas.seed([entry.model_copy(update={"updated_at": now}) for entry in self.directory])
+        # The waitlist gauge shows the stored sizes from the start, not only after a first change.
+        for association in Association:
+            size = len(await self.stores.waitlists.entries(association))
+            self.metrics.waitlist_size.labels(association.value).set(size)
 
     # --- use cases: events ------------------------------------------------------------------------------------
 

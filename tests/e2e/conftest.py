@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from ops.stack import SERVICES, Stack, StackConfig
+from ops.stack import SERVICES, Stack, StackConfig, module_of
 from shared.schemas import Association
 from tests.coaching_support import SR, SS, StaffClient
 from tests.conftest import Infra, free_port
 from tests.mail import skip_backlog
+from tests.otlp import OtlpReceiver
 
 # The development staff tokens of `make run` (docs/coaching.md); the stack holds only their hashes.
 DEV_TOKENS = {SS: "dev-second-souffle-claire", SR: "dev-60000-rebonds-karim"}
@@ -20,13 +21,26 @@ COACHING_NODE = {SS: "coaching-second_souffle", SR: "coaching-60000_rebonds"}
 
 
 @pytest.fixture(scope="session")
-def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def otlp() -> Iterator[OtlpReceiver]:
+    """Where the stack's services export their spans: the e2e tests run with tracing on."""
+    receiver = OtlpReceiver().start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(infra: Infra, otlp: OtlpReceiver, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     config = StackConfig(
         data_dir=tmp_path_factory.mktemp("stack"),
         kafka_port=infra.kafka.port,
         mongo_port=infra.ferretdb.port,
         smtp_port=free_port(),
         service_ports={name: free_port() for name in SERVICES},
+        # Started only by the tests that watch the stack (test_observability.py); never on make run's ports.
+        prometheus_port=free_port(),
+        alertmanager_port=free_port(),
+        scrape_interval_s=1,
+        extra_env={f"RELAIS_{module_of(name).upper()}_OTLP_ENDPOINT": otlp.endpoint for name in SERVICES},
     )
     stack = Stack(config)
     # The session's Kafka and FerretDB stand in for the stack's own; the mail sink is the stack's.
