@@ -127,8 +127,9 @@ def plan(payload: Contract, following: Mapping[Recipient, str] | None = None) ->
     elif isinstance(payload, CaseClosed):
         volunteers = [(r, following[r]) for r in VOLUNTEERS if r in following]
     for recipient, volunteer_id in volunteers:
-        planned.append(PlannedNotification(recipient, _VOLUNTEER_TEMPLATES[(type(payload), recipient)],
-                                           volunteer_id=volunteer_id))
+        planned.append(
+            PlannedNotification(recipient, _VOLUNTEER_TEMPLATES[(type(payload), recipient)], volunteer_id=volunteer_id)
+        )
     return planned
 
 

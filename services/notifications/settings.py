@@ -53,4 +53,3 @@ class NotificationsSettings(ServiceSettings):
         "second_souffle": "coordination@second-souffle.example",
         "60000_rebonds": "coordination@60000-rebonds.example",
     }
-

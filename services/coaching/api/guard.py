@@ -46,9 +46,16 @@ class Guard:
     def __init__(self, audit: AuditTrail) -> None:
         self.audit = audit
 
-    async def __call__(self, staff: Staff, action: str, op: Callable[[], Awaitable[T]], *,
-                       case_id: Any = None, volunteer_id: str | None = None,
-                       count: Callable[[T], int] | None = None) -> T:
+    async def __call__(
+        self,
+        staff: Staff,
+        action: str,
+        op: Callable[[], Awaitable[T]],
+        *,
+        case_id: Any = None,
+        volunteer_id: str | None = None,
+        count: Callable[[T], int] | None = None,
+    ) -> T:
         where = {"case_id": str(case_id) if case_id is not None else None, "volunteer_id": volunteer_id}
         try:
             result = await op()
