@@ -15,6 +15,7 @@ import json
 import secrets
 import sys
 from dataclasses import dataclass
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -52,7 +53,7 @@ class StaffAuth:
         return user
 
     async def __call__(
-        self, request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(BEARER)
+        self, request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
     ) -> Staff:
         user = self.identify(credentials.credentials) if credentials else None
         if user is None:

@@ -184,10 +184,11 @@ def catalogue_html(doc: dict[str, Any]) -> str:
             for field, spec in payload.get("properties", {}).items()
         )
         audience = channel["tags"][0]["name"]
+        key = message["bindings"]["kafka"]["key"]["description"]
         sections.append(
             f"<h2><code>{escape(channel['address'])}</code> <small>({escape(audience)})</small></h2>"
             f"<p>{escape(message['summary'])}</p>"
-            f"<p>Message <b>{escape(name)}</b>; clé Kafka : {escape(message['bindings']['kafka']['key']['description'])}</p>"
+            f"<p>Message <b>{escape(name)}</b>; clé Kafka : {escape(key)}</p>"
             f"<table border=1 cellpadding=4 style='border-collapse:collapse'><tr><th>Champ</th><th>Type</th>"
             f"<th>Description</th></tr>{rows}</table>"
         )

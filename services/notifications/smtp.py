@@ -59,7 +59,7 @@ class SmtpTransport:
         try:
             try:
                 await client.connect()
-            except (SMTPConnectError, OSError, asyncio.TimeoutError) as exc:
+            except (SMTPConnectError, OSError, TimeoutError) as exc:
                 raise SmtpFailure(f"SMTP server unreachable ({type(exc).__name__})", outage=True) from None
             await client.mail(sender)
             await client.rcpt(recipient)
@@ -71,7 +71,7 @@ class SmtpTransport:
             raise SmtpFailure(
                 f"SMTP {exc.code} ({type(exc).__name__})", code=exc.code, permanent=exc.code >= 500
             ) from None
-        except (SMTPException, OSError, asyncio.TimeoutError) as exc:
+        except (SMTPException, OSError, TimeoutError) as exc:
             # No reply: after DATA started, the server may or may not have the message.
             raise SmtpFailure(f"SMTP connection lost ({type(exc).__name__})", in_doubt=data_started) from None
         except ValueError as exc:  # an address that cannot be written in an SMTP command

@@ -6,7 +6,8 @@ one row per commune (current communes, delegated and associated communes, munici
 per department (its prefecture's position, for the fallback). Routing and `relais coverage` load it.
 
 Where a commune's position comes from, best first: its town hall (`mairie`) position; else (no town
-hall, or one more than 20 km from the commune's centre: a data error) the centroid of its outline. See docs/routing.md for the source, licence and the fallbacks at lookup time.
+hall, or one more than 20 km from the commune's centre: a data error) the centroid of its outline.
+See docs/routing.md for the source, licence and the fallbacks at lookup time.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ Every route needs a staff bearer token of this instance's association and is aud
 
 import uuid
 from datetime import date, datetime
-from typing import Annotated, Literal, Self
+from typing import Annotated, Literal, Self, TypeAlias
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query
@@ -125,7 +125,7 @@ class HandoverIn(StrictRequest):
 def router(service: CoachingService, auth: StaffAuth, audit: AuditTrail) -> APIRouter:
     api = APIRouter(tags=["case files"])
     guard = Guard(audit)
-    Authenticated = Annotated[Staff, Depends(auth)]
+    Authenticated: TypeAlias = Annotated[Staff, Depends(auth)]
 
     def shown(file: CaseFile) -> CaseView:
         return CaseView.of(file, service.sessions_planned)
@@ -233,7 +233,7 @@ def router(service: CoachingService, auth: StaffAuth, audit: AuditTrail) -> APIR
         summary="Volunteers who could follow the case, best first",
     )
     async def suggestions(
-        case_id: uuid.UUID, staff: Authenticated, role: FollowingRole = Query(VolunteerRole.COACH)
+        case_id: uuid.UUID, staff: Authenticated, role: Annotated[FollowingRole, Query()] = VolunteerRole.COACH
     ) -> SuggestionsView:
         found = await guard(staff, "case.suggestions", lambda: service.suggestions(case_id, role), case_id=case_id)
         return SuggestionsView.of(found)

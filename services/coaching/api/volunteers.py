@@ -3,7 +3,7 @@
 
 import uuid
 from datetime import date
-from typing import Annotated, Literal, Self
+from typing import Annotated, Literal, Self, TypeAlias
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import Field, model_validator
@@ -67,7 +67,7 @@ class VolunteerChange(StrictRequest):
 def router(service: CoachingService, auth: StaffAuth, audit: AuditTrail, gauges: CoordinationGauges) -> APIRouter:
     api = APIRouter()
     guard = Guard(audit)
-    Authenticated = Annotated[Staff, Depends(auth)]
+    Authenticated: TypeAlias = Annotated[Staff, Depends(auth)]
 
     @api.post(
         "/volunteers",
@@ -142,7 +142,7 @@ def router(service: CoachingService, auth: StaffAuth, audit: AuditTrail, gauges:
     )
     async def waiting(
         staff: Authenticated,
-        role: Literal[VolunteerRole.COACH, VolunteerRole.SPONSOR] = Query(VolunteerRole.COACH),
+        role: Annotated[Literal[VolunteerRole.COACH, VolunteerRole.SPONSOR], Query()] = VolunteerRole.COACH,
         antenna_id: str | None = None,
     ) -> WaitingListView:
         entries = await guard(staff, "waiting_list.read", lambda: service.waiting_list(role, antenna_id), count=len)
