@@ -51,9 +51,11 @@ def _cases(gazetteer: Gazetteer, count: int, rng: random.Random) -> list[Situati
 
 
 def _antennas(gazetteer: Gazetteer, rng: random.Random) -> list[Antenna]:
+    # As the service does: only antennas placed on the map take part (every seeded one is).
     return [
         Antenna(e.id, e.association, e.name, e.status, e.contact, e.lat, e.lon, rng.choice([None, 0, 1, 3, 8]))
         for e in seed_entries(gazetteer)
+        if e.lat is not None and e.lon is not None
     ]
 
 

@@ -48,6 +48,17 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _checkpoint_session(checkpoint: Checkpoint, attended: bool) -> Rule:
+    """The checkpoint as one entrepreneur's session, present or absent (bound here, not to a loop variable)."""
+    return lambda file: file.hold_session(
+        SessionKind.CHECKPOINT,
+        checkpoint.held_on,
+        checkpoint.duration_minutes,
+        attended=attended,
+        session_id=checkpoint.checkpoint_id,
+    )
+
+
 class CaseNotFound(LookupError):
     """No case file with this id in this association's database."""
 
@@ -308,17 +319,7 @@ class CoachingService:
         refused: dict[str, str] = {}
         for case_id, attended in checkpoint.attendance():
             try:
-                await self._change(
-                    case_id,
-                    lambda f, attended=attended: f.hold_session(
-                        SessionKind.CHECKPOINT,
-                        checkpoint.held_on,
-                        checkpoint.duration_minutes,
-                        attended=attended,
-                        session_id=checkpoint.checkpoint_id,
-                    ),
-                    checkpoint.by,
-                )
+                await self._change(case_id, _checkpoint_session(checkpoint, attended), checkpoint.by)
             except (TransitionRefused, CaseNotFound) as exc:  # changed since the check: say so, keep going
                 refused[str(case_id)] = str(exc) if isinstance(exc, TransitionRefused) else "Dossier introuvable."
         await self.checkpoints.mark_recorded(checkpoint.checkpoint_id, refused)

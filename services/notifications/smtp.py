@@ -38,16 +38,15 @@ class SmtpTransport:
 
     def _client(self) -> SMTP:
         s = self.settings
-        credentials = (
-            {"username": s.smtp_username, "password": s.smtp_password.get_secret_value()} if s.smtp_username else {}
-        )
+        # No username: no login at all (the password is not sent alone).
         return SMTP(
             hostname=s.smtp_host,
             port=s.smtp_port,
+            username=s.smtp_username or None,
+            password=s.smtp_password.get_secret_value() if s.smtp_username else None,
             timeout=s.smtp_timeout_s,
             use_tls=s.smtp_tls,
             start_tls=s.smtp_starttls,
-            **credentials,
         )
 
     async def send(

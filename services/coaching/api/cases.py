@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Query
 from pydantic import Field, field_validator, model_validator
 
-from services.coaching.api.guard import AntennaId, Guard, check_antenna
+from services.coaching.api.guard import AntennaId, Guard, Responses, check_antenna
 from services.coaching.api.views import CaseAudit, CaseList, CaseView, CheckpointView, SuggestionsView
 from services.coaching.audit import AuditEntry, AuditTrail
 from services.coaching.auth import Staff, StaffAuth
@@ -24,8 +24,8 @@ from shared.schemas import Outcome, Procedure, SectorFamily, SessionKind, Volunt
 Reason = Annotated[str, Field(min_length=1, max_length=500)]
 Reasons = Annotated[list[Reason], Field(max_length=10)]
 FollowingRole = Literal[VolunteerRole.COACH, VolunteerRole.SPONSOR]
-NOT_FOUND = {404: {"description": "Dossier introuvable"}}
-REFUSED = {**NOT_FOUND, 409: {"description": "Étape impossible dans l'état du dossier : rien n'est changé"}}
+NOT_FOUND: Responses = {404: {"description": "Dossier introuvable"}}
+REFUSED: Responses = {**NOT_FOUND, 409: {"description": "Étape impossible dans l'état du dossier : rien n'est changé"}}
 # Staff give the time of the next meeting as they read it on a clock in France.
 LOCAL_TIME = ZoneInfo("Europe/Paris")
 

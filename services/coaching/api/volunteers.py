@@ -8,7 +8,7 @@ from typing import Annotated, Literal, Self, TypeAlias
 from fastapi import APIRouter, Depends, Query
 from pydantic import Field, model_validator
 
-from services.coaching.api.guard import AntennaId, Email, Guard, check_antenna
+from services.coaching.api.guard import AntennaId, Email, Guard, Responses, check_antenna
 from services.coaching.api.views import (
     AntennaList,
     AntennaView,
@@ -28,7 +28,7 @@ from shared.schemas import VolunteerRole
 
 Sectors = Annotated[list[Annotated[str, Field(min_length=1, max_length=80)]], Field(max_length=20)]
 DisplayName = Annotated[str, Field(min_length=1, max_length=120)]
-NOT_FOUND = {404: {"description": "Bénévole introuvable"}}
+NOT_FOUND: Responses = {404: {"description": "Bénévole introuvable"}}
 
 
 class VolunteerIn(StrictRequest):

@@ -372,7 +372,7 @@ class CaseFile:
             raise TransitionRefused("Le prochain rendez-vous ne peut pas précéder la séance.")
         session_id = session_id or str(uuid.uuid4())
         led_by = {SessionKind.COACHING: self.coach_id, SessionKind.SPONSOR: self.sponsor_id}.get(kind, volunteer_id)
-        details = {
+        details: dict[str, object] = {
             "session_id": session_id,
             "session_kind": kind.value,
             "held_on": held_on.isoformat(),

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from statistics import fmean
-from typing import Any
+from typing import Any, TypedDict
 
 from services.coaching.domain.case_file import CaseFile, CaseStep, Stage
 from services.coaching.domain.volunteers import FOLLOWING_ROLES, Volunteer, rank
@@ -25,6 +25,15 @@ WAITS = ("reception_comite", "comite_coach")
 class Targets:
     committee_days: int  # arrival -> committee decision
     coach_days: int  # approval -> coach assigned
+
+
+class VolunteerFigures(TypedDict):
+    volunteer_id: str
+    role: str
+    load: int
+    max_people: int
+    free_slots: int
+    unavailable: str | None  # why the volunteer can take nobody today, if so
 
 
 def antenna_of(file: CaseFile) -> str:
@@ -113,7 +122,9 @@ def _antenna_figures(
     open_files = [f for f in files if f.is_open]
     by_step = dict.fromkeys((s.value for s in CaseStep), 0)
     for file in open_files:
-        by_step[file.step().value] += 1  # type: ignore[union-attr]
+        step = file.step()
+        assert step is not None  # only closed and handed-over files have no step
+        by_step[step.value] += 1
     waits = {
         "reception_comite": [_days(f.arrived_on, f.decided_on) for f in files if f.decided_on],
         "comite_coach": [
@@ -133,7 +144,7 @@ def _antenna_figures(
             if f.stage is Stage.ACCOMPANIED and f.coach_id is None and _days(f.approved_on, today) > targets.coach_days
         ],
     }
-    people = [
+    people: list[VolunteerFigures] = [
         {
             "volunteer_id": v.volunteer_id,
             "role": v.role.value,
