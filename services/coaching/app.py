@@ -22,8 +22,13 @@ from shared.metrics import Metrics
 from shared.runtime import BackgroundTask
 
 
-def build_service(settings: CoachingSettings, *, stores: CoachingStores | None = None,
-                  runtime: ServiceRuntime | None = None, clock: Clock | None = None) -> CoachingService:
+def build_service(
+    settings: CoachingSettings,
+    *,
+    stores: CoachingStores | None = None,
+    runtime: ServiceRuntime | None = None,
+    clock: Clock | None = None,
+) -> CoachingService:
     """The service on the given stores (the tests' fakes), or on the runtime's MongoDB and outbox relay."""
     if stores is None:
         if runtime is None:
@@ -33,8 +38,9 @@ def build_service(settings: CoachingSettings, *, stores: CoachingStores | None =
     return CoachingService(settings, stores, metrics, clock)
 
 
-def create_app(settings: CoachingSettings | None = None, *, stores: CoachingStores | None = None,
-               clock: Clock | None = None) -> FastAPI:
+def create_app(
+    settings: CoachingSettings | None = None, *, stores: CoachingStores | None = None, clock: Clock | None = None
+) -> FastAPI:
     settings = settings or CoachingSettings()
     runtime = ServiceRuntime(settings)
     stores = stores or mongo_stores(runtime.db, runtime.relay)

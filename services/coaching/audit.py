@@ -35,10 +35,28 @@ class AuditTrail:
         self.association = association
         self.clock = clock
 
-    async def record(self, who: str, action: str, outcome: str, *, case_id: str | None = None,
-                     volunteer_id: str | None = None, count: int | None = None) -> None:
-        await self.store.add(AuditEntry(at=self.clock(), who=who, association=self.association.value, action=action,
-                                        outcome=outcome, case_id=case_id, volunteer_id=volunteer_id, count=count))
+    async def record(
+        self,
+        who: str,
+        action: str,
+        outcome: str,
+        *,
+        case_id: str | None = None,
+        volunteer_id: str | None = None,
+        count: int | None = None,
+    ) -> None:
+        await self.store.add(
+            AuditEntry(
+                at=self.clock(),
+                who=who,
+                association=self.association.value,
+                action=action,
+                outcome=outcome,
+                case_id=case_id,
+                volunteer_id=volunteer_id,
+                count=count,
+            )
+        )
 
     async def for_case(self, case_id: str) -> list[AuditEntry]:
         return await self.store.for_case(case_id)

@@ -15,6 +15,7 @@ import json
 import secrets
 import sys
 from dataclasses import dataclass
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -51,15 +52,21 @@ class StaffAuth:
                 user = candidate
         return user
 
-    async def __call__(self, request: Request,
-                       credentials: HTTPAuthorizationCredentials | None = Depends(BEARER)) -> Staff:
+    async def __call__(
+        self, request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
+    ) -> Staff:
         user = self.identify(credentials.credentials) if credentials else None
         if user is None:
             route = request.scope.get("route")
-            await self.audit.record(ANONYMOUS, getattr(route, "name", request.url.path), "non_authentifie",
-                                    case_id=request.path_params.get("case_id"))
-            raise HTTPException(401, "Jeton d'accès manquant ou inconnu pour cette association.",
-                                headers={"WWW-Authenticate": "Bearer"})
+            await self.audit.record(
+                ANONYMOUS,
+                getattr(route, "name", request.url.path),
+                "non_authentifie",
+                case_id=request.path_params.get("case_id"),
+            )
+            raise HTTPException(
+                401, "Jeton d'accès manquant ou inconnu pour cette association.", headers={"WWW-Authenticate": "Bearer"}
+            )
         return Staff(user)
 
 

@@ -17,6 +17,8 @@ class CaseRoutedHandler:
     async def __call__(self, envelope: Envelope) -> None:
         assert envelope.case_id is not None  # CaseRouted is about a case: decoding checked its key
         routed = envelope.payload_as(CaseRouted)
-        log.debug("case routed", extra={"case_id": str(envelope.case_id), "event_id": str(envelope.event_id),
-                                        "sequence": routed.sequence})
+        log.debug(
+            "case routed",
+            extra={"case_id": str(envelope.case_id), "event_id": str(envelope.event_id), "sequence": routed.sequence},
+        )
         await self.service.case_routed(envelope.case_id, routed, envelope.correlation_id)

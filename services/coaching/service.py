@@ -48,6 +48,17 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _checkpoint_session(checkpoint: Checkpoint, attended: bool) -> Rule:
+    """The checkpoint as one entrepreneur's session, present or absent (bound here, not to a loop variable)."""
+    return lambda file: file.hold_session(
+        SessionKind.CHECKPOINT,
+        checkpoint.held_on,
+        checkpoint.duration_minutes,
+        attended=attended,
+        session_id=checkpoint.checkpoint_id,
+    )
+
+
 class CaseNotFound(LookupError):
     """No case file with this id in this association's database."""
 
@@ -90,8 +101,9 @@ class SessionReport:
 
 
 class CoachingService:
-    def __init__(self, settings: CoachingSettings, stores: CoachingStores, metrics: Metrics,
-                 clock: Clock | None = None) -> None:
+    def __init__(
+        self, settings: CoachingSettings, stores: CoachingStores, metrics: Metrics, clock: Clock | None = None
+    ) -> None:
         self.association = settings.association
         self.targets = Targets(settings.target_committee_days, settings.target_coach_days)
         self.sessions_planned = settings.coaching_sessions_planned
@@ -138,8 +150,9 @@ class CoachingService:
 
     # --- one case ----------------------------------------------------------------------------------------------
 
-    async def find_cases(self, open_only: bool = True, stage: Stage | None = None,
-                         antenna_id: str | None = None) -> list[CaseFile]:
+    async def find_cases(
+        self, open_only: bool = True, stage: Stage | None = None, antenna_id: str | None = None
+    ) -> list[CaseFile]:
         files = await self.cases.find(open_only=open_only, antenna_id=antenna_id)
         return [f for f in files if stage is None or f.stage is stage]
 
@@ -149,8 +162,15 @@ class CoachingService:
             raise CaseNotFound(str(case_id))
         return file
 
-    async def set_profile(self, case_id: uuid.UUID, by: str, *, antenna_id: str | None = None,
-                          sector: str | None = None, sector_family: SectorFamily | None = None) -> CaseFile:
+    async def set_profile(
+        self,
+        case_id: uuid.UUID,
+        by: str,
+        *,
+        antenna_id: str | None = None,
+        sector: str | None = None,
+        sector_family: SectorFamily | None = None,
+    ) -> CaseFile:
         return await self._change(case_id, lambda f: f.set_profile(antenna_id, sector, sector_family), by)
 
     async def record_consent(self, case_id: uuid.UUID, given: bool, by: str, on: date | None = None) -> CaseFile:
@@ -160,8 +180,16 @@ class CoachingService:
     async def schedule_committee(self, case_id: uuid.UUID, on: date, by: str) -> CaseFile:
         return await self._change(case_id, lambda f: f.schedule_committee(on), by)
 
-    async def decide_committee(self, case_id: uuid.UUID, decision: Decision, reasons: list[str], by: str, *,
-                               orientation: Orientation | None = None, decided_on: date | None = None) -> CaseFile:
+    async def decide_committee(
+        self,
+        case_id: uuid.UUID,
+        decision: Decision,
+        reasons: list[str],
+        by: str,
+        *,
+        orientation: Orientation | None = None,
+        decided_on: date | None = None,
+    ) -> CaseFile:
         on = decided_on or self.today()
         return await self._change(case_id, lambda f: f.decide(decision, on, reasons, orientation), by)
 
@@ -169,8 +197,14 @@ class CoachingService:
         file = await self.case(case_id)
         volunteers, loads, today = await self.volunteers.find(role=role), await self.cases.loads(), self.today()
         candidates = rank(volunteers, loads, role, file.antenna_id, file.sector, today, file.sector_family)
-        place = next((entry for entry in waiting_list(await self.cases.find(), volunteers, loads, role, today)
-                      if entry["case_id"] == str(case_id)), None)
+        place = next(
+            (
+                entry
+                for entry in waiting_list(await self.cases.find(), volunteers, loads, role, today)
+                if entry["case_id"] == str(case_id)
+            ),
+            None,
+        )
         return Suggestions(file, role, candidates, place)
 
     async def assign(self, case_id: uuid.UUID, role: VolunteerRole, volunteer_id: str, by: str) -> CaseFile:
@@ -210,29 +244,48 @@ class CoachingService:
             if expert.role is not VolunteerRole.EXPERT:
                 raise TransitionRefused("Ce bénévole n'est pas expert : une consultation se tient avec un expert.")
         held_on = session.held_on or self.today()
-        return await self._change(case_id, lambda f: f.hold_session(
-            session.kind, held_on, session.duration_minutes, attended=session.attended,
-            volunteer_id=session.volunteer_id, next_session_at=session.next_session_at,
-            next_session_place=session.next_session_place), by)
+        return await self._change(
+            case_id,
+            lambda f: f.hold_session(
+                session.kind,
+                held_on,
+                session.duration_minutes,
+                attended=session.attended,
+                volunteer_id=session.volunteer_id,
+                next_session_at=session.next_session_at,
+                next_session_place=session.next_session_place,
+            ),
+            by,
+        )
 
-    async def close(self, case_id: uuid.UUID, outcome: Outcome, reasons: list[str], by: str,
-                    closed_on: date | None = None) -> CaseFile:
+    async def close(
+        self, case_id: uuid.UUID, outcome: Outcome, reasons: list[str], by: str, closed_on: date | None = None
+    ) -> CaseFile:
         """Closing frees the volunteers' places: recount."""
         on = closed_on or self.today()
         file = await self._change(case_id, lambda f: f.close(outcome, on, reasons), by)
         await self.recount_capacity()
         return file
 
-    async def request_handover(self, case_id: uuid.UUID, procedure: Procedure, court_decision_date: date | None,
-                               comment: str | None, by: str) -> CaseFile:
+    async def request_handover(
+        self, case_id: uuid.UUID, procedure: Procedure, court_decision_date: date | None, comment: str | None, by: str
+    ) -> CaseFile:
         today = self.today()
-        return await self._change(case_id, lambda f: f.request_handover(procedure, court_decision_date, comment,
-                                                                         today), by)
+        return await self._change(
+            case_id, lambda f: f.request_handover(procedure, court_decision_date, comment, today), by
+        )
 
     # --- collective checkpoints --------------------------------------------------------------------------------
 
-    async def record_checkpoint(self, antenna_id: str, held_on: date | None, duration_minutes: int | None,
-                                present: list[uuid.UUID], absent: list[uuid.UUID], by: str) -> Checkpoint:
+    async def record_checkpoint(
+        self,
+        antenna_id: str,
+        held_on: date | None,
+        duration_minutes: int | None,
+        present: list[uuid.UUID],
+        absent: list[uuid.UUID],
+        by: str,
+    ) -> Checkpoint:
         """One meeting, many entrepreneurs: each present one's file records it and emits SessionHeld.
 
         Every file is checked first (nothing is stored if one cannot take it); the checkpoint is then
@@ -248,9 +301,16 @@ class CoachingService:
                 refusals.append(f"{case_id} : {refused}")
         if refusals:
             raise TransitionRefused("Point d'étape non enregistré. " + " ; ".join(refusals))
-        checkpoint = Checkpoint(checkpoint_id=str(uuid.uuid4()), antenna_id=antenna_id, held_on=held_on,
-                                duration_minutes=duration_minutes, present=list(present), absent=list(absent),
-                                by=by, at=self.clock())
+        checkpoint = Checkpoint(
+            checkpoint_id=str(uuid.uuid4()),
+            antenna_id=antenna_id,
+            held_on=held_on,
+            duration_minutes=duration_minutes,
+            present=list(present),
+            absent=list(absent),
+            by=by,
+            at=self.clock(),
+        )
         await self.checkpoints.add(checkpoint)
         await self._record_checkpoint_in_files(checkpoint)
         return checkpoint
@@ -259,9 +319,7 @@ class CoachingService:
         refused: dict[str, str] = {}
         for case_id, attended in checkpoint.attendance():
             try:
-                await self._change(case_id, lambda f, attended=attended: f.hold_session(
-                    SessionKind.CHECKPOINT, checkpoint.held_on, checkpoint.duration_minutes, attended=attended,
-                    session_id=checkpoint.checkpoint_id), checkpoint.by)
+                await self._change(case_id, _checkpoint_session(checkpoint, attended), checkpoint.by)
             except (TransitionRefused, CaseNotFound) as exc:  # changed since the check: say so, keep going
                 refused[str(case_id)] = str(exc) if isinstance(exc, TransitionRefused) else "Dossier introuvable."
         await self.checkpoints.mark_recorded(checkpoint.checkpoint_id, refused)
@@ -281,13 +339,15 @@ class CoachingService:
             raise VolunteerNotFound(volunteer_id)
         return await self._status(volunteer)
 
-    async def list_volunteers(self, antenna_id: str | None = None,
-                              role: VolunteerRole | None = None) -> list[VolunteerStatus]:
+    async def list_volunteers(
+        self, antenna_id: str | None = None, role: VolunteerRole | None = None
+    ) -> list[VolunteerStatus]:
         volunteers, loads = await self.volunteers.find(antenna_id, role), await self.cases.loads()
         return [self._status_with(v, loads.get(v.volunteer_id, 0)) for v in volunteers]
 
     async def change_volunteer(self, volunteer_id: str, changes: Mapping[str, Any]) -> VolunteerStatus:
         """Set the given fields (availability, capacity, certification, antenna, sectors, contact)."""
+
         def edit(volunteer: Volunteer) -> None:
             for name, value in changes.items():
                 setattr(volunteer, name, value)
@@ -307,9 +367,17 @@ class CoachingService:
             for antenna in sorted(known | {v.antenna_id for v in volunteers}):
                 free = free_slots_by_role([v for v in volunteers if v.antenna_id == antenna], loads, now.date())
                 capacity = AntennaCapacity(antenna, free[VolunteerRole.COACH], free[VolunteerRole.SPONSOR], now)
-                event = new_envelope(AntennaCapacityChanged(
-                    association=self.association, antenna_id=antenna, coach_slots_free=capacity.coach_slots_free,
-                    sponsor_slots_free=capacity.sponsor_slots_free, as_of=now), antenna_id=antenna, producer=PRODUCER)
+                event = new_envelope(
+                    AntennaCapacityChanged(
+                        association=self.association,
+                        antenna_id=antenna,
+                        coach_slots_free=capacity.coach_slots_free,
+                        sponsor_slots_free=capacity.sponsor_slots_free,
+                        as_of=now,
+                    ),
+                    antenna_id=antenna,
+                    producer=PRODUCER,
+                )
                 if await self.antennas.publish(capacity, event):
                     published.append(capacity)
         return published
@@ -320,18 +388,26 @@ class CoachingService:
     # --- coordinators ------------------------------------------------------------------------------------------
 
     async def waiting_list(self, role: VolunteerRole, antenna_id: str | None = None) -> list[dict[str, Any]]:
-        return waiting_list(await self.cases.find(), await self.volunteers.find(), await self.cases.loads(), role,
-                            self.today(), antenna_id)
+        return waiting_list(
+            await self.cases.find(),
+            await self.volunteers.find(),
+            await self.cases.loads(),
+            role,
+            self.today(),
+            antenna_id,
+        )
 
     async def figures(self, antenna_id: str | None = None) -> dict[str, dict[str, Any]]:
         files = await self.cases.find(open_only=False)
-        return coordination(files, await self.volunteers.find(), await self.cases.loads(), self.today(),
-                            self.targets, antenna_id)
+        return coordination(
+            files, await self.volunteers.find(), await self.cases.loads(), self.today(), self.targets, antenna_id
+        )
 
     # --- internals ---------------------------------------------------------------------------------------------
 
     async def _change(self, case_id: uuid.UUID, rule: Rule, by: str) -> CaseFile:
         """Apply one domain rule to one case file: its events leave with the change, in one write."""
+
         async def decide(file: CaseFile) -> list[Envelope]:
             events = rule(file)
             if inspect.isawaitable(events):

@@ -59,8 +59,9 @@ class Situation(StrictRequest):
     court_decision_date: date | None = None
     postal_code: str = Field(pattern=r"^\d{5}$")
     commune: str | None = Field(None, max_length=100)
-    insee_code: str | None = Field(None, pattern=r"^(\d{5}|2[AB]\d{3})$",
-                                   description="Code INSEE de la commune (code officiel géographique)")
+    insee_code: str | None = Field(
+        None, pattern=r"^(\d{5}|2[AB]\d{3})$", description="Code INSEE de la commune (code officiel géographique)"
+    )
     sector: str | None = Field(None, max_length=100)
     naf_code: str | None = Field(None, description="Code NAF / APE de l'entreprise, par exemple 47.11B")
     sector_family: SectorFamily | None = Field(None, description="Déduite du code NAF quand il est donné")
@@ -90,8 +91,9 @@ class Situation(StrictRequest):
         if self.naf_code is not None:
             family = sector_family(self.naf_code)
             if self.sector_family is not None and self.sector_family is not family:
-                raise ValueError(f"La famille de secteur ne correspond pas au code NAF {self.naf_code} "
-                                 f"({family.value}).")
+                raise ValueError(
+                    f"La famille de secteur ne correspond pas au code NAF {self.naf_code} ({family.value})."
+                )
             self.sector_family = family
         if self.apesa_consent and not self.acute_distress:
             raise ValueError("Le consentement à APESA ne vaut qu'en cas de détresse déclarée.")
@@ -102,8 +104,9 @@ class Referral(StrictRequest):
     kind: ReferrerKind = ReferrerKind.SELF
     organisation: str | None = Field(None, max_length=200)
     partner_reference: str | None = Field(None, max_length=100)
-    contact_email: str | None = Field(None, max_length=254, pattern=EMAIL,
-                                      description="Adresse du partenaire pour l'informer des suites")
+    contact_email: str | None = Field(
+        None, max_length=254, pattern=EMAIL, description="Adresse du partenaire pour l'informer des suites"
+    )
 
     @model_validator(mode="after")
     def partner_named(self) -> Referral:
@@ -134,9 +137,12 @@ class CaseSubmission(StrictRequest):
         return CaseRequest(
             situation=contract.Situation.model_validate(self.situation.model_dump(mode="json")),
             referral=contract.Referral.model_validate(self.referral.model_dump(mode="json")),
-            personal=contract.PersonalDetails(**self.entrepreneur.model_dump(mode="json"),
-                                              company_name=company.name, siren=company.siren,
-                                              message=self.message),
+            personal=contract.PersonalDetails(
+                **self.entrepreneur.model_dump(mode="json"),
+                company_name=company.name,
+                siren=company.siren,
+                message=self.message,
+            ),
         )
 
 
@@ -157,17 +163,25 @@ class CaseView(BaseModel):
 
     @classmethod
     def of(cls, case: Case) -> CaseView:
-        return cls(case_id=case.case_id, status=case.status, received_at=case.received_at,
-                   situation=case.situation, referral_kind=case.referral_kind)
+        return cls(
+            case_id=case.case_id,
+            status=case.status,
+            received_at=case.received_at,
+            situation=case.situation,
+            referral_kind=case.referral_kind,
+        )
 
 
 def routes(service: IntakeService) -> APIRouter:
     api = APIRouter(tags=["cases"])
 
-    @api.post("/cases", status_code=201, response_model=CaseAccepted,
-              summary="Submit a request for help",
-              responses={200: {"description": "Same Idempotency-Key: the case already created"},
-                         413: {}, 415: {}, 422: {}})
+    @api.post(
+        "/cases",
+        status_code=201,
+        response_model=CaseAccepted,
+        summary="Submit a request for help",
+        responses={200: {"description": "Same Idempotency-Key: the case already created"}, 413: {}, 415: {}, 422: {}},
+    )
     async def submit(
         submission: CaseSubmission,
         response: Response,
@@ -183,8 +197,7 @@ def routes(service: IntakeService) -> APIRouter:
         case = submitted.case
         return CaseAccepted(case_id=case.case_id, status=case.status, received_at=case.received_at)
 
-    @api.get("/cases/{case_id}", response_model=CaseView, summary="What intake knows of a case",
-             responses={404: {}})
+    @api.get("/cases/{case_id}", response_model=CaseView, summary="What intake knows of a case", responses={404: {}})
     async def get_case(case_id: uuid.UUID) -> CaseView:
         case = await service.case(case_id)
         if case is None:

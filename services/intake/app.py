@@ -14,8 +14,13 @@ from services.intake.store import CaseStore, MongoCaseStore
 from shared.bootstrap import ServiceRuntime
 
 
-def build_service(settings: IntakeSettings, *, runtime: ServiceRuntime | None = None,
-                  store: CaseStore | None = None, clock: Callable[[], datetime] | None = None) -> IntakeService:
+def build_service(
+    settings: IntakeSettings,
+    *,
+    runtime: ServiceRuntime | None = None,
+    store: CaseStore | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> IntakeService:
     """The service on the runtime's database, or on the `store` given (the tests' fake)."""
     if store is None:
         if runtime is None:

@@ -76,9 +76,11 @@ class CaseRequest:
     personal: PersonalDetails
 
     def as_dict(self) -> dict[str, Any]:
-        return {"situation": self.situation.model_dump(mode="json"),
-                "referral": self.referral.model_dump(mode="json"),
-                "personal": self.personal.model_dump(mode="json")}
+        return {
+            "situation": self.situation.model_dump(mode="json"),
+            "referral": self.referral.model_dump(mode="json"),
+            "personal": self.personal.model_dump(mode="json"),
+        }
 
     @property
     def fingerprint(self) -> str:
@@ -99,5 +101,6 @@ class Case:
 
 def case_received(request: CaseRequest, received_at: datetime) -> CaseReceived:
     """The CaseReceived payload that starts the flow."""
-    return CaseReceived(situation=request.situation, referral=request.referral, personal=request.personal,
-                        received_at=received_at)
+    return CaseReceived(
+        situation=request.situation, referral=request.referral, personal=request.personal, received_at=received_at
+    )

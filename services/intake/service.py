@@ -50,9 +50,17 @@ class IntakeService:
         received = case_received(request, self.clock())
         event = new_envelope(received, case_id=case_id, producer=PRODUCER)
         if await self.store.add(received, event, fingerprint):
-            return Submission(Case(case_id=case_id, status=RECEIVED, received_at=received.received_at,
-                                   situation=request.situation, referral_kind=request.referral.kind,
-                                   fingerprint=fingerprint), created=True)
+            return Submission(
+                Case(
+                    case_id=case_id,
+                    status=RECEIVED,
+                    received_at=received.received_at,
+                    situation=request.situation,
+                    referral_kind=request.referral.kind,
+                    fingerprint=fingerprint,
+                ),
+                created=True,
+            )
         existing = await self.store.get(case_id)
         if existing is None:
             raise CaseVanished(str(case_id))

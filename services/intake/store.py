@@ -49,6 +49,11 @@ class MongoCaseStore:
 
 
 def _case(doc: dict[str, Any]) -> Case:
-    return Case(case_id=uuid.UUID(doc["_id"]), status=doc["status"], received_at=doc["received_at"],
-                situation=Situation.model_validate(doc["situation"]), referral_kind=ReferrerKind(doc["referral"]["kind"]),
-                fingerprint=doc["fingerprint"])
+    return Case(
+        case_id=uuid.UUID(doc["_id"]),
+        status=doc["status"],
+        received_at=doc["received_at"],
+        situation=Situation.model_validate(doc["situation"]),
+        referral_kind=ReferrerKind(doc["referral"]["kind"]),
+        fingerprint=doc["fingerprint"],
+    )

@@ -85,8 +85,11 @@ class AsyncApiDocument(BaseModel):
 def router(service: NotificationsService, kafka_bootstrap: str) -> APIRouter:
     api = APIRouter(tags=["notifications"])
 
-    @api.get("/cases/{case_id}/notifications", response_model=CaseNotifications,
-             summary="Notifications recorded for a case (no contact details)")
+    @api.get(
+        "/cases/{case_id}/notifications",
+        response_model=CaseNotifications,
+        summary="Notifications recorded for a case (no contact details)",
+    )
     async def notifications(case_id: uuid.UUID) -> CaseNotifications:
         found = await service.notifications_of(str(case_id))
         return CaseNotifications(case_id=case_id, notifications=[NotificationOut.model_validate(n) for n in found])
@@ -96,8 +99,12 @@ def router(service: NotificationsService, kafka_bootstrap: str) -> APIRouter:
         found = await service.preferences_of(str(case_id))
         return CasePreferences(case_id=case_id, preferences=[_preference(p) for p in found])
 
-    @api.post("/preferences", response_model=PreferenceOut, responses={404: {}, 422: {}},
-              summary="Opt a recipient out of a channel (or back in)")
+    @api.post(
+        "/preferences",
+        response_model=PreferenceOut,
+        responses={404: {}, 422: {}},
+        summary="Opt a recipient out of a channel (or back in)",
+    )
     async def set_preference(body: PreferenceIn) -> PreferenceOut:
         if body.token is not None:
             saved = await service.set_preference_by_token(body.token, channel=body.channel, opted_out=body.opted_out)
@@ -105,8 +112,9 @@ def router(service: NotificationsService, kafka_bootstrap: str) -> APIRouter:
                 raise HTTPException(404, "Lien de désabonnement inconnu ou altéré.")
         else:
             # Both present: the model refuses a body with neither a token nor a case and a recipient.
-            saved = await service.set_preference(str(body.case_id), cast(Recipient, body.recipient),
-                                                 channel=body.channel, opted_out=body.opted_out)
+            saved = await service.set_preference(
+                str(body.case_id), cast(Recipient, body.recipient), channel=body.channel, opted_out=body.opted_out
+            )
         return _preference(saved)
 
     # Two steps on purpose: mail scanners open links in emails; only a person clicks the confirmation.
@@ -115,16 +123,20 @@ def router(service: NotificationsService, kafka_bootstrap: str) -> APIRouter:
         if service.unsubscribing(token) is None:
             return _page("Lien inconnu", "Ce lien de désabonnement est inconnu ou incomplet.", status=404)
         link = f"/desabonnement/{escape(token)}/confirmer"
-        return _page("Ne plus recevoir ces e-mails ?",
-                     "Vous ne recevrez plus d'e-mails de Relais au sujet de ce dossier. "
-                     f'<p><a href="{link}" style="font-weight:bold">Confirmer le désabonnement</a></p>', raw=True)
+        return _page(
+            "Ne plus recevoir ces e-mails ?",
+            "Vous ne recevrez plus d'e-mails de Relais au sujet de ce dossier. "
+            f'<p><a href="{link}" style="font-weight:bold">Confirmer le désabonnement</a></p>',
+            raw=True,
+        )
 
     @api.get("/desabonnement/{token}/confirmer", response_class=HTMLResponse, summary="Confirm unsubscribing")
     async def unsubscribe(token: str) -> HTMLResponse:
         if await service.set_preference_by_token(token) is None:
             return _page("Lien inconnu", "Ce lien de désabonnement est inconnu ou incomplet.", status=404)
-        return _page("Désabonnement enregistré",
-                     "C'est noté : vous ne recevrez plus d'e-mails de Relais au sujet de ce dossier.")
+        return _page(
+            "Désabonnement enregistré", "C'est noté : vous ne recevrez plus d'e-mails de Relais au sujet de ce dossier."
+        )
 
     @api.get("/asyncapi.json", response_model=AsyncApiDocument, summary="AsyncAPI 3 document of every public topic")
     async def asyncapi() -> AsyncApiDocument:
@@ -138,9 +150,14 @@ def router(service: NotificationsService, kafka_bootstrap: str) -> APIRouter:
 
 
 def _preference(preference: Preference) -> PreferenceOut:
-    return PreferenceOut(case_id=uuid.UUID(preference.case_id), recipient=preference.recipient,
-                         channel=preference.channel, opted_out=preference.opted_out, via=preference.via,
-                         updated_at=preference.updated_at)
+    return PreferenceOut(
+        case_id=uuid.UUID(preference.case_id),
+        recipient=preference.recipient,
+        channel=preference.channel,
+        opted_out=preference.opted_out,
+        via=preference.via,
+        updated_at=preference.updated_at,
+    )
 
 
 def _page(title: str, text: str, status: int = 200, raw: bool = False) -> HTMLResponse:
@@ -148,7 +165,9 @@ def _page(title: str, text: str, status: int = 200, raw: bool = False) -> HTMLRe
     return HTMLResponse(
         f'<!DOCTYPE html><html lang="fr"><head><meta charset="utf-8"><title>{escape(title)}</title></head>'
         f'<body style="font-family:Arial,sans-serif;max-width:40em;margin:3em auto">'
-        f"<h1>{escape(title)}</h1><p>{body}</p></body></html>", status_code=status)
+        f"<h1>{escape(title)}</h1><p>{body}</p></body></html>",
+        status_code=status,
+    )
 
 
 def catalogue_html(doc: dict[str, Any]) -> str:
@@ -162,19 +181,25 @@ def catalogue_html(doc: dict[str, Any]) -> str:
         rows = "".join(
             f"<tr><td><code>{escape(field)}</code></td><td>{escape(_type(spec))}</td>"
             f"<td>{escape(spec.get('description', ''))}</td></tr>"
-            for field, spec in payload.get("properties", {}).items())
+            for field, spec in payload.get("properties", {}).items()
+        )
         audience = channel["tags"][0]["name"]
+        key = message["bindings"]["kafka"]["key"]["description"]
         sections.append(
             f"<h2><code>{escape(channel['address'])}</code> <small>({escape(audience)})</small></h2>"
             f"<p>{escape(message['summary'])}</p>"
-            f"<p>Message <b>{escape(name)}</b>; clé Kafka : {escape(message['bindings']['kafka']['key']['description'])}</p>"
+            f"<p>Message <b>{escape(name)}</b>; clé Kafka : {escape(key)}</p>"
             f"<table border=1 cellpadding=4 style='border-collapse:collapse'><tr><th>Champ</th><th>Type</th>"
-            f"<th>Description</th></tr>{rows}</table>")
-    return (f'<!DOCTYPE html><html lang="fr"><head><meta charset="utf-8"><title>{escape(doc["info"]["title"])}'
-            f'</title></head><body style="font-family:Arial,sans-serif;max-width:60em;margin:2em auto">'
-            f'<h1>{escape(doc["info"]["title"])}</h1><p>{escape(doc["info"]["description"])}</p>'
-            f'<p>Document AsyncAPI {escape(doc["asyncapi"])} : <a href="/asyncapi.json">/asyncapi.json</a></p>'
-            + "".join(sections) + "</body></html>")
+            f"<th>Description</th></tr>{rows}</table>"
+        )
+    return (
+        f'<!DOCTYPE html><html lang="fr"><head><meta charset="utf-8"><title>{escape(doc["info"]["title"])}'
+        f'</title></head><body style="font-family:Arial,sans-serif;max-width:60em;margin:2em auto">'
+        f"<h1>{escape(doc['info']['title'])}</h1><p>{escape(doc['info']['description'])}</p>"
+        f'<p>Document AsyncAPI {escape(doc["asyncapi"])} : <a href="/asyncapi.json">/asyncapi.json</a></p>'
+        + "".join(sections)
+        + "</body></html>"
+    )
 
 
 def _type(spec: dict[str, Any]) -> str:

@@ -48,9 +48,14 @@ SUBSCRIPTIONS = {
 }
 
 
-def build_service(settings: NotificationsSettings, *, stores: Stores | None = None,
-                  transport: Transport | None = None, clock: Clock | None = None,
-                  runtime: ServiceRuntime | None = None) -> NotificationsService:
+def build_service(
+    settings: NotificationsSettings,
+    *,
+    stores: Stores | None = None,
+    transport: Transport | None = None,
+    clock: Clock | None = None,
+    runtime: ServiceRuntime | None = None,
+) -> NotificationsService:
     """The service and, when email is enabled, its dispatcher (`service.dispatcher`), wired once for
     production (Mongo stores from `runtime`) and tests (fakes in `stores`)."""
     if stores is None:
@@ -62,8 +67,16 @@ def build_service(settings: NotificationsSettings, *, stores: Stores | None = No
     metrics = NotificationMetrics(runtime.metrics.registry if runtime is not None else CollectorRegistry())
     dispatcher = None
     if settings.email_enabled:
-        dispatcher = Dispatcher(stores, transport or SmtpTransport(settings), Renderer(), tokens, settings, metrics,
-                                consumer_group=settings.consumer_group or settings.service_name, clock=clock)
+        dispatcher = Dispatcher(
+            stores,
+            transport or SmtpTransport(settings),
+            Renderer(),
+            tokens,
+            settings,
+            metrics,
+            consumer_group=settings.consumer_group or settings.service_name,
+            clock=clock,
+        )
     return NotificationsService(stores, tokens, metrics, clock, dispatcher)
 
 
@@ -78,6 +91,8 @@ def create_app(settings: NotificationsSettings | None = None, *, transport: Tran
         runtime.on_stop(service.dispatcher.stop)
     for event_type, handler in SUBSCRIPTIONS.items():
         runtime.consumer.on(event_type, handler(service))
-    return runtime.http_app("Relais — notifications",
-                            "E-mails à chaque étape du parcours, désabonnement, et flux de statuts des partenaires.",
-                            router(service, settings.kafka_bootstrap))
+    return runtime.http_app(
+        "Relais — notifications",
+        "E-mails à chaque étape du parcours, désabonnement, et flux de statuts des partenaires.",
+        router(service, settings.kafka_bootstrap),
+    )

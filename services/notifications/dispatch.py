@@ -51,16 +51,25 @@ INFLIGHT_PER_SLOT = 8  # notifications taken in hand per concurrent send: enough
 
 
 class Transport(Protocol):
-    async def send(self, sender: str, recipient: str, message: bytes,
-                   before_data: Callable[[], Awaitable[None]]) -> str:
+    async def send(
+        self, sender: str, recipient: str, message: bytes, before_data: Callable[[], Awaitable[None]]
+    ) -> str:
         """Send one message; `before_data` runs once the server accepted the envelope, right before DATA.
         Returns the server's reply; raises `SmtpFailure`."""
 
 
 class Dispatcher:
-    def __init__(self, stores: Stores, transport: Transport, renderer: Renderer, tokens: Tokens,
-                 settings: NotificationsSettings, metrics: NotificationMetrics, consumer_group: str,
-                 clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        stores: Stores,
+        transport: Transport,
+        renderer: Renderer,
+        tokens: Tokens,
+        settings: NotificationsSettings,
+        metrics: NotificationMetrics,
+        consumer_group: str,
+        clock: Callable[[], datetime],
+    ) -> None:
         self.notifications, self.contacts, self.preferences = stores.notifications, stores.contacts, stores.preferences
         self.transport, self.renderer, self.tokens = transport, renderer, tokens
         self.settings, self.metrics, self.clock = settings, metrics, clock
@@ -74,8 +83,9 @@ class Dispatcher:
         self._pause_until = 0.0  # after an SMTP outage nothing is attempted before this
         self._outages = 0
         self._next_scan = 0.0
-        self._task = BackgroundTask("notification-dispatcher", self._step, interval_s=settings.dispatch_scan_s,
-                                    backoff_s=0.4, backoff_max_s=5.0)
+        self._task = BackgroundTask(
+            "notification-dispatcher", self._step, interval_s=settings.dispatch_scan_s, backoff_s=0.4, backoff_max_s=5.0
+        )
 
     # --- lifecycle -------------------------------------------------------------------------------------
 
@@ -152,8 +162,9 @@ class Dispatcher:
             async with self._slots:
                 await self._send(doc)
         except Exception as exc:  # noqa: BLE001 - the store failed mid-way: the lease lets it be taken over
-            log.warning("notification attempt interrupted",
-                        extra={"notification_id": doc["_id"], "error": type(exc).__name__})
+            log.warning(
+                "notification attempt interrupted", extra={"notification_id": doc["_id"], "error": type(exc).__name__}
+            )
             self._later(doc["_id"], self.clock() + timedelta(seconds=self.settings.send_lease_s))
         finally:
             self._inflight.pop(doc["_id"], None)
@@ -169,15 +180,17 @@ class Dispatcher:
         contact = await self.contacts.contact(case_id)
         waited = now - _aware(doc["created_at"])
         if still_unknown(recipient, contact, doc.get("facts") or {}) and waited < timedelta(
-                seconds=self.settings.contact_wait_s):
+            seconds=self.settings.contact_wait_s
+        ):
             # The event naming the address (another topic) is not handled yet: look again shortly.
             when = now + timedelta(seconds=CONTACT_RECHECK_S)
             await self.notifications.defer(doc, when)
             self._later(nid, when)
             return
         in_doubt = doc["status"] == Status.SENDING.value and doc.get("phase") == Phase.DATA.value
-        claimed = await self.notifications.claim(doc, self.owner, now,
-                                                 now + timedelta(seconds=self.settings.send_lease_s))
+        claimed = await self.notifications.claim(
+            doc, self.owner, now, now + timedelta(seconds=self.settings.send_lease_s)
+        )
         if claimed is None:
             return
         attempt = claimed["claims"]
@@ -203,26 +216,43 @@ class Dispatcher:
                 raise SmtpFailure("attempt taken over by another instance")
 
         try:
-            reply = await self.transport.send(envelope_sender(self.settings.sender), address.email, message,
-                                              before_data)
+            reply = await self.transport.send(
+                envelope_sender(self.settings.sender), address.email, message, before_data
+            )
         except SmtpFailure as failure:
             await self._failed(claimed, attempt, failure)
             return
         self._outages = 0
         if in_doubt:
             self.metrics.count(recipient.value, "resent_in_doubt")
-        await self._finish(claimed, attempt, Status.SENT, "sent", smtp_reply=reply, message_id=mid,
-                           resent_in_doubt=in_doubt)
+        await self._finish(
+            claimed, attempt, Status.SENT, "sent", smtp_reply=reply, message_id=mid, resent_in_doubt=in_doubt
+        )
 
-    def _message(self, doc: dict[str, Any], recipient: Recipient, contact: dict[str, Any] | None, address: Address,
-                 mid: str) -> bytes:
-        url = f"{self.settings.public_url.rstrip('/')}/desabonnement/{self.tokens.unsubscribe(doc['case_id'], recipient)}"
-        context = render_context(recipient=recipient, case_id=doc["case_id"], facts=doc.get("facts") or {},
-                                 contact=contact, address=address, unsubscribe_url=url,
-                                 coordinators=self.settings.coordinators)
+    def _message(
+        self, doc: dict[str, Any], recipient: Recipient, contact: dict[str, Any] | None, address: Address, mid: str
+    ) -> bytes:
+        url = (
+            f"{self.settings.public_url.rstrip('/')}/desabonnement/{self.tokens.unsubscribe(doc['case_id'], recipient)}"
+        )
+        context = render_context(
+            recipient=recipient,
+            case_id=doc["case_id"],
+            facts=doc.get("facts") or {},
+            contact=contact,
+            address=address,
+            unsubscribe_url=url,
+            coordinators=self.settings.coordinators,
+        )
         rendered = self.renderer.render(doc["template"], context)
-        return compose(rendered=rendered, sender=self.settings.sender, to=address, message_id=mid,
-                       composed_at=_aware(doc["composed_at"]), unsubscribe_url=url).as_bytes()
+        return compose(
+            rendered=rendered,
+            sender=self.settings.sender,
+            to=address,
+            message_id=mid,
+            composed_at=_aware(doc["composed_at"]),
+            unsubscribe_url=url,
+        ).as_bytes()
 
     async def _finish(self, doc: dict[str, Any], attempt: int, status: Status, result: str, **fields: Any) -> None:
         if await self.notifications.finish(doc["_id"], attempt, status, self.clock(), **fields):
@@ -236,8 +266,9 @@ class Dispatcher:
             self._outages += 1
             delay = backoff_s(self._outages, self.settings.send_backoff_ms, self.settings.send_backoff_max_ms)
             self._pause_until = time.monotonic() + delay
-            if await self.notifications.retry_later(doc["_id"], attempt, now + timedelta(seconds=delay),
-                                            doc.get("failures", 0), failure.reason):
+            if await self.notifications.retry_later(
+                doc["_id"], attempt, now + timedelta(seconds=delay), doc.get("failures", 0), failure.reason
+            ):
                 self.metrics.count(doc["recipient"], "retried")
                 self._later(doc["_id"], now + timedelta(seconds=delay))
             log.warning("SMTP server unreachable, sending paused", extra={"retry_in_s": delay})
@@ -250,18 +281,25 @@ class Dispatcher:
             await self._fail(doc, attempt, failures, f"{failure.reason} after {failures} attempt(s)")
             return
         delay = backoff_s(failures, self.settings.send_backoff_ms, self.settings.send_backoff_max_ms)
-        if await self.notifications.retry_later(doc["_id"], attempt, now + timedelta(seconds=delay), failures,
-                                        failure.reason):
+        if await self.notifications.retry_later(
+            doc["_id"], attempt, now + timedelta(seconds=delay), failures, failure.reason
+        ):
             self.metrics.count(doc["recipient"], "retried")
             self._later(doc["_id"], now + timedelta(seconds=delay))
 
     async def _fail(self, doc: dict[str, Any], attempt: int, failures: int, reason: str) -> None:
-        if await self.notifications.fail(doc["_id"], attempt, failures, reason, self.clock(),
-                                         self._dead_letter(doc, reason)):
+        if await self.notifications.fail(
+            doc["_id"], attempt, failures, reason, self.clock(), self._dead_letter(doc, reason)
+        ):
             self.metrics.count(doc["recipient"], "failed")
-            log.error("notification failed and dead-lettered", extra={
-                "notification_id": doc["_id"], "reason": reason,
-                "dead_letter_topic": dead_letter_topic(self.consumer_group)})
+            log.error(
+                "notification failed and dead-lettered",
+                extra={
+                    "notification_id": doc["_id"],
+                    "reason": reason,
+                    "dead_letter_topic": dead_letter_topic(self.consumer_group),
+                },
+            )
             await self.notifications.unmark(doc["_id"])
 
     def _dead_letter(self, doc: dict[str, Any], reason: str) -> dict[str, Any]:
@@ -269,12 +307,19 @@ class Dispatcher:
         source = doc.get("source_event")
         spec = EVENTS[doc["event_type"]]
         original = Envelope.model_validate_json(source).headers() if source else {}
-        headers = dead_letter_headers(original, reason=reason, kind="smtp", consumer_group=self.consumer_group,
-                                      source_topic=spec.topic)
+        headers = dead_letter_headers(
+            original, reason=reason, kind="smtp", consumer_group=self.consumer_group, source_topic=spec.topic
+        )
         headers["dlq-notification-id"] = doc["_id"]
-        return outbox_item(topic=dead_letter_topic(self.consumer_group), key=doc["case_id"],
-                           value=source or "", headers=headers, event_type="NotificationFailed",
-                           event_id=doc["_id"], created_at=self.clock().timestamp())
+        return outbox_item(
+            topic=dead_letter_topic(self.consumer_group),
+            key=doc["case_id"],
+            value=source or "",
+            headers=headers,
+            event_type="NotificationFailed",
+            event_id=doc["_id"],
+            created_at=self.clock().timestamp(),
+        )
 
 
 def _aware(moment: datetime) -> datetime:

@@ -127,8 +127,9 @@ def plan(payload: Contract, following: Mapping[Recipient, str] | None = None) ->
     elif isinstance(payload, CaseClosed):
         volunteers = [(r, following[r]) for r in VOLUNTEERS if r in following]
     for recipient, volunteer_id in volunteers:
-        planned.append(PlannedNotification(recipient, _VOLUNTEER_TEMPLATES[(type(payload), recipient)],
-                                           volunteer_id=volunteer_id))
+        planned.append(
+            PlannedNotification(recipient, _VOLUNTEER_TEMPLATES[(type(payload), recipient)], volunteer_id=volunteer_id)
+        )
     return planned
 
 
@@ -151,4 +152,5 @@ def message_id(notification: str, domain: str) -> str:
 
 
 def backoff_s(failures: int, base_ms: int, max_ms: int) -> float:
-    return min(base_ms * 2 ** max(0, failures - 1), max_ms) / 1000
+    doubling: int = 2 ** max(0, failures - 1)  # a non-negative exponent: an int (typeshed says Any)
+    return min(base_ms * doubling, max_ms) / 1000

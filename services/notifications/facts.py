@@ -29,40 +29,59 @@ _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 def antenna_of(routed: CaseRouted) -> dict[str, str] | None:
     """The antenna a CaseRouted names. Its contact is public free text: an email address in it is the
     coordination's address; the city is the antenna's name without the association's."""
-    antenna = {field: value for field, value in (("id", routed.antenna_id), ("name", routed.antenna_name),
-                                                 ("contact", routed.antenna_contact)) if value}
+    antenna = {
+        field: value
+        for field, value in (
+            ("id", routed.antenna_id),
+            ("name", routed.antenna_name),
+            ("contact", routed.antenna_contact),
+        )
+        if value
+    }
     if found := _EMAIL.search(antenna.get("contact", "")):
         antenna["email"] = found.group(0)
     prefix = routed.association.display_name + " "
     if antenna.get("name", "").startswith(prefix):
-        antenna["city"] = antenna["name"][len(prefix):]
+        antenna["city"] = antenna["name"][len(prefix) :]
     return antenna or None
 
 
 def facts_of(payload: Contract) -> dict[str, Any]:
     """What the messages about this event may mention (no personal data; JSON, stored with each one)."""
     association = getattr(payload, "association", None)
-    facts: dict[str, Any] = {"event_type": spec_for(payload).name,
-                             "association": association.value if association else None}
+    facts: dict[str, Any] = {
+        "event_type": spec_for(payload).name,
+        "association": association.value if association else None,
+    }
     if isinstance(payload, CaseReceived):
         facts["received_on"] = payload.received_at.date().isoformat()
     elif isinstance(payload, CaseRouted):
-        facts.update(routed_on=payload.routed_at.date().isoformat(), reasons=list(payload.reasons),
-                     received_on=payload.received_at.date().isoformat() if payload.received_at else None,
-                     antenna=antenna_of(payload), waitlist_position=payload.waitlist_position,
-                     beyond_one_hour=bool(payload.beyond_one_hour),
-                     routing_status=payload.status.value if payload.status else None)
+        facts.update(
+            routed_on=payload.routed_at.date().isoformat(),
+            reasons=list(payload.reasons),
+            received_on=payload.received_at.date().isoformat() if payload.received_at else None,
+            antenna=antenna_of(payload),
+            waitlist_position=payload.waitlist_position,
+            beyond_one_hour=bool(payload.beyond_one_hour),
+            routing_status=payload.status.value if payload.status else None,
+        )
     elif isinstance(payload, CommitteeApproved):
         facts["decided_on"] = payload.decided_on.isoformat()
     elif isinstance(payload, SessionHeld):
         next_session = None
         if payload.next_session_at is not None:
             next_session = {"when": payload.next_session_at.isoformat(), "place": payload.next_session_place}
-        facts.update(kind=payload.kind.value, number=payload.number, held_on=payload.held_on.isoformat(),
-                     duration_minutes=payload.duration_minutes, next_session=next_session)
+        facts.update(
+            kind=payload.kind.value,
+            number=payload.number,
+            held_on=payload.held_on.isoformat(),
+            duration_minutes=payload.duration_minutes,
+            next_session=next_session,
+        )
     elif isinstance(payload, CaseClosed):
-        facts.update(outcome=payload.outcome.value, closed_on=payload.closed_on.isoformat(),
-                     journey_days=payload.journey_days)
+        facts.update(
+            outcome=payload.outcome.value, closed_on=payload.closed_on.isoformat(), journey_days=payload.journey_days
+        )
     elif isinstance(payload, VolunteerAssigned):
         facts.update(role=payload.role.value, assigned_on=payload.assigned_on.isoformat())
     return facts
@@ -70,11 +89,17 @@ def facts_of(payload: Contract) -> dict[str, Any]:
 
 # --- the case's contact record ----------------------------------------------------------------------------
 
+
 def contact_of(received: CaseReceived) -> dict[str, Any]:
     """What the CaseReceived tells about who to write to: the person and the referring partner."""
     personal = received.personal
-    return {"first_name": personal.first_name, "last_name": personal.last_name, "email": personal.email,
-            "phone": personal.phone, "referral": received.referral.model_dump(mode="json")}
+    return {
+        "first_name": personal.first_name,
+        "last_name": personal.last_name,
+        "email": personal.email,
+        "phone": personal.phone,
+        "referral": received.referral.model_dump(mode="json"),
+    }
 
 
 def routing_of(routed: CaseRouted) -> dict[str, Any]:
@@ -97,8 +122,11 @@ def latest_routing(contact: dict[str, Any] | None) -> dict[str, Any]:
 def following(contact: dict[str, Any] | None) -> dict[Recipient, str]:
     """The coach and sponsor who follow the case now, by volunteer id."""
     volunteers = (contact or {}).get("volunteers") or {}
-    return {recipient: v["volunteer_id"] for recipient in VOLUNTEERS
-            if (v := volunteers.get(recipient.value)) and not v.get("released")}
+    return {
+        recipient: v["volunteer_id"]
+        for recipient in VOLUNTEERS
+        if (v := volunteers.get(recipient.value)) and not v.get("released")
+    }
 
 
 @dataclass(frozen=True)
@@ -107,8 +135,9 @@ class Address:
     email: str
 
 
-def address_of(recipient: Recipient, contact: dict[str, Any] | None, facts: dict[str, Any],
-               coordinators: dict[str, str]) -> Address | None:
+def address_of(
+    recipient: Recipient, contact: dict[str, Any] | None, facts: dict[str, Any], coordinators: dict[str, str]
+) -> Address | None:
     """Where a notification goes, or None when no email address is known for that recipient."""
     contact = contact or {}
     if recipient is Recipient.ENTREPRENEUR:

@@ -27,8 +27,14 @@ class _Handler:
 
     @staticmethod
     def _log(envelope: Envelope) -> None:
-        log.debug("event received", extra={"event_type": envelope.event_type, "event_id": str(envelope.event_id),
-                                           "case_id": str(envelope.case_id)})
+        log.debug(
+            "event received",
+            extra={
+                "event_type": envelope.event_type,
+                "event_id": str(envelope.event_id),
+                "case_id": str(envelope.case_id),
+            },
+        )
 
 
 class CaseReceivedHandler(_Handler):

@@ -21,16 +21,41 @@ from shared.schemas import Association
 
 # Every name a template may use, so that a missing fact renders as "absent", never as an error.
 FACT_DEFAULTS: dict[str, Any] = {
-    "received_on": None, "routed_on": None, "reasons": [], "antenna": None, "waitlist_position": None,
-    "beyond_one_hour": False, "routing_status": None, "decided_on": None, "kind": None, "number": None, "held_on": None,
-    "duration_minutes": None, "next_session": None, "outcome": None, "closed_on": None, "journey_days": None,
-    "status": None, "outcome_category": None, "occurred_on": None, "partner_reference": None, "role": None,
+    "received_on": None,
+    "routed_on": None,
+    "reasons": [],
+    "antenna": None,
+    "waitlist_position": None,
+    "beyond_one_hour": False,
+    "routing_status": None,
+    "decided_on": None,
+    "kind": None,
+    "number": None,
+    "held_on": None,
+    "duration_minutes": None,
+    "next_session": None,
+    "outcome": None,
+    "closed_on": None,
+    "journey_days": None,
+    "status": None,
+    "outcome_category": None,
+    "occurred_on": None,
+    "partner_reference": None,
+    "role": None,
     "assigned_on": None,
 }
 
 
-def render_context(*, recipient: Recipient, case_id: str, facts: dict[str, Any], contact: dict[str, Any] | None,
-                   address: Address, unsubscribe_url: str, coordinators: dict[str, str]) -> dict[str, Any]:
+def render_context(
+    *,
+    recipient: Recipient,
+    case_id: str,
+    facts: dict[str, Any],
+    contact: dict[str, Any] | None,
+    address: Address,
+    unsubscribe_url: str,
+    coordinators: dict[str, str],
+) -> dict[str, Any]:
     contact = contact or {}
     routing = latest_routing(contact)
     association_id = facts.get("association") or routing.get("association")
@@ -61,8 +86,9 @@ def render_context(*, recipient: Recipient, case_id: str, facts: dict[str, Any],
     return context
 
 
-def compose(*, rendered: Rendered, sender: str, to: Address, message_id: str, composed_at: datetime,
-            unsubscribe_url: str) -> EmailMessage:
+def compose(
+    *, rendered: Rendered, sender: str, to: Address, message_id: str, composed_at: datetime, unsubscribe_url: str
+) -> EmailMessage:
     message = EmailMessage(policy=SMTP)
     message["From"] = sender
     message["To"] = MimeAddress(display_name=to.name, addr_spec=to.email)

@@ -11,14 +11,20 @@ class NotificationMetrics:
             "relais_notifications_total",
             "Notification outcomes by recipient: sent, retried, failed (dead-lettered), opted_out, no_address, "
             "resent_in_doubt (taken over after DATA and sent again), assumed_sent (taken over, recorded as sent)",
-            ["recipient", "result"], registry=registry)
+            ["recipient", "result"],
+            registry=registry,
+        )
         self.feed_records = Counter(
-            "relais_partner_feed_records_total", "Records written to the partner status feed, by status",
-            ["status"], registry=registry)
+            "relais_partner_feed_records_total",
+            "Records written to the partner status feed, by status",
+            ["status"],
+            registry=registry,
+        )
         self.feed_withheld = Counter(
             "relais_partner_feed_withheld_total",
             "Referrals kept off the partner feed because their reference contains personal data",
-            registry=registry)
+            registry=registry,
+        )
 
     def count(self, recipient: str, result: str) -> None:
         self.results.labels(recipient, result).inc()

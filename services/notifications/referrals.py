@@ -70,9 +70,13 @@ class Partner:
 
 
 # The event each status comes from (a partner notification is about that event).
-EVENT_OF_STATUS = {ReferralStatus.RECEIVED: "CaseReceived", ReferralStatus.ROUTED: "CaseRouted",
-                   ReferralStatus.ACCEPTED: "CommitteeApproved", ReferralStatus.DECLINED: "CaseClosed",
-                   ReferralStatus.CLOSED: "CaseClosed"}
+EVENT_OF_STATUS = {
+    ReferralStatus.RECEIVED: "CaseReceived",
+    ReferralStatus.ROUTED: "CaseRouted",
+    ReferralStatus.ACCEPTED: "CommitteeApproved",
+    ReferralStatus.DECLINED: "CaseClosed",
+    ReferralStatus.CLOSED: "CaseClosed",
+}
 
 
 @dataclass(frozen=True)
@@ -111,9 +115,13 @@ def status_change(event_id: object, payload: Contract) -> StatusChange | None:
         day, association = payload.closed_on, payload.association
     else:
         return None
-    return StatusChange(event_id=str(event_id), status=status, occurred_on=day.isoformat(),
-                        association=association.value if association else None,
-                        outcome_category=category.value if category else None)
+    return StatusChange(
+        event_id=str(event_id),
+        status=status,
+        occurred_on=day.isoformat(),
+        association=association.value if association else None,
+        outcome_category=category.value if category else None,
+    )
 
 
 def partner_of(received: CaseReceived) -> Partner | None:
@@ -126,8 +134,9 @@ def partner_of(received: CaseReceived) -> Partner | None:
     return Partner(referral.kind, reference or None)
 
 
-def release(pending: list[StatusChange], change: StatusChange,
-            released_before: set[ReferralStatus]) -> tuple[list[StatusChange], list[StatusChange]]:
+def release(
+    pending: list[StatusChange], change: StatusChange, released_before: set[ReferralStatus]
+) -> tuple[list[StatusChange], list[StatusChange]]:
     """(still pending, released now) after `change`, in the order the journey implies.
 
     A status is released once the statuses that must precede it have been: routed after received,

@@ -81,8 +81,14 @@ class _Followed:
 
 
 class NotificationsService:
-    def __init__(self, stores: Stores, tokens: Tokens, metrics: NotificationMetrics, clock: Clock,
-                 dispatcher: Dispatcher | None = None) -> None:
+    def __init__(
+        self,
+        stores: Stores,
+        tokens: Tokens,
+        metrics: NotificationMetrics,
+        clock: Clock,
+        dispatcher: Dispatcher | None = None,
+    ) -> None:
         self.notifications, self.contacts = stores.notifications, stores.contacts
         self.preferences, self.referrals = stores.preferences, stores.referrals
         self.tokens, self.metrics, self.clock = tokens, metrics, clock
@@ -122,8 +128,9 @@ class NotificationsService:
         case_id = str(cause.case_id)
         source = cause.encode().decode()
         # Sessions and closings tell the volunteers following the case: read them only then.
-        volunteers = following(await self.contacts.contact(case_id)) \
-            if isinstance(payload, SessionHeld | CaseClosed) else {}
+        volunteers = (
+            following(await self.contacts.contact(case_id)) if isinstance(payload, SessionHeld | CaseClosed) else {}
+        )
         ids = await self._record(self._direct(cause, payload, source, volunteers))
         change = status_change(cause.event_id, payload)
         if change is not None:
@@ -131,19 +138,42 @@ class NotificationsService:
         if ids and self.dispatcher is not None:
             self.dispatcher.submit(ids)  # looked at now, not at the dispatcher's next scan
 
-    def _direct(self, cause: Envelope, payload: Contract, source: str,
-                volunteers: Mapping[Recipient, str]) -> list[NewNotification]:
+    def _direct(
+        self, cause: Envelope, payload: Contract, source: str, volunteers: Mapping[Recipient, str]
+    ) -> list[NewNotification]:
         facts = facts_of(payload)
-        return [self._new(str(cause.case_id), str(cause.event_id), facts["event_type"], item,
-                          {**facts, "volunteer_id": item.volunteer_id} if item.volunteer_id else facts, source)
-                for item in plan(payload, volunteers)]
+        return [
+            self._new(
+                str(cause.case_id),
+                str(cause.event_id),
+                facts["event_type"],
+                item,
+                {**facts, "volunteer_id": item.volunteer_id} if item.volunteer_id else facts,
+                source,
+            )
+            for item in plan(payload, volunteers)
+        ]
 
     @staticmethod
-    def _new(case_id: str, event_id: str, event_type: str, item: PlannedNotification, facts: dict[str, Any],
-             source: str | None) -> NewNotification:
-        return NewNotification(id=notification_id(event_id, item.recipient), case_id=case_id, event_id=event_id,
-                               event_type=event_type, recipient=item.recipient, template=item.template,
-                               channel=item.channel, facts=facts, source_event=source)
+    def _new(
+        case_id: str,
+        event_id: str,
+        event_type: str,
+        item: PlannedNotification,
+        facts: dict[str, Any],
+        source: str | None,
+    ) -> NewNotification:
+        return NewNotification(
+            id=notification_id(event_id, item.recipient),
+            case_id=case_id,
+            event_id=event_id,
+            event_type=event_type,
+            recipient=item.recipient,
+            template=item.template,
+            channel=item.channel,
+            facts=facts,
+            source_event=source,
+        )
 
     async def _record(self, items: list[NewNotification]) -> list[str]:
         return await self.notifications.record(items, self.clock())
@@ -162,52 +192,79 @@ class NotificationsService:
             ids = await self._record(self._partner_notifications(case_id, progress.released, progress.partner))
             records = [r for c in progress.released if (r := self._feed_record(c, progress.partner, case_id))]
             update = {
-                "$set": {"received": progress.received,
-                         "partner": progress.partner.stored() if progress.partner else None,
-                         "pending": [c.stored() for c in progress.pending]},
-                "$push": {"history": {"$each": [c.stored(with_source=False) for c in progress.released]},
-                          "processed_events": change.event_id},
+                "$set": {
+                    "received": progress.received,
+                    "partner": progress.partner.stored() if progress.partner else None,
+                    "pending": [c.stored() for c in progress.pending],
+                },
+                "$push": {
+                    "history": {"$each": [c.stored(with_source=False) for c in progress.released]},
+                    "processed_events": change.event_id,
+                },
             }
             withheld = received is not None and progress.partner is not None and progress.partner.withheld
-            return Change(update, result=_Followed(ids, [status for status, _ in records], withheld),
-                          outbox_items=[item for _, item in records])
+            return Change(
+                update,
+                result=_Followed(ids, [status for status, _ in records], withheld),
+                outbox_items=[item for _, item in records],
+            )
 
         done = await self.referrals.change(case_id, decide)
         followed = done.result if done is not None and done.result is not None else _Followed([], [])
         if followed.already:
             # Already followed; a replayed dead letter may still need its partner email re-armed.
-            return await self.notifications.rearm([notification_id(change.event_id, Recipient.PARTNER)],
-                                                  self.clock())
+            return await self.notifications.rearm([notification_id(change.event_id, Recipient.PARTNER)], self.clock())
         if followed.withheld:
             self.metrics.feed_withheld.inc()
-            log.warning("partner reference withheld from the feed: it contains personal data",
-                        extra={"case_id": case_id})
+            log.warning(
+                "partner reference withheld from the feed: it contains personal data", extra={"case_id": case_id}
+            )
         for status in followed.feed_statuses:
             self.metrics.feed_records.labels(status).inc()
         return followed.ids
 
-    def _partner_notifications(self, case_id: str, released: list[StatusChange],
-                               partner: Partner | None) -> list[NewNotification]:
+    def _partner_notifications(
+        self, case_id: str, released: list[StatusChange], partner: Partner | None
+    ) -> list[NewNotification]:
         if partner is None:
             return []
         items = []
         for change in released:
-            facts = {"event_type": "PartnerStatus", "association": change.association,
-                     "status": change.status.value, "outcome_category": change.outcome_category,
-                     "occurred_on": change.occurred_on, "partner_reference": partner.reference}
-            items.append(self._new(case_id, change.event_id, EVENT_OF_STATUS[change.status],
-                                   partner_notification(change.status), facts, change.source))
+            facts = {
+                "event_type": "PartnerStatus",
+                "association": change.association,
+                "status": change.status.value,
+                "outcome_category": change.outcome_category,
+                "occurred_on": change.occurred_on,
+                "partner_reference": partner.reference,
+            }
+            items.append(
+                self._new(
+                    case_id,
+                    change.event_id,
+                    EVENT_OF_STATUS[change.status],
+                    partner_notification(change.status),
+                    facts,
+                    change.source,
+                )
+            )
         return items
 
-    def _feed_record(self, change: StatusChange, partner: Partner | None,
-                     case_id: str) -> tuple[str, dict[str, Any]] | None:
+    def _feed_record(
+        self, change: StatusChange, partner: Partner | None, case_id: str
+    ) -> tuple[str, dict[str, Any]] | None:
         record = feed_record(change, partner, self.tokens.referral_id(case_id)) if partner else None
         if record is None:
             return None
         return change.status.value, outbox_item(
-            topic=PARTNER_FEED_TOPIC, key=record.partner_reference, value=record.encode().decode(),
-            headers=record.headers(), event_type=RECORD_TYPE, event_id=str(record.record_id),
-            created_at=self.clock().timestamp())
+            topic=PARTNER_FEED_TOPIC,
+            key=record.partner_reference,
+            value=record.encode().decode(),
+            headers=record.headers(),
+            event_type=RECORD_TYPE,
+            event_id=str(record.record_id),
+            created_at=self.clock().timestamp(),
+        )
 
     # --- opting out --------------------------------------------------------------------------------------
 
@@ -215,13 +272,15 @@ class NotificationsService:
         """The (case, recipient) an unsubscribe link names, or None for a forged or broken one."""
         return self.tokens.read_unsubscribe(token)
 
-    async def set_preference(self, case_id: str, recipient: Recipient, *, channel: str = "email",
-                             opted_out: bool = True, via: Via = "api") -> Preference:
+    async def set_preference(
+        self, case_id: str, recipient: Recipient, *, channel: str = "email", opted_out: bool = True, via: Via = "api"
+    ) -> Preference:
         saved = await self.preferences.set(case_id, recipient, channel, opted_out, via, self.clock())
         return _preference(saved)
 
-    async def set_preference_by_token(self, token: str, *, channel: str = "email",
-                                      opted_out: bool = True) -> Preference | None:
+    async def set_preference_by_token(
+        self, token: str, *, channel: str = "email", opted_out: bool = True
+    ) -> Preference | None:
         named = self.unsubscribing(token)
         if named is None:
             return None
@@ -237,5 +296,11 @@ class NotificationsService:
 
 
 def _preference(doc: dict[str, Any]) -> Preference:
-    return Preference(case_id=doc["case_id"], recipient=Recipient(doc["recipient"]), channel=doc["channel"],
-                      opted_out=bool(doc["opted_out"]), via=doc["via"], updated_at=doc.get("updated_at"))
+    return Preference(
+        case_id=doc["case_id"],
+        recipient=Recipient(doc["recipient"]),
+        channel=doc["channel"],
+        opted_out=bool(doc["opted_out"]),
+        via=doc["via"],
+        updated_at=doc.get("updated_at"),
+    )

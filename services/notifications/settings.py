@@ -1,6 +1,6 @@
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings, env_prefix
@@ -49,8 +49,9 @@ class NotificationsSettings(ServiceSettings):
     contact_wait_s: float = 300.0
 
     # Fallback address of each association's coordination when CaseRouted names no antenna contact.
-    coordinators: dict[str, str] = {
-        "second_souffle": "coordination@second-souffle.example",
-        "60000_rebonds": "coordination@60000-rebonds.example",
-    }
-
+    coordinators: dict[str, str] = Field(
+        default_factory=lambda: {
+            "second_souffle": "coordination@second-souffle.example",
+            "60000_rebonds": "coordination@60000-rebonds.example",
+        }
+    )

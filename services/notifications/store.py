@@ -57,13 +57,26 @@ class NewNotification:
     source_event: str | None  # the causing event, kept until a final state (dead letter material)
 
     def document(self, now: datetime) -> dict[str, Any]:
-        return {"_id": self.id, "case_id": self.case_id, "event_id": self.event_id, "event_type": self.event_type,
-                "recipient": self.recipient.value, "template": self.template, "channel": self.channel,
-                "status": Status.PENDING.value, "facts": self.facts, "source_event": self.source_event,
-                "created_at": now, "next_attempt_at": now, "claims": 0, "failures": 0}
+        return {
+            "_id": self.id,
+            "case_id": self.case_id,
+            "event_id": self.event_id,
+            "event_type": self.event_type,
+            "recipient": self.recipient.value,
+            "template": self.template,
+            "channel": self.channel,
+            "status": Status.PENDING.value,
+            "facts": self.facts,
+            "source_event": self.source_event,
+            "created_at": now,
+            "next_attempt_at": now,
+            "claims": 0,
+            "failures": 0,
+        }
 
 
 # --- the interfaces the service and the dispatcher use -------------------------------------------------------
+
 
 class NotificationStore(Protocol):
     async def record(self, items: list[NewNotification], now: datetime) -> list[str]:
@@ -80,8 +93,9 @@ class NotificationStore(Protocol):
 
     async def by_ids(self, ids: list[str]) -> list[dict[str, Any]]: ...
 
-    async def claim(self, doc: dict[str, Any], owner: str, now: datetime,
-                    lease_until: datetime) -> dict[str, Any] | None:
+    async def claim(
+        self, doc: dict[str, Any], owner: str, now: datetime, lease_until: datetime
+    ) -> dict[str, Any] | None:
         """Take the next attempt of this notification, or None if another process took it first."""
 
     async def defer(self, doc: dict[str, Any], until: datetime) -> None:
@@ -94,8 +108,9 @@ class NotificationStore(Protocol):
 
     async def retry_later(self, nid: str, attempt: int, at: datetime, failures: int, error: str) -> bool: ...
 
-    async def fail(self, nid: str, attempt: int, failures: int, reason: str, now: datetime,
-                   dead_letter: dict[str, Any]) -> bool:
+    async def fail(
+        self, nid: str, attempt: int, failures: int, reason: str, now: datetime, dead_letter: dict[str, Any]
+    ) -> bool:
         """Failed for good: the state and its dead letter (outbox) in one write."""
 
     async def for_case(self, case_id: str) -> list[dict[str, Any]]:
@@ -108,16 +123,18 @@ class ContactStore(Protocol):
     async def remember_routing(self, case_id: str, routing: dict[str, Any]) -> None:
         """Keep a routing under its sequence: a re-routing never overwrites, an older one never wins."""
 
-    async def remember_volunteer(self, cause: Envelope, case_id: str, role: Recipient,
-                                 volunteer: dict[str, Any]) -> bool:
+    async def remember_volunteer(
+        self, cause: Envelope, case_id: str, role: Recipient, volunteer: dict[str, Any]
+    ) -> bool:
         """Who follows the case in `role`, once per causing event; False when already applied."""
 
     async def contact(self, case_id: str) -> dict[str, Any] | None: ...
 
 
 class PreferenceStore(Protocol):
-    async def set(self, case_id: str, recipient: Recipient, channel: str, opted_out: bool, via: str,
-                  now: datetime) -> dict[str, Any]: ...
+    async def set(
+        self, case_id: str, recipient: Recipient, channel: str, opted_out: bool, via: str, now: datetime
+    ) -> dict[str, Any]: ...
 
     async def opted_out(self, case_id: str, recipient: str, channel: str) -> bool: ...
 
@@ -139,9 +156,14 @@ class Stores:
 
 # --- MongoDB (FerretDB locally) -------------------------------------------------------------------------------
 
+
 def mongo_stores(db: AsyncDatabase, relay: OutboxRelay) -> Stores:
-    return Stores(MongoNotificationStore(db, relay), MongoContactStore(db), MongoPreferenceStore(db),
-                  MongoReferralStore(db, relay))
+    return Stores(
+        MongoNotificationStore(db, relay),
+        MongoContactStore(db),
+        MongoPreferenceStore(db),
+        MongoReferralStore(db, relay),
+    )
 
 
 async def create_indexes(db: AsyncDatabase) -> None:
@@ -171,8 +193,11 @@ class MongoNotificationStore:
         await insert_many_once(self.open_ids, [{"_id": doc["_id"], "at": now} for doc in docs])
         existing = await insert_many_once(self.notifications, docs)
         if existing:
-            failed = [doc["_id"] for doc in await find_by_ids(self.notifications, existing, {"status": 1})
-                      if doc["status"] == Status.FAILED.value]
+            failed = [
+                doc["_id"]
+                for doc in await find_by_ids(self.notifications, existing, {"status": 1})
+                if doc["status"] == Status.FAILED.value
+            ]
             await self.rearm(failed, now)
         return [item.id for item in items]
 
@@ -180,9 +205,15 @@ class MongoNotificationStore:
         rearmed = []
         for nid in ids:
             await insert_once(self.open_ids, {"_id": nid, "at": now})
-            if await update_if(self.notifications, nid, {"status": Status.FAILED.value}, {
+            if await update_if(
+                self.notifications,
+                nid,
+                {"status": Status.FAILED.value},
+                {
                     "$set": {"status": Status.PENDING.value, "failures": 0, "next_attempt_at": now},
-                    "$unset": {"reason": ""}}):
+                    "$unset": {"reason": ""},
+                },
+            ):
                 rearmed.append(nid)
         return rearmed
 
@@ -201,46 +232,77 @@ class MongoNotificationStore:
         process stopped before unmarking it) is unmarked when the dispatcher reads it.
         """
         if not self._full_look_done:
-            ids = [doc["_id"] async for doc in self.notifications.find(
-                {"status": {"$in": [Status.PENDING.value, Status.SENDING.value]}}, {"_id": 1})]
+            ids = [
+                doc["_id"]
+                async for doc in self.notifications.find(
+                    {"status": {"$in": [Status.PENDING.value, Status.SENDING.value]}}, {"_id": 1}
+                )
+            ]
             self._full_look_done = True
             return ids
         return [doc["_id"] async for doc in self.open_ids.find({}, {"_id": 1})]
 
-    async def claim(self, doc: dict[str, Any], owner: str, now: datetime,
-                    lease_until: datetime) -> dict[str, Any] | None:
+    async def claim(
+        self, doc: dict[str, Any], owner: str, now: datetime, lease_until: datetime
+    ) -> dict[str, Any] | None:
         attempt = doc.get("claims", 0) + 1
         if not await insert_once(self.claims, {"_id": f"{doc['_id']}#{attempt}", "owner": owner, "at": now}):
             return None
-        fields = {"status": Status.SENDING.value, "phase": Phase.BEFORE_DATA.value, "claims": attempt,
-                  "owner": owner, "lease_until": lease_until, "composed_at": doc.get("composed_at") or now}
+        fields = {
+            "status": Status.SENDING.value,
+            "phase": Phase.BEFORE_DATA.value,
+            "claims": attempt,
+            "owner": owner,
+            "lease_until": lease_until,
+            "composed_at": doc.get("composed_at") or now,
+        }
         if not await self._update(doc["_id"], attempt - 1, {"$set": fields}):
             return None
         return {**doc, **fields}
 
     async def defer(self, doc: dict[str, Any], until: datetime) -> None:
-        await self._update(doc["_id"], doc.get("claims", 0), {"$set": {"next_attempt_at": until}},
-                           status=Status.PENDING)
+        await self._update(
+            doc["_id"], doc.get("claims", 0), {"$set": {"next_attempt_at": until}}, status=Status.PENDING
+        )
 
     async def set_phase(self, nid: str, attempt: int, phase: Phase) -> bool:
         return await self._update(nid, attempt, {"$set": {"phase": phase.value}})
 
     async def finish(self, nid: str, attempt: int, status: Status, now: datetime, **fields: Any) -> bool:
-        return await self._update(nid, attempt, {
-            "$set": {"status": status.value, "finished_at": now, **fields},
-            "$unset": {"source_event": "", "lease_until": "", "owner": ""}})
+        return await self._update(
+            nid,
+            attempt,
+            {
+                "$set": {"status": status.value, "finished_at": now, **fields},
+                "$unset": {"source_event": "", "lease_until": "", "owner": ""},
+            },
+        )
 
     async def retry_later(self, nid: str, attempt: int, at: datetime, failures: int, error: str) -> bool:
-        return await self._update(nid, attempt, {
-            "$set": {"status": Status.PENDING.value, "next_attempt_at": at, "failures": failures,
-                     "last_error": error},
-            "$unset": {"lease_until": "", "owner": ""}})
+        return await self._update(
+            nid,
+            attempt,
+            {
+                "$set": {
+                    "status": Status.PENDING.value,
+                    "next_attempt_at": at,
+                    "failures": failures,
+                    "last_error": error,
+                },
+                "$unset": {"lease_until": "", "owner": ""},
+            },
+        )
 
-    async def fail(self, nid: str, attempt: int, failures: int, reason: str, now: datetime,
-                   dead_letter: dict[str, Any]) -> bool:
-        update = with_outbox_items({
-            "$set": {"status": Status.FAILED.value, "failures": failures, "reason": reason, "finished_at": now},
-            "$unset": {"lease_until": "", "owner": ""}}, [dead_letter])
+    async def fail(
+        self, nid: str, attempt: int, failures: int, reason: str, now: datetime, dead_letter: dict[str, Any]
+    ) -> bool:
+        update = with_outbox_items(
+            {
+                "$set": {"status": Status.FAILED.value, "failures": failures, "reason": reason, "finished_at": now},
+                "$unset": {"lease_until": "", "owner": ""},
+            },
+            [dead_letter],
+        )
         done = await self._update(nid, attempt, update)
         if done:
             self.relay.notify(self.notifications, nid)
@@ -265,11 +327,11 @@ class MongoContactStore:
         await update_by_id(self.contacts, case_id, {"$set": {**contact, "received": True}}, upsert=True)
 
     async def remember_routing(self, case_id: str, routing: dict[str, Any]) -> None:
-        await update_by_id(self.contacts, case_id, {"$set": {f"routings.{routing['sequence']}": routing}},
-                           upsert=True)
+        await update_by_id(self.contacts, case_id, {"$set": {f"routings.{routing['sequence']}": routing}}, upsert=True)
 
-    async def remember_volunteer(self, cause: Envelope, case_id: str, role: Recipient,
-                                 volunteer: dict[str, Any]) -> bool:
+    async def remember_volunteer(
+        self, cause: Envelope, case_id: str, role: Recipient, volunteer: dict[str, Any]
+    ) -> bool:
         return await apply_event(self.contacts, case_id, cause, {"$set": {f"volunteers.{role.value}": volunteer}})
 
     async def contact(self, case_id: str) -> dict[str, Any] | None:
@@ -280,12 +342,18 @@ class MongoPreferenceStore:
     def __init__(self, db: AsyncDatabase) -> None:
         self.preferences = db["preferences"]
 
-    async def set(self, case_id: str, recipient: Recipient, channel: str, opted_out: bool, via: str,
-                  now: datetime) -> dict[str, Any]:
-        fields = {"case_id": case_id, "recipient": recipient.value, "channel": channel, "opted_out": opted_out,
-                  "via": via, "updated_at": now}
-        await update_by_id(self.preferences, f"{case_id}:{recipient.value}:{channel}", {"$set": fields},
-                           upsert=True)
+    async def set(
+        self, case_id: str, recipient: Recipient, channel: str, opted_out: bool, via: str, now: datetime
+    ) -> dict[str, Any]:
+        fields = {
+            "case_id": case_id,
+            "recipient": recipient.value,
+            "channel": channel,
+            "opted_out": opted_out,
+            "via": via,
+            "updated_at": now,
+        }
+        await update_by_id(self.preferences, f"{case_id}:{recipient.value}:{channel}", {"$set": fields}, upsert=True)
         return fields
 
     async def opted_out(self, case_id: str, recipient: str, channel: str) -> bool:
@@ -303,5 +371,11 @@ class MongoReferralStore:
         relay.watch(self.referrals)
 
     async def change(self, case_id: str, decide: Decide[R]) -> Change[R] | None:
-        return await change_versioned(self.referrals, case_id, decide, projection=dict(WITHOUT_OUTBOX), create=True,
-                                      on_emitted=lambda: self.relay.notify(self.referrals, case_id))
+        return await change_versioned(
+            self.referrals,
+            case_id,
+            decide,
+            projection=dict(WITHOUT_OUTBOX),
+            create=True,
+            on_emitted=lambda: self.relay.notify(self.referrals, case_id),
+        )

@@ -21,8 +21,20 @@ from markupsafe import escape
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 PARIS = ZoneInfo("Europe/Paris")
 
-MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
-          "novembre", "décembre")
+MONTHS = (
+    "janvier",
+    "février",
+    "mars",
+    "avril",
+    "mai",
+    "juin",
+    "juillet",
+    "août",
+    "septembre",
+    "octobre",
+    "novembre",
+    "décembre",
+)
 WEEKDAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
 SESSIONS = {
     "coaching": "votre séance de coaching",
@@ -77,24 +89,36 @@ def duree_fr(days: int) -> str:
 
 
 def de(name: str) -> str:
-    """"de" before a name, elided before a vowel: d'Éloïse, de Jeanne (an h is taken as aspirated)."""
+    """ "de" before a name, elided before a vowel: d'Éloïse, de Jeanne (an h is taken as aspirated)."""
     return ("d'" if name[:1] in _VOWELS else "de ") + name
 
 
 def de_lieu(place: str) -> str:
-    """"de" before a place name, with the article contracted: du Puy-en-Velay, des Ollières, d'Annecy."""
+    """ "de" before a place name, with the article contracted: du Puy-en-Velay, des Ollières, d'Annecy."""
     for article, contracted in (("Le ", "du "), ("Les ", "des "), ("La ", "de la "), ("L'", "de l'")):
         if place.startswith(article):
-            return contracted + place[len(article):]
+            return contracted + place[len(article) :]
     return de(place)
 
 
 def _environment() -> Environment:
-    env = Environment(loader=FileSystemLoader(TEMPLATE_DIR), autoescape=False, undefined=StrictUndefined,
-                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False)
-    env.filters.update(date_fr=date_fr, jour_fr=jour_fr, duree_fr=duree_fr, de=de, de_lieu=de_lieu,
-                       seance=lambda kind: SESSIONS.get(kind, "votre rendez-vous"),
-                       issue=lambda outcome: OUTCOMES.get(outcome, "Autre issue"))
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATE_DIR),
+        autoescape=False,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+    env.filters.update(
+        date_fr=date_fr,
+        jour_fr=jour_fr,
+        duree_fr=duree_fr,
+        de=de,
+        de_lieu=de_lieu,
+        seance=lambda kind: SESSIONS.get(kind, "votre rendez-vous"),
+        issue=lambda outcome: OUTCOMES.get(outcome, "Autre issue"),
+    )
     return env
 
 
@@ -110,8 +134,7 @@ class Renderer:
         self.env = _environment()
 
     def names(self) -> list[str]:
-        return sorted(name.removesuffix(".j2") for name in self.env.list_templates()
-                      if name != "base.j2")
+        return sorted(name.removesuffix(".j2") for name in self.env.list_templates() if name != "base.j2")
 
     def render(self, template: str, context: dict[str, Any]) -> Rendered:
         tpl = self.env.get_template(f"{template}.j2")
@@ -132,7 +155,7 @@ def _inline(line: str) -> str:
     """Escape a line of text; bare links become anchors (their text and address escaped too)."""
     out, last = [], 0
     for match in _URL.finditer(line):
-        out.append(str(escape(line[last:match.start()])))
+        out.append(str(escape(line[last : match.start()])))
         url = escape(match.group(0))
         out.append(f'<a href="{url}">{url}</a>')
         last = match.end()
@@ -145,8 +168,11 @@ def to_html(subject: str, text: str) -> str:
     for block in re.split(r"\n\s*\n", text.strip()):
         lines = block.splitlines()
         if lines[0] == "--":
-            parts.append('<hr><p style="color:#666;font-size:12px">'
-                         + "<br>\n".join(_inline(line) for line in lines[1:]) + "</p>")
+            parts.append(
+                '<hr><p style="color:#666;font-size:12px">'
+                + "<br>\n".join(_inline(line) for line in lines[1:])
+                + "</p>"
+            )
             continue
         prose = [line for line in lines if not line.startswith("- ")]
         items = [line[2:] for line in lines if line.startswith("- ")]
@@ -155,6 +181,8 @@ def to_html(subject: str, text: str) -> str:
         if items:
             parts.append("<ul>" + "".join(f"<li>{_inline(item)}</li>" for item in items) + "</ul>")
     body = "\n".join(parts)
-    return (f'<!DOCTYPE html>\n<html lang="fr"><head><meta charset="utf-8"><title>{escape(subject)}</title></head>\n'
-            f'<body style="font-family:Arial,sans-serif;font-size:15px;line-height:1.5;color:#222">\n{body}\n'
-            f"</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="fr"><head><meta charset="utf-8"><title>{escape(subject)}</title></head>\n'
+        f'<body style="font-family:Arial,sans-serif;font-size:15px;line-height:1.5;color:#222">\n{body}\n'
+        f"</body></html>\n"
+    )

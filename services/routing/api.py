@@ -43,8 +43,11 @@ class AntennaPatch(StrictRequest):
 
     @model_validator(mode="after")
     def only_the_city_can_be_cleared(self) -> AntennaPatch:
-        cleared = [name for name in ("name", "insee_code", "status", "contact")
-                   if name in self.model_fields_set and getattr(self, name) is None]
+        cleared = [
+            name
+            for name in ("name", "insee_code", "status", "contact")
+            if name in self.model_fields_set and getattr(self, name) is None
+        ]
         if cleared:
             raise ValueError(f"Ce champ ne peut pas être vidé : {', '.join(cleared)}.")
         return self
@@ -91,16 +94,26 @@ class Waitlist(BaseModel):
 def routes(service: RoutingService) -> APIRouter:
     api = APIRouter()
 
-    @api.get("/cases/{case_id}", tags=["routing"], response_model=RoutedCase,
-             summary="Routing decision and history of a case", responses={404: {}})
+    @api.get(
+        "/cases/{case_id}",
+        tags=["routing"],
+        response_model=RoutedCase,
+        summary="Routing decision and history of a case",
+        responses={404: {}},
+    )
     async def get_case(case_id: uuid.UUID) -> RoutedCase:
         case = await service.case(case_id)
         if case is None:
             raise HTTPException(404, "Dossier introuvable.")
         return case
 
-    @api.post("/cases/{case_id}/reroute", tags=["routing"], response_model=CaseRouted,
-              summary="Route a case again (staff)", responses={404: {}, 409: {}, 422: {}})
+    @api.post(
+        "/cases/{case_id}/reroute",
+        tags=["routing"],
+        response_model=CaseRouted,
+        summary="Route a case again (staff)",
+        responses={404: {}, 409: {}, 422: {}},
+    )
     async def reroute(case_id: uuid.UUID, body: RerouteBody) -> CaseRouted:
         try:
             return await service.reroute_by_staff(case_id, body.rerouting())
@@ -109,25 +122,42 @@ def routes(service: RoutingService) -> APIRouter:
         except NotAwaitingApesa:
             raise HTTPException(409, "Ce dossier n'attend pas le retour d'APESA.") from None
         except RerouteRaced:
-            raise HTTPException(409, "Une autre réorientation de ce dossier vient d'avoir lieu : rechargez-le.") from None
+            raise HTTPException(
+                409, "Une autre réorientation de ce dossier vient d'avoir lieu : rechargez-le."
+            ) from None
 
-    @api.get("/antennas", tags=["antennas"], response_model=list[AntennaView],
-             summary="The antenna directory with free places")
+    @api.get(
+        "/antennas",
+        tags=["antennas"],
+        response_model=list[AntennaView],
+        summary="The antenna directory with free places",
+    )
     async def list_antennas() -> list[AntennaView]:
         return await service.antennas()
 
-    @api.get("/antennas/{antenna_id}", tags=["antennas"], response_model=AntennaView, summary="One antenna",
-             responses={404: {}})
+    @api.get(
+        "/antennas/{antenna_id}",
+        tags=["antennas"],
+        response_model=AntennaView,
+        summary="One antenna",
+        responses={404: {}},
+    )
     async def get_antenna(antenna_id: str) -> AntennaView:
         antenna = await service.antenna(antenna_id)
         if antenna is None:
             raise HTTPException(404, "Antenne introuvable.")
         return antenna
 
-    @api.put("/antennas/{antenna_id}", tags=["antennas"], response_model=AntennaView,
-             summary="Create or replace an antenna", responses={201: {}, 422: {}})
-    async def put_antenna(antenna_id: Annotated[str, Path(pattern=ANTENNA_ID, max_length=100)],
-                          body: AntennaFields, response: Response) -> AntennaView:
+    @api.put(
+        "/antennas/{antenna_id}",
+        tags=["antennas"],
+        response_model=AntennaView,
+        summary="Create or replace an antenna",
+        responses={201: {}, 422: {}},
+    )
+    async def put_antenna(
+        antenna_id: Annotated[str, Path(pattern=ANTENNA_ID, max_length=100)], body: AntennaFields, response: Response
+    ) -> AntennaView:
         if not antenna_id.startswith(f"{body.association.value}-"):
             raise HTTPException(422, f"L'identifiant doit commencer par « {body.association.value}- ».")
         try:
@@ -138,8 +168,13 @@ def routes(service: RoutingService) -> APIRouter:
             response.status_code = 201
         return antenna
 
-    @api.patch("/antennas/{antenna_id}", tags=["antennas"], response_model=AntennaView,
-               summary="Change an antenna's status, contact...", responses={404: {}, 422: {}})
+    @api.patch(
+        "/antennas/{antenna_id}",
+        tags=["antennas"],
+        response_model=AntennaView,
+        summary="Change an antenna's status, contact...",
+        responses={404: {}, 422: {}},
+    )
     async def patch_antenna(antenna_id: str, body: AntennaPatch) -> AntennaView:
         try:
             antenna = await service.patch_antenna(antenna_id, body.model_dump(mode="json", exclude_unset=True))
@@ -149,11 +184,17 @@ def routes(service: RoutingService) -> APIRouter:
             raise HTTPException(404, "Antenne introuvable.")
         return antenna
 
-    @api.get("/waitlists/{association}", tags=["antennas"], response_model=Waitlist,
-             summary="Cases waiting for a place, in order")
+    @api.get(
+        "/waitlists/{association}",
+        tags=["antennas"],
+        response_model=Waitlist,
+        summary="Cases waiting for a place, in order",
+    )
     async def waitlist(association: Association) -> Waitlist:
         entries = await service.waitlist(association)
-        return Waitlist(association=association, entries=[WaitlistEntry(position=i + 1, case_id=uuid.UUID(case))
-                                                          for i, case in enumerate(entries)])
+        return Waitlist(
+            association=association,
+            entries=[WaitlistEntry(position=i + 1, case_id=uuid.UUID(case)) for i, case in enumerate(entries)],
+        )
 
     return api

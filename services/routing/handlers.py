@@ -48,6 +48,7 @@ class AntennaCapacityChangedHandler:
         self.service = service
 
     async def __call__(self, envelope: Envelope) -> None:
-        log.debug("antenna capacity changed",
-                  extra={"antenna_id": envelope.antenna_id, "event_id": str(envelope.event_id)})
+        log.debug(
+            "antenna capacity changed", extra={"antenna_id": envelope.antenna_id, "event_id": str(envelope.event_id)}
+        )
         await self.service.capacity_changed(envelope.payload_as(AntennaCapacityChanged), envelope)

@@ -85,22 +85,36 @@ class AntennaView(AntennaEntry):
 class RoutingMetrics:
     def __init__(self, metrics: Metrics) -> None:
         r = metrics.registry
-        self.decisions = Counter("relais_routing_decisions_total", "Routing decisions by association and status",
-                                 ["association", "status"], registry=r)
-        self.beyond_one_hour = Counter("relais_routing_beyond_one_hour_total",
-                                       "Cases oriented to an antenna more than one hour away", ["association"],
-                                       registry=r)
-        self.location_flagged = Counter("relais_routing_location_flagged_total",
-                                        "Cases whose commune was unknown or placed approximately", registry=r)
-        self.waitlisted = Counter("relais_routing_waitlisted_total", "Cases put on a waitlist",
-                                  ["association"], registry=r)
-        self.waitlist_size = Gauge("relais_routing_waitlist_size", "Cases waiting for a place, by association",
-                                   ["association"], registry=r)
-        self.reroutes = Counter("relais_routing_reroutes_total", "Cases routed again, by cause", ["reason"],
-                                registry=r)
+        self.decisions = Counter(
+            "relais_routing_decisions_total",
+            "Routing decisions by association and status",
+            ["association", "status"],
+            registry=r,
+        )
+        self.beyond_one_hour = Counter(
+            "relais_routing_beyond_one_hour_total",
+            "Cases oriented to an antenna more than one hour away",
+            ["association"],
+            registry=r,
+        )
+        self.location_flagged = Counter(
+            "relais_routing_location_flagged_total",
+            "Cases whose commune was unknown or placed approximately",
+            registry=r,
+        )
+        self.waitlisted = Counter(
+            "relais_routing_waitlisted_total", "Cases put on a waitlist", ["association"], registry=r
+        )
+        self.waitlist_size = Gauge(
+            "relais_routing_waitlist_size", "Cases waiting for a place, by association", ["association"], registry=r
+        )
+        self.reroutes = Counter("relais_routing_reroutes_total", "Cases routed again, by cause", ["reason"], registry=r)
         self.decision_seconds = Histogram(
-            "relais_routing_decision_seconds", "Time of the pure routing decision (rules, place, antenna)",
-            buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01), registry=r)
+            "relais_routing_decision_seconds",
+            "Time of the pure routing decision (rules, place, antenna)",
+            buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01),
+            registry=r,
+        )
 
 
 def utc_now() -> datetime:
@@ -108,9 +122,17 @@ def utc_now() -> datetime:
 
 
 class RoutingService:
-    def __init__(self, stores: RoutingStores, *, gazetteer: Gazetteer, model: TravelModel, rules: RuleBook,
-                 metrics: Metrics, directory: list[AntennaEntry],
-                 clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        stores: RoutingStores,
+        *,
+        gazetteer: Gazetteer,
+        model: TravelModel,
+        rules: RuleBook,
+        metrics: Metrics,
+        directory: list[AntennaEntry],
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
         self.stores = stores
         self.gazetteer = gazetteer
         self.model = model
@@ -133,23 +155,39 @@ class RoutingService:
         """Route a case intake received; None when this CaseReceived was routed already."""
         if await self.stores.routes.was_applied(case_id, cause.event_id):
             return None
-        return await self._route(case_id, received.situation, cause, sequence=1, received_at=received.received_at,
-                                 first_seen=(received.referral.kind, received.received_at))
+        return await self._route(
+            case_id,
+            received.situation,
+            cause,
+            sequence=1,
+            received_at=received.received_at,
+            first_seen=(received.referral.kind, received.received_at),
+        )
 
-    async def reroute_requested(self, case_id: uuid.UUID, request: RerouteRequested,
-                                cause: Envelope) -> CaseRouted | None:
+    async def reroute_requested(
+        self, case_id: uuid.UUID, request: RerouteRequested, cause: Envelope
+    ) -> CaseRouted | None:
         """Coaching hands the case over or judges it out of scope; None when this request was applied."""
-        changes = {key: value for key, value in
-                   (("procedure", request.procedure), ("court_decision_date", request.court_decision_date))
-                   if value is not None}
-        return await self._reroute(case_id, Rerouting(RerouteCause(request.reason.value), request.requested_by,
-                                                      changes), cause)
+        changes = {
+            key: value
+            for key, value in (("procedure", request.procedure), ("court_decision_date", request.court_decision_date))
+            if value is not None
+        }
+        return await self._reroute(
+            case_id, Rerouting(RerouteCause(request.reason.value), request.requested_by, changes), cause
+        )
 
     async def capacity_changed(self, report: AntennaCapacityChanged, cause: Envelope) -> int:
         """Take coaching's report in; places that free up go to the waitlist first. Returns the promoted."""
-        await self.stores.capacities.report(report.antenna_id, report.association, CapacityReport(
-            coach_slots_free=report.coach_slots_free, sponsor_slots_free=report.sponsor_slots_free,
-            as_of=report.as_of))
+        await self.stores.capacities.report(
+            report.antenna_id,
+            report.association,
+            CapacityReport(
+                coach_slots_free=report.coach_slots_free,
+                sponsor_slots_free=report.sponsor_slots_free,
+                as_of=report.as_of,
+            ),
+        )
         return await self.promote_waitlist(report.association, cause)
 
     async def promote_waitlist(self, association: Association, cause: Envelope | None = None) -> int:
@@ -161,8 +199,7 @@ class RoutingService:
                 await self._waitlist_remove(case_id)
                 continue
             antennas = await self._antennas(case_id)
-            if not any(a.has_room for a in antennas
-                       if a.association is association and a.status is AntennaStatus.OPEN):
+            if not any(a.has_room for a in antennas if a.association is association and a.status is AntennaStatus.OPEN):
                 break
             routed = await self._reroute(case.case_id, Rerouting(RerouteCause.PLACE_FREED), cause, case)
             if routed is not None and routed.status is RoutingStatus.ORIENTED:
@@ -186,7 +223,8 @@ class RoutingService:
         """Create or replace an antenna (raises `directory.UnknownCommune`); an open one serves the waitlist."""
         fields = placed(details.model_dump(mode="json"), self.gazetteer)
         entry, created = await self.stores.antennas.put(
-            AntennaEntry.model_validate({**fields, "id": antenna_id, "updated_at": self.clock()}))
+            AntennaEntry.model_validate({**fields, "id": antenna_id, "updated_at": self.clock()})
+        )
         await self._after_edit(entry)
         return await self._view(entry), created
 
@@ -218,8 +256,9 @@ class RoutingService:
 
     # --- the common path ----------------------------------------------------------------------------------------
 
-    async def _reroute(self, case_id: uuid.UUID, rerouting: Rerouting, cause: Envelope | None,
-                       case: RoutedCase | None = None) -> CaseRouted | None:
+    async def _reroute(
+        self, case_id: uuid.UUID, rerouting: Rerouting, cause: Envelope | None, case: RoutedCase | None = None
+    ) -> CaseRouted | None:
         """Route a case again; `cause` is the event asking for it (None: staff through the admin API)."""
         case = case or await self.stores.routes.get(case_id)
         if case is None:
@@ -229,23 +268,45 @@ class RoutingService:
         current = case.current
         sequence = current.sequence + 1
         situation = Situation.model_validate({**case.situation.model_dump(), **rerouting.changes})
-        previous = PreviousDecision(sequence=current.sequence, association=current.association, rule=current.rule,
-                                    status=current.status, antenna_id=current.antenna_id,
-                                    routed_at=current.routed_at)
+        previous = PreviousDecision(
+            sequence=current.sequence,
+            association=current.association,
+            rule=current.rule,
+            status=current.status,
+            antenna_id=current.antenna_id,
+            routed_at=current.routed_at,
+        )
         event_id = uuid.uuid5(ADMIN_NAMESPACE, f"{case_id}/{sequence}") if cause is None else None
         apesa_done = case.apesa_done or rerouting.cause is RerouteCause.APESA_RESUMED
-        routed = await self._route(case_id, situation, cause, sequence=sequence, received_at=current.received_at,
-                                   previous=previous, rerouting=rerouting, apesa_done=apesa_done,
-                                   event_id=event_id)
+        routed = await self._route(
+            case_id,
+            situation,
+            cause,
+            sequence=sequence,
+            received_at=current.received_at,
+            previous=previous,
+            rerouting=rerouting,
+            apesa_done=apesa_done,
+            event_id=event_id,
+        )
         if routed is not None:
             self.metrics.reroutes.labels(rerouting.cause.value).inc()
         return routed
 
-    async def _route(self, case_id: uuid.UUID, situation: Situation, cause: Envelope | None, *, sequence: int,
-                     received_at: datetime | None, previous: PreviousDecision | None = None,
-                     rerouting: Rerouting | None = None, apesa_done: bool = False,
-                     event_id: uuid.UUID | None = None,
-                     first_seen: tuple[ReferrerKind, datetime] | None = None) -> CaseRouted | None:
+    async def _route(
+        self,
+        case_id: uuid.UUID,
+        situation: Situation,
+        cause: Envelope | None,
+        *,
+        sequence: int,
+        received_at: datetime | None,
+        previous: PreviousDecision | None = None,
+        rerouting: Rerouting | None = None,
+        apesa_done: bool = False,
+        event_id: uuid.UUID | None = None,
+        first_seen: tuple[ReferrerKind, datetime] | None = None,
+    ) -> CaseRouted | None:
         now = self.clock()
         antennas = await self._antennas(str(case_id))
         started = time.perf_counter()
@@ -261,17 +322,31 @@ class RoutingService:
         hold_key = cause.event_id if cause is not None else event_id
         assert hold_key is not None
         position = await self._hold(str(case_id), decided, reservation_key(str(case_id), hold_key), now)
-        routed = routed_event(decided, routed_at=now, received_at=received_at, sequence=sequence,
-                              waitlist_position=position, previous=previous,
-                              reroute_reason=rerouting.cause if rerouting else None)
+        routed = routed_event(
+            decided,
+            routed_at=now,
+            received_at=received_at,
+            sequence=sequence,
+            waitlist_position=position,
+            previous=previous,
+            reroute_reason=rerouting.cause if rerouting else None,
+        )
         envelope = new_envelope(routed, case_id=case_id, producer=PRODUCER, cause=cause, event_id=event_id)
         referral_kind, first_received_at = first_seen or (None, None)
         record = Decision(routed, situation, location, apesa_done, referral_kind, first_received_at)
         if not await self.stores.routes.record(case_id, cause or envelope, record, envelope):
             return None
         self._count(routed, location)
-        log.info("case routed", extra={"case_id": str(case_id), "sequence": sequence, "status": routed.status,
-                                       "association": routed.association.value, "antenna_id": routed.antenna_id})
+        log.info(
+            "case routed",
+            extra={
+                "case_id": str(case_id),
+                "sequence": sequence,
+                "status": routed.status,
+                "association": routed.association.value,
+                "antenna_id": routed.antenna_id,
+            },
+        )
         return routed
 
     async def _hold(self, case_id: str, decided: Route, key: str, now: datetime) -> int | None:
@@ -302,10 +377,16 @@ class RoutingService:
             if entry.lat is None or entry.lon is None:
                 continue
             capacity = capacities.get(entry.id)
-            free = None if capacity is None else capacity.free_places(self.rules.first_volunteer[entry.association],
-                                                                      exclude_case=case_id)
-            result.append(Antenna(entry.id, entry.association, entry.name, entry.status, entry.contact,
-                                  entry.lat, entry.lon, free))
+            free = (
+                None
+                if capacity is None
+                else capacity.free_places(self.rules.first_volunteer[entry.association], exclude_case=case_id)
+            )
+            result.append(
+                Antenna(
+                    entry.id, entry.association, entry.name, entry.status, entry.contact, entry.lat, entry.lon, free
+                )
+            )
         return result
 
     async def _after_edit(self, entry: AntennaEntry) -> None:
@@ -318,9 +399,12 @@ class RoutingService:
 
     def _antenna_view(self, entry: AntennaEntry, capacity: Capacity | None) -> AntennaView:
         capacity = capacity or Capacity(antenna_id=entry.id)
-        return AntennaView(**dict(entry), reported_capacity=capacity.reported,
-                           free_places=capacity.free_places(self.rules.first_volunteer[entry.association]),
-                           held_by=[r.case_id for r in capacity.reservations])
+        return AntennaView(
+            **dict(entry),
+            reported_capacity=capacity.reported,
+            free_places=capacity.free_places(self.rules.first_volunteer[entry.association]),
+            held_by=[r.case_id for r in capacity.reservations],
+        )
 
     def _count(self, routed: CaseRouted, location: Location | None) -> None:
         association = routed.association.value

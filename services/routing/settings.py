@@ -27,5 +27,4 @@ class RoutingSettings(ServiceSettings):
     antennas_file: Path = ANTENNAS_FILE
 
     def travel_model(self) -> TravelModel:
-        return TravelModel(self.detour_factor, self.road_speed_kmh, self.travel_overhead_minutes,
-                           self.one_hour_minutes)
+        return TravelModel(self.detour_factor, self.road_speed_kmh, self.travel_overhead_minutes, self.one_hour_minutes)

@@ -61,6 +61,7 @@ class Decision:
 
 # --- protocols ----------------------------------------------------------------------------------------------
 
+
 class RouteStore(Protocol):
     async def was_applied(self, case_id: uuid.UUID, event_id: uuid.UUID) -> bool: ...
 
@@ -117,9 +118,11 @@ class RoutingStores:
 
 # --- MongoDB ------------------------------------------------------------------------------------------------
 
+
 def mongo_stores(db: AsyncDatabase, relay: OutboxRelay) -> RoutingStores:
-    return RoutingStores(MongoRouteStore(db, relay), MongoAntennaStore(db), MongoCapacityStore(db),
-                         MongoWaitlistStore(db))
+    return RoutingStores(
+        MongoRouteStore(db, relay), MongoAntennaStore(db), MongoCapacityStore(db), MongoWaitlistStore(db)
+    )
 
 
 class MongoRouteStore:
@@ -134,13 +137,21 @@ class MongoRouteStore:
     async def record(self, case_id: uuid.UUID, cause: Envelope, decision: Decision, event: Envelope) -> bool:
         routed = decision.routed.model_dump(mode="json")
         update: dict[str, Any] = {
-            "$set": {"association": routed["association"], "status": routed["status"], "current": routed,
-                     "situation": decision.situation.model_dump(mode="json"),
-                     "location": _LOCATION.dump_python(decision.location, mode="json"), "apesa_done": decision.apesa_done},
+            "$set": {
+                "association": routed["association"],
+                "status": routed["status"],
+                "current": routed,
+                "situation": decision.situation.model_dump(mode="json"),
+                "location": _LOCATION.dump_python(decision.location, mode="json"),
+                "apesa_done": decision.apesa_done,
+            },
             "$push": {"history": routed},
         }
-        first = {key: value for key, value in (("referral_kind", decision.referral_kind),
-                                               ("received_at", decision.received_at)) if value is not None}
+        first = {
+            key: value
+            for key, value in (("referral_kind", decision.referral_kind), ("received_at", decision.received_at))
+            if value is not None
+        }
         if first:
             update["$setOnInsert"] = first
         applied = await apply_event(self.routes, str(case_id), cause, update, emit=[event])
@@ -204,15 +215,19 @@ class MongoCapacityStore:
             items = [r for r in (doc or {}).get("reservations", []) if r["key"] in counted]
             update["$pullAll"] = {"reservations": items, "reservation_keys": [r["key"] for r in items]}
         # Written only if no other report came in since the read (a reservation meanwhile is kept).
-        return await update_if(self.capacities, antenna_id, {"reported": (doc or {}).get("reported")}, update,
-                               upsert=doc is None)
+        return await update_if(
+            self.capacities, antenna_id, {"reported": (doc or {}).get("reported")}, update, upsert=doc is None
+        )
 
     async def hold(self, antenna_id: str, reservation: Reservation) -> bool:
         try:
             result = await update_by_id(
-                self.capacities, antenna_id,
+                self.capacities,
+                antenna_id,
                 {"$push": {"reservation_keys": reservation.key, "reservations": reservation.model_dump()}},
-                upsert=True, condition={"reservation_keys": {"$ne": reservation.key}})
+                upsert=True,
+                condition={"reservation_keys": {"$ne": reservation.key}},
+            )
         except DuplicateKeyError:  # the key is there: the filter missed, the upsert found the document
             return False
         return result.modified_count == 1 or result.upserted_id is not None
@@ -222,8 +237,11 @@ class MongoCapacityStore:
         async for doc in self.capacities.find({}):
             items = [r for r in doc.get("reservations", []) if r["case_id"] == case_id and r["key"] != keep_key]
             if items:
-                await update_by_id(self.capacities, doc["_id"],
-                                   {"$pullAll": {"reservations": items, "reservation_keys": [r["key"] for r in items]}})
+                await update_by_id(
+                    self.capacities,
+                    doc["_id"],
+                    {"$pullAll": {"reservations": items, "reservation_keys": [r["key"] for r in items]}},
+                )
 
 
 class MongoWaitlistStore:
@@ -235,8 +253,9 @@ class MongoWaitlistStore:
         return list((doc or {}).get("entries", []))
 
     async def add(self, association: Association, case_id: str) -> tuple[int, int]:
-        doc = await update_by_id_returning(self.waitlists, association.value,
-                                           {"$addToSet": {"entries": case_id}}, upsert=True)
+        doc = await update_by_id_returning(
+            self.waitlists, association.value, {"$addToSet": {"entries": case_id}}, upsert=True
+        )
         assert doc is not None  # upserted
         return doc["entries"].index(case_id) + 1, len(doc["entries"])
 
@@ -250,8 +269,11 @@ class MongoWaitlistStore:
 
 
 def _antenna_doc(entry: AntennaEntry) -> dict[str, Any]:
-    return {"_id": entry.id, **entry.model_dump(mode="json", exclude={"id", "updated_at"}),
-            "updated_at": entry.updated_at}
+    return {
+        "_id": entry.id,
+        **entry.model_dump(mode="json", exclude={"id", "updated_at"}),
+        "updated_at": entry.updated_at,
+    }
 
 
 def _antenna(doc: dict[str, Any]) -> AntennaEntry:
@@ -259,5 +281,6 @@ def _antenna(doc: dict[str, Any]) -> AntennaEntry:
 
 
 def _capacity(doc: dict[str, Any]) -> Capacity:
-    return Capacity(antenna_id=doc["_id"], reported=doc.get("reported"),
-                    reservations=tuple(doc.get("reservations", ())))
+    return Capacity(
+        antenna_id=doc["_id"], reported=doc.get("reported"), reservations=tuple(doc.get("reservations", ()))
+    )

@@ -19,6 +19,8 @@ from shared.schemas import Association
 from shared.store import VersionConflict
 
 T = TypeVar("T")
+# A route's documented refusals, as FastAPI's `responses` takes them.
+Responses = dict[int | str, dict[str, Any]]
 AntennaId = Annotated[str, Field(pattern=ANTENNA_ID.pattern, max_length=80)]
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -46,17 +48,26 @@ class Guard:
     def __init__(self, audit: AuditTrail) -> None:
         self.audit = audit
 
-    async def __call__(self, staff: Staff, action: str, op: Callable[[], Awaitable[T]], *,
-                       case_id: Any = None, volunteer_id: str | None = None,
-                       count: Callable[[T], int] | None = None) -> T:
-        where = {"case_id": str(case_id) if case_id is not None else None, "volunteer_id": volunteer_id}
+    async def __call__(
+        self,
+        staff: Staff,
+        action: str,
+        op: Callable[[], Awaitable[T]],
+        *,
+        case_id: Any = None,
+        volunteer_id: str | None = None,
+        count: Callable[[T], int] | None = None,
+    ) -> T:
+        case = str(case_id) if case_id is not None else None
         try:
             result = await op()
         except tuple(kind for kind, *_ in _REFUSALS) as exc:
             status, outcome, message = next((s, o, m) for kind, s, o, m in _REFUSALS if isinstance(exc, kind))
-            await self.audit.record(staff.user, action, outcome, **where)
+            await self.audit.record(staff.user, action, outcome, case_id=case, volunteer_id=volunteer_id)
             raise HTTPException(status, message or str(exc)) from None
-        await self.audit.record(staff.user, action, "ok", count=count(result) if count else None, **where)
+        await self.audit.record(
+            staff.user, action, "ok", case_id=case, volunteer_id=volunteer_id, count=count(result) if count else None
+        )
         return result
 
 

@@ -81,19 +81,38 @@ class CaseView(BaseModel):
             assigned = file.assigned(role)
             return AssignedVolunteer(volunteer_id=assigned, assigned_on=file.assigned_on(role)) if assigned else None
 
-        history = (CaseHistory(case_id=file.case_id, previous_association=file.previous_association)
-                   if file.previous_association else None)
+        history = (
+            CaseHistory(case_id=file.case_id, previous_association=file.previous_association)
+            if file.previous_association
+            else None
+        )
         next_session = file.next_session()
         return cls(
-            case_id=file.case_id, association=file.association, stage=file.stage, step=file.step(),
-            antenna_id=file.antenna_id, sector=file.sector, sector_family=file.sector_family,
-            opened_at=file.opened_at, received_at=file.received_at, routing_sequence=file.routing_sequence,
-            history=history, consent_on=file.consent_on, committee_on=file.committee_on,
-            decided_on=file.decided_on, deferrals=file.deferrals, approved_on=file.approved_on,
-            coach=volunteer(VolunteerRole.COACH), sponsor=volunteer(VolunteerRole.SPONSOR), sessions=file.sessions,
-            sessions_by_kind=file.sessions_by_kind(), coaching_sessions_planned=sessions_planned,
-            next_session=NextSession(**next_session) if next_session else None, closed_on=file.closed_on,
-            outcome=file.outcome, oriented_to=file.oriented_to,
+            case_id=file.case_id,
+            association=file.association,
+            stage=file.stage,
+            step=file.step(),
+            antenna_id=file.antenna_id,
+            sector=file.sector,
+            sector_family=file.sector_family,
+            opened_at=file.opened_at,
+            received_at=file.received_at,
+            routing_sequence=file.routing_sequence,
+            history=history,
+            consent_on=file.consent_on,
+            committee_on=file.committee_on,
+            decided_on=file.decided_on,
+            deferrals=file.deferrals,
+            approved_on=file.approved_on,
+            coach=volunteer(VolunteerRole.COACH),
+            sponsor=volunteer(VolunteerRole.SPONSOR),
+            sessions=file.sessions,
+            sessions_by_kind=file.sessions_by_kind(),
+            coaching_sessions_planned=sessions_planned,
+            next_session=NextSession(**next_session) if next_session else None,
+            closed_on=file.closed_on,
+            outcome=file.outcome,
+            oriented_to=file.oriented_to,
             timeline=[TimelineEntry(**entry) for entry in file.timeline],
         )
 
@@ -112,8 +131,19 @@ class CaseList(BaseModel):
 
     @classmethod
     def of(cls, files: list[CaseFile]) -> CaseList:
-        return cls(cases=[CaseSummary(case_id=f.case_id, stage=f.stage, step=f.step(), antenna_id=f.antenna_id,
-                                      opened_at=f.opened_at, approved_on=f.approved_on) for f in files])
+        return cls(
+            cases=[
+                CaseSummary(
+                    case_id=f.case_id,
+                    stage=f.stage,
+                    step=f.step(),
+                    antenna_id=f.antenna_id,
+                    opened_at=f.opened_at,
+                    approved_on=f.approved_on,
+                )
+                for f in files
+            ]
+        )
 
 
 class WaitingEntry(BaseModel):
@@ -155,17 +185,32 @@ class SuggestionsView(BaseModel):
         place, role = found.waiting, found.role
         message = None
         if place is not None and place["blocked"]:
-            message = (f"Aucun bénévole ({role.value}) disponible à l'antenne {place['antenna_id']} : le dossier "
-                       f"attend en file, position {place['position']}."
-                       + (" D'autres antennes ont de la place (voir les propositions)." if found.candidates else ""))
+            message = (
+                f"Aucun bénévole ({role.value}) disponible à l'antenne {place['antenna_id']} : le dossier "
+                f"attend en file, position {place['position']}."
+                + (" D'autres antennes ont de la place (voir les propositions)." if found.candidates else "")
+            )
         return cls(
-            case_id=found.file.case_id, role=role, antenna_id=found.file.antenna_id, sector=found.file.sector,
+            case_id=found.file.case_id,
+            role=role,
+            antenna_id=found.file.antenna_id,
+            sector=found.file.sector,
             already_assigned=found.file.assigned(role),
-            candidates=[CandidateView(volunteer_id=c.volunteer.volunteer_id, display_name=c.volunteer.display_name,
-                                      antenna_id=c.volunteer.antenna_id, same_antenna=c.same_antenna,
-                                      sector_match=c.sector_match, load=c.load, max_people=c.volunteer.max_people,
-                                      free_slots=c.free_slots) for c in found.candidates],
-            waiting_list=WaitingEntry(**place) if place else None, message=message,
+            candidates=[
+                CandidateView(
+                    volunteer_id=c.volunteer.volunteer_id,
+                    display_name=c.volunteer.display_name,
+                    antenna_id=c.volunteer.antenna_id,
+                    same_antenna=c.same_antenna,
+                    sector_match=c.sector_match,
+                    load=c.load,
+                    max_people=c.volunteer.max_people,
+                    free_slots=c.free_slots,
+                )
+                for c in found.candidates
+            ],
+            waiting_list=WaitingEntry(**place) if place else None,
+            message=message,
         )
 
 
@@ -179,9 +224,14 @@ class CheckpointView(BaseModel):
 
     @classmethod
     def of(cls, checkpoint: Checkpoint) -> CheckpointView:
-        return cls(checkpoint_id=checkpoint.checkpoint_id, antenna_id=checkpoint.antenna_id,
-                   held_on=checkpoint.held_on, present=checkpoint.present, absent=checkpoint.absent,
-                   refused=checkpoint.refused)
+        return cls(
+            checkpoint_id=checkpoint.checkpoint_id,
+            antenna_id=checkpoint.antenna_id,
+            held_on=checkpoint.held_on,
+            present=checkpoint.present,
+            absent=checkpoint.absent,
+            refused=checkpoint.refused,
+        )
 
 
 class AuditEntryView(BaseModel):
@@ -222,10 +272,21 @@ class VolunteerView(BaseModel):
     @classmethod
     def of(cls, status: VolunteerStatus) -> VolunteerView:
         v = status.volunteer
-        return cls(volunteer_id=v.volunteer_id, display_name=v.display_name, role=v.role, antenna_id=v.antenna_id,
-                   sectors=[normalise_sector(s) for s in v.sectors], max_people=v.max_people,
-                   certified_until=v.certified_until, available=v.available, unavailable_until=v.unavailable_until,
-                   email=v.email, load=status.load, free_slots=status.free_slots, unavailable=status.unavailable)
+        return cls(
+            volunteer_id=v.volunteer_id,
+            display_name=v.display_name,
+            role=v.role,
+            antenna_id=v.antenna_id,
+            sectors=[normalise_sector(s) for s in v.sectors],
+            max_people=v.max_people,
+            certified_until=v.certified_until,
+            available=v.available,
+            unavailable_until=v.unavailable_until,
+            email=v.email,
+            load=status.load,
+            free_slots=status.free_slots,
+            unavailable=status.unavailable,
+        )
 
 
 class VolunteerList(BaseModel):
@@ -305,8 +366,17 @@ class CoordinationView(BaseModel):
     antennas: dict[str, AntennaFigures]
 
     @classmethod
-    def of(cls, association: Association, as_of: date, committee_days: int, coach_days: int,
-           figures: dict[str, dict[str, Any]]) -> CoordinationView:
-        return cls(association=association, as_of=as_of,
-                   targets=TargetsView(committee_days=committee_days, coach_days=coach_days),
-                   antennas={antenna: AntennaFigures(**f) for antenna, f in figures.items()})
+    def of(
+        cls,
+        association: Association,
+        as_of: date,
+        committee_days: int,
+        coach_days: int,
+        figures: dict[str, dict[str, Any]],
+    ) -> CoordinationView:
+        return cls(
+            association=association,
+            as_of=as_of,
+            targets=TargetsView(committee_days=committee_days, coach_days=coach_days),
+            antennas={antenna: AntennaFigures(**f) for antenna, f in figures.items()},
+        )

@@ -3,12 +3,12 @@
 
 import uuid
 from datetime import date
-from typing import Annotated, Literal, Self
+from typing import Annotated, Literal, Self, TypeAlias
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import Field, model_validator
 
-from services.coaching.api.guard import AntennaId, Email, Guard, check_antenna
+from services.coaching.api.guard import AntennaId, Email, Guard, Responses, check_antenna
 from services.coaching.api.views import (
     AntennaList,
     AntennaView,
@@ -28,7 +28,7 @@ from shared.schemas import VolunteerRole
 
 Sectors = Annotated[list[Annotated[str, Field(min_length=1, max_length=80)]], Field(max_length=20)]
 DisplayName = Annotated[str, Field(min_length=1, max_length=120)]
-NOT_FOUND = {404: {"description": "Bénévole introuvable"}}
+NOT_FOUND: Responses = {404: {"description": "Bénévole introuvable"}}
 
 
 class VolunteerIn(StrictRequest):
@@ -67,58 +67,99 @@ class VolunteerChange(StrictRequest):
 def router(service: CoachingService, auth: StaffAuth, audit: AuditTrail, gauges: CoordinationGauges) -> APIRouter:
     api = APIRouter()
     guard = Guard(audit)
-    Authenticated = Annotated[Staff, Depends(auth)]
+    Authenticated: TypeAlias = Annotated[Staff, Depends(auth)]
 
-    @api.post("/volunteers", status_code=201, response_model=VolunteerView, tags=["volunteers"],
-              responses={409: {"description": "Identifiant déjà pris"}},
-              summary="Register a coach, sponsor or expert of this association")
+    @api.post(
+        "/volunteers",
+        status_code=201,
+        response_model=VolunteerView,
+        tags=["volunteers"],
+        responses={409: {"description": "Identifiant déjà pris"}},
+        summary="Register a coach, sponsor or expert of this association",
+    )
     async def add(body: VolunteerIn, staff: Authenticated) -> VolunteerView:
         check_antenna(body.antenna_id, service.association)
         volunteer = Volunteer(**{**body.model_dump(), "volunteer_id": body.volunteer_id or str(uuid.uuid4())})
-        return VolunteerView.of(await guard(staff, "volunteer.add", lambda: service.add_volunteer(volunteer),
-                                            volunteer_id=volunteer.volunteer_id))
+        return VolunteerView.of(
+            await guard(
+                staff, "volunteer.add", lambda: service.add_volunteer(volunteer), volunteer_id=volunteer.volunteer_id
+            )
+        )
 
-    @api.get("/volunteers", response_model=VolunteerList, tags=["volunteers"],
-             summary="Volunteers with their current load")
-    async def list_volunteers(staff: Authenticated, antenna_id: str | None = None,
-                              role: VolunteerRole | None = None) -> VolunteerList:
+    @api.get(
+        "/volunteers", response_model=VolunteerList, tags=["volunteers"], summary="Volunteers with their current load"
+    )
+    async def list_volunteers(
+        staff: Authenticated, antenna_id: str | None = None, role: VolunteerRole | None = None
+    ) -> VolunteerList:
         return VolunteerList(volunteers=[VolunteerView.of(s) for s in await service.list_volunteers(antenna_id, role)])
 
-    @api.get("/volunteers/{volunteer_id}", response_model=VolunteerView, tags=["volunteers"], responses=NOT_FOUND,
-             summary="One volunteer with their current load")
+    @api.get(
+        "/volunteers/{volunteer_id}",
+        response_model=VolunteerView,
+        tags=["volunteers"],
+        responses=NOT_FOUND,
+        summary="One volunteer with their current load",
+    )
     async def get_volunteer(volunteer_id: str, staff: Authenticated) -> VolunteerView:
-        return VolunteerView.of(await guard(staff, "volunteer.read", lambda: service.volunteer(volunteer_id),
-                                            volunteer_id=volunteer_id))
+        return VolunteerView.of(
+            await guard(staff, "volunteer.read", lambda: service.volunteer(volunteer_id), volunteer_id=volunteer_id)
+        )
 
-    @api.patch("/volunteers/{volunteer_id}", response_model=VolunteerView, tags=["volunteers"], responses=NOT_FOUND,
-               summary="Change availability, capacity, certification, antenna, sectors or email")
+    @api.patch(
+        "/volunteers/{volunteer_id}",
+        response_model=VolunteerView,
+        tags=["volunteers"],
+        responses=NOT_FOUND,
+        summary="Change availability, capacity, certification, antenna, sectors or email",
+    )
     async def change(volunteer_id: str, body: VolunteerChange, staff: Authenticated) -> VolunteerView:
         check_antenna(body.antenna_id, service.association)
         changes = body.model_dump(include=body.model_fields_set)
-        return VolunteerView.of(await guard(staff, "volunteer.change",
-                                            lambda: service.change_volunteer(volunteer_id, changes),
-                                            volunteer_id=volunteer_id))
+        return VolunteerView.of(
+            await guard(
+                staff,
+                "volunteer.change",
+                lambda: service.change_volunteer(volunteer_id, changes),
+                volunteer_id=volunteer_id,
+            )
+        )
 
-    @api.get("/antennas", response_model=AntennaList, tags=["coordination"],
-             summary="Free places per antenna, as last published to routing")
+    @api.get(
+        "/antennas",
+        response_model=AntennaList,
+        tags=["coordination"],
+        summary="Free places per antenna, as last published to routing",
+    )
     async def antennas(staff: Authenticated) -> AntennaList:
         return AntennaList(antennas=[AntennaView.of(c) for c in await service.antenna_capacities()])
 
-    @api.get("/waiting-list", response_model=WaitingListView, tags=["coordination"],
-             summary="Approved cases waiting for a coach or sponsor, first approved first")
-    async def waiting(staff: Authenticated,
-                      role: Literal[VolunteerRole.COACH, VolunteerRole.SPONSOR] = Query(VolunteerRole.COACH),
-                      antenna_id: str | None = None) -> WaitingListView:
+    @api.get(
+        "/waiting-list",
+        response_model=WaitingListView,
+        tags=["coordination"],
+        summary="Approved cases waiting for a coach or sponsor, first approved first",
+    )
+    async def waiting(
+        staff: Authenticated,
+        role: Annotated[Literal[VolunteerRole.COACH, VolunteerRole.SPONSOR], Query()] = VolunteerRole.COACH,
+        antenna_id: str | None = None,
+    ) -> WaitingListView:
         entries = await guard(staff, "waiting_list.read", lambda: service.waiting_list(role, antenna_id), count=len)
         return WaitingListView(role=role, cases=[WaitingEntry(**e) for e in entries])
 
-    @api.get("/coordination", response_model=CoordinationView, tags=["coordination"],
-             summary="Per antenna: open cases by step, waiting times, overdue cases, volunteers' load")
+    @api.get(
+        "/coordination",
+        response_model=CoordinationView,
+        tags=["coordination"],
+        summary="Per antenna: open cases by step, waiting times, overdue cases, volunteers' load",
+    )
     async def coordination(staff: Authenticated, antenna_id: str | None = None) -> CoordinationView:
         figures = await guard(staff, "coordination.read", lambda: service.figures(antenna_id), count=len)
         if antenna_id is None:
             gauges.show(figures)
-        return CoordinationView.of(service.association, service.today(), service.targets.committee_days,
-                                   service.targets.coach_days, figures)
+        return CoordinationView.of(
+            service.association, service.today(), service.targets.committee_days, service.targets.coach_days, figures
+        )
 
     return api

@@ -42,8 +42,7 @@ class Stage(StrEnum):
     CLOSED = "clos"
 
 
-OPEN_STAGES = frozenset({Stage.AWAITING_CONSENT, Stage.AWAITING_COMMITTEE, Stage.ACCOMPANIED,
-                         Stage.HANDOVER_REQUESTED})
+OPEN_STAGES = frozenset({Stage.AWAITING_CONSENT, Stage.AWAITING_COMMITTEE, Stage.ACCOMPANIED, Stage.HANDOVER_REQUESTED})
 # A volunteer's load counts the cases they follow in these stages.
 FOLLOWED_STAGES = frozenset({Stage.ACCOMPANIED, Stage.HANDOVER_REQUESTED})
 
@@ -124,8 +123,13 @@ class CaseFile:
             values[f.name] = doc[f.name]
         for name in _DATES:
             values[name] = as_date(values.get(name))
-        for name, enum in (("association", Association), ("stage", Stage), ("outcome", Outcome),
-                           ("previous_association", Association), ("sector_family", SectorFamily)):
+        for name, enum in (
+            ("association", Association),
+            ("stage", Stage),
+            ("outcome", Outcome),
+            ("previous_association", Association),
+            ("sector_family", SectorFamily),
+        ):
             if values.get(name) is not None:
                 values[name] = enum(values[name])
         return cls(case_id=uuid.UUID(doc["_id"]), **values)
@@ -147,20 +151,33 @@ class CaseFile:
     # --- opening and routing -----------------------------------------------------------------------------
 
     @classmethod
-    def opened(cls, case_id: uuid.UUID, routed: CaseRouted, now: datetime,
-               correlation_id: str | None = None) -> CaseFile:
+    def opened(
+        cls, case_id: uuid.UUID, routed: CaseRouted, now: datetime, correlation_id: str | None = None
+    ) -> CaseFile:
         """A case routed here for the first time; one coming from the other association needs consent again."""
         previous = came_from(routed)
         file = cls(
-            case_id=case_id, association=routed.association,
+            case_id=case_id,
+            association=routed.association,
             stage=Stage.AWAITING_CONSENT if previous else Stage.AWAITING_COMMITTEE,
-            opened_at=now, received_at=routed.received_at, routing_sequence=routed.sequence,
-            correlation_id=correlation_id, previous_association=previous, antenna_id=_antenna(routed),
-            sector=routed.sector, sector_family=routed.sector_family,
+            opened_at=now,
+            received_at=routed.received_at,
+            routing_sequence=routed.sequence,
+            correlation_id=correlation_id,
+            previous_association=previous,
+            antenna_id=_antenna(routed),
+            sector=routed.sector,
+            sector_family=routed.sector_family,
         )
-        file._note("oriente", at=routed.routed_at, association=routed.association.value, reasons=routed.reasons,
-                   sequence=routed.sequence, antenna_id=file.antenna_id,
-                   previous_association=previous.value if previous else None)
+        file._note(
+            "oriente",
+            at=routed.routed_at,
+            association=routed.association.value,
+            reasons=routed.reasons,
+            sequence=routed.sequence,
+            antenna_id=file.antenna_id,
+            previous_association=previous.value if previous else None,
+        )
         return file
 
     def routed_here_again(self, routed: CaseRouted) -> list[Contract]:
@@ -179,8 +196,14 @@ class CaseFile:
         # What intake collected fills a gap; what staff set stays.
         self.sector = self.sector or routed.sector
         self.sector_family = self.sector_family or routed.sector_family
-        self._note("oriente", at=routed.routed_at, association=routed.association.value, reasons=routed.reasons,
-                   sequence=routed.sequence, antenna_id=self.antenna_id)
+        self._note(
+            "oriente",
+            at=routed.routed_at,
+            association=routed.association.value,
+            reasons=routed.reasons,
+            sequence=routed.sequence,
+            antenna_id=self.antenna_id,
+        )
         return []
 
     def routed_elsewhere(self, routed: CaseRouted) -> list[Contract]:
@@ -197,8 +220,9 @@ class CaseFile:
             self._note("reoriente", to=routed.association.value, sequence=routed.sequence)
         return []
 
-    def set_profile(self, antenna_id: str | None, sector: str | None,
-                    sector_family: SectorFamily | None = None) -> list[Contract]:
+    def set_profile(
+        self, antenna_id: str | None, sector: str | None, sector_family: SectorFamily | None = None
+    ) -> list[Contract]:
         self._require_open()
         if antenna_id is not None and not antenna_belongs_to(antenna_id, self.association):
             raise TransitionRefused("Cette antenne n'appartient pas à l'association du dossier.")
@@ -239,13 +263,19 @@ class CaseFile:
         self._note("comite_programme", scheduled_on=on.isoformat())
         return []
 
-    def decide(self, decision: Decision, decided_on: date, reasons: list[str],
-               orientation: Orientation | None = None) -> list[Contract]:
+    def decide(
+        self, decision: Decision, decided_on: date, reasons: list[str], orientation: Orientation | None = None
+    ) -> list[Contract]:
         self._before_committee()
         if orientation is not None and decision is not Decision.DECLINED:
             raise TransitionRefused("Seul un refus du comité oriente le dossier ailleurs.")
-        self._note("comite", decision=decision.value, decided_on=decided_on.isoformat(), reasons=reasons,
-                   orientation=orientation.value if orientation else None)
+        self._note(
+            "comite",
+            decision=decision.value,
+            decided_on=decided_on.isoformat(),
+            reasons=reasons,
+            orientation=orientation.value if orientation else None,
+        )
         if decision is Decision.DEFERRED:
             self.deferrals += 1
             self.committee_on = None  # to be scheduled again
@@ -255,8 +285,7 @@ class CaseFile:
             self.stage, self.approved_on = Stage.ACCOMPANIED, decided_on
             return [CommitteeApproved(association=self.association, decided_on=decided_on, reasons=reasons)]
         if orientation is Orientation.OTHER_ASSOCIATION:
-            closed = self._close(Outcome.DECLINED, decided_on, reasons,
-                                 oriented_to=self.association.other.value)
+            closed = self._close(Outcome.DECLINED, decided_on, reasons, oriented_to=self.association.other.value)
             return [closed, RerouteRequested(requested_by=self.association, reason=RerouteReason.OUT_OF_SCOPE)]
         oriented_to = Orientation.APESA.value if orientation is Orientation.APESA else None
         return [self._close(Outcome.DECLINED, decided_on, reasons, oriented_to=oriented_to)]
@@ -305,9 +334,18 @@ class CaseFile:
 
     # --- sessions ----------------------------------------------------------------------------------------
 
-    def hold_session(self, kind: SessionKind, held_on: date, duration_minutes: int | None, *,
-                     attended: bool = True, session_id: str | None = None, volunteer_id: str | None = None,
-                     next_session_at: datetime | None = None, next_session_place: str | None = None) -> list[Contract]:
+    def hold_session(
+        self,
+        kind: SessionKind,
+        held_on: date,
+        duration_minutes: int | None,
+        *,
+        attended: bool = True,
+        session_id: str | None = None,
+        volunteer_id: str | None = None,
+        next_session_at: datetime | None = None,
+        next_session_place: str | None = None,
+    ) -> list[Contract]:
         """Record a session; an absent entrepreneur is noted, not counted. A known session_id is a no-op.
 
         `volunteer_id` names the expert of a consultation; a coaching session is led by the case's coach,
@@ -326,15 +364,21 @@ class CaseFile:
             raise TransitionRefused("Aucun coach n'est attribué à ce dossier : attribuez-en un avant la séance.")
         if kind is SessionKind.SPONSOR and self.sponsor_id is None:
             raise TransitionRefused(
-                "Aucun parrain ni marraine n'est attribué à ce dossier : attribuez-en un avant la rencontre.")
+                "Aucun parrain ni marraine n'est attribué à ce dossier : attribuez-en un avant la rencontre."
+            )
         if session_id is not None and self.has_session(session_id):
             return []
         if next_session_at is not None and next_session_at.date() < held_on:
             raise TransitionRefused("Le prochain rendez-vous ne peut pas précéder la séance.")
         session_id = session_id or str(uuid.uuid4())
         led_by = {SessionKind.COACHING: self.coach_id, SessionKind.SPONSOR: self.sponsor_id}.get(kind, volunteer_id)
-        details = {"session_id": session_id, "session_kind": kind.value, "held_on": held_on.isoformat(),
-                   "duration_minutes": duration_minutes, "volunteer_id": led_by}
+        details: dict[str, object] = {
+            "session_id": session_id,
+            "session_kind": kind.value,
+            "held_on": held_on.isoformat(),
+            "duration_minutes": duration_minutes,
+            "volunteer_id": led_by,
+        }
         if next_session_at is not None or next_session_place is not None:
             details |= {"next_session_at": next_session_at, "next_session_place": next_session_place}
         if not attended:
@@ -342,9 +386,19 @@ class CaseFile:
             return []
         self.sessions += 1
         self._note("seance", number=self.sessions, **details)
-        return [SessionHeld(association=self.association, session_id=session_id, kind=kind, held_on=held_on,
-                            duration_minutes=duration_minutes, number=self.sessions, volunteer_id=led_by,
-                            next_session_at=next_session_at, next_session_place=next_session_place)]
+        return [
+            SessionHeld(
+                association=self.association,
+                session_id=session_id,
+                kind=kind,
+                held_on=held_on,
+                duration_minutes=duration_minutes,
+                number=self.sessions,
+                volunteer_id=led_by,
+                next_session_at=next_session_at,
+                next_session_place=next_session_place,
+            )
+        ]
 
     def has_session(self, session_id: str) -> bool:
         return any(entry.get("session_id") == session_id for entry in self.timeline)
@@ -353,8 +407,11 @@ class CaseFile:
         """The next meeting agreed at the latest session that named one (`at`, `place`), or None."""
         for entry in reversed(self.timeline):
             if entry.get("kind") in ("seance", "absence") and entry.get("next_session_at") is not None:
-                return {"at": entry["next_session_at"], "place": entry.get("next_session_place"),
-                        "session_kind": entry["session_kind"]}
+                return {
+                    "at": entry["next_session_at"],
+                    "place": entry.get("next_session_place"),
+                    "session_kind": entry["session_kind"],
+                }
         return None
 
     def sessions_by_kind(self) -> dict[str, int]:
@@ -366,8 +423,9 @@ class CaseFile:
 
     # --- handover and closing ----------------------------------------------------------------------------
 
-    def request_handover(self, procedure: Procedure, court_decision_date: date | None, comment: str | None,
-                         on: date) -> list[Contract]:
+    def request_handover(
+        self, procedure: Procedure, court_decision_date: date | None, comment: str | None, on: date
+    ) -> list[Contract]:
         """The company went into liquidation: ask routing to hand the person over to 60 000 rebonds."""
         if self.association is not Association.SECOND_SOUFFLE:
             raise TransitionRefused("Seuls les dossiers de Second Souffle se transmettent à 60 000 rebonds.")
@@ -379,11 +437,22 @@ class CaseFile:
         if self.stage is Stage.AWAITING_CONSENT:
             raise TransitionRefused("Le consentement de l'entrepreneur est attendu : le dossier ne peut pas repartir.")
         self.stage = Stage.HANDOVER_REQUESTED
-        self._note("transmission_demandee", procedure=procedure.value, on=on.isoformat(),
-                   court_decision_date=court_decision_date.isoformat() if court_decision_date else None,
-                   to=self.association.other.value)
-        return [RerouteRequested(requested_by=self.association, reason=RerouteReason.HANDOVER, procedure=procedure,
-                                 court_decision_date=court_decision_date, comment=comment)]
+        self._note(
+            "transmission_demandee",
+            procedure=procedure.value,
+            on=on.isoformat(),
+            court_decision_date=court_decision_date.isoformat() if court_decision_date else None,
+            to=self.association.other.value,
+        )
+        return [
+            RerouteRequested(
+                requested_by=self.association,
+                reason=RerouteReason.HANDOVER,
+                procedure=procedure,
+                court_decision_date=court_decision_date,
+                comment=comment,
+            )
+        ]
 
     def close(self, outcome: Outcome, closed_on: date, reasons: list[str]) -> list[Contract]:
         if self.stage is Stage.CLOSED:
@@ -398,8 +467,9 @@ class CaseFile:
             raise TransitionRefused("Un refus se prononce par la décision du comité d'engagement.")
         return [self._close(outcome, closed_on, reasons)]
 
-    def _close(self, outcome: Outcome, closed_on: date, reasons: list[str],
-               oriented_to: str | None = None) -> CaseClosed:
+    def _close(
+        self, outcome: Outcome, closed_on: date, reasons: list[str], oriented_to: str | None = None
+    ) -> CaseClosed:
         start = (self.received_at or self.opened_at).date()
 
         def days(since: date | None, until: date | None) -> int | None:
@@ -407,14 +477,23 @@ class CaseFile:
 
         self.stage, self.closed_on, self.outcome, self.oriented_to = Stage.CLOSED, closed_on, outcome, oriented_to
         closed = CaseClosed(
-            association=self.association, outcome=outcome, closed_on=closed_on,
-            journey_days=days(start, closed_on), reasons=reasons,
+            association=self.association,
+            outcome=outcome,
+            closed_on=closed_on,
+            journey_days=days(start, closed_on),
+            reasons=reasons,
             days_to_committee=days(self.arrived_on, self.decided_on),
             days_to_coach=days(self.approved_on, self.coach_assigned_on),
-            accompaniment_days=days(self.approved_on, closed_on), oriented_to=oriented_to,
+            accompaniment_days=days(self.approved_on, closed_on),
+            oriented_to=oriented_to,
         )
-        self._note("cloture", outcome=outcome.value, closed_on=closed_on.isoformat(),
-                   journey_days=closed.journey_days, oriented_to=oriented_to)
+        self._note(
+            "cloture",
+            outcome=outcome.value,
+            closed_on=closed_on.isoformat(),
+            journey_days=closed.journey_days,
+            oriented_to=oriented_to,
+        )
         return closed
 
     # --- reading -----------------------------------------------------------------------------------------
@@ -438,8 +517,10 @@ class CaseFile:
             if self.sponsor_id:
                 return CaseStep.WITH_SPONSOR
             return CaseStep.WITH_COACH if self.coach_id else CaseStep.AWAITING_COACH
-        return {Stage.AWAITING_CONSENT: CaseStep.AWAITING_CONSENT,
-                Stage.HANDOVER_REQUESTED: CaseStep.HANDOVER_REQUESTED}.get(self.stage)
+        return {
+            Stage.AWAITING_CONSENT: CaseStep.AWAITING_CONSENT,
+            Stage.HANDOVER_REQUESTED: CaseStep.HANDOVER_REQUESTED,
+        }.get(self.stage)
 
     # --- helpers -----------------------------------------------------------------------------------------
 
@@ -462,8 +543,15 @@ class CaseFile:
         self.new_entries.append(entry)
 
 
-_DATES = ("approved_on", "closed_on", "consent_on", "committee_on", "decided_on", "coach_assigned_on",
-          "sponsor_assigned_on")
+_DATES = (
+    "approved_on",
+    "closed_on",
+    "consent_on",
+    "committee_on",
+    "decided_on",
+    "coach_assigned_on",
+    "sponsor_assigned_on",
+)
 
 
 def came_from(routed: CaseRouted) -> Association | None:
@@ -475,11 +563,18 @@ def came_from(routed: CaseRouted) -> Association | None:
     return None
 
 
-def _assignment(association: Association, role: VolunteerRole, volunteer: Volunteer, on: date,
-                released: bool = False) -> VolunteerAssigned:
-    return VolunteerAssigned(association=association, role=role, volunteer_id=volunteer.volunteer_id,
-                             display_name=volunteer.display_name, email=volunteer.email, assigned_on=on,
-                             released=released)
+def _assignment(
+    association: Association, role: VolunteerRole, volunteer: Volunteer, on: date, released: bool = False
+) -> VolunteerAssigned:
+    return VolunteerAssigned(
+        association=association,
+        role=role,
+        volunteer_id=volunteer.volunteer_id,
+        display_name=volunteer.display_name,
+        email=volunteer.email,
+        assigned_on=on,
+        released=released,
+    )
 
 
 def _antenna(routed: CaseRouted) -> str | None:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from statistics import fmean
-from typing import Any
+from typing import Any, TypedDict
 
 from services.coaching.domain.case_file import CaseFile, CaseStep, Stage
 from services.coaching.domain.volunteers import FOLLOWING_ROLES, Volunteer, rank
@@ -27,19 +27,36 @@ class Targets:
     coach_days: int  # approval -> coach assigned
 
 
+class VolunteerFigures(TypedDict):
+    volunteer_id: str
+    role: str
+    load: int
+    max_people: int
+    free_slots: int
+    unavailable: str | None  # why the volunteer can take nobody today, if so
+
+
 def antenna_of(file: CaseFile) -> str:
     return file.antenna_id or NO_ANTENNA
 
 
-def waiting_list(files: Iterable[CaseFile], volunteers: list[Volunteer], loads: Mapping[str, int], role: VolunteerRole,
-                 today: date, antenna_id: str | None = None) -> list[dict[str, Any]]:
+def waiting_list(
+    files: Iterable[CaseFile],
+    volunteers: list[Volunteer],
+    loads: Mapping[str, int],
+    role: VolunteerRole,
+    today: date,
+    antenna_id: str | None = None,
+) -> list[dict[str, Any]]:
     """Approved cases still without a volunteer of `role`, first approved first, with their place per antenna.
 
     `blocked` marks the cases that wait because nobody of that role at their antenna (anywhere, for a
     case without antenna) can take one more person; `free_elsewhere` counts who could at other antennas.
     """
-    waiting = sorted((f for f in files if f.stage is Stage.ACCOMPANIED and f.assigned(role) is None),
-                     key=lambda f: (f.approved_on or date.max, str(f.case_id)))
+    waiting = sorted(
+        (f for f in files if f.stage is Stage.ACCOMPANIED and f.assigned(role) is None),
+        key=lambda f: (f.approved_on or date.max, str(f.case_id)),
+    )
     positions: Counter[str] = Counter()
     entries = []
     for file in waiting:
@@ -49,17 +66,31 @@ def waiting_list(files: Iterable[CaseFile], volunteers: list[Volunteer], loads: 
             continue
         candidates = rank(volunteers, loads, role, file.antenna_id, file.sector, today, file.sector_family)
         local = [c for c in candidates if c.same_antenna] if file.antenna_id else candidates
-        entries.append({
-            "case_id": str(file.case_id), "role": role.value, "antenna_id": antenna, "sector": file.sector,
-            "waiting_since": file.approved_on, "waiting_days": _days(file.approved_on, today),
-            "position": positions[antenna], "free_volunteers": len(local),
-            "free_elsewhere": len(candidates) - len(local), "blocked": not local,
-        })
+        entries.append(
+            {
+                "case_id": str(file.case_id),
+                "role": role.value,
+                "antenna_id": antenna,
+                "sector": file.sector,
+                "waiting_since": file.approved_on,
+                "waiting_days": _days(file.approved_on, today),
+                "position": positions[antenna],
+                "free_volunteers": len(local),
+                "free_elsewhere": len(candidates) - len(local),
+                "blocked": not local,
+            }
+        )
     return entries
 
 
-def coordination(files: list[CaseFile], volunteers: list[Volunteer], loads: Mapping[str, int], today: date,
-                 targets: Targets, antenna_id: str | None = None) -> dict[str, dict[str, Any]]:
+def coordination(
+    files: list[CaseFile],
+    volunteers: list[Volunteer],
+    loads: Mapping[str, int],
+    today: date,
+    targets: Targets,
+    antenna_id: str | None = None,
+) -> dict[str, dict[str, Any]]:
     """Per antenna: open cases by step, waiting times, overdue cases, volunteers' load, waiting list size.
 
     `files` are all the association's case files (closed ones count in the waiting times).
@@ -68,42 +99,70 @@ def coordination(files: list[CaseFile], volunteers: list[Volunteer], loads: Mapp
     if antenna_id is not None:
         antennas = {antenna_id}
     return {
-        antenna: _antenna_figures([f for f in files if antenna_of(f) == antenna],
-                                  [v for v in volunteers if v.antenna_id == antenna], volunteers, loads,
-                                  today, targets)
+        antenna: _antenna_figures(
+            [f for f in files if antenna_of(f) == antenna],
+            [v for v in volunteers if v.antenna_id == antenna],
+            volunteers,
+            loads,
+            today,
+            targets,
+        )
         for antenna in sorted(antennas)
     }
 
 
-def _antenna_figures(files: list[CaseFile], local: list[Volunteer], everyone: list[Volunteer],
-                     loads: Mapping[str, int], today: date, targets: Targets) -> dict[str, Any]:
+def _antenna_figures(
+    files: list[CaseFile],
+    local: list[Volunteer],
+    everyone: list[Volunteer],
+    loads: Mapping[str, int],
+    today: date,
+    targets: Targets,
+) -> dict[str, Any]:
     open_files = [f for f in files if f.is_open]
     by_step = dict.fromkeys((s.value for s in CaseStep), 0)
     for file in open_files:
-        by_step[file.step().value] += 1  # type: ignore[union-attr]
+        step = file.step()
+        assert step is not None  # only closed and handed-over files have no step
+        by_step[step.value] += 1
     waits = {
         "reception_comite": [_days(f.arrived_on, f.decided_on) for f in files if f.decided_on],
-        "comite_coach": [_days(f.approved_on, f.coach_assigned_on) for f in files
-                         if f.approved_on and f.coach_assigned_on],
+        "comite_coach": [
+            _days(f.approved_on, f.coach_assigned_on) for f in files if f.approved_on and f.coach_assigned_on
+        ],
     }
     overdue = {
-        "comite": [{"case_id": str(f.case_id), "days": _days(f.arrived_on, today)} for f in open_files
-                   if f.stage in (Stage.AWAITING_CONSENT, Stage.AWAITING_COMMITTEE)
-                   and _days(f.arrived_on, today) > targets.committee_days],
-        "coach": [{"case_id": str(f.case_id), "days": _days(f.approved_on, today)} for f in open_files
-                  if f.stage is Stage.ACCOMPANIED and f.coach_id is None
-                  and _days(f.approved_on, today) > targets.coach_days],
+        "comite": [
+            {"case_id": str(f.case_id), "days": _days(f.arrived_on, today)}
+            for f in open_files
+            if f.stage in (Stage.AWAITING_CONSENT, Stage.AWAITING_COMMITTEE)
+            and _days(f.arrived_on, today) > targets.committee_days
+        ],
+        "coach": [
+            {"case_id": str(f.case_id), "days": _days(f.approved_on, today)}
+            for f in open_files
+            if f.stage is Stage.ACCOMPANIED and f.coach_id is None and _days(f.approved_on, today) > targets.coach_days
+        ],
     }
-    people = [{
-        "volunteer_id": v.volunteer_id, "role": v.role.value, "load": loads.get(v.volunteer_id, 0),
-        "max_people": v.max_people, "free_slots": v.free_slots(today, loads.get(v.volunteer_id, 0)),
-        "unavailable": v.unavailability(today),
-    } for v in local]
-    load = {role.value: {
-        "followed": sum(p["load"] for p in people if p["role"] == role.value),
-        "capacity": sum(p["max_people"] for p in people if p["role"] == role.value and not p["unavailable"]),
-        "free": sum(p["free_slots"] for p in people if p["role"] == role.value),
-    } for role in FOLLOWING_ROLES}
+    people: list[VolunteerFigures] = [
+        {
+            "volunteer_id": v.volunteer_id,
+            "role": v.role.value,
+            "load": loads.get(v.volunteer_id, 0),
+            "max_people": v.max_people,
+            "free_slots": v.free_slots(today, loads.get(v.volunteer_id, 0)),
+            "unavailable": v.unavailability(today),
+        }
+        for v in local
+    ]
+    load = {
+        role.value: {
+            "followed": sum(p["load"] for p in people if p["role"] == role.value),
+            "capacity": sum(p["max_people"] for p in people if p["role"] == role.value and not p["unavailable"]),
+            "free": sum(p["free_slots"] for p in people if p["role"] == role.value),
+        }
+        for role in FOLLOWING_ROLES
+    }
     waiting = {role.value: waiting_list(open_files, everyone, loads, role, today) for role in FOLLOWING_ROLES}
     return {
         "open_cases": by_step,
@@ -112,8 +171,10 @@ def _antenna_figures(files: list[CaseFile], local: list[Volunteer], everyone: li
         "overdue": overdue,
         "volunteers": people,
         "load": load,
-        "waiting_list": {role: {"cases": len(entries), "blocked": sum(e["blocked"] for e in entries)}
-                         for role, entries in waiting.items()},
+        "waiting_list": {
+            role: {"cases": len(entries), "blocked": sum(e["blocked"] for e in entries)}
+            for role, entries in waiting.items()
+        },
     }
 
 
@@ -122,5 +183,8 @@ def _days(since: date | None, until: date | None) -> int:
 
 
 def _stats(values: list[int]) -> dict[str, Any]:
-    return {"cases": len(values), "mean_days": round(fmean(values), 1) if values else None,
-            "max_days": max(values) if values else None}
+    return {
+        "cases": len(values),
+        "mean_days": round(fmean(values), 1) if values else None,
+        "max_days": max(values) if values else None,
+    }

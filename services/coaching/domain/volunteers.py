@@ -18,8 +18,11 @@ from shared.schemas import Association, SectorFamily, VolunteerRole
 # `<association>-<city>`: lowercase ASCII words joined by "-", shared with routing (e.g. 60000_rebonds-lyon).
 ANTENNA_ID = re.compile(r"^(second_souffle|60000_rebonds)-[a-z0-9]+(?:-[a-z0-9]+)*$")
 
-ROLE_LABELS = {VolunteerRole.COACH: "coach", VolunteerRole.SPONSOR: "parrain ou marraine",
-               VolunteerRole.EXPERT: "expert"}
+ROLE_LABELS = {
+    VolunteerRole.COACH: "coach",
+    VolunteerRole.SPONSOR: "parrain ou marraine",
+    VolunteerRole.EXPERT: "expert",
+}
 # Roles that follow people over months (experts answer one-off questions and carry no load).
 FOLLOWING_ROLES = (VolunteerRole.COACH, VolunteerRole.SPONSOR)
 
@@ -52,10 +55,16 @@ class Volunteer:
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Volunteer:
         return cls(
-            volunteer_id=doc["_id"], display_name=doc["display_name"], role=VolunteerRole(doc["role"]),
-            antenna_id=doc["antenna_id"], sectors=list(doc.get("sectors", [])), max_people=doc["max_people"],
-            certified_until=as_date(doc.get("certified_until")), available=doc.get("available", True),
-            unavailable_until=as_date(doc.get("unavailable_until")), email=doc.get("email"),
+            volunteer_id=doc["_id"],
+            display_name=doc["display_name"],
+            role=VolunteerRole(doc["role"]),
+            antenna_id=doc["antenna_id"],
+            sectors=list(doc.get("sectors", [])),
+            max_people=doc["max_people"],
+            certified_until=as_date(doc.get("certified_until")),
+            available=doc.get("available", True),
+            unavailable_until=as_date(doc.get("unavailable_until")),
+            email=doc.get("email"),
         )
 
     def to_doc(self) -> dict[str, Any]:
@@ -65,8 +74,11 @@ class Volunteer:
     def state(self) -> dict[str, Any]:
         """Every stored field but the id."""
         return {
-            "display_name": self.display_name, "role": self.role.value, "antenna_id": self.antenna_id,
-            "sectors": [normalise_sector(s) for s in self.sectors], "max_people": self.max_people,
+            "display_name": self.display_name,
+            "role": self.role.value,
+            "antenna_id": self.antenna_id,
+            "sectors": [normalise_sector(s) for s in self.sectors],
+            "max_people": self.max_people,
             "certified_until": self.certified_until.isoformat() if self.certified_until else None,
             "available": self.available,
             "unavailable_until": self.unavailable_until.isoformat() if self.unavailable_until else None,
@@ -90,8 +102,7 @@ class Volunteer:
         """Why this volunteer cannot follow one more person today (French, shown to staff), or None."""
         reason = self.unavailability(today)
         if reason is None and load >= self.max_people:
-            reason = (f"Ce bénévole suit déjà {load} personne(s) pour {self.max_people} au plus : "
-                      "il est complet.")
+            reason = f"Ce bénévole suit déjà {load} personne(s) pour {self.max_people} au plus : il est complet."
         return reason
 
     def free_slots(self, today: date, load: int) -> int:
@@ -118,12 +129,24 @@ class Candidate:
 
     def rank_key(self) -> tuple[Any, ...]:
         # Same antenna first (the one-hour promise), then sector experience, then the least loaded.
-        return (not self.same_antenna, not self.sector_match, self.load / self.volunteer.max_people,
-                -self.free_slots, self.volunteer.volunteer_id)
+        return (
+            not self.same_antenna,
+            not self.sector_match,
+            self.load / self.volunteer.max_people,
+            -self.free_slots,
+            self.volunteer.volunteer_id,
+        )
 
 
-def rank(volunteers: Iterable[Volunteer], loads: Mapping[str, int], role: VolunteerRole, antenna_id: str | None,
-         sector: str | None, today: date, sector_family: SectorFamily | None = None) -> list[Candidate]:
+def rank(
+    volunteers: Iterable[Volunteer],
+    loads: Mapping[str, int],
+    role: VolunteerRole,
+    antenna_id: str | None,
+    sector: str | None,
+    today: date,
+    sector_family: SectorFamily | None = None,
+) -> list[Candidate]:
     """Volunteers of `role` who can take the case today, best first."""
     candidates = [
         Candidate(v, loads.get(v.volunteer_id, 0), v.antenna_id == antenna_id, v.covers(sector, sector_family))
@@ -133,8 +156,9 @@ def rank(volunteers: Iterable[Volunteer], loads: Mapping[str, int], role: Volunt
     return sorted(candidates, key=Candidate.rank_key)
 
 
-def free_slots_by_role(volunteers: Iterable[Volunteer], loads: Mapping[str, int],
-                       today: date) -> dict[VolunteerRole, int]:
+def free_slots_by_role(
+    volunteers: Iterable[Volunteer], loads: Mapping[str, int], today: date
+) -> dict[VolunteerRole, int]:
     """How many more people the given volunteers can follow today, per following role."""
     free = dict.fromkeys(FOLLOWING_ROLES, 0)
     for volunteer in volunteers:

@@ -41,8 +41,9 @@ class MongoCaseFileStore:
             await self.files.create_index(key)
 
     async def open(self, file: CaseFile) -> bool:
-        return await insert_once(self.files, {"_id": str(file.case_id), **file.state(), "version": 0,
-                                              "timeline": file.new_entries})
+        return await insert_once(
+            self.files, {"_id": str(file.case_id), **file.state(), "version": 0, "timeline": file.new_entries}
+        )
 
     async def get(self, case_id: uuid.UUID) -> CaseFile | None:
         doc = await self.files.find_one({"_id": str(case_id)}, STATE_ONLY)
@@ -66,8 +67,9 @@ class MongoCaseFileStore:
                 update["$push"] = {"timeline": {"$each": file.new_entries}}
             return Change(update, result=file, emit=emitted)
 
-        changed = await change_versioned(self.files, key, decision, projection=STATE_ONLY,
-                                         on_emitted=lambda: self.relay.notify(self.files, key))
+        changed = await change_versioned(
+            self.files, key, decision, projection=STATE_ONLY, on_emitted=lambda: self.relay.notify(self.files, key)
+        )
         return None if changed is None else changed.result
 
     async def find(self, *, open_only: bool = True, antenna_id: str | None = None) -> list[CaseFile]:
@@ -145,15 +147,26 @@ class MongoAntennaCapacityStore:
             values = {k: v for k, v in asdict(capacity).items() if k != "antenna_id"}
             return Change({"$set": values}, result=True, emit=[event])
 
-        changed = await change_versioned(self.antennas, capacity.antenna_id, decide, projection=STATE_ONLY,
-                                         create=True,
-                                         on_emitted=lambda: self.relay.notify(self.antennas, capacity.antenna_id))
+        changed = await change_versioned(
+            self.antennas,
+            capacity.antenna_id,
+            decide,
+            projection=STATE_ONLY,
+            create=True,
+            on_emitted=lambda: self.relay.notify(self.antennas, capacity.antenna_id),
+        )
         return changed is not None
 
     async def find(self) -> list[AntennaCapacity]:
-        return [AntennaCapacity(antenna_id=doc["_id"], coach_slots_free=doc["coach_slots_free"],
-                                sponsor_slots_free=doc["sponsor_slots_free"], as_of=doc["as_of"])
-                async for doc in self.antennas.find({}, STATE_ONLY).sort("_id", 1)]
+        return [
+            AntennaCapacity(
+                antenna_id=doc["_id"],
+                coach_slots_free=doc["coach_slots_free"],
+                sponsor_slots_free=doc["sponsor_slots_free"],
+                as_of=doc["as_of"],
+            )
+            async for doc in self.antennas.find({}, STATE_ONLY).sort("_id", 1)
+        ]
 
 
 class MongoCheckpointStore:
@@ -161,25 +174,44 @@ class MongoCheckpointStore:
         self.checkpoints = db["checkpoints"]
 
     async def add(self, checkpoint: Checkpoint) -> bool:
-        return await insert_once(self.checkpoints, {
-            "_id": checkpoint.checkpoint_id, "antenna_id": checkpoint.antenna_id,
-            "held_on": checkpoint.held_on.isoformat(), "duration_minutes": checkpoint.duration_minutes,
-            "present": [str(c) for c in checkpoint.present], "absent": [str(c) for c in checkpoint.absent],
-            "by": checkpoint.by, "at": checkpoint.at, "status": checkpoint.status.value, "refused": checkpoint.refused,
-        })
+        return await insert_once(
+            self.checkpoints,
+            {
+                "_id": checkpoint.checkpoint_id,
+                "antenna_id": checkpoint.antenna_id,
+                "held_on": checkpoint.held_on.isoformat(),
+                "duration_minutes": checkpoint.duration_minutes,
+                "present": [str(c) for c in checkpoint.present],
+                "absent": [str(c) for c in checkpoint.absent],
+                "by": checkpoint.by,
+                "at": checkpoint.at,
+                "status": checkpoint.status.value,
+                "refused": checkpoint.refused,
+            },
+        )
 
     async def mark_recorded(self, checkpoint_id: str, refused: dict[str, str]) -> None:
-        await update_by_id(self.checkpoints, checkpoint_id,
-                           {"$set": {"status": CheckpointStatus.RECORDED.value, "refused": refused}})
+        await update_by_id(
+            self.checkpoints, checkpoint_id, {"$set": {"status": CheckpointStatus.RECORDED.value, "refused": refused}}
+        )
 
     async def unfinished(self) -> list[Checkpoint]:
         docs = await self.checkpoints.find({"status": CheckpointStatus.IN_PROGRESS.value}).to_list(None)
-        return [Checkpoint(
-            checkpoint_id=doc["_id"], antenna_id=doc["antenna_id"], held_on=date.fromisoformat(doc["held_on"]),
-            duration_minutes=doc.get("duration_minutes"), present=[uuid.UUID(c) for c in doc["present"]],
-            absent=[uuid.UUID(c) for c in doc.get("absent", [])], by=doc["by"], at=doc["at"],
-            status=CheckpointStatus(doc["status"]), refused=doc.get("refused") or {},
-        ) for doc in docs]
+        return [
+            Checkpoint(
+                checkpoint_id=doc["_id"],
+                antenna_id=doc["antenna_id"],
+                held_on=date.fromisoformat(doc["held_on"]),
+                duration_minutes=doc.get("duration_minutes"),
+                present=[uuid.UUID(c) for c in doc["present"]],
+                absent=[uuid.UUID(c) for c in doc.get("absent", [])],
+                by=doc["by"],
+                at=doc["at"],
+                status=CheckpointStatus(doc["status"]),
+                refused=doc.get("refused") or {},
+            )
+            for doc in docs
+        ]
 
 
 class MongoAuditStore:
@@ -199,5 +231,10 @@ class MongoAuditStore:
 
 
 def mongo_stores(db: AsyncDatabase, relay: OutboxRelay) -> CoachingStores:
-    return CoachingStores(MongoCaseFileStore(db, relay), MongoVolunteerStore(db), MongoAntennaCapacityStore(db, relay),
-                          MongoCheckpointStore(db), MongoAuditStore(db))
+    return CoachingStores(
+        MongoCaseFileStore(db, relay),
+        MongoVolunteerStore(db),
+        MongoAntennaCapacityStore(db, relay),
+        MongoCheckpointStore(db),
+        MongoAuditStore(db),
+    )
