@@ -1,7 +1,8 @@
 """Baseline throughput: N small records through a baseline process on the pipeline's broker.
 
-Two baselines: the raw relay (bench.relay: consume → produce) and the minimal stage (bench.minimal_stage:
-consume → one upsert in FerretDB → produce). Measured end to end like the pipeline: from the first record
+Three baselines: the raw relay (bench.relay: consume → produce), the minimal stage (bench.minimal_stage:
+consume → one upsert per record in FerretDB → produce) and the minimal batched stage (`--batched`: consume
+→ one insert_many per batch → produce). Measured end to end like the pipeline: from the first record
 produced to topic A to the last one consumed from topic B.
 """
 
@@ -88,10 +89,11 @@ async def stop_relay(proc: asyncio.subprocess.Process, deadline_s: float = 10) -
 
 
 async def run_baseline(bootstrap: str, messages: int, message_bytes: int, partitions: int,
-                       resources: ResourceSampler, deadline_s: float, mongo_url: str | None = None) -> BaselineResult:
-    """The raw relay, or the minimal stage when `mongo_url` is given (its upserts go there)."""
+                       resources: ResourceSampler, deadline_s: float, mongo_url: str | None = None,
+                       batched: bool = False) -> BaselineResult:
+    """The raw relay, or the minimal stage when `mongo_url` is given (its writes go there), batched or not."""
     tag = uuid.uuid4().hex[:8]
-    name = "relay" if mongo_url is None else "minimal-stage"
+    name = "relay" if mongo_url is None else "minimal-batched-stage" if batched else "minimal-stage"
     source, destination = f"bench.{name}-in.{tag}", f"bench.{name}-out.{tag}"
     await create_topics(bootstrap, [source, destination], partitions)
     received = ArrivalRecorder(bootstrap, destination, "baseline")
@@ -100,7 +102,8 @@ async def run_baseline(bootstrap: str, messages: int, message_bytes: int, partit
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=2)
     group = f"bench-{name}-{tag}"
     module, args = (("bench.relay", [bootstrap, source, destination, group]) if mongo_url is None else
-                    ("bench.minimal_stage", [bootstrap, mongo_url, source, destination, group]))
+                    ("bench.minimal_stage", [*(["--batched"] if batched else []), bootstrap, mongo_url, source,
+                                             destination, group]))
     try:
         relay = await start_relay(module, args)
         resources.track(f"baseline-{name}", relay.pid)
