@@ -223,9 +223,9 @@ def table(result: dict[str, Any]) -> str:
         (f"  latency p50 / p95 / p99 at {fmt(lat.get('rate_per_s'))} cases/s open loop ({lat['routed']} cases)",
          trio(lat)),
         ("  latency max at that rate", f"{fmt(lat['max_ms'])} ms"),
-        ("  at that rate: POSTs started / CaseRouted arrived per s",
-         (f"{fmt(lat.get('posted_per_s'))} / {fmt(lat.get('routed_per_s'))}"
-          f"{'' if lat.get('rate_sustained') else ' (NOT sustained)'}")),
+        *([("  at that rate: POSTs started / CaseRouted arrived per s",
+            (f"{fmt(lat['posted_per_s'])} / {fmt(lat['routed_per_s'])}"
+             f"{'' if lat['rate_sustained'] else ' (NOT sustained)'}"))] if "rate_sustained" in lat else []),
         ("  POST → notifications recorded p50 / p99, saturated / fixed rate",
          f"{fmt(sat['notified_p50_ms'])} / {fmt(sat['notified_p99_ms'])} · "
          f"{fmt(lat['notified_p50_ms'])} / {fmt(lat['notified_p99_ms'])} ms"),
