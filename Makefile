@@ -23,13 +23,14 @@ export GOFLAGS := -buildvcs=false
 export GOMODCACHE := $(LOCAL)/go/mod
 export GOCACHE := $(LOCAL)/go/cache
 
-.PHONY: run test unit integration e2e faults bench stop clean provision schemas lint lock help
+.PHONY: run test unit integration e2e faults bench bench-stores stop clean provision schemas lint lock help
 
 help:
 	@echo "make run      start Kafka, FerretDB and the four services (Ctrl-C stops everything)"
 	@echo "make test     the whole suite (unit, integration, end-to-end) on real Kafka and FerretDB"
 	@echo "make faults   5,000 cases through SIGKILLs and Kafka/FerretDB restarts: nothing lost, nothing twice"
 	@echo "make bench    throughput and latency benchmark, results in bench/results/latest.json"
+	@echo "make bench-stores  FerretDB on SQLite vs on PostgreSQL (installs postgresql), bench/results/stores.json"
 	@echo "make stop     stop processes left by an interrupted 'make run'"
 	@echo "make lint     ruff (lint and format) and mypy"
 	@echo "make lock     refresh requirements/ from pyproject.toml (LOCK_ARGS=--upgrade to take newer versions)"
@@ -55,6 +56,11 @@ faults: provision
 
 bench: provision
 	@$(BIN)/python -m bench $(BENCH_ARGS)
+
+# The store comparison alone installs PostgreSQL (Debian's packages); nothing else needs it.
+bench-stores: provision
+	@scripts/ensure-postgres.sh
+	@$(BIN)/python -m bench.store_probe $(STORES_ARGS)
 
 stop:
 	@if [ -x $(BIN)/relais ]; then $(BIN)/relais stop; else echo "nothing to stop"; fi

@@ -4,10 +4,15 @@ Starts its own Kafka, FerretDB, mail sink, intake, routing and notifications, me
 
 Phases, in this order, on the same broker:
 1. baseline: a raw aiokafka relay (bench.relay) copies N records from topic A to topic B;
-2. baseline: a minimal hand-written stage (bench.minimal_stage): consume, one upsert, produce;
-3. warm-up: a few cases through the pipeline, not counted (connections, consumer groups, caches);
-4. saturated: `--cases` cases posted by `--concurrency` clients as fast as they are answered → cases/s;
-5. fixed rate: cases posted open loop at `--rate` per second → latency that is not queueing.
+2. baseline: a minimal hand-written stage (bench.minimal_stage): consume, one upsert per record, produce;
+3. baseline: the minimal batched stage (bench.minimal_stage --batched): consume, one insert_many per
+   batch, produce;
+4. warm-up: a few cases through the pipeline, not counted (connections, consumer groups, caches);
+5. saturated: `--cases` cases posted by `--concurrency` clients as fast as they are answered → cases/s;
+6. fixed rate: cases posted open loop at `--rate` per second (100 by default, the target's rate) →
+   latency, and whether the pipeline kept up with that rate;
+7. replay: a second routing in a new consumer group re-reads every CaseReceived of the run against the
+   same database until its lag is 0 (bench.replay) → events/s.
 A case is through when its CaseRouted is consumed and notifications has recorded its notifications.
 At the end every case is checked against the CaseRouted topic, the partner feed and the notifications
 store (lost, duplicated). Results go to `--out` (bench/results/latest.json) and are printed as a table.
@@ -23,6 +28,7 @@ import signal
 import socket
 import sys
 import tempfile
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +38,7 @@ from bench import pyspy, report, service_metrics, store_timing
 from bench.baseline import run_baseline
 from bench.check import check_cases
 from bench.pipeline import Phase, Pipeline
+from bench.replay import run_replay
 from bench.resources import ResourceSampler, cpu_percent
 from bench.waiting import BenchError, reporting
 from ops.devstack import ROOT, StartupError
@@ -39,7 +46,7 @@ from ops.stack import SERVICES, Stack, StackConfig
 from shared.settings import ServiceSettings
 
 BENCHED = ("intake", "routing", "notifications")
-MAX_AUTO_RATE = 100.0
+TARGET_RATE = 100.0  # cases/s at which the issue's latency target is set
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -56,9 +63,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--rate",
         type=float,
-        default=None,
-        help="cases/s of the open-loop latency phase (default: half the throughput "
-        f"at the end of the saturated phase, at most {MAX_AUTO_RATE:.0f})",
+        default=TARGET_RATE,
+        help=f"cases/s of the open-loop latency phase (default {TARGET_RATE:.0f}, the target's "
+        "rate; lower it to see the latency of a rate the pipeline sustains: the results "
+        "say whether it kept up)",
     )
     parser.add_argument(
         "--latency-cases",
@@ -72,6 +80,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--minimal-msgs", type=int, default=10000, help="records through the minimal stage baseline (default 10000)"
+    )
+    parser.add_argument(
+        "--minimal-batched-msgs",
+        type=int,
+        default=20000,
+        help="records through the minimal batched stage baseline (default 20000)",
+    )
+    parser.add_argument(
+        "--no-replay",
+        dest="replay",
+        action="store_false",
+        help="skip the replay phase (a new routing consumer group re-reading every CaseReceived)",
     )
     parser.add_argument(
         "--baseline-bytes",
@@ -101,10 +121,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="do not time the services' store commands (bench/profiling)",
     )
     args = parser.parse_args(argv)
-    for name in ("cases", "concurrency", "baseline_msgs", "minimal_msgs", "baseline_bytes"):
+    for name in ("cases", "concurrency", "baseline_msgs", "minimal_msgs", "minimal_batched_msgs", "baseline_bytes"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    if args.rate is not None and args.rate <= 0:
+    if args.rate <= 0:
         parser.error("--rate must be positive")
     return args
 
@@ -118,13 +138,6 @@ def free_port() -> int:
 def routed_deadline_s(cases: int) -> float:
     """An outer bound only (a stuck pipeline is detected sooner, by --stall-timeout)."""
     return 600 + 5 * cases
-
-
-def auto_rate(saturated: dict[str, Any]) -> float:
-    """Half the sustained capacity: the lower of the whole phase and its last fifth (it may decline as
-    the store grows), so that the latency phase does not build a queue."""
-    rates = [v for v in (saturated["cases_per_s"], *saturated["cases_per_s_by_fifth"][-1:]) if v] or [1.0]
-    return min(MAX_AUTO_RATE, max(0.1, round(min(rates) / 2, 1)))
 
 
 @dataclass
@@ -171,10 +184,11 @@ async def run_phase(
 async def measure(
     stack: Stack, args: argparse.Namespace, resources: ResourceSampler, profile_dir: Path
 ) -> dict[str, Any]:
-    """Run the five phases and the check; return what `report.build_result` needs besides memory peaks."""
+    """Run the phases and the check; return what `report.build_result` needs besides memory peaks."""
     bootstrap = stack.kafka.bootstrap
     machine = report.machine()
-    print(f"[1/5] baseline: raw aiokafka relay, {args.baseline_msgs} records", flush=True)
+    steps = 7 if args.replay else 6
+    print(f"[1/{steps}] baseline: raw aiokafka relay, {args.baseline_msgs} records", flush=True)
     partitions = ServiceSettings.model_fields["topic_partitions"].default  # as the services' topics
     baseline = await run_baseline(
         bootstrap,
@@ -185,7 +199,10 @@ async def measure(
         deadline_s=300 + args.baseline_msgs / 100,
     )
     print(f"  {baseline.msgs_per_s:,.0f} msgs/s end to end", flush=True)
-    print(f"[2/5] baseline: minimal stage (consume, one upsert, produce), {args.minimal_msgs} records", flush=True)
+    print(
+        f"[2/{steps}] baseline: minimal stage (consume, one upsert per record, produce), {args.minimal_msgs} records",
+        flush=True,
+    )
     minimal = await run_baseline(
         bootstrap,
         args.minimal_msgs,
@@ -196,13 +213,29 @@ async def measure(
         mongo_url=stack.ferretdb.url,
     )
     print(f"  {minimal.msgs_per_s:,.0f} msgs/s end to end", flush=True)
+    print(
+        f"[3/{steps}] baseline: minimal batched stage (consume, one insert_many per batch, produce), "
+        f"{args.minimal_batched_msgs} records",
+        flush=True,
+    )
+    batched = await run_baseline(
+        bootstrap,
+        args.minimal_batched_msgs,
+        args.baseline_bytes,
+        partitions,
+        resources,
+        deadline_s=300 + args.minimal_batched_msgs / 20,
+        mongo_url=stack.ferretdb.url,
+        batched=True,
+    )
+    print(f"  {batched.msgs_per_s:,.0f} msgs/s end to end", flush=True)
 
     urls = {name: stack.services[name].url for name in BENCHED}
-    probes = Probes(resources, urls, profile_dir, {name: stack.services[name].pid for name in BENCHED})
+    probes = Probes(resources, urls, profile_dir, {name: stack.services[name].proc.pid for name in BENCHED})
     pipeline = Pipeline(urls["intake"], bootstrap, max_connections=max(args.concurrency, 100))
     await pipeline.start()
     try:
-        print(f"[3/5] warm-up: {args.warmup} cases, not counted", flush=True)
+        print(f"[4/{steps}] warm-up: {args.warmup} cases, not counted", flush=True)
         warmup = await run_phase(
             pipeline,
             Phase("warm-up", args.warmup, concurrency=min(args.concurrency, 8)),
@@ -213,7 +246,7 @@ async def measure(
         if not warmup.routed_complete:
             raise BenchError("the warm-up cases were not all through: see the service logs")
 
-        print(f"[4/5] saturated: {args.cases} cases, {args.concurrency} concurrent clients", flush=True)
+        print(f"[5/{steps}] saturated: {args.cases} cases, {args.concurrency} concurrent clients", flush=True)
         spy_dir = profile_dir / "py-spy"
         spies = await pyspy.start(probes.service_pids, args.py_spy, spy_dir) if args.py_spy > 0 else []
         saturated = await run_phase(
@@ -228,13 +261,38 @@ async def measure(
         sat = report.phase_numbers(saturated, pipeline.routed.arrivals, pipeline.through_at(saturated))
         print(f"  {report.fmt(sat['cases_per_s'])} cases/s, p50 {sat['p50_ms']} ms", flush=True)
 
-        rate = args.rate or auto_rate(sat)
+        rate = args.rate
         latency_cases = args.latency_cases or min(max(50, int(rate * 30)), max(50, args.cases // 2))
-        print(f"[5/5] latency: {latency_cases} cases open loop at {rate:g} cases/s", flush=True)
+        print(f"[6/{steps}] latency: {latency_cases} cases open loop at {rate:g} cases/s", flush=True)
         fixed = await run_phase(
             pipeline, Phase("fixed-rate", latency_cases, rate=rate), pipeline.open_loop, probes, args.stall_timeout
         )
+        lat = report.phase_numbers(fixed, pipeline.routed.arrivals, pipeline.through_at(fixed))
+        print(
+            f"  posted at {report.fmt(lat['posted_per_s'])}/s, routed at {report.fmt(lat['routed_per_s'])}/s"
+            f"{'' if lat['rate_sustained'] else ' (rate NOT sustained)'}; p99 {lat['p99_ms']} ms",
+            flush=True,
+        )
         emails = await service_metrics.emails(pipeline.client, urls["notifications"])
+        replay = None
+        if args.replay:
+            print(f"[7/{steps}] replay: routing in a new consumer group re-reads every CaseReceived", flush=True)
+            replay = await run_replay(
+                stack,
+                pipeline.routed,
+                port=free_port(),
+                tag=uuid.uuid4().hex[:8],
+                extra_env=stack.config.extra_env,
+                resources=resources,
+                profile_dir=profile_dir,
+                stall_s=args.stall_timeout,
+                deadline_s=routed_deadline_s(warmup.planned + saturated.planned + fixed.planned),
+            )
+            print(
+                f"  {report.fmt(replay.events_per_s)} events/s ({replay.events} events, lag 0 "
+                f"{'reached' if replay.lag_zero else 'NOT reached'}, {replay.new_case_routed_ids} new CaseRouted)",
+                flush=True,
+            )
         print(
             "check: every case against the CaseRouted topic, the partner feed and the notifications store …", flush=True
         )
@@ -251,6 +309,8 @@ async def measure(
             "notified": {**pipeline.notified_at(saturated), **pipeline.notified_at(fixed)},
             "baseline": baseline,
             "minimal": minimal,
+            "batched": batched,
+            "replay": replay,
             "checked": checked,
             "emails": emails,
             "machine_info": machine,
@@ -289,13 +349,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(f"bench: starting FerretDB and Kafka ({data_dir}) …", flush=True)
         stack.start_infra()
-        resources.track("kafka", stack.kafka.pid)
-        resources.track("ferretdb", stack.ferretdb.pid)
-        resources.track("mailsink", stack.mailsink.pid)
+        resources.track("kafka", stack.kafka.proc.pid)
+        resources.track("ferretdb", stack.ferretdb.proc.pid)
+        resources.track("mailsink", stack.mailsink.proc.pid)
         print(f"bench: starting {' and '.join(BENCHED)} …", flush=True)
         stack.start_services(BENCHED)
         for name in BENCHED:
-            resources.track(name, stack.services[name].pid)
+            resources.track(name, stack.services[name].proc.pid)
         resources.start()
         measured = asyncio.run(measure(stack, args, resources, profile_dir))
         load_at_end = [round(x, 2) for x in os.getloadavg()]

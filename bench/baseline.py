@@ -1,7 +1,8 @@
 """Baseline throughput: N small records through a baseline process on the pipeline's broker.
 
-Two baselines: the raw relay (bench.relay: consume → produce) and the minimal stage (bench.minimal_stage:
-consume → one upsert in FerretDB → produce). Measured end to end like the pipeline: from the first record
+Three baselines: the raw relay (bench.relay: consume → produce), the minimal stage (bench.minimal_stage:
+consume → one upsert per record in FerretDB → produce) and the minimal batched stage (`--batched`: consume
+→ one insert_many per batch → produce). Measured end to end like the pipeline: from the first record
 produced to topic A to the last one consumed from topic B.
 """
 
@@ -71,7 +72,6 @@ async def start_relay(module: str, args: list[str], deadline_s: float = 60) -> a
         start_new_session=True,
         cwd=ROOT,
     )
-    assert proc.stdout is not None  # stdout=PIPE
     try:
         line = await asyncio.wait_for(proc.stdout.readline(), deadline_s)
     except TimeoutError:
@@ -103,10 +103,11 @@ async def run_baseline(
     resources: ResourceSampler,
     deadline_s: float,
     mongo_url: str | None = None,
+    batched: bool = False,
 ) -> BaselineResult:
-    """The raw relay, or the minimal stage when `mongo_url` is given (its upserts go there)."""
+    """The raw relay, or the minimal stage when `mongo_url` is given (its writes go there), batched or not."""
     tag = uuid.uuid4().hex[:8]
-    name = "relay" if mongo_url is None else "minimal-stage"
+    name = "relay" if mongo_url is None else "minimal-batched-stage" if batched else "minimal-stage"
     source, destination = f"bench.{name}-in.{tag}", f"bench.{name}-out.{tag}"
     await create_topics(bootstrap, [source, destination], partitions)
     received = ArrivalRecorder(bootstrap, destination, "baseline")
@@ -117,7 +118,10 @@ async def run_baseline(
     module, args = (
         ("bench.relay", [bootstrap, source, destination, group])
         if mongo_url is None
-        else ("bench.minimal_stage", [bootstrap, mongo_url, source, destination, group])
+        else (
+            "bench.minimal_stage",
+            [*(["--batched"] if batched else []), bootstrap, mongo_url, source, destination, group],
+        )
     )
     try:
         relay = await start_relay(module, args)

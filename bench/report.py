@@ -14,6 +14,7 @@ from typing import Any
 
 from bench.baseline import BaselineResult
 from bench.pipeline import Phase
+from bench.replay import ReplayResult
 from bench.resources import ResourceSampler
 from ops.devstack import ROOT
 
@@ -47,6 +48,8 @@ def phase_numbers(
             previous = chunk[-1]
     http_span = phase.last_response - phase.first_post
     http_ms = sorted(phase.http_ms)
+    posted_per_s = _span_rate(sorted(phase.sent.values()))
+    routed_per_s = _span_rate(sorted(arrivals[k] for k in phase.sent if k in arrivals))
     return {
         "cases": phase.planned,
         "accepted": len(phase.sent),
@@ -73,11 +76,33 @@ def phase_numbers(
         "cpu_percent_by_process": phase.cpu_percent,
         **({"concurrency": phase.concurrency} if phase.concurrency else {}),
         **(
-            {"rate_per_s": phase.rate, "schedule_lag_max_ms": _ms(phase.schedule_lag_max_s * 1000)}
+            {
+                "rate_per_s": phase.rate,
+                "schedule_lag_max_ms": _ms(phase.schedule_lag_max_s * 1000),
+                "posted_per_s": posted_per_s,
+                "routed_per_s": routed_per_s,
+                "rate_sustained": sustained(phase.rate, posted_per_s, routed_per_s),
+            }
             if phase.rate
             else {}
         ),
     }
+
+
+# An open-loop phase kept up with its rate when its POSTs started and its CaseRouted arrived at least this
+# close to the rate (arrival times are taken per fetched batch, so a short phase reads a little low).
+SUSTAINED_SHARE = 0.9
+
+
+def sustained(rate: float, posted_per_s: float | None, routed_per_s: float | None) -> bool:
+    return all(v is not None and v >= SUSTAINED_SHARE * rate for v in (posted_per_s, routed_per_s))
+
+
+def _span_rate(times: list[float]) -> float | None:
+    """Events per second between the first and the last of sorted `times`."""
+    if len(times) < 2 or times[-1] <= times[0]:
+        return None
+    return round((len(times) - 1) / (times[-1] - times[0]), 1)
 
 
 def _ms(value: float | None) -> float | None:
@@ -135,6 +160,8 @@ def build_result(
     notified: dict[bytes, float],
     baseline: BaselineResult,
     minimal: BaselineResult,
+    batched: BaselineResult,
+    replay: ReplayResult | None,
     checked: dict[str, Any],
     emails: dict[str, float],
     resources: ResourceSampler,
@@ -147,19 +174,24 @@ def build_result(
     per_process = {name: round(mb, 1) for name, mb in resources.max_mb.items()}
     rss_services = {s: per_process[s] for s in services if s in per_process}
     relay_per_s, minimal_per_s = round(baseline.msgs_per_s, 1), round(minimal.msgs_per_s, 1)
+    batched_per_s = round(batched.msgs_per_s, 1)
+    replay_per_s = replay.events_per_s if replay is not None else None
     complete = (
         saturated.routed_complete
         and fixed.routed_complete
-        and baseline.received == baseline.messages
-        and minimal.received == minimal.messages
+        and all(b.received == b.messages for b in (baseline, minimal, batched))
+        and (replay is None or replay.lag_zero)
     )
     return {
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "pipeline_cases_per_s": sat["cases_per_s"],
         "baseline_relay_msgs_per_s": relay_per_s,
         "baseline_minimal_stage_per_s": minimal_per_s,
+        "baseline_minimal_batched_per_s": batched_per_s,
         "ratio_pipeline_to_relay": _ratio(sat["cases_per_s"], relay_per_s),
         "ratio_pipeline_to_minimal_stage": _ratio(sat["cases_per_s"], minimal_per_s),
+        "ratio_pipeline_to_minimal_batched": _ratio(sat["cases_per_s"], batched_per_s),
+        "replay_events_per_s": round(replay_per_s, 1) if replay_per_s else None,
         "p50_ms": lat["p50_ms"],
         "p95_ms": lat["p95_ms"],
         "p99_ms": lat["p99_ms"],
@@ -176,11 +208,15 @@ def build_result(
                     lat["p99_ms"] is not None
                     and lat["p99_ms"] < TARGETS["p99_ms_at_100_per_s"]
                     and (fixed.rate or 0) >= 100
+                    and lat["rate_sustained"]
                 ),
                 "rss_mb_per_service": bool(rss_services) and max(rss_services.values()) < TARGETS["rss_mb_per_service"],
             },
         },
         "latency_rate_per_s": fixed.rate,
+        "latency_posted_per_s": lat["posted_per_s"],
+        "latency_routed_per_s": lat["routed_per_s"],
+        "latency_rate_sustained": lat["rate_sustained"],
         "saturated_p50_ms": sat["p50_ms"],
         "saturated_p95_ms": sat["p95_ms"],
         "saturated_p99_ms": sat["p99_ms"],
@@ -190,6 +226,8 @@ def build_result(
         "phases": {"saturated": sat, "fixed_rate": lat},
         "baseline": _baseline(baseline),
         "baseline_minimal_stage": _baseline(minimal),
+        "baseline_minimal_batched_stage": _baseline(batched),
+        "replay": replay.as_dict() if replay is not None else None,
         "rss_mb_max_by_process": per_process,
         "rss_mb_max_services_total": round(resources.max_group_total_mb, 1),
         "warmup_cases": warmup.planned,
@@ -206,6 +244,7 @@ def write(result: dict[str, Any], path: Path) -> None:
 def table(result: dict[str, Any]) -> str:
     sat, lat, base = result["phases"]["saturated"], result["phases"]["fixed_rate"], result["baseline"]
     mini, check = result["baseline_minimal_stage"], result["check"]
+    batch, replay = result.get("baseline_minimal_batched_stage"), result.get("replay")
     m = result["machine"]
     rss = result["rss_mb_max_by_process"]
 
@@ -226,6 +265,19 @@ def table(result: dict[str, Any]) -> str:
             trio(lat),
         ),
         ("  latency max at that rate", f"{fmt(lat['max_ms'])} ms"),
+        *(
+            [
+                (
+                    "  at that rate: POSTs started / CaseRouted arrived per s",
+                    (
+                        f"{fmt(lat['posted_per_s'])} / {fmt(lat['routed_per_s'])}"
+                        f"{'' if lat['rate_sustained'] else ' (NOT sustained)'}"
+                    ),
+                )
+            ]
+            if "rate_sustained" in lat
+            else []
+        ),
         (
             "  POST → notifications recorded p50 / p99, saturated / fixed rate",
             f"{fmt(sat['notified_p50_ms'])} / {fmt(sat['notified_p99_ms'])} · "
@@ -250,18 +302,49 @@ def table(result: dict[str, Any]) -> str:
             f"  minimal stage: consume, one upsert, produce ({mini['relayed']} msgs)",
             f"{fmt(mini['msgs_per_s'])} msgs/s",
         ),
+        *(
+            [
+                (
+                    f"  minimal batched stage: consume, one insert_many per batch, produce ({batch['relayed']} msgs)",
+                    f"{fmt(batch['msgs_per_s'])} msgs/s",
+                )
+            ]
+            if batch
+            else []
+        ),
         ("  pipeline / raw relay", _percent(result["ratio_pipeline_to_relay"])),
         ("  pipeline / minimal stage (what our plumbing costs)", _percent(result["ratio_pipeline_to_minimal_stage"])),
+        *(
+            [
+                (
+                    "  pipeline / minimal batched stage (what a few writes per batch allow)",
+                    _percent(result["ratio_pipeline_to_minimal_batched"]),
+                )
+            ]
+            if batch
+            else []
+        ),
+        *_replay_rows(replay),
         ("Peak RSS (process + children)", ""),
         *[(f"  {name}", f"{mb:.0f} MB") for name, mb in rss.items()],
         ("  services together", f"{result['rss_mb_max_services_total']:.0f} MB"),
-        ("CPU, % of one core: relay / minimal stage / saturated / fixed rate", ""),
+        (
+            (
+                f"CPU, % of one core: relay / minimal stage / {'minimal batched / ' if batch else ''}saturated / "
+                f"fixed rate{' / replay' if replay else ''}"
+            ),
+            "",
+        ),
         *[
             (
                 f"  {name}",
-                " / ".join(fmt(phase["cpu_percent_by_process"].get(name)) for phase in (base, mini, sat, lat)),
+                " / ".join(
+                    fmt(phase["cpu_percent_by_process"].get(name))
+                    for phase in (base, mini, batch, sat, lat, replay)
+                    if phase
+                ),
             )
-            for name in sat["cpu_percent_by_process"]
+            for name in {**sat["cpu_percent_by_process"], **((replay or {}).get("cpu_percent_by_process") or {})}
         ],
         ("Store commands by time, saturated (bench/profiling)", ""),
         *_store_rows(sat.get("store_profile") or {}),
@@ -301,6 +384,26 @@ SERVICE_TIMERS = {
     "notifications.handler_ms": "notifications: consumer handler call (a batch)",
     "notifications.outbox_relay_ms": "notifications: feed record waiting in the outbox",
 }
+
+
+def _replay_rows(replay: dict[str, Any] | None) -> list[tuple[str, str]]:
+    if not replay:
+        return []
+    rows = [
+        ("Replay: routing in a new consumer group re-reads every CaseReceived (same database)", ""),
+        (f"  {replay['events']} events until lag 0", f"{fmt(replay['events_per_s'])} events/s"),
+        (
+            "  from the process start to lag 0 / to its first commit",
+            f"{fmt(replay['seconds_from_start'])} / {fmt(replay['first_commit_after_s'])} s",
+        ),
+        (
+            "  CaseRouted records published meanwhile / new CaseRouted ids (0 expected)",
+            f"{replay['case_routed_records']} / {replay['new_case_routed_ids']}",
+        ),
+    ]
+    if not replay["lag_zero"]:
+        rows.append(("  ! lag 0 not reached", ""))
+    return rows + _store_rows(replay.get("store_profile") or {})
 
 
 def _store_rows(profile: dict[str, Any], per_service: int = 3) -> list[tuple[str, str]]:

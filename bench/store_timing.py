@@ -7,8 +7,11 @@ service's store commands by total time: count, seconds, mean milliseconds, and t
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
+
+from ops.devstack import ROOT
 
 PROFILING_DIR = Path(__file__).parent / "profiling"
 
@@ -16,8 +19,15 @@ Snapshot = dict[str, dict[str, dict[str, float]]]  # service -> command key -> {
 
 
 def env(profile_dir: Path) -> dict[str, str]:
-    """What a service's environment needs for its store commands to be timed."""
-    return {"PYTHONPATH": str(PROFILING_DIR), "RELAIS_BENCH_PROFILE_DIR": str(profile_dir)}
+    """What a service's environment needs for its store commands to be timed.
+
+    The checkout's root stays on the path after the profiling folder: without it the services would be
+    imported through the virtual environment's editable install, which may point at another checkout.
+    """
+    return {
+        "PYTHONPATH": os.pathsep.join([str(PROFILING_DIR), str(ROOT)]),
+        "RELAIS_BENCH_PROFILE_DIR": str(profile_dir),
+    }
 
 
 def snapshot(profile_dir: Path, pids: dict[str, int]) -> Snapshot:

@@ -83,7 +83,7 @@ class Node:
             raise StartupError(f"{self.name} was not started")
         return self.proc.pid
 
-    def _spawn(self, argv: list[str], env: dict[str, str] | None = None) -> None:
+    def _spawn(self, argv: list[str], env: dict[str, str] | None = None, user: str | None = None) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(
@@ -93,6 +93,7 @@ class Node:
             env=env,
             cwd=self.data_dir,
             start_new_session=True,
+            **_as_user(user),
         )
         log.close()
 
@@ -232,29 +233,27 @@ class FerretNode(Node):
     """FerretDB 1.24 speaking the MongoDB wire protocol on an SQLite directory."""
 
     port: int = 27017
+    binary: Path = FERRETDB_BIN
 
     @property
     def url(self) -> str:
         return f"mongodb://127.0.0.1:{self.port}/"
 
     def start(self, deadline_s: float = 30) -> None:
-        if not FERRETDB_BIN.exists():
-            raise StartupError(f"FerretDB is not provisioned ({FERRETDB_BIN} missing): run `make provision`")
+        if not self.binary.exists():
+            raise StartupError(f"FerretDB is not provisioned ({self.binary} missing): run `make provision`")
         if port_open("127.0.0.1", self.port):
             raise StartupError(f"port {self.port} is already in use: is another FerretDB running?")
+        self._spawn([str(self.binary), f"--listen-addr=127.0.0.1:{self.port}", *self.backend_args()])
+        wait_until(self.ready, deadline_s, "FerretDB", self.proc, self.log_path)
+
+    def backend_args(self) -> list[str]:
         sqlite_dir = self.data_dir / "sqlite"
         sqlite_dir.mkdir(parents=True, exist_ok=True)
         # WAL (FerretDB's default) with synchronous=NORMAL: a commit no longer waits for an fsync, which
         # tripled the writes per second (bench). A killed FerretDB loses nothing; only an OS crash or power
         # loss may drop the last commits, acceptable for this local store (production runs MongoDB).
-        self._spawn(
-            [
-                str(FERRETDB_BIN),
-                f"--listen-addr=127.0.0.1:{self.port}",
-                f"--sqlite-url=file:{sqlite_dir}/?_pragma=synchronous(normal)",
-            ]
-        )
-        wait_until(self.ready, deadline_s, "FerretDB", self.proc, self.log_path)
+        return [f"--sqlite-url=file:{sqlite_dir}/?_pragma=synchronous(normal)"]
 
     def ready(self) -> bool:
         from pymongo import MongoClient
@@ -399,3 +398,124 @@ class ServiceNode(Node):
 def _python() -> str:
     venv = ROOT / ".venv" / "bin" / "python"
     return str(venv) if venv.exists() else shutil.which("python3") or "python3"
+
+
+@dataclass
+class FerretPostgresNode(FerretNode):
+    """FerretDB 1.24 on its PostgreSQL backend (the store comparison of `bench.store_probe`)."""
+
+    postgresql_url: str = ""
+
+    def backend_args(self) -> list[str]:
+        return ["--handler=postgresql", f"--postgresql-url={self.postgresql_url}"]
+
+
+@dataclass
+class PostgresNode(Node):
+    """A private PostgreSQL cluster from Debian's packages (`scripts/ensure-postgres.sh`), in a folder of its
+    own, on 127.0.0.1 only, without a Unix socket; a random password for its one role.
+
+    PostgreSQL refuses to run as root: as root the cluster belongs to the `postgres` system user the Debian
+    package creates, and the data folder's parents must let that user through.
+    """
+
+    port: int = 5432
+    synchronous_commit: bool = False
+    role: str = "relais"
+    password: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    @property
+    def url(self) -> str:
+        return f"postgres://{self.role}:{self.password}@127.0.0.1:{self.port}/postgres"
+
+    def start(self, deadline_s: float = 60) -> None:
+        bin_dir = postgres_bin_dir()
+        if bin_dir is None:
+            raise StartupError(
+                "PostgreSQL is not installed: `make bench-stores` installs it from Debian's "
+                "packages (scripts/ensure-postgres.sh)"
+            )
+        if port_open("127.0.0.1", self.port):
+            raise StartupError(f"port {self.port} is already in use")
+        owner = "postgres" if os.geteuid() == 0 else None
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        cluster, password_file = self.data_dir / "cluster", self.data_dir / "password"
+        password_file.write_text(self.password + "\n")
+        if owner is not None:
+            shutil.chown(self.data_dir, owner, owner)
+            shutil.chown(password_file, owner, owner)
+        password_file.chmod(0o600)
+        initdb = subprocess.run(
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(cluster),
+                "-U",
+                self.role,
+                f"--pwfile={password_file}",
+                "--auth=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--no-locale",
+                "--no-sync",
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
+            cwd=self.data_dir,
+            **_as_user(owner),
+        )
+        password_file.unlink()
+        if initdb.returncode != 0:
+            raise StartupError(f"initdb failed (exit {initdb.returncode}): {initdb.stderr.strip()[-2000:]}")
+        # synchronous_commit=off: a commit does not wait for its WAL flush, like SQLite's synchronous=NORMAL
+        # in FerretNode (an OS crash may drop the last commits, never corrupt the cluster).
+        self._spawn(
+            [
+                str(bin_dir / "postgres"),
+                "-D",
+                str(cluster),
+                "-p",
+                str(self.port),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "unix_socket_directories=",
+                "-c",
+                f"synchronous_commit={'on' if self.synchronous_commit else 'off'}",
+            ],
+            user=owner,
+        )
+        wait_until(lambda: self.ready(bin_dir), deadline_s, "PostgreSQL", self.proc, self.log_path)
+
+    def ready(self, bin_dir: Path) -> bool:
+        """Accepting connections (the port opens earlier, while the cluster is still starting)."""
+        answer = subprocess.run(
+            [str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-q"],
+            check=False,
+            capture_output=True,
+            timeout=5,
+        )
+        return answer.returncode == 0
+
+
+def postgres_bin_dir() -> Path | None:
+    """The newest PostgreSQL server of Debian's packages, else one on PATH."""
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
+    )
+    if found:
+        return found[-1].parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).resolve().parent if initdb else None
+
+
+def _as_user(user: str | None) -> dict:
+    """Popen arguments that run the child as `user` (with its own group only), or nothing."""
+    if user is None:
+        return {}
+    import pwd
+
+    entry = pwd.getpwnam(user)
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
