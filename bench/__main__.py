@@ -133,21 +133,21 @@ async def run_phase(pipeline: Pipeline, phase: Phase, post: Callable[[Phase], Aw
 async def measure(stack: Stack, args: argparse.Namespace, resources: ResourceSampler,
                   profile_dir: Path) -> dict[str, Any]:
     """Run the five phases and the check; return what `report.build_result` needs besides memory peaks."""
-    bootstrap = stack.kafka.bootstrap
+    kafka = stack.kafka.access()  # the bench's own clients and baselines run as the admin principal
     machine = report.machine()
     print(f"[1/5] baseline: raw aiokafka relay, {args.baseline_msgs} records", flush=True)
     partitions = ServiceSettings.model_fields["topic_partitions"].default  # as the services' topics
-    baseline = await run_baseline(bootstrap, args.baseline_msgs, args.baseline_bytes, partitions, resources,
+    baseline = await run_baseline(kafka, args.baseline_msgs, args.baseline_bytes, partitions, resources,
                                   deadline_s=300 + args.baseline_msgs / 100)
     print(f"  {baseline.msgs_per_s:,.0f} msgs/s end to end", flush=True)
     print(f"[2/5] baseline: minimal stage (consume, one upsert, produce), {args.minimal_msgs} records", flush=True)
-    minimal = await run_baseline(bootstrap, args.minimal_msgs, args.baseline_bytes, partitions, resources,
+    minimal = await run_baseline(kafka, args.minimal_msgs, args.baseline_bytes, partitions, resources,
                                  deadline_s=300 + args.minimal_msgs / 20, mongo_url=stack.ferretdb.url)
     print(f"  {minimal.msgs_per_s:,.0f} msgs/s end to end", flush=True)
 
     urls = {name: stack.services[name].url for name in BENCHED}
     probes = Probes(resources, urls, profile_dir, {name: stack.services[name].proc.pid for name in BENCHED})
-    pipeline = Pipeline(urls["intake"], bootstrap,
+    pipeline = Pipeline(urls["intake"], kafka,
                         max_connections=max(args.concurrency, 100))
     await pipeline.start()
     try:

@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from bench.baseline_login import login_env
 from bench.kafka import ArrivalRecorder
 from bench.resources import ResourceSampler, cpu_percent
 from bench.waiting import BenchError, wait_until
 from ops.devstack import ROOT
+from shared.broker import KafkaAccess
 
 
 @dataclass
@@ -42,9 +44,9 @@ class BaselineResult:
         return self.messages / self.produce_seconds if self.produce_seconds > 0 else 0.0
 
 
-async def create_topics(bootstrap: str, names: list[str], partitions: int, deadline_s: float = 30) -> None:
+async def create_topics(kafka: KafkaAccess, names: list[str], partitions: int, deadline_s: float = 30) -> None:
     """Create the topics and wait until every partition has a leader (clients fail noisily before)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    admin = AIOKafkaAdminClient(**kafka.client(), request_timeout_ms=15000)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(n, num_partitions=partitions, replication_factor=1) for n in names])
@@ -60,10 +62,12 @@ async def create_topics(bootstrap: str, names: list[str], partitions: int, deadl
         await admin.close()
 
 
-async def start_relay(module: str, args: list[str], deadline_s: float = 60) -> asyncio.subprocess.Process:
+async def start_relay(module: str, args: list[str], kafka: KafkaAccess,
+                      deadline_s: float = 60) -> asyncio.subprocess.Process:
     """Start `python -m <module> <args>`; return once it printed `ready` (its partitions are assigned)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", module, *args, stdout=asyncio.subprocess.PIPE, start_new_session=True, cwd=ROOT,
+        env={**os.environ, **login_env(kafka)},
     )
     try:
         line = await asyncio.wait_for(proc.stdout.readline(), deadline_s)
@@ -87,22 +91,22 @@ async def stop_relay(proc: asyncio.subprocess.Process, deadline_s: float = 10) -
         await proc.wait()
 
 
-async def run_baseline(bootstrap: str, messages: int, message_bytes: int, partitions: int,
+async def run_baseline(kafka: KafkaAccess, messages: int, message_bytes: int, partitions: int,
                        resources: ResourceSampler, deadline_s: float, mongo_url: str | None = None) -> BaselineResult:
     """The raw relay, or the minimal stage when `mongo_url` is given (its upserts go there)."""
     tag = uuid.uuid4().hex[:8]
     name = "relay" if mongo_url is None else "minimal-stage"
     source, destination = f"bench.{name}-in.{tag}", f"bench.{name}-out.{tag}"
-    await create_topics(bootstrap, [source, destination], partitions)
-    received = ArrivalRecorder(bootstrap, destination, "baseline")
+    await create_topics(kafka, [source, destination], partitions)
+    received = ArrivalRecorder(kafka, destination, "baseline")
     await received.start()
     relay = None
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=2)
+    producer = AIOKafkaProducer(**kafka.client(), acks="all", enable_idempotence=True, linger_ms=2)
     group = f"bench-{name}-{tag}"
-    module, args = (("bench.relay", [bootstrap, source, destination, group]) if mongo_url is None else
-                    ("bench.minimal_stage", [bootstrap, mongo_url, source, destination, group]))
+    module, args = (("bench.relay", [kafka.bootstrap, source, destination, group]) if mongo_url is None else
+                    ("bench.minimal_stage", [kafka.bootstrap, mongo_url, source, destination, group]))
     try:
-        relay = await start_relay(module, args)
+        relay = await start_relay(module, args, kafka)
         resources.track(f"baseline-{name}", relay.pid)
         await producer.start()
         value = os.urandom(message_bytes // 2).hex().encode()[:message_bytes]

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from bench.waiting import BenchError, wait_until
+from shared.broker import KafkaAccess
 
 
 class ArrivalRecorder:
@@ -23,7 +24,7 @@ class ArrivalRecorder:
     so a key that got two different ids reveals a duplicated effect, while a republished copy does not.
     """
 
-    def __init__(self, bootstrap: str, topic: str, label: str,
+    def __init__(self, kafka: KafkaAccess, topic: str, label: str,
                  select: Callable[[ConsumerRecord], bytes | None] | None = None,
                  identify: Callable[[ConsumerRecord], str | None] | None = None) -> None:
         self.topic = topic
@@ -33,7 +34,7 @@ class ArrivalRecorder:
         self._select = select or (lambda record: record.key)
         self._identify = identify
         self._consumer = AIOKafkaConsumer(
-            topic, bootstrap_servers=bootstrap, group_id=f"bench-{label}-{uuid.uuid4().hex[:8]}",
+            topic, **kafka.client(), group_id=f"bench-{label}-{uuid.uuid4().hex[:8]}",
             auto_offset_reset="earliest", enable_auto_commit=False, fetch_max_wait_ms=100,
         )
         self._task: asyncio.Task | None = None

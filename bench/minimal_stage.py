@@ -18,6 +18,8 @@ import sys
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
+from bench.baseline_login import login
+
 DATABASE = "bench_minimal_stage"
 CONCURRENCY = 32  # upserts in flight, like the services' consumer_concurrency
 
@@ -25,9 +27,10 @@ CONCURRENCY = 32  # upserts in flight, like the services' consumer_concurrency
 async def stage(bootstrap: str, mongo_url: str, source: str, destination: str, group: str) -> None:
     client: AsyncMongoClient = AsyncMongoClient(mongo_url, serverSelectionTimeoutMS=5000)
     collection = client[DATABASE]["records"]
-    consumer = AIOKafkaConsumer(source, bootstrap_servers=bootstrap, group_id=group,
+    kafka = login(bootstrap)
+    consumer = AIOKafkaConsumer(source, **kafka.client(), group_id=group,
                                 auto_offset_reset="earliest", enable_auto_commit=False, fetch_max_wait_ms=100)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=2)
+    producer = AIOKafkaProducer(**kafka.client(), acks="all", enable_idempotence=True, linger_ms=2)
     stopping = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
     limit = asyncio.Semaphore(CONCURRENCY)

@@ -70,10 +70,31 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def admin_access(args: argparse.Namespace):  # noqa: ANN201 - a KafkaAccess
+    """The admin principal, its password from the secrets folder (`make run`'s by default)."""
+    from ops.kafka_security import Secrets
+    from shared.topology import ADMIN
+
+    secrets = Secrets(args.secrets)
+    if not secrets.password_file(ADMIN).exists():
+        raise SystemExit(f"relais: no Kafka admin password in {args.secrets} (has `make run` started once?)")
+    return secrets.access(ADMIN, args.bootstrap, "SASL_SSL" if args.ca_file else "SASL_PLAINTEXT",
+                          args.ca_file or "")
+
+
+def kafka_arguments(parser: argparse.ArgumentParser) -> None:
+    from ops.devstack import LOCAL
+
+    parser.add_argument("--bootstrap", default="127.0.0.1:9092", help="Kafka bootstrap servers")
+    parser.add_argument("--secrets", type=Path, default=LOCAL / "run" / "secrets",
+                        help="folder holding kafka-admin.password (default: make run's)")
+    parser.add_argument("--ca-file", help="CA certificate of the broker, for a TLS (SASL_SSL) listener")
+
+
 def cmd_dlq(args: argparse.Namespace) -> int:
     from ops.dlq import run
 
-    return run(args.action, args.bootstrap, args.group)
+    return run(args.action, admin_access(args), args.group)
 
 
 def cmd_schemas(args: argparse.Namespace) -> int:
@@ -125,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     dlq = sub.add_parser("dlq", help="list dead letters, or replay them to their source topic after a fix")
     dlq.add_argument("action", choices=["list", "replay"])
     dlq.add_argument("--group", help="only this consumer group's dead letters (e.g. routing)")
-    dlq.add_argument("--bootstrap", default="127.0.0.1:9092", help="Kafka bootstrap servers")
+    kafka_arguments(dlq)
     dlq.set_defaults(func=cmd_dlq)
     sub.add_parser("schemas", help="regenerate shared/schemas/json from the models").set_defaults(
         func=cmd_schemas)

@@ -14,7 +14,7 @@ from aiosmtpd.controller import Controller
 
 from ops.mailsink import MailSink
 from services.notifications.handlers import SUBSCRIBED
-from shared.broker import EVENT_TOPICS, ensure_topics
+from shared.broker import EVENT_TOPICS, KafkaAccess, ensure_topics
 from shared.settings import ServiceSettings
 from shared.schemas import (
     EVENTS,
@@ -112,8 +112,8 @@ def metric(text: str, recipient: str, result: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
-async def publish(bootstrap: str, *envelopes: Envelope) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+async def publish(access: KafkaAccess, *envelopes: Envelope) -> None:
+    producer = AIOKafkaProducer(**access.client(), acks="all", enable_idempotence=True)
     await producer.start()
     try:
         for envelope in envelopes:
@@ -123,9 +123,9 @@ async def publish(bootstrap: str, *envelopes: Envelope) -> None:
         await producer.stop()
 
 
-async def publish_raw(bootstrap: str, topic: str, value: bytes, key: bytes | None,
+async def publish_raw(access: KafkaAccess, topic: str, value: bytes, key: bytes | None,
                       headers: list[tuple[str, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = AIOKafkaProducer(**access.client(), acks="all")
     await producer.start()
     try:
         await producer.send_and_wait(topic, value, key=key, headers=headers)
@@ -133,9 +133,9 @@ async def publish_raw(bootstrap: str, topic: str, value: bytes, key: bytes | Non
         await producer.stop()
 
 
-async def read_topic(bootstrap: str, topic: str) -> list[Any]:
+async def read_topic(access: KafkaAccess, topic: str) -> list[Any]:
     """Every record currently in a topic, from the beginning (no consumer group)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**access.client(), enable_auto_commit=False)
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or
@@ -155,14 +155,14 @@ async def read_topic(bootstrap: str, topic: str) -> list[Any]:
         await consumer.stop()
 
 
-async def skip_backlog(bootstrap: str, group: str) -> None:
+async def skip_backlog(access: KafkaAccess, group: str) -> None:
     """Start a new consumer group at the end of the flow's topics, as if it had read everything before.
 
     Topics are shared by the whole test session; a notifications service under test would otherwise send
     the emails of every earlier test's events before reaching its own.
     """
-    await ensure_topics(ServiceSettings(kafka_bootstrap=bootstrap), EVENT_TOPICS)  # the first test may come first
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await ensure_topics(ServiceSettings(kafka_bootstrap=access.bootstrap), EVENT_TOPICS, access=access)
+    consumer = AIOKafkaConsumer(**access.client(), group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for topic in SUBSCRIBED_TOPICS

@@ -27,13 +27,14 @@ def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
         mongo_port=infra.ferretdb.port,
         smtp_port=free_port(),
         service_ports={name: free_port() for name in SERVICES},
+        secrets_dir=infra.kafka.secrets.folder,
     )
     stack = Stack(config)
     # The session's Kafka and FerretDB stand in for the stack's own; the mail sink is the stack's.
     stack.kafka, stack.ferretdb = infra.kafka, infra.ferretdb
     nodes = [stack.mailsink, *stack.services.values()]
     # Notifications would first email every earlier test's events (shared topics): it starts after them.
-    asyncio.run(skip_backlog(infra.bootstrap, "notifications"))
+    asyncio.run(skip_backlog(infra.admin, "notifications"))
     try:
         stack.mailsink.start()
         stack.start_services()

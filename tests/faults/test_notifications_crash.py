@@ -42,14 +42,14 @@ async def test_a_crash_mid_send_still_delivers_the_message_once(infra: Infra, tm
     db, group = f"relais_notifications_{uuid.uuid4().hex[:8]}", f"notifications-{uuid.uuid4().hex[:8]}"
     mongo = AsyncMongoClient(infra.mongo_url, tz_aware=True)
     notifications = mongo[db]["notifications"]
-    await skip_backlog(infra.bootstrap, group)  # the session's earlier events are not this test's
+    await skip_backlog(infra.admin, group)  # the session's earlier events are not this test's
     with smtp_server() as (inbox, smtp_port):
         doomed = service(infra, tmp_path / "first", smtp_port, db, group, in_doubt=in_doubt,
                          test_crash_at=f"{crash_at}:{nid}")
         doomed.start(deadline_s=60)
         restarted = None
         try:
-            await publish(infra.bootstrap, received)
+            await publish(infra.admin, received)
 
             async def killed() -> bool:
                 return doomed.proc is not None and doomed.proc.poll() is not None

@@ -39,7 +39,7 @@ FINAL = {"envoye", "desabonne", "sans_adresse", "echec"}
 async def fresh(infra: Infra, **overrides: Any) -> NotificationsSettings:
     """Settings of a service that starts after every earlier test's events (see tests.mail.skip_backlog)."""
     settings = infra.settings(NotificationsSettings, **overrides)
-    await skip_backlog(infra.bootstrap, settings.consumer_group)
+    await skip_backlog(infra.admin, settings.consumer_group)
     return settings
 
 
@@ -68,8 +68,8 @@ async def test_each_recipient_gets_each_message_once_through_redeliveries_and_ou
         async with running(create_app(await fresh(infra, smtp_port=port))) as client:
             # Routing's CaseRouted first, then everything again: Kafka may redeliver any event.
             order = [events[k] for k in ("routed", "received", "approved", "session", "closed")]
-            await publish(infra.bootstrap, *order)
-            await publish(infra.bootstrap, *order)
+            await publish(infra.admin, *order)
+            await publish(infra.admin, *order)
             notifications = await settled(client, case_id, 13)
 
             assert sorted((n["recipient"], n["template"]) for n in notifications) == sorted([
@@ -113,12 +113,12 @@ async def test_the_partner_reads_its_referrals_statuses_from_the_feed_without_pe
     events = flow(referral={**PARTNER, "partner_reference": reference})
     with smtp_server() as (_, port):
         async with running(create_app(await fresh(infra, smtp_port=port))) as client:
-            await publish(infra.bootstrap, events["received"], events["routed"], events["approved"],
+            await publish(infra.admin, events["received"], events["routed"], events["approved"],
                           events["session"], events["closed"])
             await settled(client, events["received"].case_id, 13)
 
             async def ours() -> list | None:
-                records = [r for r in await read_topic(infra.bootstrap, PARTNER_FEED_TOPIC) if r.key == reference.encode()]
+                records = [r for r in await read_topic(infra.admin, PARTNER_FEED_TOPIC) if r.key == reference.encode()]
                 return records if len({json.loads(r.value)["record_id"] for r in records}) >= 4 else None
 
             records = await wait_for(ours, timeout=30, what="the referral's four statuses on the feed")
@@ -129,7 +129,7 @@ async def test_the_partner_reads_its_referrals_statuses_from_the_feed_without_pe
     assert len({s["referral_id"] for s in statuses}) == 1
     assert str(events["received"].case_id) not in json.dumps(statuses)
     # Nothing personal anywhere on the topic: keys, values and headers of every record, every test's.
-    everything = await read_topic(infra.bootstrap, PARTNER_FEED_TOPIC)
+    everything = await read_topic(infra.admin, PARTNER_FEED_TOPIC)
     blob = b"".join((r.key or b"") + r.value + b"".join(k.encode() + v for k, v in r.headers) for r in everything)
     for value in [*PERSON.values(), PARTNER["organisation"], PARTNER["contact_email"], "Saint-Étienne", "42000"]:
         assert value.encode() not in blob and json.dumps(value)[1:-1].encode() not in blob
@@ -142,7 +142,7 @@ async def test_opt_outs_by_link_and_by_case_and_role_are_honoured_and_counted(in
     case_id = events["received"].case_id
     with smtp_server() as (inbox, port):
         async with running(create_app(await fresh(infra, smtp_port=port))) as client:
-            await publish(infra.bootstrap, events["received"])
+            await publish(infra.admin, events["received"])
             await settled(client, case_id, 2)
             receipt = inbox.to(partner_email)[0].message()
             link = receipt["List-Unsubscribe"].strip().strip("<>")
@@ -158,7 +158,7 @@ async def test_opt_outs_by_link_and_by_case_and_role_are_honoured_and_counted(in
             by_role = await client.post("/preferences", json={"case_id": str(case_id), "recipient": "coordination"})
             assert by_role.status_code == 200 and by_role.json()["opted_out"] is True
 
-            await publish(infra.bootstrap, events["routed"], events["approved"], events["closed"])
+            await publish(infra.admin, events["routed"], events["approved"], events["closed"])
             notifications = await settled(client, case_id, 10)
             status = {(n["event_type"], n["recipient"]): n["status"] for n in notifications}
             assert status[("CaseReceived", "partenaire")] == "envoye"
@@ -188,7 +188,7 @@ async def test_a_refusing_server_is_retried_then_dead_lettered_and_a_replay_send
         inbox.refusals[partner_email] = "451 4.3.0 Mailbox temporarily unavailable"
         settings = settings.model_copy(update={"smtp_port": port})
         async with running(create_app(settings)) as client:
-            await publish(infra.bootstrap, received)
+            await publish(infra.admin, received)
             notifications = await settled(client, received.case_id, 2)
             failed = next(n for n in notifications if n["id"] == nid)
             assert failed["status"] == "echec" and failed["failures"] == 3
@@ -196,7 +196,7 @@ async def test_a_refusing_server_is_retried_then_dead_lettered_and_a_replay_send
             assert inbox.refused.count(partner_email) == 3 and inbox.to(partner_email) == []
 
             async def dead_letter() -> Any:
-                records = await read_topic(infra.bootstrap, dead_letter_topic(settings.consumer_group))
+                records = await read_topic(infra.admin, dead_letter_topic(settings.consumer_group))
                 return next((r for r in records if dict(r.headers).get("dlq-notification-id") == nid.encode()), None)
 
             letter = await wait_for(dead_letter, timeout=30, what="the failed email's dead letter")
@@ -212,7 +212,7 @@ async def test_a_refusing_server_is_retried_then_dead_lettered_and_a_replay_send
             # After the fix, replaying the dead letter into its topic sends the email, once.
             inbox.refusals.clear()
             original = [(k, v) for k, v in letter.headers if not k.startswith("dlq-")]
-            await publish_raw(infra.bootstrap, headers["dlq-source-topic"], letter.value, letter.key, original)
+            await publish_raw(infra.admin, headers["dlq-source-topic"], letter.value, letter.key, original)
 
             async def sent() -> bool:
                 body = (await client.get(f"/cases/{received.case_id}/notifications")).json()["notifications"]
@@ -229,7 +229,7 @@ async def test_a_permanent_refusal_is_dead_lettered_at_once(infra: Infra) -> Non
     with smtp_server() as (inbox, port):
         inbox.refusals[email] = "550 5.1.1 Mailbox unknown"
         async with running(create_app(await fresh(infra, smtp_port=port))) as client:
-            await publish(infra.bootstrap, events["received"])
+            await publish(infra.admin, events["received"])
             notifications = await settled(client, events["received"].case_id, 2)
     entrepreneur = next(n for n in notifications if n["recipient"] == "entrepreneur")
     assert entrepreneur["status"] == "echec" and entrepreneur["failures"] == 1
@@ -241,7 +241,7 @@ async def test_an_unreachable_server_is_an_outage_waited_out_not_a_failure(infra
     events = flow()
     settings = await fresh(infra, smtp_port=port, send_backoff_ms=50, send_backoff_max_ms=500, send_max_attempts=2)
     async with running(create_app(settings)) as client:
-        await publish(infra.bootstrap, events["received"])
+        await publish(infra.admin, events["received"])
 
         async def retried() -> bool:
             body = (await client.get(f"/cases/{events['received'].case_id}/notifications")).json()["notifications"]
