@@ -97,6 +97,14 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     return run(args.action, admin_access(args), args.group)
 
 
+def cmd_compose_secrets(args: argparse.Namespace) -> int:
+    from ops.compose_secrets import write
+
+    files = write(args.dir) if args.dir else write()
+    print(f"relais: {len(files)} secret files for docker-compose.yml in {files[0].parent}")
+    return 0
+
+
 def cmd_schemas(args: argparse.Namespace) -> int:
     from shared.schemas.export import main
 
@@ -150,6 +158,10 @@ def main(argv: list[str] | None = None) -> int:
     dlq.set_defaults(func=cmd_dlq)
     sub.add_parser("schemas", help="regenerate shared/schemas/json from the models").set_defaults(
         func=cmd_schemas)
+    compose = sub.add_parser("compose-secrets", help="Kafka passwords, TLS certificate and broker config for "
+                                                     "docker-compose.yml (made once, kept)")
+    compose.add_argument("--dir", type=Path, help="default: .local/compose/secrets")
+    compose.set_defaults(func=cmd_compose_secrets)
     coverage = sub.add_parser(
         "coverage", help="share of AURA communes and people within one hour of an open antenna",
         description="Coverage of Auvergne-Rhône-Alpes by the antennas of the directory (routing's travel "
