@@ -97,6 +97,33 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     return run(args.action, admin_access(args), args.group)
 
 
+def cmd_partners(args: argparse.Namespace) -> int:
+    from ops.kafka_security import Secrets
+    from ops.partners import add, list_partners, revoke
+
+    admin = admin_access(args)
+    try:
+        if args.action == "add":
+            for name in args.names:
+                path = add(admin, Secrets(args.secrets), name)
+                print(f"relais: partner {name}: user partner.{name}, topic relais.partner-status.{name}.v1, "
+                      f"groups partner.{name}*; password in {path} (hand it over out of band)")
+        elif args.action == "revoke":
+            for name in args.names:
+                revoke(admin, name)
+                print(f"relais: partner {name} revoked (user and ACLs deleted; its topic stays)")
+        else:
+            partners = list_partners(admin)
+            for partner in partners:
+                print(f"{partner.name:<24} {partner.principal:<32} {partner.topic}")
+            if not partners:
+                print("no partners")
+    except ValueError as exc:
+        print(f"relais partners: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def cmd_compose_secrets(args: argparse.Namespace) -> int:
     from ops.compose_secrets import write
 
@@ -158,6 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     dlq.set_defaults(func=cmd_dlq)
     sub.add_parser("schemas", help="regenerate shared/schemas/json from the models").set_defaults(
         func=cmd_schemas)
+    partners = sub.add_parser("partners", help="referring partners as Kafka principals, each reading only "
+                                                "its own status feed")
+    partners.add_argument("action", choices=["add", "list", "revoke"])
+    partners.add_argument("names", nargs="*", help="partner names, e.g. etude-martin")
+    kafka_arguments(partners)
+    partners.set_defaults(func=cmd_partners)
     compose = sub.add_parser("compose-secrets", help="Kafka passwords, TLS certificate and broker config for "
                                                      "docker-compose.yml (made once, kept)")
     compose.add_argument("--dir", type=Path, help="default: .local/compose/secrets")

@@ -130,6 +130,14 @@ def _kafka_python_options(access: KafkaAccess) -> dict[str, Any]:
     return options
 
 
+def admin_client(access: KafkaAccess, client_id: str = "relais-provision", timeout_s: float = 60):  # noqa: ANN201
+    """A kafka-python admin client logged in as `access` (retried until the broker answers)."""
+    from kafka.admin import KafkaAdminClient
+
+    return _connect(lambda: KafkaAdminClient(**_kafka_python_options(access), client_id=client_id,
+                                             request_timeout_ms=15000), timeout_s)
+
+
 def _acl(rule: Rule):  # noqa: ANN202 - a kafka-python ACL
     from kafka.admin import ACL, ACLOperation, ACLPermissionType, ACLResourcePatternType, ResourcePattern, ResourceType
 
@@ -167,7 +175,6 @@ def provision(admin: KafkaAccess, passwords: dict[str, str], *, partitions: int 
         ACLOperation,
         ACLPermissionType,
         ACLResourcePatternType,
-        KafkaAdminClient,
         NewTopic,
         ResourcePatternFilter,
         ResourceType,
@@ -176,8 +183,7 @@ def provision(admin: KafkaAccess, passwords: dict[str, str], *, partitions: int 
     )
 
     rules = rules if rules is not None else {name: acl_rules(name) for name in passwords if name in PRINCIPALS}
-    client = _connect(lambda: KafkaAdminClient(**_kafka_python_options(admin), client_id="relais-provision",
-                                               request_timeout_ms=15000), timeout_s)
+    client = admin_client(admin, timeout_s=timeout_s)
     try:
         users = sorted(name for name in passwords if name != ADMIN)
         if users:
@@ -253,14 +259,13 @@ def remove_user(admin: KafkaAccess, principal: str) -> None:
         ACLOperation,
         ACLPermissionType,
         ACLResourcePatternType,
-        KafkaAdminClient,
         ResourcePatternFilter,
         ResourceType,
         ScramMechanism,
         UserScramCredentialDeletion,
     )
 
-    client = _connect(lambda: KafkaAdminClient(**_kafka_python_options(admin), client_id="relais-provision"), 30)
+    client = admin_client(admin, timeout_s=30)
     try:
         client.alter_user_scram_credentials([UserScramCredentialDeletion(principal, ScramMechanism.SCRAM_SHA_512)])
         client.delete_acls([ACLFilter(f"User:{principal}", None, ACLOperation.ANY, ACLPermissionType.ANY,

@@ -179,3 +179,22 @@ def acl_table() -> str:
     lines.append(f"| `{ADMIN}` | super user: provisioning (users, topics, ACLs), `relais dlq`, the broker's own "
                  "inter-broker and controller connections | | | |")
     return "\n".join(lines)
+
+
+# Partners as principals of their own: each reads only its own status feed, in its own consumer groups.
+# (Notifications still publishes the shared feed only; copying each record to its partner's topic is next.)
+PARTNER_PREFIX = "partner."
+
+
+def partner_principal(partner: str) -> str:
+    return f"{PARTNER_PREFIX}{partner}"
+
+
+def partner_topic(partner: str) -> str:
+    return f"relais.partner-status.{partner}.v1"
+
+
+def partner_rules(partner: str) -> list[Rule]:
+    principal = partner_principal(partner)
+    return sorted([Rule(principal, Resource.TOPIC, partner_topic(partner), Pattern.LITERAL, Operation.READ),
+                   Rule(principal, Resource.GROUP, principal, Pattern.PREFIXED, Operation.READ)])

@@ -96,3 +96,15 @@ def test_each_service_consumes_only_what_the_topology_lets_it_read(principal: st
     subscribed = _subscriptions(monkeypatch, lambda: create_app(settings))
     assert {EVENTS[e].topic for e in subscribed} <= set(consumes(principal))
     assert subscribed or not consumes(principal)
+
+
+def test_a_partner_principal_reads_only_its_own_topic_in_its_own_groups() -> None:
+    from shared.topology import partner_principal, partner_rules, partner_topic
+
+    rules = partner_rules("etude-martin")
+    assert {(r.resource, r.name, r.pattern, r.operation) for r in rules} == {
+        (Resource.TOPIC, "relais.partner-status.etude-martin.v1", Pattern.LITERAL, Operation.READ),
+        (Resource.GROUP, "partner.etude-martin", Pattern.PREFIXED, Operation.READ)}
+    assert {r.principal for r in rules} == {partner_principal("etude-martin")} == {"partner.etude-martin"}
+    assert partner_topic("etude-martin") not in {t.name for t in TOPICS}
+    assert not partner_principal("x").startswith(PRINCIPALS["partners"].consumer_group)
