@@ -43,6 +43,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                   f"metrics {node.url}/metrics", flush=True)
         print(f"  emails         {stack.mailsink.mail_dir} (.eml files; SMTP sink on port {stack.mailsink.port})",
               flush=True)
+        print(f"  kafka secrets  {stack.kafka.secrets.folder} (one password per principal; README, Security)",
+              flush=True)
         print(f"  data and logs  {stack.config.data_dir}\n", flush=True)
         while True:
             for name, node in stack.services.items():
