@@ -32,6 +32,8 @@ from shared.broker import SASL_MECHANISM, KafkaAccess
 from shared.topology import ADMIN, PRINCIPALS, Operation, Pattern, Resource, Rule, acl_rules, provisioned_topics
 
 log = logging.getLogger("relais.kafka_security")
+# kafka-python warns on every SASL_PLAINTEXT login ("credentials in the clear"), which SCRAM never sends.
+logging.getLogger("kafka").setLevel(logging.ERROR)
 
 
 class Secrets:

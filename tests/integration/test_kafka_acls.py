@@ -14,16 +14,20 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import (
     GroupAuthorizationFailedError,
+    GroupCoordinatorNotAvailableError,
     KafkaConnectionError,
     KafkaError,
     TopicAuthorizationFailedError,
 )
 
+from prometheus_client import CollectorRegistry, Gauge
+
 from shared.broker import KafkaAccess, dead_letter_topic, ensure_topics
+from shared.lag import ConsumerLagMonitor
 from shared.schemas import PARTNER_FEED_TOPIC, CaseReceived, SessionHeld, new_envelope
 from shared.settings import ServiceSettings
 from shared.topology import ADMIN, PARTNERS
-from tests.conftest import Infra, a_case
+from tests.conftest import Infra, a_case, wait_for
 from tests.integration.conftest import Reader
 
 RECEIVED = "relais.case-received.v1"
@@ -165,3 +169,29 @@ async def test_a_service_creates_only_its_own_dead_letter_topics(infra: Infra) -
     for topic in (dead_letter_topic(f"notifications-{tag}"), f"relais.anything-{tag}.v1"):
         with pytest.raises(TopicAuthorizationFailedError):
             await ensure_topics(settings, [topic], access=infra.access("routing"))
+
+
+async def test_the_lag_monitor_measures_its_own_groups_only(infra: Infra, reader: Reader) -> None:
+    """End offsets of the topics it reads and the committed offsets of its own group: nobody else's."""
+    routing = infra.access("routing")
+    topics = ["relais.case-received.v1", "relais.reroute-requested.v1", "relais.antenna-capacity.v1"]
+    admin = AIOKafkaAdminClient(**routing.client(), request_timeout_ms=10000)
+    consumer = AIOKafkaConsumer(**routing.client(), enable_auto_commit=False)
+    await admin.start()
+    await consumer.start()
+    try:
+        gauge = Gauge("acl_test_lag", "lag", ["group", "topic", "partition"], registry=CollectorRegistry())
+
+        async def measured(group: str) -> dict | None:
+            try:  # a fresh broker has no offsets topic yet: its coordinator comes a moment later
+                return await ConsumerLagMonitor(routing, group, topics, gauge).measure(admin, consumer)
+            except GroupCoordinatorNotAvailableError:
+                return None
+
+        lags = await wait_for(lambda: measured(f"routing-lag-{uuid.uuid4().hex[:6]}"), 30, "the lag of routing")
+        assert {topic for topic, _ in lags} == set(topics)
+        with pytest.raises(GroupAuthorizationFailedError):
+            await wait_for(lambda: measured("notifications"), 30, "the lag of notifications' group")
+    finally:
+        await consumer.stop()
+        await admin.close()
