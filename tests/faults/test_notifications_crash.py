@@ -25,6 +25,7 @@ def service(infra: Infra, data_dir: Path, smtp_port: int, db: str, group: str, *
         "kafka_bootstrap": infra.bootstrap, "mongo_url": infra.mongo_url, "mongo_db": db,
         "consumer_group": group, "http_port": str(port), "smtp_port": str(smtp_port), "send_lease_s": "1",
         "send_concurrency": "1", "dispatch_scan_s": "1", **settings}.items()}
+    env.update(infra.kafka.secrets.env("RELAIS_NOTIFICATIONS_", "notifications"))  # its own Kafka principal
     return ServiceNode("notifications", data_dir, module="services.notifications", port=port, env=env)
 
 
