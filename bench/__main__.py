@@ -185,18 +185,13 @@ async def measure(
     stack: Stack, args: argparse.Namespace, resources: ResourceSampler, profile_dir: Path
 ) -> dict[str, Any]:
     """Run the phases and the check; return what `report.build_result` needs besides memory peaks."""
-    bootstrap = stack.kafka.bootstrap
+    kafka = stack.kafka.access()  # the bench's own clients and baselines run as the admin principal
     machine = report.machine()
     steps = 7 if args.replay else 6
     print(f"[1/{steps}] baseline: raw aiokafka relay, {args.baseline_msgs} records", flush=True)
     partitions = ServiceSettings.model_fields["topic_partitions"].default  # as the services' topics
     baseline = await run_baseline(
-        bootstrap,
-        args.baseline_msgs,
-        args.baseline_bytes,
-        partitions,
-        resources,
-        deadline_s=300 + args.baseline_msgs / 100,
+        kafka, args.baseline_msgs, args.baseline_bytes, partitions, resources, deadline_s=300 + args.baseline_msgs / 100
     )
     print(f"  {baseline.msgs_per_s:,.0f} msgs/s end to end", flush=True)
     print(
@@ -204,7 +199,7 @@ async def measure(
         flush=True,
     )
     minimal = await run_baseline(
-        bootstrap,
+        kafka,
         args.minimal_msgs,
         args.baseline_bytes,
         partitions,
@@ -219,7 +214,7 @@ async def measure(
         flush=True,
     )
     batched = await run_baseline(
-        bootstrap,
+        kafka,
         args.minimal_batched_msgs,
         args.baseline_bytes,
         partitions,
@@ -232,7 +227,7 @@ async def measure(
 
     urls = {name: stack.services[name].url for name in BENCHED}
     probes = Probes(resources, urls, profile_dir, {name: stack.services[name].proc.pid for name in BENCHED})
-    pipeline = Pipeline(urls["intake"], bootstrap, max_connections=max(args.concurrency, 100))
+    pipeline = Pipeline(urls["intake"], kafka, max_connections=max(args.concurrency, 100))
     await pipeline.start()
     try:
         print(f"[4/{steps}] warm-up: {args.warmup} cases, not counted", flush=True)

@@ -19,10 +19,12 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from bench.baseline_login import login_env
 from bench.kafka import ArrivalRecorder
 from bench.resources import ResourceSampler, cpu_percent
 from bench.waiting import BenchError, wait_until
 from ops.devstack import ROOT
+from shared.broker import KafkaAccess
 
 
 @dataclass
@@ -43,9 +45,9 @@ class BaselineResult:
         return self.messages / self.produce_seconds if self.produce_seconds > 0 else 0.0
 
 
-async def create_topics(bootstrap: str, names: list[str], partitions: int, deadline_s: float = 30) -> None:
+async def create_topics(kafka: KafkaAccess, names: list[str], partitions: int, deadline_s: float = 30) -> None:
     """Create the topics and wait until every partition has a leader (clients fail noisily before)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    admin = AIOKafkaAdminClient(**kafka.client(), request_timeout_ms=15000)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(n, num_partitions=partitions, replication_factor=1) for n in names])
@@ -61,7 +63,9 @@ async def create_topics(bootstrap: str, names: list[str], partitions: int, deadl
         await admin.close()
 
 
-async def start_relay(module: str, args: list[str], deadline_s: float = 60) -> asyncio.subprocess.Process:
+async def start_relay(
+    module: str, args: list[str], kafka: KafkaAccess, deadline_s: float = 60
+) -> asyncio.subprocess.Process:
     """Start `python -m <module> <args>`; return once it printed `ready` (its partitions are assigned)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -71,6 +75,7 @@ async def start_relay(module: str, args: list[str], deadline_s: float = 60) -> a
         stdout=asyncio.subprocess.PIPE,
         start_new_session=True,
         cwd=ROOT,
+        env={**os.environ, **login_env(kafka)},
     )
     try:
         line = await asyncio.wait_for(proc.stdout.readline(), deadline_s)
@@ -96,7 +101,7 @@ async def stop_relay(proc: asyncio.subprocess.Process, deadline_s: float = 10) -
 
 
 async def run_baseline(
-    bootstrap: str,
+    kafka: KafkaAccess,
     messages: int,
     message_bytes: int,
     partitions: int,
@@ -109,22 +114,22 @@ async def run_baseline(
     tag = uuid.uuid4().hex[:8]
     name = "relay" if mongo_url is None else "minimal-batched-stage" if batched else "minimal-stage"
     source, destination = f"bench.{name}-in.{tag}", f"bench.{name}-out.{tag}"
-    await create_topics(bootstrap, [source, destination], partitions)
-    received = ArrivalRecorder(bootstrap, destination, "baseline")
+    await create_topics(kafka, [source, destination], partitions)
+    received = ArrivalRecorder(kafka, destination, "baseline")
     await received.start()
     relay = None
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=2)
+    producer = AIOKafkaProducer(**kafka.client(), acks="all", enable_idempotence=True, linger_ms=2)
     group = f"bench-{name}-{tag}"
     module, args = (
-        ("bench.relay", [bootstrap, source, destination, group])
+        ("bench.relay", [kafka.bootstrap, source, destination, group])
         if mongo_url is None
         else (
             "bench.minimal_stage",
-            [*(["--batched"] if batched else []), bootstrap, mongo_url, source, destination, group],
+            [*(["--batched"] if batched else []), kafka.bootstrap, mongo_url, source, destination, group],
         )
     )
     try:
-        relay = await start_relay(module, args)
+        relay = await start_relay(module, args, kafka)
         resources.track(f"baseline-{name}", relay.pid)
         await producer.start()
         value = os.urandom(message_bytes // 2).hex().encode()[:message_bytes]

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from bench.waiting import BenchError, wait_until
+from shared.broker import KafkaAccess
 
 
 class ArrivalRecorder:
@@ -26,7 +27,7 @@ class ArrivalRecorder:
 
     def __init__(
         self,
-        bootstrap: str,
+        kafka: KafkaAccess,
         topic: str,
         label: str,
         select: Callable[[ConsumerRecord], bytes | None] | None = None,
@@ -40,7 +41,7 @@ class ArrivalRecorder:
         self._identify = identify
         self._consumer = AIOKafkaConsumer(
             topic,
-            bootstrap_servers=bootstrap,
+            **kafka.client(),
             group_id=f"bench-{label}-{uuid.uuid4().hex[:8]}",
             auto_offset_reset="earliest",
             enable_auto_commit=False,

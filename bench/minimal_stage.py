@@ -28,6 +28,8 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
+from bench.baseline_login import login
+
 DATABASE = "bench_minimal_stage"
 CONCURRENCY = 32  # upserts in flight, like the services' consumer_concurrency
 BATCH = 200  # records per getmany, like the services' consumer_batch_size
@@ -63,15 +65,16 @@ async def stage(
 ) -> None:
     client: AsyncMongoClient = AsyncMongoClient(mongo_url, serverSelectionTimeoutMS=5000)
     collection = client[DATABASE][collection_name]
+    kafka = login(bootstrap)
     consumer = AIOKafkaConsumer(
         source,
-        bootstrap_servers=bootstrap,
+        **kafka.client(),
         group_id=group,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         fetch_max_wait_ms=100,
     )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=2)
+    producer = AIOKafkaProducer(**kafka.client(), acks="all", enable_idempotence=True, linger_ms=2)
     stopping = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
     await client.admin.command("ping")

@@ -25,6 +25,7 @@ from aiokafka import ConsumerRecord
 
 from bench.kafka import ArrivalRecorder, header
 from bench.waiting import wait_until
+from shared.broker import KafkaAccess
 from shared.schemas import EVENTS, PARTNER_FEED_TOPIC, Procedure, ReferralStatus
 
 ROUTED_TOPIC = EVENTS["CaseRouted"].topic
@@ -113,9 +114,9 @@ class Phase:
 
 
 class Pipeline:
-    def __init__(self, intake_url: str, bootstrap: str, max_connections: int) -> None:
-        self.routed = ArrivalRecorder(bootstrap, ROUTED_TOPIC, "pipeline", identify=header("event-id"))
-        self.feed = ArrivalRecorder(bootstrap, PARTNER_FEED_TOPIC, "feed", select=feed_key, identify=feed_record_id)
+    def __init__(self, intake_url: str, kafka: KafkaAccess, max_connections: int) -> None:
+        self.routed = ArrivalRecorder(kafka, ROUTED_TOPIC, "pipeline", identify=header("event-id"))
+        self.feed = ArrivalRecorder(kafka, PARTNER_FEED_TOPIC, "feed", select=feed_key, identify=feed_record_id)
         # Idle connections are dropped before uvicorn's 5 s keep-alive timeout closes them under our feet.
         self.client = httpx.AsyncClient(
             base_url=intake_url,

@@ -33,6 +33,7 @@ from bench.resources import ResourceSampler, cpu_percent
 from bench.waiting import BenchError, wait_until
 from ops.devstack import ServiceNode
 from ops.stack import Stack, service_env
+from shared.broker import KafkaAccess
 from shared.schemas import EVENTS
 
 RECEIVED_TOPIC = EVENTS["CaseReceived"].topic
@@ -99,10 +100,10 @@ async def records_on(reader: AIOKafkaConsumer, partitions: list[TopicPartition])
 class GroupProgress:
     """Polls the group's committed offsets and the topic's end offsets; notes when the commits move."""
 
-    def __init__(self, bootstrap: str, group: str, topic: str) -> None:
+    def __init__(self, kafka: KafkaAccess, group: str, topic: str) -> None:
         self.group, self.topic = group, topic
-        self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
-        self.reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        self.admin = AIOKafkaAdminClient(**kafka.client(), request_timeout_ms=5000)
+        self.reader = AIOKafkaConsumer(**kafka.client(), enable_auto_commit=False)
         self.partitions: list[TopicPartition] = []
         self.committed = 0  # offsets committed by the group, above the topic's beginning
         self.total = 0  # records on the topic
@@ -176,7 +177,7 @@ async def run_replay(
     """
     group = f"routing-replay-{tag}"
     result = ReplayResult(group)
-    progress = GroupProgress(stack.kafka.bootstrap, group, RECEIVED_TOPIC)
+    progress = GroupProgress(stack.kafka.access(), group, RECEIVED_TOPIC)
     await progress.start()
     routed_partitions = await partitions_of(progress.admin, routed.topic)
     routed_before = await records_on(progress.reader, routed_partitions)
@@ -186,6 +187,7 @@ async def run_replay(
         stack.kafka.bootstrap,
         stack.ferretdb.url,
         {**extra_env, "RELAIS_ROUTING_CONSUMER_GROUP": group},
+        secrets=stack.kafka.secrets,
     )
     node = ServiceNode(
         "routing-replay", stack.config.data_dir / "services", module="services.routing", port=port, env=env

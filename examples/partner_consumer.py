@@ -5,10 +5,14 @@ routed, accepted, declined, closed), keyed by the reference the partner gave whe
 personal data. Delivery is at least once: deduplicate on `record_id`. Records come in order per reference.
 
     pip install aiokafka
-    python examples/partner_consumer.py --bootstrap 127.0.0.1:9092 --group etude-martin LJ-2026-0427
+    python examples/partner_consumer.py --bootstrap 127.0.0.1:9092 --username partners \
+        --password-file .local/run/secrets/kafka-partners.password --group partner-etude-martin LJ-2026-0427
 
-Only the standard library and aiokafka: a partner does not need Relais' code. The JSON Schema of the record
-is served at GET /asyncapi.json on the notifications service (and committed in shared/schemas/json/).
+The broker authenticates every client (SASL/SCRAM-SHA-512; over TLS with `--ca-file`, as in
+docker-compose.yml) and lets the `partners` principal read this topic only, in consumer groups named
+`partner-...` (README, Security). Only the standard library and aiokafka: a partner does not need Relais'
+code. The JSON Schema of the record is served at GET /asyncapi.json on the notifications service (and
+committed in shared/schemas/json/).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.helpers import create_ssl_context
 
 TOPIC = "relais.partner-status.v1"
 STATUS = {
@@ -34,17 +39,30 @@ ASSOCIATION = {"second_souffle": "Second Souffle", "60000_rebonds": "60 000 rebo
 OUTCOME = {"rebond": "la personne a rebondi", "abandon": "la personne a arrêté", "autre": "autre issue"}
 
 
+def connection(bootstrap: str, username: str, password: str, ca_file: str | None = None) -> dict[str, Any]:
+    """aiokafka's options for a SCRAM-SHA-512 login, over TLS when the CA of the broker is given."""
+    return {
+        "bootstrap_servers": bootstrap,
+        "security_protocol": "SASL_SSL" if ca_file else "SASL_PLAINTEXT",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": username,
+        "sasl_plain_password": password,
+        **({"ssl_context": create_ssl_context(cafile=ca_file)} if ca_file else {}),
+    }
+
+
 async def follow(
-    bootstrap: str,
+    kafka: dict[str, Any],
     group: str,
     references: set[str] | None,
     on_status: Callable[[dict[str, Any]], None],
     stop: asyncio.Event | None = None,
 ) -> None:
-    """Call `on_status` once per status change of the given references (all of them if None)."""
-    consumer = AIOKafkaConsumer(
-        TOPIC, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest", enable_auto_commit=False
-    )
+    """Call `on_status` once per status change of the given references (all of them if None).
+
+    `kafka` is the connection (`connection(...)`): where the broker is and who you are.
+    """
+    consumer = AIOKafkaConsumer(TOPIC, **kafka, group_id=group, auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     seen: set[str] = set()
     try:
@@ -79,17 +97,18 @@ def describe(status: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Follow your referrals on the Relais partner status feed.")
     parser.add_argument("--bootstrap", default="127.0.0.1:9092", help="Kafka bootstrap server")
+    parser.add_argument("--username", required=True, help="the Kafka user Relais gave you")
+    parser.add_argument("--password-file", required=True, help="a file holding its password")
+    parser.add_argument("--ca-file", help="the CA certificate of the broker (TLS, SASL_SSL)")
     parser.add_argument("--group", required=True, help="your own consumer group (remembers what you read)")
     parser.add_argument("references", nargs="*", help="your references to follow (default: all)")
     args = parser.parse_args()
+    with open(args.password_file, encoding="utf-8") as secret:
+        password = secret.read().strip()
+    kafka = connection(args.bootstrap, args.username, password, args.ca_file)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
-            follow(
-                args.bootstrap,
-                args.group,
-                set(args.references) or None,
-                lambda status: print(describe(status), flush=True),
-            )
+            follow(kafka, args.group, set(args.references) or None, lambda status: print(describe(status), flush=True))
         )
 
 

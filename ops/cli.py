@@ -62,6 +62,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(
                 f"  alertmanager   {stack.alertmanager.url}   (alerts are emailed to the mail sink above)", flush=True
             )
+        print(
+            f"  kafka secrets  {stack.kafka.secrets.folder} (one password per principal; README, Security)", flush=True
+        )
         print(f"  data and logs  {stack.config.data_dir}\n", flush=True)
         while True:
             for name, node in stack.services.items():
@@ -100,10 +103,71 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def admin_access(args: argparse.Namespace):  # noqa: ANN201 - a KafkaAccess
+    """The admin principal, its password from the secrets folder (`make run`'s by default)."""
+    from ops.kafka_security import Secrets
+    from shared.topology import ADMIN
+
+    secrets = Secrets(args.secrets)
+    if not secrets.password_file(ADMIN).exists():
+        raise SystemExit(f"relais: no Kafka admin password in {args.secrets} (has `make run` started once?)")
+    return secrets.access(ADMIN, args.bootstrap, "SASL_SSL" if args.ca_file else "SASL_PLAINTEXT", args.ca_file or "")
+
+
+def kafka_arguments(parser: argparse.ArgumentParser) -> None:
+    from ops.devstack import LOCAL
+
+    parser.add_argument("--bootstrap", default="127.0.0.1:9092", help="Kafka bootstrap servers")
+    parser.add_argument(
+        "--secrets",
+        type=Path,
+        default=LOCAL / "run" / "secrets",
+        help="folder holding kafka-admin.password (default: make run's)",
+    )
+    parser.add_argument("--ca-file", help="CA certificate of the broker, for a TLS (SASL_SSL) listener")
+
+
 def cmd_dlq(args: argparse.Namespace) -> int:
     from ops.dlq import run
 
-    return run(args.action, args.bootstrap, args.group)
+    return run(args.action, admin_access(args), args.group)
+
+
+def cmd_partners(args: argparse.Namespace) -> int:
+    from ops.kafka_security import Secrets
+    from ops.partners import add, list_partners, revoke
+
+    admin = admin_access(args)
+    try:
+        if args.action == "add":
+            for name in args.names:
+                path = add(admin, Secrets(args.secrets), name)
+                print(
+                    f"relais: partner {name}: user partner.{name}, topic relais.partner-status.{name}.v1, "
+                    f"groups partner.{name}*; password in {path} (hand it over out of band)"
+                )
+        elif args.action == "revoke":
+            for name in args.names:
+                revoke(admin, name)
+                print(f"relais: partner {name} revoked (user and ACLs deleted; its topic stays)")
+        else:
+            partners = list_partners(admin)
+            for partner in partners:
+                print(f"{partner.name:<24} {partner.principal:<32} {partner.topic}")
+            if not partners:
+                print("no partners")
+    except ValueError as exc:
+        print(f"relais partners: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_compose_secrets(args: argparse.Namespace) -> int:
+    from ops.compose_secrets import write
+
+    files = write(args.dir) if args.dir else write()
+    print(f"relais: {len(files)} secret files for docker-compose.yml in {files[0].parent}")
+    return 0
 
 
 def cmd_schemas(args: argparse.Namespace) -> int:
@@ -163,9 +227,22 @@ def main(argv: list[str] | None = None) -> int:
     dlq = sub.add_parser("dlq", help="list dead letters, or replay them to their source topic after a fix")
     dlq.add_argument("action", choices=["list", "replay"])
     dlq.add_argument("--group", help="only this consumer group's dead letters (e.g. routing)")
-    dlq.add_argument("--bootstrap", default="127.0.0.1:9092", help="Kafka bootstrap servers")
+    kafka_arguments(dlq)
     dlq.set_defaults(func=cmd_dlq)
     sub.add_parser("schemas", help="regenerate shared/schemas/json from the models").set_defaults(func=cmd_schemas)
+    partners = sub.add_parser(
+        "partners", help="referring partners as Kafka principals, each reading only its own status feed"
+    )
+    partners.add_argument("action", choices=["add", "list", "revoke"])
+    partners.add_argument("names", nargs="*", help="partner names, e.g. etude-martin")
+    kafka_arguments(partners)
+    partners.set_defaults(func=cmd_partners)
+    compose = sub.add_parser(
+        "compose-secrets",
+        help="Kafka passwords, TLS certificate and broker config for docker-compose.yml (made once, kept)",
+    )
+    compose.add_argument("--dir", type=Path, help="default: .local/compose/secrets")
+    compose.set_defaults(func=cmd_compose_secrets)
     coverage = sub.add_parser(
         "coverage",
         help="share of AURA communes and people within one hour of an open antenna",

@@ -20,6 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ops.kafka_security import BrokerTls, Secrets, provision
+from shared.broker import SASL_MECHANISM, KafkaAccess
+from shared.topology import ADMIN
+
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL = ROOT / ".local"
 KAFKA_LIB = LOCAL / "kafka" / "lib"
@@ -114,43 +118,122 @@ class Node:
             self.proc.wait()
 
 
+def kafka_properties(
+    *,
+    client_listener: str,
+    advertised_listener: str,
+    controller_listener: str,
+    controller_bootstrap: str,
+    log_dirs: str,
+    admin_password: str,
+    tls: BrokerTls | None = None,
+) -> str:
+    """A single-node KRaft broker that authenticates and authorises every client (the same under `make run`,
+    in the tests, and in docker-compose.yml, which writes its file with this function too).
+
+    - Clients: SCRAM-SHA-512 on the CLIENT listener, over TLS when `tls` is given (SASL_SSL), else
+      SASL_PLAINTEXT. SCRAM credentials live in the metadata log; the admin's is added at format time.
+    - The controller listener uses SASL/PLAIN with the admin's password from this file: SCRAM is not
+      possible there, as the controllers must authenticate before the metadata log (and its credentials)
+      can be read. The broker talks to the controller, and to itself as a broker, as the admin.
+    - StandardAuthorizer with no access without an ACL; the admin is the only super user.
+    """
+    protocol = "SASL_SSL" if tls else "SASL_PLAINTEXT"
+    scram = (
+        "org.apache.kafka.common.security.scram.ScramLoginModule required "
+        f'username="admin" password="{admin_password}";'
+    )
+    plain = (
+        "org.apache.kafka.common.security.plain.PlainLoginModule required "
+        f'username="admin" password="{admin_password}" user_admin="{admin_password}";'
+    )
+    lines = [
+        "process.roles=broker,controller",
+        "node.id=1",
+        f"controller.quorum.bootstrap.servers={controller_bootstrap}",
+        f"listeners={client_listener},{controller_listener}",
+        f"advertised.listeners={advertised_listener}",
+        "controller.listener.names=CONTROLLER",
+        f"listener.security.protocol.map=CONTROLLER:{protocol},CLIENT:{protocol}",
+        "inter.broker.listener.name=CLIENT",
+        f"sasl.enabled.mechanisms={SASL_MECHANISM}",
+        f"sasl.mechanism.inter.broker.protocol={SASL_MECHANISM}",
+        f"listener.name.client.{SASL_MECHANISM.lower()}.sasl.jaas.config={scram}",
+        "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
+        "sasl.mechanism.controller.protocol=PLAIN",
+        f"listener.name.controller.plain.sasl.jaas.config={plain}",
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        f"super.users=User:{ADMIN}",
+        "allow.everyone.if.no.acl.found=false",
+    ]
+    if tls:
+        lines += [
+            "ssl.keystore.type=PKCS12",
+            f"ssl.keystore.location={tls.keystore}",
+            f"ssl.keystore.password={tls.keystore_password}",
+            f"ssl.key.password={tls.keystore_password}",
+            # The broker is also a client of itself (inter-broker, controller): it trusts the same CA.
+            "ssl.truststore.type=PEM",
+            f"ssl.truststore.location={tls.ca_pem}",
+        ]
+    lines += [
+        f"log.dirs={log_dirs}",
+        "num.partitions=3",
+        "auto.create.topics.enable=false",
+        "offsets.topic.replication.factor=1",
+        "offsets.topic.num.partitions=10",
+        "transaction.state.log.replication.factor=1",
+        "transaction.state.log.min.isr=1",
+        "share.coordinator.state.topic.replication.factor=1",
+        "share.coordinator.state.topic.min.isr=1",
+        "group.initial.rebalance.delay.ms=0",
+        "log.retention.hours=168",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 @dataclass
 class KafkaNode(Node):
-    """Single-node Apache Kafka in KRaft mode (broker and controller in one JVM)."""
+    """Single-node Apache Kafka in KRaft mode (broker and controller in one JVM), with SCRAM and ACLs.
+
+    Its admin password is read from (or created in) `secrets_dir`; `tls` turns the client listener into
+    SASL_SSL as in docker-compose.yml.
+    """
 
     port: int = 9092
     controller_port: int = 9093
     heap: str = "512m"
+    secrets_dir: Path | None = None
+    tls: BrokerTls | None = None
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def secrets(self) -> Secrets:
+        return Secrets(self.secrets_dir or self.data_dir.parent / "secrets")
+
+    @property
+    def security_protocol(self) -> str:
+        return "SASL_SSL" if self.tls else "SASL_PLAINTEXT"
+
+    def access(self, principal: str = ADMIN) -> KafkaAccess:
+        """A client of this broker as `principal` (the admin by default)."""
+        return self.secrets.access(
+            principal, self.bootstrap, self.security_protocol, str(self.tls.ca_pem) if self.tls else ""
+        )
+
     def _properties(self) -> str:
-        logs = self.data_dir / "kraft-logs"
-        return "\n".join(
-            [
-                "process.roles=broker,controller",
-                "node.id=1",
-                f"controller.quorum.bootstrap.servers=127.0.0.1:{self.controller_port}",
-                f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-                f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
-                "controller.listener.names=CONTROLLER",
-                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-                "inter.broker.listener.name=PLAINTEXT",
-                f"log.dirs={logs}",
-                "num.partitions=3",
-                "auto.create.topics.enable=false",
-                "offsets.topic.replication.factor=1",
-                "offsets.topic.num.partitions=10",
-                "transaction.state.log.replication.factor=1",
-                "transaction.state.log.min.isr=1",
-                "share.coordinator.state.topic.replication.factor=1",
-                "share.coordinator.state.topic.min.isr=1",
-                "group.initial.rebalance.delay.ms=0",
-                "log.retention.hours=168",
-                "",
-            ]
+        return kafka_properties(
+            client_listener=f"CLIENT://127.0.0.1:{self.port}",
+            advertised_listener=f"CLIENT://127.0.0.1:{self.port}",
+            controller_listener=f"CONTROLLER://127.0.0.1:{self.controller_port}",
+            controller_bootstrap=f"127.0.0.1:{self.controller_port}",
+            log_dirs=str(self.data_dir / "kraft-logs"),
+            admin_password=self.secrets.password(ADMIN),
+            tls=self.tls,
         )
 
     def _java(self, *args: str, heap: str | None = None) -> list[str]:
@@ -174,11 +257,22 @@ class KafkaNode(Node):
         if port_open("127.0.0.1", self.port):
             raise StartupError(f"port {self.port} is already in use: is another Kafka running?")
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        formatted = (self.data_dir / "kraft-logs" / "meta.properties").exists()
+        with_admin = self.data_dir / "admin-scram.added"
+        if formatted and not with_admin.exists():
+            raise StartupError(
+                f"the Kafka data in {self.data_dir} predates authentication (no admin credential in it): "
+                f"remove that folder (its events are lost) and start again"
+            )
         props = self.data_dir / "server.properties"
+        props.touch(mode=0o600)
+        props.chmod(0o600)  # holds the admin password
         props.write_text(self._properties())
         cluster_id_file = self.data_dir / "cluster.id"
         if not cluster_id_file.exists():
             cluster_id_file.write_text(_kafka_cluster_id())
+        # The admin's SCRAM credential goes into the metadata log when it is created (ignored once formatted).
+        admin = f"{SASL_MECHANISM}=[name={ADMIN},password={self.secrets.password(ADMIN)}]"
         subprocess.run(
             self._java(
                 "kafka.tools.StorageTool",
@@ -188,17 +282,24 @@ class KafkaNode(Node):
                 cluster_id_file.read_text().strip(),
                 "-c",
                 str(props),
+                "--add-scram",
+                admin,
                 "--ignore-formatted",
                 heap="256m",
             ),
             check=True,
             capture_output=True,
         )
+        with_admin.touch()
         self._spawn(self._java("kafka.Kafka", str(props), heap=self.heap))
         wait_until(self.ready, deadline_s, "Kafka", self.proc, self.log_path)
 
     def ready(self) -> bool:
-        return port_open("127.0.0.1", self.port) and _kafka_answers(self.bootstrap)
+        return port_open("127.0.0.1", self.port) and _kafka_answers(self.access())
+
+    def provision(self, partitions: int = 3) -> None:
+        """The services' users, the contract's topics and the ACLs (idempotent; see ops/kafka_security.py)."""
+        provision(self.access(), self.secrets.ensure(), partitions=partitions)
 
 
 def _kafka_cluster_id() -> str:
@@ -211,13 +312,13 @@ def _kafka_cluster_id() -> str:
             return cluster_id
 
 
-def _kafka_answers(bootstrap: str) -> bool:
-    """True when the broker serves metadata (the port alone opens before the broker is ready)."""
+def _kafka_answers(access: KafkaAccess) -> bool:
+    """True when the broker serves metadata to the admin (the port alone opens before the broker is ready)."""
 
     async def probe() -> bool:
         from aiokafka.admin import AIOKafkaAdminClient
 
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2000)
+        admin = AIOKafkaAdminClient(**access.client(), request_timeout_ms=2000)
         try:
             await admin.start()
             await admin.list_topics()

@@ -3,7 +3,8 @@
 Listing shows where each message came from and why it failed, never its payload (it may hold personal
 data). Replaying publishes the original bytes, key and headers back to the source topic; consumers are
 idempotent, so groups that had already processed it ignore it. Replay progress is a consumer group of its
-own (`relais-dlq-replay`), so a dead letter is replayed once.
+own (`relais-dlq-replay`), so a dead letter is replayed once. Both run as the admin principal: no service
+may read dead letters, and a replay writes to any service's topics.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import OffsetAndMetadata
+
+from shared.broker import KafkaAccess
 
 DLQ_PREFIX = "relais.dead-letter."
 REPLAY_GROUP = "relais-dlq-replay"
@@ -40,8 +43,8 @@ class DeadLetter:
         return [(k, v.encode()) for k, v in self.headers.items() if not k.startswith("dlq-")]
 
 
-async def dead_letter_topics(bootstrap: str, group: str | None = None) -> list[str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+async def dead_letter_topics(access: KafkaAccess, group: str | None = None) -> list[str]:
+    admin = AIOKafkaAdminClient(**access.client(), request_timeout_ms=10000)
     await admin.start()
     try:
         topics = sorted(t for t in await admin.list_topics() if t.startswith(DLQ_PREFIX))
@@ -52,11 +55,11 @@ async def dead_letter_topics(bootstrap: str, group: str | None = None) -> list[s
     return topics
 
 
-async def read_all(bootstrap: str, topics: list[str]) -> list[DeadLetter]:
+async def read_all(access: KafkaAccess, topics: list[str]) -> list[DeadLetter]:
     """Every dead letter present now, marked replayed when the replay group has passed it."""
     if not topics:
         return []
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=REPLAY_GROUP)
+    consumer = AIOKafkaConsumer(**access.client(), enable_auto_commit=False, group_id=REPLAY_GROUP)
     await consumer.start()
     try:
         partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or [])]
@@ -94,13 +97,13 @@ async def read_all(bootstrap: str, topics: list[str]) -> list[DeadLetter]:
         await consumer.stop()
 
 
-async def replay(bootstrap: str, topics: list[str]) -> list[DeadLetter]:
+async def replay(access: KafkaAccess, topics: list[str]) -> list[DeadLetter]:
     """Re-publish every dead letter not yet replayed to its source topic; record progress."""
-    letters = [d for d in await read_all(bootstrap, topics) if not d.replayed]
+    letters = [d for d in await read_all(access, topics) if not d.replayed]
     if not letters:
         return []
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=REPLAY_GROUP)
+    producer = AIOKafkaProducer(**access.client(), acks="all", enable_idempotence=True)
+    consumer = AIOKafkaConsumer(**access.client(), enable_auto_commit=False, group_id=REPLAY_GROUP)
     await producer.start()
     await consumer.start()
     try:
@@ -146,13 +149,13 @@ def table(letters: list[DeadLetter]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=False)) + "  " + r[-1] for r in rows)
 
 
-def run(action: str, bootstrap: str, group: str | None) -> int:
+def run(action: str, access: KafkaAccess, group: str | None) -> int:
     async def main() -> int:
-        topics = await dead_letter_topics(bootstrap, group)
+        topics = await dead_letter_topics(access, group)
         if action == "list":
-            print(table(await read_all(bootstrap, topics)))
+            print(table(await read_all(access, topics)))
         else:
-            done = await replay(bootstrap, topics)
+            done = await replay(access, topics)
             print(f"replayed {len(done)} dead letter(s)")
             if done:
                 print(table(done))

@@ -26,6 +26,7 @@ from ops.devstack import (
     PrometheusNode,
     ServiceNode,
 )
+from ops.kafka_security import Secrets
 
 # Coaching runs once per association, each instance with its own database and staff (docs/coaching.md).
 COACHING = {"coaching-second_souffle": "second_souffle", "coaching-60000_rebonds": "60000_rebonds"}
@@ -57,6 +58,8 @@ class StackConfig:
     scrape_interval_s: float = 15
     service_ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Kafka passwords (admin and one per service), created on first start; default: data_dir / "secrets".
+    secrets_dir: Path | None = None
 
 
 def module_of(name: str) -> str:
@@ -64,9 +67,17 @@ def module_of(name: str) -> str:
     return name.split("-", 1)[0]
 
 
-def service_env(name: str, port: int, kafka: str, mongo: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+def service_env(
+    name: str, port: int, kafka: str, mongo: str, extra: dict[str, str] | None = None, *, secrets: Secrets
+) -> dict[str, str]:
+    """A service process's settings; its Kafka principal is the stack's name for it (shared/topology.py)."""
     prefix = f"RELAIS_{module_of(name).upper()}_"
-    env = {f"{prefix}KAFKA_BOOTSTRAP": kafka, f"{prefix}MONGO_URL": mongo, f"{prefix}HTTP_PORT": str(port)}
+    env = {
+        f"{prefix}KAFKA_BOOTSTRAP": kafka,
+        f"{prefix}MONGO_URL": mongo,
+        f"{prefix}HTTP_PORT": str(port),
+        **secrets.env(prefix, name),
+    }
     if name in COACHING:
         env[f"{prefix}ASSOCIATION"] = COACHING[name]
         env[f"{prefix}STAFF_TOKENS"] = json.dumps(DEV_STAFF_TOKENS[COACHING[name]])
@@ -78,7 +89,11 @@ class Stack:
     def __init__(self, config: StackConfig | None = None) -> None:
         self.config = cfg = config or StackConfig()
         self.kafka = KafkaNode(
-            "kafka", cfg.data_dir / "kafka", port=cfg.kafka_port, controller_port=cfg.controller_port
+            "kafka",
+            cfg.data_dir / "kafka",
+            port=cfg.kafka_port,
+            controller_port=cfg.controller_port,
+            secrets_dir=cfg.secrets_dir or cfg.data_dir / "secrets",
         )
         self.ferretdb = FerretNode("ferretdb", cfg.data_dir / "ferretdb", port=cfg.mongo_port)
         self.mailsink = MailSinkNode(
@@ -108,6 +123,7 @@ class Stack:
                     self.kafka.bootstrap,
                     self.ferretdb.url,
                     {**self._own_env(name), **cfg.extra_env},
+                    secrets=self.kafka.secrets,
                 ),
             )
             for name in SERVICES
@@ -133,6 +149,7 @@ class Stack:
         self._write_pid(self.ferretdb)
         self.kafka.start()
         self._write_pid(self.kafka)
+        self.kafka.provision()
         self.mailsink.start()
         self._write_pid(self.mailsink)
 

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 
 from shared import logs, tracing
-from shared.broker import EVENT_TOPICS, ensure_topics, make_broker, send, wait_for_group_coordinator
+from shared.broker import ensure_topics, kafka_access, make_broker, send, wait_for_group_coordinator
 from shared.consumer import EventConsumer
 from shared.http import RequestGuard, RequestMetrics, install_error_handlers, install_health_and_metrics
 from shared.lag import ConsumerLagMonitor
@@ -69,7 +69,10 @@ class ServiceRuntime:
         return await self.dependencies.check()
 
     async def start(self) -> None:
-        await ensure_topics(self.settings, [*EVENT_TOPICS, self.consumer.dead_letter_topic])
+        # The contract's topics are the admin provisioning's (ops/kafka_security.py); a consumer creates only
+        # its group's dead-letter topic, the one topic its principal may create.
+        if self.consumer.topics:
+            await ensure_topics(self.settings, [self.consumer.dead_letter_topic])
         for hook in self._on_start:
             await hook()
         if self.consumer.topics:
@@ -79,7 +82,7 @@ class ServiceRuntime:
         if self.relay.watching:
             await self.relay.start()
         self.lag = ConsumerLagMonitor(
-            self.settings.kafka_bootstrap, self.consumer.group_id, self.consumer.topics, self.metrics.consumer_lag
+            kafka_access(self.settings), self.consumer.group_id, self.consumer.topics, self.metrics.consumer_lag
         )
         await self.lag.start()
         await self.dependencies.start()

@@ -13,14 +13,18 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import Gauge
 
+from shared.broker import KafkaAccess
 from shared.runtime import BackgroundTask
 
 log = logging.getLogger("relais.lag")
 
 
 class ConsumerLagMonitor:
-    def __init__(self, bootstrap: str, group: str, topics: list[str], gauge: Gauge, interval_s: float = 5.0) -> None:
-        self.bootstrap, self.group, self.topics = bootstrap, group, topics
+    def __init__(
+        self, access: KafkaAccess, group: str, topics: list[str], gauge: Gauge, interval_s: float = 5.0
+    ) -> None:
+        """`access` is the service's own principal: it may describe its topics and its own groups only."""
+        self.access, self.group, self.topics = access, group, topics
         self.gauge = gauge
         self._admin: AIOKafkaAdminClient | None = None
         self._reader: AIOKafkaConsumer | None = None
@@ -44,8 +48,8 @@ class ConsumerLagMonitor:
     async def _measure_once(self) -> None:
         try:
             if self._admin is None or self._reader is None:
-                self._admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=5000)
-                self._reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+                self._admin = AIOKafkaAdminClient(**self.access.client(), request_timeout_ms=5000)
+                self._reader = AIOKafkaConsumer(**self.access.client(), enable_auto_commit=False)
                 await self._admin.start()
                 await self._reader.start()
             for (topic, partition), lag in (await self.measure(self._admin, self._reader)).items():

@@ -6,6 +6,9 @@ launcher set only fields declared here or in a service's subclass (a test checks
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -16,6 +19,14 @@ class ServiceSettings(BaseSettings):
     # Instances of one service share a consumer group (they split the partitions); empty = service name.
     consumer_group: str = ""
     kafka_bootstrap: str = "127.0.0.1:9092"
+    # Each service is a Kafka principal of its own (shared/topology.py): SCRAM-SHA-512 over SASL_PLAINTEXT
+    # locally, SASL_SSL in docker-compose.yml (then KAFKA_SSL_CAFILE is the CA that signed the broker).
+    # The password comes from KAFKA_PASSWORD or, better, from the file KAFKA_PASSWORD_FILE names.
+    kafka_security_protocol: Literal["SASL_PLAINTEXT", "SASL_SSL", "PLAINTEXT"] = "SASL_PLAINTEXT"
+    kafka_username: str = ""
+    kafka_password: SecretStr = SecretStr("")
+    kafka_password_file: str = ""
+    kafka_ssl_cafile: str = ""
     topic_partitions: int = 3
     topic_replication: int = 1
     mongo_url: str = "mongodb://127.0.0.1:27017/"

@@ -103,8 +103,8 @@ def case_routed(association: Association, case_id: uuid.UUID | None = None, sequ
 
 
 async def publish(infra: Infra, *envelopes: Envelope) -> list[RecordMetadata]:
-    await ensure_topics(ServiceSettings(kafka_bootstrap=infra.bootstrap), EVENT_TOPICS)
-    producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap, acks="all", enable_idempotence=True)
+    await ensure_topics(ServiceSettings(kafka_bootstrap=infra.bootstrap), EVENT_TOPICS, access=infra.admin)
+    producer = AIOKafkaProducer(**infra.admin.client(), acks="all", enable_idempotence=True)
     await producer.start()
     try:
         return [await producer.send_and_wait(e.spec.topic, e.encode(), key=e.key,
@@ -124,13 +124,13 @@ class EventLog:
     def __init__(self, infra: Infra) -> None:
         self.infra = infra
         # Outside any group, a subscription is assigned every partition of its topics.
-        self.consumer = AIOKafkaConsumer(*EVENT_TOPICS, bootstrap_servers=infra.bootstrap, group_id=None,
+        self.consumer = AIOKafkaConsumer(*EVENT_TOPICS, **infra.admin.client(), group_id=None,
                                          enable_auto_commit=False, auto_offset_reset="earliest")
         self.partitions: list[TopicPartition] = []
         self.seen: list[Envelope] = []
 
     async def start(self) -> None:
-        await ensure_topics(ServiceSettings(kafka_bootstrap=self.infra.bootstrap), EVENT_TOPICS)
+        await ensure_topics(ServiceSettings(kafka_bootstrap=self.infra.bootstrap), EVENT_TOPICS, access=self.infra.admin)
         await self.consumer.start()
 
         async def assigned() -> set[TopicPartition] | None:
@@ -178,7 +178,7 @@ async def event_log(infra: Infra) -> AsyncIterator[EventLog]:
 
 async def wait_consumed(infra: Infra, group: str, *sent: RecordMetadata, timeout: float = 20) -> None:
     """Wait until `group` has committed past every record in `sent` (their effects are then stored)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=infra.bootstrap)
+    admin = AIOKafkaAdminClient(**infra.admin.client())
     await admin.start()
 
     async def probe() -> bool:

@@ -20,6 +20,7 @@ import pytest
 from fastapi import FastAPI
 
 from ops.devstack import FerretNode, KafkaNode
+from shared.broker import KafkaAccess
 
 T = TypeVar("T")
 
@@ -43,8 +44,17 @@ class Infra:
     def mongo_url(self) -> str:
         return self.ferretdb.url
 
+    @property
+    def admin(self) -> KafkaAccess:
+        """The tests' own clients (they play every producer and read every topic) use the super user."""
+        return self.kafka.access()
+
+    def access(self, principal: str) -> KafkaAccess:
+        return self.kafka.access(principal)
+
     def settings(self, cls: type[T], **overrides: Any) -> T:
-        """Settings of a service on the test infrastructure, with its own database and consumer group."""
+        """Settings of a service on the test infrastructure, with its own database and consumer group, and
+        its own Kafka principal (the one `make run` gives it)."""
         tag = uuid.uuid4().hex[:8]
         base = cls()  # type: ignore[call-arg]
         values = {
@@ -55,7 +65,16 @@ class Infra:
             "retry_backoff_ms": 20,
             **overrides,
         }
-        return cls(**values)  # type: ignore[call-arg]
+        principal = principal_of(cls(**values))  # type: ignore[call-arg]
+        access = self.access(principal)
+        return cls(**{"kafka_username": access.username, "kafka_password": access.password,  # type: ignore[call-arg]
+                      "kafka_security_protocol": access.security_protocol, **values})
+
+
+def principal_of(settings: Any) -> str:
+    """A service's Kafka principal: its name, and the association for a coaching instance."""
+    association = getattr(settings, "association", None)
+    return f"{settings.service_name}-{association.value}" if association is not None else settings.service_name
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +85,9 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Infra:
     ferretdb.start()
     try:
         kafka.start()
+        kafka.provision()
     except Exception:
+        kafka.stop()
         ferretdb.stop()
         raise
     yield Infra(kafka, ferretdb)

@@ -41,13 +41,14 @@ def stack(infra: Infra, otlp: OtlpReceiver, tmp_path_factory: pytest.TempPathFac
         alertmanager_port=free_port(),
         scrape_interval_s=1,
         extra_env={f"RELAIS_{module_of(name).upper()}_OTLP_ENDPOINT": otlp.endpoint for name in SERVICES},
+        secrets_dir=infra.kafka.secrets.folder,
     )
     stack = Stack(config)
     # The session's Kafka and FerretDB stand in for the stack's own; the mail sink is the stack's.
     stack.kafka, stack.ferretdb = infra.kafka, infra.ferretdb
     nodes = [stack.mailsink, *stack.services.values()]
     # Notifications would first email every earlier test's events (shared topics): it starts after them.
-    asyncio.run(skip_backlog(infra.bootstrap, "notifications"))
+    asyncio.run(skip_backlog(infra.admin, "notifications"))
     try:
         stack.mailsink.start()
         stack.start_services()

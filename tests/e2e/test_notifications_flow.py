@@ -20,6 +20,7 @@ from examples.partner_consumer import follow
 from ops.stack import SERVICES, Stack, StackConfig
 from shared.broker import dead_letter_topic
 from shared.schemas import PARTNER_FEED_TOPIC
+from shared.topology import PARTNERS
 from tests.coaching_support import SR, StaffClient, unique_antenna
 from tests.conftest import Infra, a_case, free_port, wait_for
 from tests.e2e.conftest import DEV_TOKENS
@@ -44,12 +45,13 @@ def system(infra: Infra, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN
         config = StackConfig(
             data_dir=tmp_path_factory.mktemp("stack"), kafka_port=infra.kafka.port, mongo_port=infra.ferretdb.port,
             smtp_port=smtp_port, service_ports={name: free_port() for name in SERVICES},
+            secrets_dir=infra.kafka.secrets.folder,
             extra_env={"RELAIS_NOTIFICATIONS_CONSUMER_GROUP": GROUP,
                        "RELAIS_NOTIFICATIONS_MONGO_DB": f"relais_notifications_{TAG}",
                        "RELAIS_NOTIFICATIONS_SEND_BACKOFF_MS": "100", "RELAIS_NOTIFICATIONS_SEND_MAX_ATTEMPTS": "3"})
         stack = Stack(config)
         stack.kafka, stack.ferretdb = infra.kafka, infra.ferretdb
-        asyncio.run(skip_backlog(infra.bootstrap, GROUP))  # earlier tests' events are not this test's
+        asyncio.run(skip_backlog(infra.admin, GROUP))  # earlier tests' events are not this test's
         try:
             stack.start_services()
             yield stack, inbox
@@ -150,7 +152,7 @@ async def test_people_are_told_once_partners_follow_without_personal_data(system
         failed = next(n for n in refused if n["recipient"] == "partenaire")
         assert failed["status"] == "echec" and failed["reason"] == "SMTP 451 (SMTPDataError) after 3 attempt(s)"
         assert failed["failures"] == 3 and inbox.to(REFUSING_EMAIL) == []
-        letters = await read_topic(stack.kafka.bootstrap, dead_letter_topic(GROUP))
+        letters = await read_topic(stack.kafka.access(), dead_letter_topic(GROUP))
         letter = next(r for r in letters if dict(r.headers)["dlq-notification-id"] == failed["id"].encode())
         assert dict(r for r in letter.headers)["dlq-reason-kind"] == b"smtp"
         metrics = (await client.get(f"{stack.services['notifications'].url}/metrics")).text
@@ -166,11 +168,11 @@ async def test_people_are_told_once_partners_follow_without_personal_data(system
         if status["status"] == "clos":
             done.set()
 
-    await asyncio.wait_for(follow(stack.kafka.bootstrap, f"partner-{TAG}", {REFERENCE}, on_status, done), timeout=60)
+    await asyncio.wait_for(follow(stack.kafka.access(PARTNERS).client(), f"partner-{TAG}", {REFERENCE}, on_status, done), timeout=60)
     assert [(s["status"], s["association"], s["outcome_category"]) for s in statuses] == [
         ("recu", None, None), ("oriente", "60000_rebonds", None), ("accepte", "60000_rebonds", None),
         ("clos", "60000_rebonds", "rebond")]
-    feed = await read_topic(stack.kafka.bootstrap, PARTNER_FEED_TOPIC)
+    feed = await read_topic(stack.kafka.access(), PARTNER_FEED_TOPIC)
     blob = b"".join((r.key or b"") + r.value + b"".join(k.encode() + v for k, v in r.headers) for r in feed)
     for value in [*PERSON.values(), *COMPANY.values(), MESSAGE, PARTNER_EMAIL, "Greffe du TAE de Lyon", case_id]:
         assert value.encode() not in blob and json.dumps(value)[1:-1].encode() not in blob

@@ -22,6 +22,7 @@ from pymongo import AsyncMongoClient
 
 from ops.dlq import dead_letter_topics, read_all
 from ops.stack import COACHING, SERVICES, Stack, StackConfig, module_of
+from shared.broker import KafkaAccess
 from tests.conftest import a_case, free_port, wait_for
 from tests.integration.conftest import TopicReader
 
@@ -104,9 +105,9 @@ async def inject_faults(stack: Stack, rng: random.Random, pause: float) -> list[
     return done
 
 
-async def consumer_lag(bootstrap: str) -> dict[str, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+async def consumer_lag(access: KafkaAccess) -> dict[str, int]:
+    admin = AIOKafkaAdminClient(**access.client())
+    reader = AIOKafkaConsumer(**access.client())
     await admin.start()
     await reader.start()
     try:
@@ -121,9 +122,9 @@ async def consumer_lag(bootstrap: str) -> dict[str, int]:
         await admin.close()
 
 
-async def routed_event_ids(bootstrap: str) -> Counter:
+async def routed_event_ids(access: KafkaAccess) -> Counter:
     """Distinct CaseRouted event ids per case on the topic (republished copies count once)."""
-    reader = TopicReader(bootstrap, "relais.case-routed.v1")
+    reader = TopicReader(access, "relais.case-routed.v1")
     await reader.start()
     try:
         await reader.drain(timeout=60)
@@ -237,7 +238,7 @@ async def test_every_case_once_through_crashes_and_restarts(stack: Stack) -> Non
     missing = seen.missing(case_ids, expected)
     lost = len(missing)
     duplicated = sum(1 for n in seen.histories.values() if n != 1) + sum(1 for n in seen.timelines.values() if n != 1)
-    routed_ids = await routed_event_ids(stack.kafka.bootstrap)
+    routed_ids = await routed_event_ids(stack.kafka.access())
     duplicated += sum(1 for case in case_ids if routed_ids[case] != 1)
     duplicated += sum(1 for key, n in seen.notifications.items() if n != 1)
 
@@ -245,7 +246,7 @@ async def test_every_case_once_through_crashes_and_restarts(stack: Stack) -> Non
     last_lag: dict[str, int] = {}
 
     async def zero_lag() -> bool:
-        last_lag.update(await consumer_lag(stack.kafka.bootstrap))
+        last_lag.update(await consumer_lag(stack.kafka.access()))
         return not any(last_lag.values())
 
     try:
@@ -253,7 +254,7 @@ async def test_every_case_once_through_crashes_and_restarts(stack: Stack) -> Non
     except AssertionError:
         print(f"faults: consumer lag still {last_lag}")
         stuck += sum(last_lag.values())
-    dead = await read_all(stack.kafka.bootstrap, await dead_letter_topics(stack.kafka.bootstrap))
+    dead = await read_all(stack.kafka.access(), await dead_letter_topics(stack.kafka.access()))
 
     print(f"faults injected: {', '.join(faults)}")
     if missing:

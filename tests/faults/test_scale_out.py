@@ -44,10 +44,11 @@ async def test_partitions_are_shared_and_taken_over(infra: Infra, tmp_path: Path
     for i in range(2):
         port = free_port()
         nodes.append(ServiceNode(f"routing-{i}", tmp_path / f"routing-{i}", module="services.routing", port=port,
-                                 env=service_env("routing", port, infra.bootstrap, infra.mongo_url, extra)))
-    producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap, acks="all", enable_idempotence=True)
+                                 env=service_env("routing", port, infra.bootstrap, infra.mongo_url, extra,
+                                                 secrets=infra.kafka.secrets)))
+    producer = AIOKafkaProducer(**infra.admin.client(), acks="all", enable_idempotence=True)
     mongo = AsyncMongoClient(infra.mongo_url)
-    routed = TopicReader(infra.bootstrap, "relais.case-routed.v1")
+    routed = TopicReader(infra.admin, "relais.case-routed.v1")
     try:
         for node in nodes:
             node.spawn()

@@ -17,7 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import RecordMetadata
 from pymongo import AsyncMongoClient
 
-from shared.broker import EVENT_TOPICS, ensure_topics
+from shared.broker import EVENT_TOPICS, KafkaAccess, ensure_topics
 from shared.outbox import OUTBOX_COUNT_FIELD, PROGRESS_COLLECTION
 from shared.outbox import _progress_id as progress_id
 from shared.schemas import Envelope
@@ -32,11 +32,11 @@ PERSONAL_VALUES = ("Jeanne", "Martin", "jeanne.martin@example.fr", "06 12 34 56 
 class TopicReader:
     """Every record of one topic from its beginning, fetched on demand by a consumer outside any group."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, access: KafkaAccess, topic: str) -> None:
         self.topic = topic
         self.records: list[ConsumerRecord] = []
         # Outside any group, a subscription is assigned every partition of the topic.
-        self._consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+        self._consumer = AIOKafkaConsumer(topic, **access.client(), group_id=None, enable_auto_commit=False,
                                           auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024)
         self._partitions: list[TopicPartition] = []
 
@@ -96,8 +96,8 @@ def headers_of(record: ConsumerRecord) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 async def event_topics(infra: Infra) -> None:
-    """The topics of the contract exist before a test reads or writes them."""
-    await ensure_topics(ServiceSettings(kafka_bootstrap=infra.bootstrap), EVENT_TOPICS)
+    """The topics of the contract exist before a test reads or writes them (the provisioning created them)."""
+    await ensure_topics(ServiceSettings(kafka_bootstrap=infra.bootstrap), EVENT_TOPICS, access=infra.admin)
 
 
 @pytest.fixture
@@ -106,7 +106,7 @@ async def reader(infra: Infra, event_topics: None) -> AsyncIterator[Reader]:
     started: list[TopicReader] = []
 
     async def make(topic: str) -> TopicReader:
-        topic_reader = TopicReader(infra.bootstrap, topic)
+        topic_reader = TopicReader(infra.admin, topic)
         started.append(topic_reader)
         await topic_reader.start()
         return topic_reader
@@ -118,7 +118,7 @@ async def reader(infra: Infra, event_topics: None) -> AsyncIterator[Reader]:
 
 @pytest.fixture(scope="session")
 async def producer(infra: Infra, event_topics: None) -> AsyncIterator[AIOKafkaProducer]:
-    kafka = AIOKafkaProducer(bootstrap_servers=infra.bootstrap, acks="all", enable_idempotence=True,
+    kafka = AIOKafkaProducer(**infra.admin.client(), acks="all", enable_idempotence=True,
                              max_request_size=2 * 1024 * 1024)
     await kafka.start()
     yield kafka
@@ -133,7 +133,7 @@ async def publish(producer: AIOKafkaProducer, envelope: Envelope) -> RecordMetad
 
 @pytest.fixture(scope="session")
 async def admin(infra: Infra) -> AsyncIterator[AIOKafkaAdminClient]:
-    client = AIOKafkaAdminClient(bootstrap_servers=infra.bootstrap)
+    client = AIOKafkaAdminClient(**infra.admin.client())
     await client.start()
     yield client
     await client.close()

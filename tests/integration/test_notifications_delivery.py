@@ -40,7 +40,7 @@ FINAL = {"envoye", "desabonne", "sans_adresse", "echec"}
 async def fresh(infra: Infra, **overrides: Any) -> NotificationsSettings:
     """Settings of a service that starts after every earlier test's events (see tests.mail.skip_backlog)."""
     settings = infra.settings(NotificationsSettings, **overrides)
-    await skip_backlog(infra.bootstrap, settings.consumer_group)
+    await skip_backlog(infra.admin, settings.consumer_group)
     return settings
 
 
@@ -65,6 +65,7 @@ def mails_of(inbox: Inbox, events: dict[str, Envelope]) -> dict[str, list[Any]]:
 async def assigned(client: httpx.AsyncClient, events: dict[str, Envelope]) -> None:
     """Wait until the coach's assignment is handled: a closing tells the volunteers known when it is handled
     (the two come on different topics; in life the assignment comes months before)."""
+
     async def recorded() -> bool:
         body = (await client.get(f"/cases/{events['assigned'].case_id}/notifications")).json()["notifications"]
         return any(n["event_id"] == str(events["assigned"].event_id) for n in body)
@@ -77,23 +78,33 @@ async def test_each_recipient_gets_each_message_once_through_redeliveries_and_ou
     case_id = events["received"].case_id
     with smtp_server() as (inbox, port):
         async with running(create_app(await fresh(infra, smtp_port=port))) as client:
-            await publish(infra.bootstrap, events["assigned"])
+            await publish(infra.admin, events["assigned"])
             await assigned(client, events)
             # The coach's assignment and routing's CaseRouted before the reception, then everything again:
             # Kafka may redeliver any event.
             order = [events[k] for k in ("assigned", "routed", "received", "approved", "session", "closed")]
-            await publish(infra.bootstrap, *order[1:])
-            await publish(infra.bootstrap, *order)
+            await publish(infra.admin, *order[1:])
+            await publish(infra.admin, *order)
             notifications = await settled(client, case_id, 14)
 
-            assert sorted((n["recipient"], n["template"]) for n in notifications) == sorted([
-                ("entrepreneur", "accuse_reception"), ("partenaire", "accuse_reception_partenaire"),
-                ("entrepreneur", "orientation"), ("coordination", "nouveau_dossier"),
-                ("partenaire", "orientation_partenaire"), ("entrepreneur", "decision_comite"),
-                ("partenaire", "decision_comite_partenaire"), ("coach", "attribution_coach"),
-                ("entrepreneur", "suivi_seance"), ("coach", "seance_coach"), ("entrepreneur", "cloture"),
-                ("coordination", "cloture_dossier"), ("partenaire", "cloture_partenaire"),
-                ("coach", "fin_accompagnement_coach")])
+            assert sorted((n["recipient"], n["template"]) for n in notifications) == sorted(
+                [
+                    ("entrepreneur", "accuse_reception"),
+                    ("partenaire", "accuse_reception_partenaire"),
+                    ("entrepreneur", "orientation"),
+                    ("coordination", "nouveau_dossier"),
+                    ("partenaire", "orientation_partenaire"),
+                    ("entrepreneur", "decision_comite"),
+                    ("partenaire", "decision_comite_partenaire"),
+                    ("coach", "attribution_coach"),
+                    ("entrepreneur", "suivi_seance"),
+                    ("coach", "seance_coach"),
+                    ("entrepreneur", "cloture"),
+                    ("coordination", "cloture_dossier"),
+                    ("partenaire", "cloture_partenaire"),
+                    ("coach", "fin_accompagnement_coach"),
+                ]
+            )
             assert {n["status"] for n in notifications} == {"envoye"}
             assert all("source_event" not in n and "facts" not in n for n in notifications)
 
@@ -111,8 +122,10 @@ async def test_each_recipient_gets_each_message_once_through_redeliveries_and_ou
             assert f"- E-mail : {PERSON['email']}" in attribution_text
             assert f"- Téléphone : {PERSON['phone']}" in attribution_text
             follow_up = mails[f"<{events['session'].event_id}.entrepreneur@relais.example>"][0].message()
-            assert "Votre prochaine séance aura lieu le jeudi 2 avril 2026 à 14 h 30" in \
-                follow_up.get_body(("plain",)).get_content()
+            assert (
+                "Votre prochaine séance aura lieu le jeudi 2 avril 2026 à 14 h 30"
+                in follow_up.get_body(("plain",)).get_content()
+            )
 
             orientation = mails[f"<{events['routed'].event_id}.entrepreneur@relais.example>"][0].message()
             assert orientation["Subject"] == "Votre accompagnement par 60 000 rebonds"
@@ -137,25 +150,34 @@ async def test_the_partner_reads_its_referrals_statuses_from_the_feed_without_pe
     events = flow(referral={**PARTNER, "partner_reference": reference})
     with smtp_server() as (_, port):
         async with running(create_app(await fresh(infra, smtp_port=port))) as client:
-            await publish(infra.bootstrap, events["assigned"])
+            await publish(infra.admin, events["assigned"])
             await assigned(client, events)
-            await publish(infra.bootstrap, events["received"], events["routed"], events["approved"],
-                          events["session"], events["closed"])
+            await publish(
+                infra.admin,
+                events["received"],
+                events["routed"],
+                events["approved"],
+                events["session"],
+                events["closed"],
+            )
             await settled(client, events["received"].case_id, 14)
 
             async def ours() -> list | None:
-                records = [r for r in await read_topic(infra.bootstrap, PARTNER_FEED_TOPIC) if r.key == reference.encode()]
+                records = [r for r in await read_topic(infra.admin, PARTNER_FEED_TOPIC) if r.key == reference.encode()]
                 return records if len({json.loads(r.value)["record_id"] for r in records}) >= 4 else None
 
             records = await wait_for(ours, timeout=30, what="the referral's four statuses on the feed")
     statuses = list({s["record_id"]: s for s in map(json.loads, (r.value for r in records))}.values())  # dedupe
     assert [(s["status"], s["association"], s["outcome_category"], s["occurred_on"]) for s in statuses] == [
-        ("recu", None, None, "2026-03-01"), ("oriente", "60000_rebonds", None, "2026-03-02"),
-        ("accepte", "60000_rebonds", None, "2026-03-12"), ("clos", "60000_rebonds", "rebond", "2027-01-29")]
+        ("recu", None, None, "2026-03-01"),
+        ("oriente", "60000_rebonds", None, "2026-03-02"),
+        ("accepte", "60000_rebonds", None, "2026-03-12"),
+        ("clos", "60000_rebonds", "rebond", "2027-01-29"),
+    ]
     assert len({s["referral_id"] for s in statuses}) == 1
     assert str(events["received"].case_id) not in json.dumps(statuses)
     # Nothing personal anywhere on the topic: keys, values and headers of every record, every test's.
-    everything = await read_topic(infra.bootstrap, PARTNER_FEED_TOPIC)
+    everything = await read_topic(infra.admin, PARTNER_FEED_TOPIC)
     blob = b"".join((r.key or b"") + r.value + b"".join(k.encode() + v for k, v in r.headers) for r in everything)
     for value in [*PERSON.values(), PARTNER["organisation"], PARTNER["contact_email"], "Saint-Étienne", "42000"]:
         assert value.encode() not in blob and json.dumps(value)[1:-1].encode() not in blob
@@ -167,7 +189,7 @@ async def test_opt_outs_by_link_and_by_case_and_role_are_honoured_and_counted(in
     case_id = events["received"].case_id
     with smtp_server() as (inbox, port):
         async with running(create_app(await fresh(infra, smtp_port=port))) as client:
-            await publish(infra.bootstrap, events["received"])
+            await publish(infra.admin, events["received"])
             await settled(client, case_id, 2)
             receipt = inbox.to(partner_email)[0].message()
             link = receipt["List-Unsubscribe"].strip().strip("<>")
@@ -177,13 +199,15 @@ async def test_opt_outs_by_link_and_by_case_and_role_are_honoured_and_counted(in
 
             page = await client.get(f"/desabonnement/{token}")
             assert page.status_code == 200 and f"/desabonnement/{token}/confirmer" in page.text
-            assert (await client.get(f"/cases/{case_id}/preferences")).json()["preferences"] == []  # a look is no opt-out
+            assert (await client.get(f"/cases/{case_id}/preferences")).json()[
+                "preferences"
+            ] == []  # a look is no opt-out
             confirmed = await client.get(f"/desabonnement/{token}/confirmer")
             assert confirmed.status_code == 200 and "ne recevrez plus" in confirmed.text
             by_role = await client.post("/preferences", json={"case_id": str(case_id), "recipient": "coordination"})
             assert by_role.status_code == 200 and by_role.json()["opted_out"] is True
 
-            await publish(infra.bootstrap, events["routed"], events["approved"], events["closed"])
+            await publish(infra.admin, events["routed"], events["approved"], events["closed"])
             notifications = await settled(client, case_id, 10)
             status = {(n["event_type"], n["recipient"]): n["status"] for n in notifications}
             assert status[("CaseReceived", "partenaire")] == "envoye"
@@ -195,8 +219,10 @@ async def test_opt_outs_by_link_and_by_case_and_role_are_honoured_and_counted(in
             metrics = (await client.get("/metrics")).text
             assert metric(metrics, "partenaire", "opted_out") == 3 and metric(metrics, "coordination", "opted_out") == 2
             preferences = (await client.get(f"/cases/{case_id}/preferences")).json()["preferences"]
-            assert sorted((p["recipient"], p["via"]) for p in preferences) == [("coordination", "api"),
-                                                                              ("partenaire", "lien")]
+            assert sorted((p["recipient"], p["via"]) for p in preferences) == [
+                ("coordination", "api"),
+                ("partenaire", "lien"),
+            ]
             forged = await client.post("/preferences", json={"token": token[:-4] + "AAAA"})
             assert forged.status_code == 404 and "inconnu" in forged.json()["detail"]
             unnamed = await client.post("/preferences", json={"recipient": "entrepreneur"})
@@ -213,7 +239,7 @@ async def test_a_refusing_server_is_retried_then_dead_lettered_and_a_replay_send
         inbox.refusals[partner_email] = "451 4.3.0 Mailbox temporarily unavailable"
         settings = settings.model_copy(update={"smtp_port": port})
         async with running(create_app(settings)) as client:
-            await publish(infra.bootstrap, received)
+            await publish(infra.admin, received)
             notifications = await settled(client, received.case_id, 2)
             failed = next(n for n in notifications if n["id"] == nid)
             assert failed["status"] == "echec" and failed["failures"] == 3
@@ -221,7 +247,7 @@ async def test_a_refusing_server_is_retried_then_dead_lettered_and_a_replay_send
             assert inbox.refused.count(partner_email) == 3 and inbox.to(partner_email) == []
 
             async def dead_letter() -> Any:
-                records = await read_topic(infra.bootstrap, dead_letter_topic(settings.consumer_group))
+                records = await read_topic(infra.admin, dead_letter_topic(settings.consumer_group))
                 return next((r for r in records if dict(r.headers).get("dlq-notification-id") == nid.encode()), None)
 
             letter = await wait_for(dead_letter, timeout=30, what="the failed email's dead letter")
@@ -237,7 +263,7 @@ async def test_a_refusing_server_is_retried_then_dead_lettered_and_a_replay_send
             # After the fix, replaying the dead letter into its topic sends the email, once.
             inbox.refusals.clear()
             original = [(k, v) for k, v in letter.headers if not k.startswith("dlq-")]
-            await publish_raw(infra.bootstrap, headers["dlq-source-topic"], letter.value, letter.key, original)
+            await publish_raw(infra.admin, headers["dlq-source-topic"], letter.value, letter.key, original)
 
             async def sent() -> bool:
                 body = (await client.get(f"/cases/{received.case_id}/notifications")).json()["notifications"]
@@ -254,7 +280,7 @@ async def test_a_permanent_refusal_is_dead_lettered_at_once(infra: Infra) -> Non
     with smtp_server() as (inbox, port):
         inbox.refusals[email] = "550 5.1.1 Mailbox unknown"
         async with running(create_app(await fresh(infra, smtp_port=port))) as client:
-            await publish(infra.bootstrap, events["received"])
+            await publish(infra.admin, events["received"])
             notifications = await settled(client, events["received"].case_id, 2)
     entrepreneur = next(n for n in notifications if n["recipient"] == "entrepreneur")
     assert entrepreneur["status"] == "echec" and entrepreneur["failures"] == 1
@@ -266,12 +292,13 @@ async def test_an_unreachable_server_is_an_outage_waited_out_not_a_failure(infra
     events = flow()
     settings = await fresh(infra, smtp_port=port, send_backoff_ms=50, send_backoff_max_ms=500, send_max_attempts=2)
     async with running(create_app(settings)) as client:
-        await publish(infra.bootstrap, events["received"])
+        await publish(infra.admin, events["received"])
 
         async def retried() -> bool:
             body = (await client.get(f"/cases/{events['received'].case_id}/notifications")).json()["notifications"]
-            return len(body) == 2 and all((n.get("last_error") or "").startswith("SMTP server unreachable")
-                                          for n in body)
+            return len(body) == 2 and all(
+                (n.get("last_error") or "").startswith("SMTP server unreachable") for n in body
+            )
 
         await wait_for(retried, timeout=30, what="sending retried while the server is down")
         inbox = Inbox()

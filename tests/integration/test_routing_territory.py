@@ -51,7 +51,7 @@ def settings(infra: Infra, directory: tuple[Path, str]) -> RoutingSettings:
 
 
 async def publish(infra: Infra, *envelopes: Envelope) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap, acks="all")
+    producer = AIOKafkaProducer(**infra.admin.client(), acks="all")
     await producer.start()
     try:
         for e in envelopes:
@@ -276,7 +276,7 @@ async def test_unknown_commune_is_routed_then_placed_by_staff(infra: Infra, sett
 
 async def test_intake_fields_reach_routing_and_the_case_routed_topic(infra: Infra,
                                                                      settings: RoutingSettings) -> None:
-    consumer = AIOKafkaConsumer("relais.case-routed.v1", bootstrap_servers=infra.bootstrap,
+    consumer = AIOKafkaConsumer("relais.case-routed.v1", **infra.admin.client(),
                                 auto_offset_reset="latest", group_id=f"probe-{uuid.uuid4().hex[:6]}")
     await consumer.start()
     try:

@@ -20,6 +20,7 @@ from services.intake.settings import IntakeSettings
 from services.notifications.settings import NotificationsSettings
 from services.routing.settings import RoutingSettings
 from shared.settings import ServiceSettings, env_prefix
+from shared.topology import ADMIN, PRINCIPALS
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS: dict[str, type[ServiceSettings]] = {
@@ -84,9 +85,62 @@ def test_compose_runs_the_infrastructure_and_every_relais_service(services):
     assert not missing, f"docker-compose.yml has no service for: {', '.join(missing)}"
 
 
+def one_shot(services: dict[str, dict], name: str) -> bool:
+    """A container that runs to completion (never restarted) and that others wait for to have succeeded."""
+    waited_for = any(((s.get("depends_on") or {}).get(name) or {}).get("condition") == "service_completed_successfully"
+                     for s in services.values() if isinstance(s.get("depends_on"), dict))
+    return str(services[name].get("restart", "no")) == "no" and waited_for
+
+
 def test_every_container_has_a_health_check(services):
-    without = [name for name, service in services.items() if not has_health_check(service)]
+    without = [name for name, service in services.items()
+               if not has_health_check(service) and not one_shot(services, name)]
     assert not without, f"services without a health check (healthcheck.test): {', '.join(without)}"
+
+
+KAFKA_SECRETS = ("kafka-server.properties", "kafka-admin-client.properties", "kafka-broker.p12", "kafka-ca.pem")
+
+
+def test_kafka_is_provisioned_before_any_service_starts(services):
+    assert one_shot(services, "kafka-provision")
+    command = words(services["kafka-provision"]["command"])
+    assert command[:4] == ["python", "-m", "ops.kafka_security", "provision"]
+    assert "SASL_SSL" in command
+    given = set(services["kafka-provision"].get("secrets") or [])
+    assert {f"kafka-{name}.password" for name in (ADMIN, *PRINCIPALS)} <= given
+    for name in SETTINGS:
+        conditions = {dep: (c or {}).get("condition") for dep, c in relais_service(services, name)["depends_on"].items()}
+        assert conditions.get("kafka-provision") == "service_completed_successfully", name
+
+
+@pytest.mark.parametrize("container", ["intake", "routing", "coaching", "coaching-60000_rebonds", "notifications"])
+def test_each_service_logs_in_over_tls_as_its_own_principal_with_only_its_password(services, container, monkeypatch):
+    service = relais_service(services, container)
+    module = words(service["command"])[2].removeprefix("services.")
+    for key, value in environment(service).items():
+        monkeypatch.setenv(key, value)
+    settings = SETTINGS[module]()
+    expected = f"coaching-{settings.association.value}" if module == "coaching" else module
+    assert settings.kafka_username == expected and expected in PRINCIPALS
+    assert settings.kafka_security_protocol == "SASL_SSL"
+    assert settings.kafka_password_file == f"/run/secrets/kafka-{expected}.password"
+    assert settings.kafka_ssl_cafile == "/run/secrets/kafka-ca.pem"
+    assert not settings.kafka_password.get_secret_value(), "passwords come from secret files, never the compose file"
+    assert set(service.get("secrets") or []) == {f"kafka-{expected}.password", "kafka-ca.pem"}
+
+
+def test_compose_secrets_are_the_files_relais_compose_secrets_makes(compose, tmp_path):
+    from ops.compose_secrets import write
+
+    made = {path.name for path in write(tmp_path / "secrets")}
+    declared = compose.get("secrets") or {}
+    for name, secret in declared.items():
+        assert secret["file"] == f".local/compose/secrets/{name}"
+        assert name in made, f"{name} is not made by `relais compose-secrets`"
+    assert set(KAFKA_SECRETS) <= set(declared)
+    properties = (tmp_path / "secrets" / "kafka-server.properties").read_text()
+    assert "listener.security.protocol.map=CONTROLLER:SASL_SSL,CLIENT:SASL_SSL" in properties
+    assert "allow.everyone.if.no.acl.found=false" in properties and "super.users=User:admin" in properties
 
 
 @pytest.mark.parametrize("name", SETTINGS)

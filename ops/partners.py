@@ -1,0 +1,96 @@
+"""`relais partners add|list|revoke`: one Kafka principal per referring partner, reading only its own feed.
+
+`add` creates the partner's topic (`relais.partner-status.<partner>.v1`), its SCRAM user with a new password
+(written to the secrets folder, to be handed over out of band) and its two ACLs: READ on its topic, and its
+own consumer groups (`partner.<partner>...`). `revoke` deletes the user and every ACL of it; the topic and
+its records stay. The partners are the broker's own record: `list` reads them back from the ACLs.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ops.kafka_security import Secrets, admin_client, provision, remove_user, wait_authenticated
+from shared.broker import KafkaAccess
+from shared.topology import PARTNER_PREFIX, partner_principal, partner_rules, partner_topic
+
+NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
+
+
+@dataclass(frozen=True)
+class Partner:
+    name: str
+    principal: str
+    topic: str
+
+
+def check_name(partner: str) -> str:
+    if not NAME.fullmatch(partner):
+        raise ValueError(f"{partner!r}: 2 to 40 lower-case letters, digits or '-', starting with a letter or digit")
+    return partner
+
+
+def add(admin: KafkaAccess, secrets: Secrets, partner: str, partitions: int = 3) -> Path:
+    """Create (or refresh) the partner's topic, user and ACLs; returns the file that holds its password."""
+    principal = partner_principal(check_name(partner))
+    _create_topic(admin, partner_topic(partner), partitions)
+    provision(
+        admin,
+        {principal: secrets.password(principal)},
+        partitions=partitions,
+        rules={principal: partner_rules(partner)},
+    )
+    return secrets.password_file(principal)
+
+
+def revoke(admin: KafkaAccess, partner: str) -> None:
+    remove_user(admin, partner_principal(check_name(partner)))
+
+
+def list_partners(admin: KafkaAccess) -> list[Partner]:
+    from kafka.admin import (
+        ACLFilter,
+        ACLOperation,
+        ACLPermissionType,
+        ACLResourcePatternType,
+        ResourcePatternFilter,
+        ResourceType,
+    )
+
+    client = admin_client(admin, "relais-partners", 30)
+    try:
+        acls, _ = client.describe_acls(
+            ACLFilter(
+                None,
+                None,
+                ACLOperation.READ,
+                ACLPermissionType.ALLOW,
+                ResourcePatternFilter(ResourceType.TOPIC, None, ACLResourcePatternType.LITERAL),
+            )
+        )
+    finally:
+        client.close()
+    found = {acl.principal.removeprefix("User:") for acl in acls if acl.principal.startswith(f"User:{PARTNER_PREFIX}")}
+    partners = [p.removeprefix(PARTNER_PREFIX) for p in found]
+    return [Partner(name, partner_principal(name), partner_topic(name)) for name in sorted(partners)]
+
+
+def _create_topic(admin: KafkaAccess, topic: str, partitions: int) -> None:
+    from kafka.admin import NewTopic
+
+    client = admin_client(admin, "relais-partners", 30)
+    try:
+        if topic not in client.list_topics():
+            client.create_topics([NewTopic(topic, partitions, 1)], raise_errors=False)
+    finally:
+        client.close()
+
+
+def can_log_in(access: KafkaAccess, timeout_s: float = 5) -> bool:
+    try:
+        wait_authenticated(access, timeout_s)
+        return True
+    except Exception:  # noqa: BLE001 - any failure to log in
+        return False

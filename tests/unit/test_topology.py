@@ -1,0 +1,110 @@
+"""The topology (who writes and reads each topic) against the contract, the services' code and the README."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shared.consumer import EventConsumer
+from shared.schemas import EVENTS, PARTNER_FEED_TOPIC
+from shared.topology import (
+    ADMIN,
+    PRINCIPALS,
+    TOPICS,
+    Operation,
+    Pattern,
+    Resource,
+    acl_rules,
+    acl_table,
+    consumes,
+    topics_table,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_every_topic_of_the_contract_has_producers_and_consumers() -> None:
+    declared = {t.name for t in TOPICS}
+    assert declared == {spec.topic for spec in EVENTS.values()} | {PARTNER_FEED_TOPIC}
+    for t in TOPICS:
+        assert t.producers and t.consumers, t.name
+        assert set(t.producers) <= set(PRINCIPALS), t.name
+        assert set(t.consumers) <= set(PRINCIPALS), t.name
+
+
+def test_the_readme_tables_are_the_topology() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert topics_table() in readme, "README's topic table drifted from shared/topology.py: paste topics_table()"
+    assert acl_table() in readme, "README's principals table drifted from shared/topology.py: paste acl_table()"
+
+
+def test_services_are_granted_nothing_beyond_their_topics_groups_and_dead_letters() -> None:
+    for name, principal in PRINCIPALS.items():
+        for rule in acl_rules(name):
+            assert rule.principal == name != ADMIN
+            if rule.resource is Resource.GROUP:
+                assert (rule.name, rule.pattern, rule.operation) == (principal.consumer_group, Pattern.PREFIXED,
+                                                                     Operation.READ)
+            elif rule.pattern is Pattern.PREFIXED:  # only its own dead letters, and only services have them
+                assert principal.service is not None
+                assert rule.name == f"relais.dead-letter.{principal.consumer_group}"
+                assert rule.operation in (Operation.WRITE, Operation.CREATE)
+            else:
+                assert rule.operation in (Operation.READ, Operation.WRITE)
+                assert rule.name in {t.name for t in TOPICS}
+
+
+def test_partners_read_only_their_feed() -> None:
+    assert [(r.resource, r.name, r.operation) for r in acl_rules("partners") if r.resource is Resource.TOPIC] == [
+        (Resource.TOPIC, PARTNER_FEED_TOPIC, Operation.READ)]
+
+
+def _subscriptions(monkeypatch: pytest.MonkeyPatch, build) -> list[str]:  # noqa: ANN001
+    """The event types a service's composition root subscribes to (it builds, it does not start)."""
+    seen: list[str] = []
+    monkeypatch.setattr(EventConsumer, "on", lambda self, event_type, handler: seen.append(event_type))
+    build()
+    return seen
+
+
+@pytest.mark.parametrize("principal", [name for name, p in PRINCIPALS.items() if p.service])
+def test_each_service_consumes_only_what_the_topology_lets_it_read(principal: str,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A subscription the topology does not grant would be refused by the broker at start."""
+    service = PRINCIPALS[principal].service
+    if service == "coaching":
+        from services.coaching.app import create_app
+        from services.coaching.settings import CoachingSettings
+
+        settings = CoachingSettings(association=principal.removeprefix("coaching-"))
+    elif service == "routing":
+        from services.routing.app import create_app
+        from services.routing.settings import RoutingSettings as Settings
+
+        settings = Settings()
+    elif service == "notifications":
+        from services.notifications.app import create_app
+        from services.notifications.settings import NotificationsSettings as Settings
+
+        settings = Settings()
+    else:
+        from services.intake.app import create_app
+        from services.intake.settings import IntakeSettings as Settings
+
+        settings = Settings()
+    subscribed = _subscriptions(monkeypatch, lambda: create_app(settings))
+    assert {EVENTS[e].topic for e in subscribed} <= set(consumes(principal))
+    assert subscribed or not consumes(principal)
+
+
+def test_a_partner_principal_reads_only_its_own_topic_in_its_own_groups() -> None:
+    from shared.topology import partner_principal, partner_rules, partner_topic
+
+    rules = partner_rules("etude-martin")
+    assert {(r.resource, r.name, r.pattern, r.operation) for r in rules} == {
+        (Resource.TOPIC, "relais.partner-status.etude-martin.v1", Pattern.LITERAL, Operation.READ),
+        (Resource.GROUP, "partner.etude-martin", Pattern.PREFIXED, Operation.READ)}
+    assert {r.principal for r in rules} == {partner_principal("etude-martin")} == {"partner.etude-martin"}
+    assert partner_topic("etude-martin") not in {t.name for t in TOPICS}
+    assert not partner_principal("x").startswith(PRINCIPALS["partners"].consumer_group)
