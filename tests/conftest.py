@@ -74,8 +74,9 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Infra:
     ferretdb.stop()
 
 
-async def wait_for(probe: Callable[[], Awaitable[T | None]], timeout: float = 60, what: str = "condition",
-                   interval: float = 0.05) -> T:
+async def wait_for(
+    probe: Callable[[], Awaitable[T | None]], timeout: float = 60, what: str = "condition", interval: float = 0.05
+) -> T:
     """Poll an async probe until it returns a truthy value; fail with `what` after the deadline."""
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -99,10 +100,19 @@ async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 def a_case(**overrides: Any) -> dict[str, Any]:
     """A valid submission; override parts with keyword arguments."""
     case = {
-        "situation": {"procedure": "liquidation_judiciaire", "court_decision_date": "2026-03-10",
-                      "postal_code": "69003", "commune": "Lyon", "sector": "commerce"},
-        "entrepreneur": {"first_name": "Jeanne", "last_name": "Martin", "email": "jeanne.martin@example.fr",
-                         "phone": "06 12 34 56 78"},
+        "situation": {
+            "procedure": "liquidation_judiciaire",
+            "court_decision_date": "2026-03-10",
+            "postal_code": "69003",
+            "commune": "Lyon",
+            "sector": "commerce",
+        },
+        "entrepreneur": {
+            "first_name": "Jeanne",
+            "last_name": "Martin",
+            "email": "jeanne.martin@example.fr",
+            "phone": "06 12 34 56 78",
+        },
         "company": {"name": "Boulangerie Martin", "siren": "732829320"},
         "referral": {"kind": "mandataire", "organisation": "Étude Dupont", "partner_reference": "LJ-2026-042"},
         "message": "Je cherche à rebondir après la liquidation.",

@@ -39,15 +39,22 @@ PERSON = {
     "siren": "732829320",
     "message": "Mon secret : les dettes de la fromagerie Zébulon.",
 }
-PARTNER = {"kind": "mandataire", "organisation": "Étude Martin & Associés", "partner_reference": "LJ-2026-0427",
-           "contact_email": "greffe@etude-martin.example"}
+PARTNER = {
+    "kind": "mandataire",
+    "organisation": "Étude Martin & Associés",
+    "partner_reference": "LJ-2026-0427",
+    "contact_email": "greffe@etude-martin.example",
+}
 ANTENNA_EMAIL = "saint-etienne@60000rebonds.example"
 
 
 def antenna(email: str = ANTENNA_EMAIL) -> dict[str, str]:
     """Routing's fields naming the antenna: its public contact is free text holding the coordination's email."""
-    return {"antenna_id": "60000_rebonds-saint-etienne", "antenna_name": "60 000 rebonds Saint-Étienne",
-            "antenna_contact": f"12 rue de la République, 42000 Saint-Étienne, 04 77 00 00 00, {email}"}
+    return {
+        "antenna_id": "60000_rebonds-saint-etienne",
+        "antenna_name": "60 000 rebonds Saint-Étienne",
+        "antenna_contact": f"12 rue de la République, 42000 Saint-Étienne, 04 77 00 00 00, {email}",
+    }
 
 
 ANTENNA = antenna()
@@ -88,38 +95,88 @@ def smtp_server() -> Iterator[tuple[Inbox, int]]:
         controller.stop()
 
 
-def flow(case_id: uuid.UUID | None = None, *, person: dict | None = None, referral: dict | None = None,
-         routed_extra: dict | None = None, coach: dict | None = None) -> dict[str, Envelope]:
+def flow(
+    case_id: uuid.UUID | None = None,
+    *,
+    person: dict | None = None,
+    referral: dict | None = None,
+    routed_extra: dict | None = None,
+    coach: dict | None = None,
+) -> dict[str, Envelope]:
     """The events of one case, as the other services would publish them: a coach is assigned, leads a
     session and is still following the person at the closing."""
     case_id = case_id or uuid.uuid4()
     coach = coach or COACH
-    received = new_envelope(CaseReceived(
-        situation={"procedure": "liquidation_judiciaire", "postal_code": "42000", "commune": "Saint-Étienne",
-                   "court_decision_date": "2025-09-15"},
-        referral=referral or PARTNER, personal=person or PERSON,
-        received_at=datetime(2026, 3, 1, 9, 30, tzinfo=UTC)), case_id=case_id, producer="intake")
-    routed = new_envelope(CaseRouted.model_validate({
-        "association": "60000_rebonds", "rule": "procedure:liquidation_judiciaire",
-        "reasons": ["Liquidation judiciaire, décision du tribunal il y a 5 mois → 60 000 rebonds"],
-        "routed_at": "2026-03-02T10:00:00+00:00", "received_at": "2026-03-01T09:30:00+00:00",
-        **(routed_extra if routed_extra is not None else ANTENNA)}), case_id=case_id, producer="routing",
-        cause=received)
-    approved = new_envelope(CommitteeApproved(association="60000_rebonds", decided_on=date(2026, 3, 12)),
-                            case_id=case_id, producer="coaching")
-    assigned = new_envelope(VolunteerAssigned(association="60000_rebonds", role="coach",
-                                              assigned_on=date(2026, 3, 13), **coach),
-                            case_id=case_id, producer="coaching")
-    session = new_envelope(SessionHeld(
-        association="60000_rebonds", session_id="s-1", kind="coaching", held_on=date(2026, 3, 19),
-        duration_minutes=60, number=1, volunteer_id=coach["volunteer_id"],
-        next_session_at=datetime.fromisoformat("2026-04-02T14:30:00+02:00"),
-        next_session_place="antenne de Saint-Étienne"), case_id=case_id, producer="coaching")
-    closed = new_envelope(CaseClosed(association="60000_rebonds", outcome="emploi_salarie",
-                                     closed_on=date(2027, 1, 29), journey_days=334),
-                          case_id=case_id, producer="coaching")
-    return {"received": received, "routed": routed, "approved": approved, "assigned": assigned, "session": session,
-            "closed": closed}
+    received = new_envelope(
+        CaseReceived(
+            situation={
+                "procedure": "liquidation_judiciaire",
+                "postal_code": "42000",
+                "commune": "Saint-Étienne",
+                "court_decision_date": "2025-09-15",
+            },
+            referral=referral or PARTNER,
+            personal=person or PERSON,
+            received_at=datetime(2026, 3, 1, 9, 30, tzinfo=UTC),
+        ),
+        case_id=case_id,
+        producer="intake",
+    )
+    routed = new_envelope(
+        CaseRouted.model_validate(
+            {
+                "association": "60000_rebonds",
+                "rule": "procedure:liquidation_judiciaire",
+                "reasons": ["Liquidation judiciaire, décision du tribunal il y a 5 mois → 60 000 rebonds"],
+                "routed_at": "2026-03-02T10:00:00+00:00",
+                "received_at": "2026-03-01T09:30:00+00:00",
+                **(routed_extra if routed_extra is not None else ANTENNA),
+            }
+        ),
+        case_id=case_id,
+        producer="routing",
+        cause=received,
+    )
+    approved = new_envelope(
+        CommitteeApproved(association="60000_rebonds", decided_on=date(2026, 3, 12)),
+        case_id=case_id,
+        producer="coaching",
+    )
+    assigned = new_envelope(
+        VolunteerAssigned(association="60000_rebonds", role="coach", assigned_on=date(2026, 3, 13), **coach),
+        case_id=case_id,
+        producer="coaching",
+    )
+    session = new_envelope(
+        SessionHeld(
+            association="60000_rebonds",
+            session_id="s-1",
+            kind="coaching",
+            held_on=date(2026, 3, 19),
+            duration_minutes=60,
+            number=1,
+            volunteer_id=coach["volunteer_id"],
+            next_session_at=datetime.fromisoformat("2026-04-02T14:30:00+02:00"),
+            next_session_place="antenne de Saint-Étienne",
+        ),
+        case_id=case_id,
+        producer="coaching",
+    )
+    closed = new_envelope(
+        CaseClosed(
+            association="60000_rebonds", outcome="emploi_salarie", closed_on=date(2027, 1, 29), journey_days=334
+        ),
+        case_id=case_id,
+        producer="coaching",
+    )
+    return {
+        "received": received,
+        "routed": routed,
+        "approved": approved,
+        "assigned": assigned,
+        "session": session,
+        "closed": closed,
+    }
 
 
 def metric(text: str, recipient: str, result: str) -> float:
@@ -133,14 +190,19 @@ async def publish(bootstrap: str, *envelopes: Envelope) -> None:
     await producer.start()
     try:
         for envelope in envelopes:
-            await producer.send_and_wait(envelope.spec.topic, envelope.encode(), key=envelope.key,
-                                         headers=[(k, v.encode()) for k, v in envelope.headers().items()])
+            await producer.send_and_wait(
+                envelope.spec.topic,
+                envelope.encode(),
+                key=envelope.key,
+                headers=[(k, v.encode()) for k, v in envelope.headers().items()],
+            )
     finally:
         await producer.stop()
 
 
-async def publish_raw(bootstrap: str, topic: str, value: bytes, key: bytes | None,
-                      headers: list[tuple[str, bytes]]) -> None:
+async def publish_raw(
+    bootstrap: str, topic: str, value: bytes, key: bytes | None, headers: list[tuple[str, bytes]]
+) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:
@@ -154,8 +216,10 @@ async def read_topic(bootstrap: str, topic: str) -> list[Any]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or
-                                                         await _partitions(consumer, topic))]
+        partitions = [
+            TopicPartition(topic, p)
+            for p in (consumer.partitions_for_topic(topic) or await _partitions(consumer, topic))
+        ]
         if not partitions:
             return []
         consumer.assign(partitions)
@@ -181,8 +245,11 @@ async def skip_backlog(bootstrap: str, group: str) -> None:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for topic in SUBSCRIBED_TOPICS
-                      for p in (consumer.partitions_for_topic(topic) or await _partitions(consumer, topic))]
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in SUBSCRIBED_TOPICS
+            for p in (consumer.partitions_for_topic(topic) or await _partitions(consumer, topic))
+        ]
         consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)
         await consumer.commit({tp: offset for tp, offset in ends.items()})

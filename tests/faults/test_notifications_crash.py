@@ -23,14 +23,26 @@ from tests.mail import PERSON, flow, publish, skip_backlog, smtp_server
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def service(infra: Infra, data_dir: Path, smtp_port: int, db: str, group: str, crash_at: str | None = None,
-            **settings: str) -> ServiceNode:
+def service(
+    infra: Infra, data_dir: Path, smtp_port: int, db: str, group: str, crash_at: str | None = None, **settings: str
+) -> ServiceNode:
     """The notifications process; with `crash_at` (`<point>:<Message-ID>`), the one that dies mid-send."""
     port = free_port()
-    env = {"RELAIS_NOTIFICATIONS_" + k.upper(): v for k, v in {
-        "kafka_bootstrap": infra.bootstrap, "mongo_url": infra.mongo_url, "mongo_db": db,
-        "consumer_group": group, "http_port": str(port), "smtp_port": str(smtp_port), "send_lease_s": "1",
-        "send_concurrency": "1", "dispatch_scan_s": "1", **settings}.items()}
+    env = {
+        "RELAIS_NOTIFICATIONS_" + k.upper(): v
+        for k, v in {
+            "kafka_bootstrap": infra.bootstrap,
+            "mongo_url": infra.mongo_url,
+            "mongo_db": db,
+            "consumer_group": group,
+            "http_port": str(port),
+            "smtp_port": str(smtp_port),
+            "send_lease_s": "1",
+            "send_concurrency": "1",
+            "dispatch_scan_s": "1",
+            **settings,
+        }.items()
+    }
     module = "services.notifications"
     if crash_at is not None:
         module, env["RELAIS_FAULT_CRASH_AT"] = "tests.faults.crashing_notifications", crash_at
@@ -39,13 +51,17 @@ def service(infra: Infra, data_dir: Path, smtp_port: int, db: str, group: str, c
     return ServiceNode("notifications", data_dir, module=module, port=port, env=env)
 
 
-@pytest.mark.parametrize("crash_at, in_doubt, copies", [
-    ("after_data", "resend", 2),       # the server had it: sent again, same Message-ID, receivers keep one
-    ("after_data", "assume_sent", 1),  # the server had it: recorded as sent, nothing more goes out
-    ("before_data", "resend", 1),      # the server could not have it: sent once, after the restart
-])
-async def test_a_crash_mid_send_still_delivers_the_message_once(infra: Infra, tmp_path: Path, crash_at: str,
-                                                                in_doubt: str, copies: int) -> None:
+@pytest.mark.parametrize(
+    "crash_at, in_doubt, copies",
+    [
+        ("after_data", "resend", 2),  # the server had it: sent again, same Message-ID, receivers keep one
+        ("after_data", "assume_sent", 1),  # the server had it: recorded as sent, nothing more goes out
+        ("before_data", "resend", 1),  # the server could not have it: sent once, after the restart
+    ],
+)
+async def test_a_crash_mid_send_still_delivers_the_message_once(
+    infra: Infra, tmp_path: Path, crash_at: str, in_doubt: str, copies: int
+) -> None:
     email = f"crash+{uuid.uuid4().hex[:8]}@example.fr"
     received = flow(person={**PERSON, "email": email})["received"]
     nid = f"{received.event_id}:entrepreneur"
@@ -55,8 +71,9 @@ async def test_a_crash_mid_send_still_delivers_the_message_once(infra: Infra, tm
     notifications = mongo[db]["notifications"]
     await skip_backlog(infra.bootstrap, group)  # the session's earlier events are not this test's
     with smtp_server() as (inbox, smtp_port):
-        doomed = service(infra, tmp_path / "first", smtp_port, db, group, crash_at=f"{crash_at}:{message_id}",
-                         in_doubt=in_doubt)
+        doomed = service(
+            infra, tmp_path / "first", smtp_port, db, group, crash_at=f"{crash_at}:{message_id}", in_doubt=in_doubt
+        )
         doomed.start(deadline_s=60)
         restarted = None
         try:
@@ -81,8 +98,11 @@ async def test_a_crash_mid_send_still_delivers_the_message_once(infra: Infra, tm
 
             sent = await wait_for(settled, timeout=60, what="the notification taken over and settled")
             partner = f"{received.event_id}:partenaire"
-            await wait_for(lambda: notifications.find_one({"_id": partner, "status": "envoye"}), timeout=30,
-                           what="the partner's notification sent")
+            await wait_for(
+                lambda: notifications.find_one({"_id": partner, "status": "envoye"}),
+                timeout=30,
+                what="the partner's notification sent",
+            )
             metrics = httpx.get(f"{restarted.url}/metrics", timeout=5).text
         finally:
             for node in (doomed, restarted):

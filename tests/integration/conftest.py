@@ -25,8 +25,15 @@ from shared.settings import ServiceSettings
 from tests.conftest import Infra, wait_for
 
 # The personal values of `a_case()`: none may appear in Kafka keys or headers, or in what APIs return.
-PERSONAL_VALUES = ("Jeanne", "Martin", "jeanne.martin@example.fr", "06 12 34 56 78", "Boulangerie",
-                   "732829320", "Je cherche à rebondir")
+PERSONAL_VALUES = (
+    "Jeanne",
+    "Martin",
+    "jeanne.martin@example.fr",
+    "06 12 34 56 78",
+    "Boulangerie",
+    "732829320",
+    "Je cherche à rebondir",
+)
 
 
 class TopicReader:
@@ -36,8 +43,14 @@ class TopicReader:
         self.topic = topic
         self.records: list[ConsumerRecord] = []
         # Outside any group, a subscription is assigned every partition of the topic.
-        self._consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                          auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024)
+        self._consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
         self._partitions: list[TopicPartition] = []
 
     async def start(self) -> None:
@@ -71,9 +84,11 @@ class TopicReader:
         key = key if isinstance(key, bytes) else str(key).encode()
         return [r for r in self.records if r.key == key]
 
-    async def wait_keyed(self, key: uuid.UUID | str | bytes, count: int = 1,
-                         timeout: float = 15) -> list[ConsumerRecord]:
+    async def wait_keyed(
+        self, key: uuid.UUID | str | bytes, count: int = 1, timeout: float = 15
+    ) -> list[ConsumerRecord]:
         """Wait until at least `count` records carry `key`; return them."""
+
         async def probe() -> list[ConsumerRecord] | None:
             await self.poll()
             found = self.keyed(key)
@@ -118,8 +133,9 @@ async def reader(infra: Infra, event_topics: None) -> AsyncIterator[Reader]:
 
 @pytest.fixture(scope="session")
 async def producer(infra: Infra, event_topics: None) -> AsyncIterator[AIOKafkaProducer]:
-    kafka = AIOKafkaProducer(bootstrap_servers=infra.bootstrap, acks="all", enable_idempotence=True,
-                             max_request_size=2 * 1024 * 1024)
+    kafka = AIOKafkaProducer(
+        bootstrap_servers=infra.bootstrap, acks="all", enable_idempotence=True, max_request_size=2 * 1024 * 1024
+    )
     await kafka.start()
     yield kafka
     await kafka.stop()
@@ -127,8 +143,12 @@ async def producer(infra: Infra, event_topics: None) -> AsyncIterator[AIOKafkaPr
 
 async def publish(producer: AIOKafkaProducer, envelope: Envelope) -> RecordMetadata:
     """Publish an envelope the way the services do: on its topic, keyed by its case id, with its headers."""
-    return await producer.send_and_wait(envelope.spec.topic, envelope.encode(), key=envelope.key,
-                                        headers=[(k, v.encode()) for k, v in envelope.headers().items()])
+    return await producer.send_and_wait(
+        envelope.spec.topic,
+        envelope.encode(),
+        key=envelope.key,
+        headers=[(k, v.encode()) for k, v in envelope.headers().items()],
+    )
 
 
 @pytest.fixture(scope="session")
@@ -141,11 +161,11 @@ async def admin(infra: Infra) -> AsyncIterator[AIOKafkaAdminClient]:
 
 async def wait_consumed(admin: AIOKafkaAdminClient, group: str, *sent: RecordMetadata, timeout: float = 15) -> None:
     """Wait until `group` has committed past every record in `sent` (their effects are then stored)."""
+
     async def probe() -> bool:
         offsets = await admin.list_consumer_group_offsets(group)
         return all(
-            (committed := offsets.get(TopicPartition(m.topic, m.partition))) is not None
-            and committed.offset > m.offset
+            (committed := offsets.get(TopicPartition(m.topic, m.partition))) is not None and committed.offset > m.offset
             for m in sent
         )
 
@@ -167,8 +187,9 @@ def document(client: AsyncMongoClient, settings: Any, collection: str, doc_id: A
     return client[settings.mongo_db][collection].find_one({"_id": str(doc_id)})
 
 
-async def wait_relayed(client: AsyncMongoClient, settings: Any, collection: str, doc_id: Any,
-                       timeout: float = 15) -> None:
+async def wait_relayed(
+    client: AsyncMongoClient, settings: Any, collection: str, doc_id: Any, timeout: float = 15
+) -> None:
     """Wait until the outbox relay has published every event stored in the document (then counting is final)."""
     db = client[settings.mongo_db]
 

@@ -19,9 +19,13 @@ RECEIVED_AT = datetime.now(UTC) - timedelta(days=30)
 
 
 def case_routed(association: Association = Association.SOIXANTE_MILLE_REBONDS) -> Envelope:
-    routed = CaseRouted(association=association, rule="procedure:liquidation_judiciaire",
-                        reasons=["Liquidation judiciaire → 60 000 rebonds"], routed_at=datetime.now(UTC),
-                        received_at=RECEIVED_AT)
+    routed = CaseRouted(
+        association=association,
+        rule="procedure:liquidation_judiciaire",
+        reasons=["Liquidation judiciaire → 60 000 rebonds"],
+        routed_at=datetime.now(UTC),
+        received_at=RECEIVED_AT,
+    )
     return new_envelope(routed, case_id=uuid.uuid4(), producer="routing")
 
 
@@ -34,7 +38,8 @@ async def opened(client: httpx.AsyncClient, case_id: uuid.UUID) -> dict:
 
 
 async def test_a_routed_case_opens_a_file_and_a_declined_one_is_closed(
-        infra: Infra, reader: Reader, producer: AIOKafkaProducer) -> None:
+    infra: Infra, reader: Reader, producer: AIOKafkaProducer
+) -> None:
     closed = await reader(EVENTS["CaseClosed"].topic)
     routed = case_routed()
     async with running(create_app(coaching_settings(infra, SR))) as client:
@@ -44,8 +49,9 @@ async def test_a_routed_case_opens_a_file_and_a_declined_one_is_closed(
         assert file["stage"] == "attente_comite" and file["association"] == "60000_rebonds"
         assert [entry["kind"] for entry in file["timeline"]] == ["oriente"]
 
-        declined = await client.post(f"/cases/{routed.case_id}/committee-decision",
-                                     json={"decision": "refuse", "reasons": ["Hors périmètre"]})
+        declined = await client.post(
+            f"/cases/{routed.case_id}/committee-decision", json={"decision": "refuse", "reasons": ["Hors périmètre"]}
+        )
         assert declined.status_code == 200, declined.text
         assert declined.json()["stage"] == "clos"
 
@@ -57,7 +63,8 @@ async def test_a_routed_case_opens_a_file_and_a_declined_one_is_closed(
 
 
 async def test_impossible_steps_are_refused_and_change_nothing(
-        infra: Infra, reader: Reader, producer: AIOKafkaProducer, mongo: AsyncMongoClient) -> None:
+    infra: Infra, reader: Reader, producer: AIOKafkaProducer, mongo: AsyncMongoClient
+) -> None:
     settings = coaching_settings(infra, SR)
     topics = {name: await reader(EVENTS[name].topic) for name in ("CommitteeApproved", "SessionHeld", "CaseClosed")}
     routed = case_routed()
@@ -77,15 +84,22 @@ async def test_impossible_steps_are_refused_and_change_nothing(
         await opened(client, routed.case_id)
 
         await refused("sessions", {"kind": "coaching"}, "Aucune séance avant l'accord du comité d'engagement.")
-        await refused("closing", {"outcome": "emploi_salarie"},
-                      "Avant le comité, un dossier ne peut être clos que par un abandon.")
+        await refused(
+            "closing",
+            {"outcome": "emploi_salarie"},
+            "Avant le comité, un dossier ne peut être clos que par un abandon.",
+        )
 
         approved = await client.post(f"{case}/committee-decision", json={"decision": "approuve"})
         assert approved.status_code == 200 and approved.json()["stage"] == "accompagnement"
-        await refused("committee-decision", {"decision": "refuse", "reasons": ["Hors périmètre"]},
-                      "Le comité d'engagement a déjà statué sur ce dossier.")
-        await refused("closing", {"outcome": "refus_comite"},
-                      "Un refus se prononce par la décision du comité d'engagement.")
+        await refused(
+            "committee-decision",
+            {"decision": "refuse", "reasons": ["Hors périmètre"]},
+            "Le comité d'engagement a déjà statué sur ce dossier.",
+        )
+        await refused(
+            "closing", {"outcome": "refus_comite"}, "Un refus se prononce par la décision du comité d'engagement."
+        )
 
         closing = await client.post(f"{case}/closing", json={"outcome": "abandon"})
         assert closing.status_code == 200 and closing.json()["stage"] == "clos"
@@ -107,10 +121,12 @@ async def test_unknown_case_and_invalid_input(infra: Infra) -> None:
     async with running(create_app(coaching_settings(infra, SR))) as client:
         client.headers.update(staff(SR))
         unknown = uuid.uuid4()
-        for response in (await client.get(f"/cases/{unknown}"),
-                         await client.post(f"/cases/{unknown}/committee-decision", json={"decision": "approuve"}),
-                         await client.post(f"/cases/{unknown}/sessions", json={"kind": "coaching"}),
-                         await client.post(f"/cases/{unknown}/closing", json={"outcome": "abandon"})):
+        for response in (
+            await client.get(f"/cases/{unknown}"),
+            await client.post(f"/cases/{unknown}/committee-decision", json={"decision": "approuve"}),
+            await client.post(f"/cases/{unknown}/sessions", json={"kind": "coaching"}),
+            await client.post(f"/cases/{unknown}/closing", json={"outcome": "abandon"}),
+        ):
             assert (response.status_code, response.json()) == (404, {"detail": "Dossier introuvable."})
 
         invalid = await client.post(f"/cases/{unknown}/committee-decision", json={"decision": "peut-être"})

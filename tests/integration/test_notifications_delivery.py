@@ -65,6 +65,7 @@ def mails_of(inbox: Inbox, events: dict[str, Envelope]) -> dict[str, list[Any]]:
 async def assigned(client: httpx.AsyncClient, events: dict[str, Envelope]) -> None:
     """Wait until the coach's assignment is handled: a closing tells the volunteers known when it is handled
     (the two come on different topics; in life the assignment comes months before)."""
+
     async def recorded() -> bool:
         body = (await client.get(f"/cases/{events['assigned'].case_id}/notifications")).json()["notifications"]
         return any(n["event_id"] == str(events["assigned"].event_id) for n in body)
@@ -86,14 +87,24 @@ async def test_each_recipient_gets_each_message_once_through_redeliveries_and_ou
             await publish(infra.bootstrap, *order)
             notifications = await settled(client, case_id, 14)
 
-            assert sorted((n["recipient"], n["template"]) for n in notifications) == sorted([
-                ("entrepreneur", "accuse_reception"), ("partenaire", "accuse_reception_partenaire"),
-                ("entrepreneur", "orientation"), ("coordination", "nouveau_dossier"),
-                ("partenaire", "orientation_partenaire"), ("entrepreneur", "decision_comite"),
-                ("partenaire", "decision_comite_partenaire"), ("coach", "attribution_coach"),
-                ("entrepreneur", "suivi_seance"), ("coach", "seance_coach"), ("entrepreneur", "cloture"),
-                ("coordination", "cloture_dossier"), ("partenaire", "cloture_partenaire"),
-                ("coach", "fin_accompagnement_coach")])
+            assert sorted((n["recipient"], n["template"]) for n in notifications) == sorted(
+                [
+                    ("entrepreneur", "accuse_reception"),
+                    ("partenaire", "accuse_reception_partenaire"),
+                    ("entrepreneur", "orientation"),
+                    ("coordination", "nouveau_dossier"),
+                    ("partenaire", "orientation_partenaire"),
+                    ("entrepreneur", "decision_comite"),
+                    ("partenaire", "decision_comite_partenaire"),
+                    ("coach", "attribution_coach"),
+                    ("entrepreneur", "suivi_seance"),
+                    ("coach", "seance_coach"),
+                    ("entrepreneur", "cloture"),
+                    ("coordination", "cloture_dossier"),
+                    ("partenaire", "cloture_partenaire"),
+                    ("coach", "fin_accompagnement_coach"),
+                ]
+            )
             assert {n["status"] for n in notifications} == {"envoye"}
             assert all("source_event" not in n and "facts" not in n for n in notifications)
 
@@ -111,8 +122,10 @@ async def test_each_recipient_gets_each_message_once_through_redeliveries_and_ou
             assert f"- E-mail : {PERSON['email']}" in attribution_text
             assert f"- Téléphone : {PERSON['phone']}" in attribution_text
             follow_up = mails[f"<{events['session'].event_id}.entrepreneur@relais.example>"][0].message()
-            assert "Votre prochaine séance aura lieu le jeudi 2 avril 2026 à 14 h 30" in \
-                follow_up.get_body(("plain",)).get_content()
+            assert (
+                "Votre prochaine séance aura lieu le jeudi 2 avril 2026 à 14 h 30"
+                in follow_up.get_body(("plain",)).get_content()
+            )
 
             orientation = mails[f"<{events['routed'].event_id}.entrepreneur@relais.example>"][0].message()
             assert orientation["Subject"] == "Votre accompagnement par 60 000 rebonds"
@@ -139,19 +152,30 @@ async def test_the_partner_reads_its_referrals_statuses_from_the_feed_without_pe
         async with running(create_app(await fresh(infra, smtp_port=port))) as client:
             await publish(infra.bootstrap, events["assigned"])
             await assigned(client, events)
-            await publish(infra.bootstrap, events["received"], events["routed"], events["approved"],
-                          events["session"], events["closed"])
+            await publish(
+                infra.bootstrap,
+                events["received"],
+                events["routed"],
+                events["approved"],
+                events["session"],
+                events["closed"],
+            )
             await settled(client, events["received"].case_id, 14)
 
             async def ours() -> list | None:
-                records = [r for r in await read_topic(infra.bootstrap, PARTNER_FEED_TOPIC) if r.key == reference.encode()]
+                records = [
+                    r for r in await read_topic(infra.bootstrap, PARTNER_FEED_TOPIC) if r.key == reference.encode()
+                ]
                 return records if len({json.loads(r.value)["record_id"] for r in records}) >= 4 else None
 
             records = await wait_for(ours, timeout=30, what="the referral's four statuses on the feed")
     statuses = list({s["record_id"]: s for s in map(json.loads, (r.value for r in records))}.values())  # dedupe
     assert [(s["status"], s["association"], s["outcome_category"], s["occurred_on"]) for s in statuses] == [
-        ("recu", None, None, "2026-03-01"), ("oriente", "60000_rebonds", None, "2026-03-02"),
-        ("accepte", "60000_rebonds", None, "2026-03-12"), ("clos", "60000_rebonds", "rebond", "2027-01-29")]
+        ("recu", None, None, "2026-03-01"),
+        ("oriente", "60000_rebonds", None, "2026-03-02"),
+        ("accepte", "60000_rebonds", None, "2026-03-12"),
+        ("clos", "60000_rebonds", "rebond", "2027-01-29"),
+    ]
     assert len({s["referral_id"] for s in statuses}) == 1
     assert str(events["received"].case_id) not in json.dumps(statuses)
     # Nothing personal anywhere on the topic: keys, values and headers of every record, every test's.
@@ -177,7 +201,9 @@ async def test_opt_outs_by_link_and_by_case_and_role_are_honoured_and_counted(in
 
             page = await client.get(f"/desabonnement/{token}")
             assert page.status_code == 200 and f"/desabonnement/{token}/confirmer" in page.text
-            assert (await client.get(f"/cases/{case_id}/preferences")).json()["preferences"] == []  # a look is no opt-out
+            assert (await client.get(f"/cases/{case_id}/preferences")).json()[
+                "preferences"
+            ] == []  # a look is no opt-out
             confirmed = await client.get(f"/desabonnement/{token}/confirmer")
             assert confirmed.status_code == 200 and "ne recevrez plus" in confirmed.text
             by_role = await client.post("/preferences", json={"case_id": str(case_id), "recipient": "coordination"})
@@ -195,8 +221,10 @@ async def test_opt_outs_by_link_and_by_case_and_role_are_honoured_and_counted(in
             metrics = (await client.get("/metrics")).text
             assert metric(metrics, "partenaire", "opted_out") == 3 and metric(metrics, "coordination", "opted_out") == 2
             preferences = (await client.get(f"/cases/{case_id}/preferences")).json()["preferences"]
-            assert sorted((p["recipient"], p["via"]) for p in preferences) == [("coordination", "api"),
-                                                                              ("partenaire", "lien")]
+            assert sorted((p["recipient"], p["via"]) for p in preferences) == [
+                ("coordination", "api"),
+                ("partenaire", "lien"),
+            ]
             forged = await client.post("/preferences", json={"token": token[:-4] + "AAAA"})
             assert forged.status_code == 404 and "inconnu" in forged.json()["detail"]
             unnamed = await client.post("/preferences", json={"recipient": "entrepreneur"})
@@ -270,8 +298,9 @@ async def test_an_unreachable_server_is_an_outage_waited_out_not_a_failure(infra
 
         async def retried() -> bool:
             body = (await client.get(f"/cases/{events['received'].case_id}/notifications")).json()["notifications"]
-            return len(body) == 2 and all((n.get("last_error") or "").startswith("SMTP server unreachable")
-                                          for n in body)
+            return len(body) == 2 and all(
+                (n.get("last_error") or "").startswith("SMTP server unreachable") for n in body
+            )
 
         await wait_for(retried, timeout=30, what="sending retried while the server is down")
         inbox = Inbox()

@@ -27,15 +27,15 @@ def case_received(procedure: str, decided: date | None = None, message: str = "B
     payload = CaseReceived(
         situation={"procedure": procedure, "court_decision_date": decided, "postal_code": "38000"},
         referral={"kind": "tribunal", "organisation": "Tribunal des activités économiques de Lyon"},
-        personal={"first_name": "Paul", "last_name": "Durand", "email": "paul.durand@example.fr",
-                  "message": message},
+        personal={"first_name": "Paul", "last_name": "Durand", "email": "paul.durand@example.fr", "message": message},
         received_at=datetime.now(UTC),
     )
     return new_envelope(payload, case_id=uuid.uuid4(), producer="intake")
 
 
 async def test_received_cases_are_routed_to_the_right_association(
-        infra: Infra, reader: Reader, producer: AIOKafkaProducer) -> None:
+    infra: Infra, reader: Reader, producer: AIOKafkaProducer
+) -> None:
     routed = await reader(ROUTED_TOPIC)
     liquidation = case_received("liquidation_judiciaire", date(2025, 1, 15))
     sauvegarde = case_received("sauvegarde")
@@ -70,8 +70,8 @@ async def test_received_cases_are_routed_to_the_right_association(
 
 
 async def test_an_event_delivered_twice_is_routed_once(
-        infra: Infra, reader: Reader, producer: AIOKafkaProducer, admin: AIOKafkaAdminClient,
-        mongo: AsyncMongoClient) -> None:
+    infra: Infra, reader: Reader, producer: AIOKafkaProducer, admin: AIOKafkaAdminClient, mongo: AsyncMongoClient
+) -> None:
     settings = infra.settings(RoutingSettings)
     routed = await reader(ROUTED_TOPIC)
     envelope = case_received("cession_a_la_barre")
@@ -88,6 +88,7 @@ async def test_an_event_delivered_twice_is_routed_once(
 
 def poison_messages(marker: str) -> dict[str, tuple[bytes, bytes | None, str]]:
     """name -> (value, key, expected start of the dlq-reason); each value carries `marker` to find it again."""
+
     def body(envelope: Envelope, **changes: object) -> bytes:
         data = json.loads(envelope.encode())
         data.update(changes)
@@ -101,17 +102,24 @@ def poison_messages(marker: str) -> dict[str, tuple[bytes, bytes | None, str]]:
     keyless = case_received("sauvegarde", message=marker)
     return {
         "not JSON": (f"pas du JSON {marker}".encode(), str(uuid.uuid4()).encode(), "invalid envelope:"),
-        "breaking the schema": (json.dumps(breaking_body).encode(), breaking.key,
-                                "invalid CaseReceived payload: situation (missing)"),
-        "unknown schema version": (body(future, schema_version=7), future.key,
-                                   "unsupported schema version 7 of CaseReceived"),
+        "breaking the schema": (
+            json.dumps(breaking_body).encode(),
+            breaking.key,
+            "invalid CaseReceived payload: situation (missing)",
+        ),
+        "unknown schema version": (
+            body(future, schema_version=7),
+            future.key,
+            "unsupported schema version 7 of CaseReceived",
+        ),
         "oversize": (oversize.encode(), oversize.key, "oversize payload:"),
         "missing key": (keyless.encode(), None, "missing message key"),
     }
 
 
 async def test_poison_messages_go_to_the_dead_letter_topic_and_the_flow_goes_on(
-        infra: Infra, reader: Reader, producer: AIOKafkaProducer) -> None:
+    infra: Infra, reader: Reader, producer: AIOKafkaProducer
+) -> None:
     settings = infra.settings(RoutingSettings)
     routed = await reader(ROUTED_TOPIC)
     marker = f"poison-{uuid.uuid4()}"
@@ -120,8 +128,7 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_the_flow_goes_on(
     async with running(create_app(settings)):
         dead_letters = await reader(dead_letter_topic(settings.consumer_group))
         for value, key, _ in poison.values():
-            await producer.send_and_wait(RECEIVED_TOPIC, value, key=key,
-                                         headers=[("event-type", b"CaseReceived")])
+            await producer.send_and_wait(RECEIVED_TOPIC, value, key=key, headers=[("event-type", b"CaseReceived")])
         await publish(producer, valid)
 
         [record] = await routed.wait_keyed(valid.case_id)

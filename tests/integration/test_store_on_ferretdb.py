@@ -67,8 +67,9 @@ async def test_update_if_applies_only_while_the_condition_holds(infra: Infra) ->
         assert await update_if(docs, "a", {"version": 1}, {"$set": {"version": 2}})
         assert not await update_if(docs, "missing", {"version": 0}, {"$set": {"version": 1}})  # no upsert
         # Writers of one document in this process take turns: exactly one of twenty same-version writes wins.
-        won = await asyncio.gather(*(update_if(docs, "a", {"version": 2}, {"$set": {"version": 3, "by": i}})
-                                     for i in range(20)))
+        won = await asyncio.gather(
+            *(update_if(docs, "a", {"version": 2}, {"$set": {"version": 3, "by": i}}) for i in range(20))
+        )
         assert sum(won) == 1
         assert await docs.find_one({"_id": "a"}) == {"_id": "a", "version": 3, "by": won.index(True)}
         assert await docs.count_documents({}) == 1

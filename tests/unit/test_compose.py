@@ -96,9 +96,10 @@ def test_variables_are_real_settings_of_their_service(services, name):
     assert env, f"{name}: no environment variables (Kafka and MongoDB addresses are needed)"
     foreign = [key for key in env if not key.startswith(prefix)]
     assert not foreign, f"{name}: variables without the {prefix} prefix are ignored by the service: {foreign}"
-    unknown = [key for key in env if key[len(prefix):].lower() not in settings_cls.model_fields]
-    assert not unknown, (f"{name}: {unknown} match no field of {settings_cls.__name__} "
-                         f"(known: {sorted(settings_cls.model_fields)})")
+    unknown = [key for key in env if key[len(prefix) :].lower() not in settings_cls.model_fields]
+    assert not unknown, (
+        f"{name}: {unknown} match no field of {settings_cls.__name__} (known: {sorted(settings_cls.model_fields)})"
+    )
 
 
 @pytest.mark.parametrize("name", SETTINGS)
@@ -109,7 +110,8 @@ def test_settings_load_from_the_compose_environment(services, name, monkeypatch)
     settings = SETTINGS[name]()
     hosts = set(services)
     assert settings.http_host == "0.0.0.0", (
-        f"{name}: HTTP_HOST={settings.http_host!r} is unreachable from outside its container; use 0.0.0.0")
+        f"{name}: HTTP_HOST={settings.http_host!r} is unreachable from outside its container; use 0.0.0.0"
+    )
     kafka_hosts = {address.rsplit(":", 1)[0] for address in settings.kafka_bootstrap.split(",")}
     assert kafka_hosts <= hosts, f"{name}: KAFKA_BOOTSTRAP={settings.kafka_bootstrap!r} names no compose service"
     mongo_host = re.sub(r"^mongodb://([^@/]*@)?", "", settings.mongo_url).split("/")[0].rsplit(":", 1)[0]
@@ -124,7 +126,8 @@ def test_published_port_is_the_http_port(services, name, monkeypatch):
     port = SETTINGS[name]().http_port
     mappings = port_mappings(service)
     assert mappings == [(str(port), str(port))], (
-        f"{name}: listens on {port} (HTTP_PORT), so ports must be ['{port}:{port}'], found {mappings}")
+        f"{name}: listens on {port} (HTTP_PORT), so ports must be ['{port}:{port}'], found {mappings}"
+    )
     probe = " ".join(words((service.get("healthcheck") or {}).get("test") or []))
     assert f":{port}/health" in probe, f"{name}: the health check does not probe :{port}/health: {probe}"
 
@@ -132,11 +135,15 @@ def test_published_port_is_the_http_port(services, name, monkeypatch):
 @pytest.mark.parametrize("name", SETTINGS)
 def test_relais_services_start_after_kafka_and_mongodb_are_healthy(services, name):
     depends_on = relais_service(services, name).get("depends_on") or {}
-    conditions = {dep: (depends_on.get(dep) or {}).get("condition") if isinstance(depends_on, dict) else None
-                  for dep in INFRASTRUCTURE}
+    conditions = {
+        dep: (depends_on.get(dep) or {}).get("condition") if isinstance(depends_on, dict) else None
+        for dep in INFRASTRUCTURE
+    }
     not_waiting = [dep for dep, condition in conditions.items() if condition != "service_healthy"]
-    assert not not_waiting, (f"{name}: depends_on must wait for condition: service_healthy on "
-                             f"{', '.join(not_waiting)} (found {depends_on!r})")
+    assert not not_waiting, (
+        f"{name}: depends_on must wait for condition: service_healthy on "
+        f"{', '.join(not_waiting)} (found {depends_on!r})"
+    )
 
 
 @pytest.mark.parametrize("name", SETTINGS)
@@ -144,7 +151,8 @@ def test_each_service_runs_its_module_from_the_project_image(services, name):
     service = relais_service(services, name)
     command = words(service.get("command") or [])
     assert command[:3] == ["python", "-m", f"services.{name}"], (
-        f"{name}: command must be python -m services.{name}, found {command}")
+        f"{name}: command must be python -m services.{name}, found {command}"
+    )
     build = service.get("build")
     context = build.get("context", ".") if isinstance(build, dict) else build
     assert context in (".", "./"), f"{name}: must be built from the repository's Dockerfile, found build={build!r}"
@@ -155,8 +163,9 @@ def dockerfile() -> list[str]:
     """Instruction lines of the Dockerfile, comments and blank lines dropped."""
     path = ROOT / "Dockerfile"
     assert path.is_file(), f"{path} is missing"
-    return [line.strip() for line in path.read_text().splitlines()
-            if line.strip() and not line.lstrip().startswith("#")]
+    return [
+        line.strip() for line in path.read_text().splitlines() if line.strip() and not line.lstrip().startswith("#")
+    ]
 
 
 def instructions(dockerfile: list[str], keyword: str) -> list[list[str]]:
@@ -166,7 +175,8 @@ def instructions(dockerfile: list[str], keyword: str) -> list[list[str]]:
 def test_the_image_is_a_slim_python(dockerfile):
     bases = [words[0] for words in instructions(dockerfile, "FROM")]
     assert bases and re.fullmatch(r"python:3\.1[1-9]-slim", bases[-1]), (
-        f"the final image must start FROM python:3.x-slim (3.11 or newer), found {bases}")
+        f"the final image must start FROM python:3.x-slim (3.11 or newer), found {bases}"
+    )
 
 
 def test_the_dockerfile_installs_the_project_without_dev_extras(dockerfile):

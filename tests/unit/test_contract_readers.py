@@ -21,28 +21,36 @@ SERVICES = Path(__file__).resolve().parents[2] / "services"
 
 def _payload_reads(path: Path) -> list[int]:
     tree = ast.parse(path.read_text(), filename=str(path))
-    return [node.lineno for node in ast.walk(tree)
-            if isinstance(node, ast.Attribute) and node.attr == "payload" and isinstance(node.ctx, ast.Load)]
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and node.attr == "payload" and isinstance(node.ctx, ast.Load)
+    ]
 
 
 @pytest.mark.parametrize("service", sorted(p.name for p in SERVICES.iterdir() if (p / "__init__.py").exists()))
 def test_services_read_events_through_their_models_only(service: str) -> None:
-    offenders = {str(path.relative_to(SERVICES.parent)): lines
-                 for path in sorted((SERVICES / service).rglob("*.py")) if (lines := _payload_reads(path))}
+    offenders = {
+        str(path.relative_to(SERVICES.parent)): lines
+        for path in sorted((SERVICES / service).rglob("*.py"))
+        if (lines := _payload_reads(path))
+    }
     assert offenders == {}, "read events with envelope.payload_as(Model), not the raw payload dict"
 
 
 def test_a_field_the_schema_does_not_declare_cannot_be_read() -> None:
-    envelope = new_envelope(CommitteeApproved(association="60000_rebonds", decided_on="2026-05-01"),
-                            case_id=uuid.uuid4(), producer="test")
+    envelope = new_envelope(
+        CommitteeApproved(association="60000_rebonds", decided_on="2026-05-01"), case_id=uuid.uuid4(), producer="test"
+    )
     approved = envelope.payload_as(CommitteeApproved)
     with pytest.raises(AttributeError):
         approved.coach_email  # type: ignore[attr-defined]  # noqa: B018
 
 
 def test_payload_as_refuses_the_wrong_model() -> None:
-    envelope = new_envelope(CommitteeApproved(association="60000_rebonds", decided_on="2026-05-01"),
-                            case_id=uuid.uuid4(), producer="test")
+    envelope = new_envelope(
+        CommitteeApproved(association="60000_rebonds", decided_on="2026-05-01"), case_id=uuid.uuid4(), producer="test"
+    )
     with pytest.raises(TypeError):
         envelope.payload_as(EVENTS["SessionHeld"].model)
 

@@ -56,8 +56,9 @@ def test_fingerprint_ignores_key_order_and_sees_any_change() -> None:
 
 def test_a_request_becomes_a_case_received_payload() -> None:
     now = datetime.now(UTC)
-    request = CaseRequest(**{part: CaseReceived.model_fields[part].annotation.model_validate(value)
-                             for part, value in REQUEST.items()})
+    request = CaseRequest(
+        **{part: CaseReceived.model_fields[part].annotation.model_validate(value) for part, value in REQUEST.items()}
+    )
     payload = case_received(request, now)
     assert payload.received_at == now and payload.personal.first_name == "Jeanne"
     assert payload.situation.procedure.value == "liquidation_judiciaire" and payload.referral.kind.value == "self"

@@ -26,8 +26,9 @@ TOO_BIG = f"Requête trop volumineuse : {MAX_BYTES} octets au plus."
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     # An unreachable store: if validation let a request through, the test would see an error, not a 4xx.
-    settings = IntakeSettings(max_request_bytes=MAX_BYTES, mongo_url="mongodb://127.0.0.1:9/",
-                              kafka_bootstrap="127.0.0.1:9")
+    settings = IntakeSettings(
+        max_request_bytes=MAX_BYTES, mongo_url="mongodb://127.0.0.1:9/", kafka_bootstrap="127.0.0.1:9"
+    )
     app = create_app(settings)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake") as http:
         yield http
@@ -58,35 +59,59 @@ INVALID = {
     "consent missing": (without(a_case(), "consent"), "consent", "Ce champ est obligatoire."),
     "consent refused": (a_case(consent=False), "consent", "Le consentement est nécessaire pour traiter la demande."),
     "situation missing": (without(a_case(), "situation"), "situation", "Ce champ est obligatoire."),
-    "first name missing": (without(a_case(), "entrepreneur", "first_name"), "entrepreneur.first_name",
-                           "Ce champ est obligatoire."),
-    "empty last name": (changed("entrepreneur.last_name", "  "), "entrepreneur.last_name",
-                        "Trop court : au moins 1 caractère(s)."),
-    "bad email": (changed("entrepreneur.email", "jeanne.martin-at-example"), "entrepreneur.email",
-                  "Format invalide."),
-    "no contact": (changed("entrepreneur", {"first_name": "Jeanne", "last_name": "Martin"}), "entrepreneur",
-                   "Indiquez au moins un moyen de contact : adresse e-mail ou téléphone."),
-    "bad SIREN": (changed("company.siren", "732829321"), "company.siren",
-                  "SIREN invalide : 9 chiffres avec une clé de contrôle correcte."),
+    "first name missing": (
+        without(a_case(), "entrepreneur", "first_name"),
+        "entrepreneur.first_name",
+        "Ce champ est obligatoire.",
+    ),
+    "empty last name": (
+        changed("entrepreneur.last_name", "  "),
+        "entrepreneur.last_name",
+        "Trop court : au moins 1 caractère(s).",
+    ),
+    "bad email": (changed("entrepreneur.email", "jeanne.martin-at-example"), "entrepreneur.email", "Format invalide."),
+    "no contact": (
+        changed("entrepreneur", {"first_name": "Jeanne", "last_name": "Martin"}),
+        "entrepreneur",
+        "Indiquez au moins un moyen de contact : adresse e-mail ou téléphone.",
+    ),
+    "bad SIREN": (
+        changed("company.siren", "732829321"),
+        "company.siren",
+        "SIREN invalide : 9 chiffres avec une clé de contrôle correcte.",
+    ),
     "bad postal code": (changed("situation.postal_code", "6900"), "situation.postal_code", "Format invalide."),
-    "court date in the future": (changed("situation.court_decision_date", TOMORROW), "situation.court_decision_date",
-                                 "La date de la décision du tribunal ne peut pas être dans le futur."),
-    "court date not a date": (changed("situation.court_decision_date", "10/03/2025"),
-                              "situation.court_decision_date", "Date invalide : le format attendu est AAAA-MM-JJ."),
-    "partner without organisation": (changed("referral", {"kind": "banque"}), "referral",
-                                     "Indiquez l'organisme qui oriente la personne."),
+    "court date in the future": (
+        changed("situation.court_decision_date", TOMORROW),
+        "situation.court_decision_date",
+        "La date de la décision du tribunal ne peut pas être dans le futur.",
+    ),
+    "court date not a date": (
+        changed("situation.court_decision_date", "10/03/2025"),
+        "situation.court_decision_date",
+        "Date invalide : le format attendu est AAAA-MM-JJ.",
+    ),
+    "partner without organisation": (
+        changed("referral", {"kind": "banque"}),
+        "referral",
+        "Indiquez l'organisme qui oriente la personne.",
+    ),
     "unknown referrer": (changed("referral.kind", "voisin"), "referral.kind", None),
     "unknown field": (a_case(nickname="Jeannot"), "nickname", "Champ inconnu."),
     "message too long": (a_case(message="x" * 4001), "message", "Trop long : au plus 4000 caractères."),
-    "consent not a boolean": (a_case(consent="peut-être"), "consent",
-                              "Une valeur booléenne (true ou false) est attendue."),
+    "consent not a boolean": (
+        a_case(consent="peut-être"),
+        "consent",
+        "Une valeur booléenne (true ou false) est attendue.",
+    ),
     "not an object": ([a_case()], "body", "Un objet JSON est attendu."),
 }
 
 
 @pytest.mark.parametrize("body, field, message", INVALID.values(), ids=INVALID)
-async def test_invalid_field_gets_a_french_message_naming_it(client: httpx.AsyncClient, body: Any, field: str,
-                                                            message: str | None) -> None:
+async def test_invalid_field_gets_a_french_message_naming_it(
+    client: httpx.AsyncClient, body: Any, field: str, message: str | None
+) -> None:
     response = await client.post("/cases", json=body)
     assert response.status_code == 422, response.text
     problem = response.json()
@@ -104,7 +129,8 @@ async def test_unknown_procedure_lists_the_allowed_values_in_french(client: http
     assert error["field"] == "situation.procedure"
     assert error["message"] == (
         "Valeur inconnue. Valeurs possibles : 'aucune', 'mandat_ad_hoc', 'conciliation', 'sauvegarde', "
-        "'redressement_judiciaire', 'liquidation_judiciaire', 'cession_a_la_barre' ou 'retablissement_professionnel'.")
+        "'redressement_judiciaire', 'liquidation_judiciaire', 'cession_a_la_barre' ou 'retablissement_professionnel'."
+    )
 
 
 async def test_every_invalid_field_is_reported_at_once(client: httpx.AsyncClient) -> None:
@@ -127,7 +153,8 @@ async def test_malformed_json_is_refused(client: httpx.AsyncClient) -> None:
     response = await client.post("/cases", content=b'{"situation": ', headers={"Content-Type": "application/json"})
     assert response.status_code == 422
     assert response.json()["errors"] == [
-        {"field": "body", "message": "Le corps de la requête n'est pas un JSON valide.", "type": "json_invalid"}]
+        {"field": "body", "message": "Le corps de la requête n'est pas un JSON valide.", "type": "json_invalid"}
+    ]
 
 
 async def test_idempotency_key_too_long(client: httpx.AsyncClient) -> None:
@@ -146,8 +173,11 @@ async def test_non_json_body_is_refused_with_415(client: httpx.AsyncClient, cont
 
 
 async def test_json_with_charset_is_accepted_as_json(client: httpx.AsyncClient) -> None:
-    response = await client.post("/cases", content=json.dumps(a_case(consent=False)).encode(),
-                                 headers={"Content-Type": "application/json; charset=utf-8"})
+    response = await client.post(
+        "/cases",
+        content=json.dumps(a_case(consent=False)).encode(),
+        headers={"Content-Type": "application/json; charset=utf-8"},
+    )
     assert response.status_code == 422  # got past the guard to validation
 
 
@@ -164,7 +194,7 @@ async def test_oversize_body_with_content_length_is_refused_with_413(client: htt
 
 async def chunks(body: bytes, size: int = 1000) -> AsyncIterator[bytes]:
     for start in range(0, len(body), size):
-        yield body[start:start + size]
+        yield body[start : start + size]
 
 
 async def test_oversize_chunked_body_is_refused_with_413(client: httpx.AsyncClient) -> None:
@@ -186,7 +216,8 @@ async def test_invalid_case_id_is_refused(client: httpx.AsyncClient) -> None:
     response = await client.get("/cases/not-a-uuid")
     assert response.status_code == 422
     assert response.json()["errors"] == [
-        {"field": "case_id", "message": "Identifiant invalide (UUID attendu).", "type": "uuid_parsing"}]
+        {"field": "case_id", "message": "Identifiant invalide (UUID attendu).", "type": "uuid_parsing"}
+    ]
 
 
 async def test_unknown_address_and_method_are_french(client: httpx.AsyncClient) -> None:

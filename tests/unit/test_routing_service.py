@@ -66,13 +66,18 @@ def routes_of(service: RoutingService) -> FakeRouteStore:
     return service.stores.routes
 
 
-def received(procedure: str = "liquidation_judiciaire", postal_code: str = "69003", commune: str | None = "Lyon",
-             **situation: Any) -> Envelope:
+def received(
+    procedure: str = "liquidation_judiciaire",
+    postal_code: str = "69003",
+    commune: str | None = "Lyon",
+    **situation: Any,
+) -> Envelope:
     payload = CaseReceived(
         situation={"procedure": procedure, "postal_code": postal_code, "commune": commune, **situation},
         referral={"kind": "mandataire", "organisation": "Étude Dupont"},
         personal={"first_name": "Jeanne", "last_name": "Martin", "email": "jeanne@example.fr"},
-        received_at=T0 - timedelta(hours=1))
+        received_at=T0 - timedelta(hours=1),
+    )
     return new_envelope(payload, case_id=uuid.uuid4(), producer="intake")
 
 
@@ -81,10 +86,12 @@ async def route(service: RoutingService, envelope: Envelope) -> CaseRouted | Non
     return await service.route_new_case(envelope.case_id, envelope.payload_as(CaseReceived), envelope)
 
 
-def capacity(antenna_id: str, coach: int, as_of: datetime, sponsor: int = 5,
-             association: Association = REBONDS) -> Envelope:
-    payload = AntennaCapacityChanged(association=association, antenna_id=antenna_id, coach_slots_free=coach,
-                                     sponsor_slots_free=sponsor, as_of=as_of)
+def capacity(
+    antenna_id: str, coach: int, as_of: datetime, sponsor: int = 5, association: Association = REBONDS
+) -> Envelope:
+    payload = AntennaCapacityChanged(
+        association=association, antenna_id=antenna_id, coach_slots_free=coach, sponsor_slots_free=sponsor, as_of=as_of
+    )
     return new_envelope(payload, antenna_id=antenna_id, producer="coaching")
 
 
@@ -101,7 +108,10 @@ async def test_a_new_case_is_routed_with_its_reasons_sector_and_antenna(service:
     routed = await route(service, cause)
     assert routed is not None
     assert (routed.association, routed.status, routed.antenna_id) == (
-        REBONDS, RoutingStatus.ORIENTED, "60000_rebonds-lyon")
+        REBONDS,
+        RoutingStatus.ORIENTED,
+        "60000_rebonds-lyon",
+    )
     assert routed.reasons[0] == "Liquidation judiciaire → 60 000 rebonds"
     assert routed.reasons[-1].startswith("Antenne 60 000 rebonds Lyon : environ ")
     assert (routed.sector, routed.sector_family) == ("commerce", SectorFamily.COMMERCE)
@@ -127,8 +137,9 @@ async def test_the_same_case_received_twice_is_decided_and_emitted_once(service:
     assert len((await service.case(cause.case_id)).history) == 1
 
 
-async def test_a_crash_after_holding_a_place_is_repaired_by_the_redelivery(service: RoutingService,
-                                                                           clock: Clock) -> None:
+async def test_a_crash_after_holding_a_place_is_repaired_by_the_redelivery(
+    service: RoutingService, clock: Clock
+) -> None:
     await report(service, capacity("60000_rebonds-lyon", coach=3, as_of=T0))
     clock.tick()
     cause = received()
@@ -155,16 +166,27 @@ async def test_a_handover_routes_again_with_the_previous_decision(service: Routi
     first = await route(service, cause)
     assert (first.association, first.handover_watch) == (SS, True)
     clock.tick(60)
-    request = new_envelope(RerouteRequested(requested_by=SS, reason="transmission",
-                                            procedure="liquidation_judiciaire",
-                                            court_decision_date=date(2026, 3, 20)),
-                           case_id=cause.case_id, producer="coaching")
+    request = new_envelope(
+        RerouteRequested(
+            requested_by=SS,
+            reason="transmission",
+            procedure="liquidation_judiciaire",
+            court_decision_date=date(2026, 3, 20),
+        ),
+        case_id=cause.case_id,
+        producer="coaching",
+    )
     second = await service.reroute_requested(cause.case_id, request.payload_as(RerouteRequested), request)
     assert second is not None
     assert (second.sequence, second.association, second.reroute_reason) == (2, REBONDS, RerouteCause.HANDOVER)
     assert second.previous.model_dump() == {
-        "sequence": 1, "association": SS, "rule": "procedure:redressement_judiciaire",
-        "status": RoutingStatus.ORIENTED, "antenna_id": "second_souffle-lyon", "routed_at": T0}
+        "sequence": 1,
+        "association": SS,
+        "rule": "procedure:redressement_judiciaire",
+        "status": RoutingStatus.ORIENTED,
+        "antenna_id": "second_souffle-lyon",
+        "routed_at": T0,
+    }
     assert second.reasons[0] == "Transmission demandée par Second Souffle."
     assert second.sector == "BTP" and second.received_at == first.received_at
 
@@ -178,8 +200,7 @@ async def test_a_handover_routes_again_with_the_previous_decision(service: Routi
 
 async def test_a_reroute_of_an_unknown_case_is_refused(service: RoutingService) -> None:
     case_id = uuid.uuid4()
-    request = new_envelope(RerouteRequested(requested_by=SS, reason="hors_champ"), case_id=case_id,
-                           producer="coaching")
+    request = new_envelope(RerouteRequested(requested_by=SS, reason="hors_champ"), case_id=case_id, producer="coaching")
     with pytest.raises(CaseNotRouted):
         await service.reroute_requested(case_id, request.payload_as(RerouteRequested), request)
     with pytest.raises(CaseNotRouted):
@@ -187,8 +208,9 @@ async def test_a_reroute_of_an_unknown_case_is_refused(service: RoutingService) 
     assert routes_of(service).outbox == []
 
 
-async def test_a_capacity_report_promotes_the_waitlist_first_come_first_served(service: RoutingService,
-                                                                               clock: Clock) -> None:
+async def test_a_capacity_report_promotes_the_waitlist_first_come_first_served(
+    service: RoutingService, clock: Clock
+) -> None:
     ids = [a.id for a in await service.antennas() if a.association is REBONDS]
     for antenna_id in ids:
         await report(service, capacity(antenna_id, coach=0, as_of=T0))
@@ -208,7 +230,10 @@ async def test_a_capacity_report_promotes_the_waitlist_first_come_first_served(s
     assert await report(service, freed) == 1
     promoted = (await service.case(first.case_id)).current
     assert (promoted.sequence, promoted.status, promoted.reroute_reason) == (
-        2, RoutingStatus.ORIENTED, RerouteCause.PLACE_FREED)
+        2,
+        RoutingStatus.ORIENTED,
+        RerouteCause.PLACE_FREED,
+    )
     assert promoted.antenna_id == "60000_rebonds-grenoble" and promoted.previous.status is RoutingStatus.WAITLISTED
     assert (await service.case(second.case_id)).status is RoutingStatus.WAITLISTED
     assert await service.waitlist(REBONDS) == [str(second.case_id)]
@@ -251,4 +276,3 @@ async def test_the_directory_is_seeded_once(service: RoutingService) -> None:
     await service.patch_antenna("60000_rebonds-grenoble", {"status": "fermee"})
     await service.start()  # a second start keeps the edit
     assert (await service.antenna("60000_rebonds-grenoble")).status is AntennaStatus.CLOSED
-

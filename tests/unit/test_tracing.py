@@ -41,16 +41,19 @@ def routed(case_id: uuid.UUID | None = None, cause=None):  # noqa: ANN001, ANN20
 
 
 def test_tracing_is_off_by_default_no_traceparent_is_written() -> None:
-    code = ("from shared.bootstrap import ServiceRuntime\n"
-            "from shared.settings import ServiceSettings\n"
-            "from shared import tracing\n"
-            "from shared.outbox import outbox_items\n"
-            "from tests.unit.test_tracing import routed\n"
-            "ServiceRuntime(ServiceSettings())\n"
-            "with tracing.tracer().start_as_current_span('x'):\n"
-            "    print(outbox_items([routed()])[0]['headers'])\n")
-    result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=ROOT,
-                            timeout=60)
+    code = (
+        "from shared.bootstrap import ServiceRuntime\n"
+        "from shared.settings import ServiceSettings\n"
+        "from shared import tracing\n"
+        "from shared.outbox import outbox_items\n"
+        "from tests.unit.test_tracing import routed\n"
+        "ServiceRuntime(ServiceSettings())\n"
+        "with tracing.tracer().start_as_current_span('x'):\n"
+        "    print(outbox_items([routed()])[0]['headers'])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     headers = json.loads(result.stdout.strip().splitlines()[-1].replace("'", '"'))
     assert "traceparent" not in headers and headers["event-type"] == "CaseRouted"
@@ -93,8 +96,9 @@ async def test_a_consumer_continues_the_trace_of_the_event_and_passes_it_on(span
     with tracing.tracer().start_as_current_span("POST /cases") as upstream:
         [item] = outbox_items([routed()])
     async with TestKafkaBroker(broker) as test_broker:
-        await test_broker.publish(item["value"].encode(), topic=EVENTS["CaseRouted"].topic,
-                                  key=item["key"].encode(), headers=item["headers"])
+        await test_broker.publish(
+            item["value"].encode(), topic=EVENTS["CaseRouted"].topic, key=item["key"].encode(), headers=item["headers"]
+        )
     tracing.shutdown()
     [process] = [s for s in spans.get_finished_spans() if s.name == "CaseRouted process"]
     trace_id = upstream.get_span_context().trace_id
