@@ -184,7 +184,7 @@ class EventLog:
                         continue
         return [e for e in self.seen if e.event_type == event_type and e.key == str(key).encode()]
 
-    async def wait(self, event_type: str, key: uuid.UUID | str, count: int = 1, timeout: float = 20) -> list[Envelope]:
+    async def wait(self, event_type: str, key: uuid.UUID | str, count: int = 1, timeout: float = 20) -> list[Envelope]:  # noqa: ASYNC109 - passed on to wait_for, whose failure names what was awaited (asyncio.timeout would not)
         async def probe() -> list[Envelope] | None:
             found = await self.of(event_type, key)
             return found if len(found) >= count else None
@@ -206,7 +206,7 @@ async def event_log(infra: Infra) -> AsyncIterator[EventLog]:
         await log.stop()
 
 
-async def wait_consumed(infra: Infra, group: str, *sent: RecordMetadata, timeout: float = 20) -> None:
+async def wait_consumed(infra: Infra, group: str, *sent: RecordMetadata, timeout: float = 20) -> None:  # noqa: ASYNC109 - passed on to wait_for, whose failure names what was awaited (asyncio.timeout would not)
     """Wait until `group` has committed past every record in `sent` (their effects are then stored)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=infra.bootstrap)
     await admin.start()

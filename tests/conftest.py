@@ -75,7 +75,10 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Infra:
 
 
 async def wait_for(
-    probe: Callable[[], Awaitable[T | None]], timeout: float = 60, what: str = "condition", interval: float = 0.05
+    probe: Callable[[], Awaitable[T | None]],
+    timeout: float = 60,  # noqa: ASYNC109 - on expiry it names what was awaited and its last probe (asyncio.timeout would not)
+    what: str = "condition",
+    interval: float = 0.05,
 ) -> T:
     """Poll an async probe until it returns a truthy value; fail with `what` after the deadline."""
     deadline = time.monotonic() + timeout

@@ -73,7 +73,7 @@ class Inbox(MailSink):
         self.refusals: dict[str, str] = {}
         self.refused: list[str] = []
 
-    def refuse(self, envelope) -> str | None:  # noqa: ANN001
+    def refuse(self, envelope) -> str | None:
         for rcpt in envelope.rcpt_tos:
             if rcpt in self.refusals:
                 self.refused.append(rcpt)
@@ -252,7 +252,7 @@ async def skip_backlog(bootstrap: str, group: str) -> None:
         ]
         consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)
-        await consumer.commit({tp: offset for tp, offset in ends.items()})
+        await consumer.commit(dict(ends))
     finally:
         await consumer.stop()
 

@@ -43,7 +43,7 @@ FINAL = {"envoye", "desabonne", "sans_adresse", "echec"}
 
 
 @pytest.fixture(scope="module")
-def system(infra: Infra, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def system(infra: Infra, tmp_path_factory: pytest.TempPathFactory):
     with smtp_server() as (inbox, smtp_port):
         config = StackConfig(
             data_dir=tmp_path_factory.mktemp("stack"),
@@ -95,7 +95,7 @@ def copies(inbox: Inbox, notification_id: str) -> int:
     return len(inbox.by_message_id().get(f"<{event_id}.{recipient}@relais.example>", []))
 
 
-async def test_people_are_told_once_partners_follow_without_personal_data(system) -> None:  # noqa: ANN001
+async def test_people_are_told_once_partners_follow_without_personal_data(system) -> None:
     stack, inbox = system
     coaching_http = httpx.AsyncClient(base_url=stack.services["coaching-60000_rebonds"].url, timeout=10)
     coaching = StaffClient(coaching_http, SR, DEV_TOKENS[SR])
@@ -212,7 +212,7 @@ async def test_people_are_told_once_partners_follow_without_personal_data(system
         assert value.encode() not in blob and json.dumps(value)[1:-1].encode() not in blob
 
 
-async def _first(inbox: Inbox, address: str):  # noqa: ANN202
+async def _first(inbox: Inbox, address: str):
     found = inbox.to(address)
     return found[0] if found else None
 

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 
 from ops.stack import Stack
 from shared.schemas import Association
 from tests.coaching_support import SR, SS, StaffClient, unique_antenna
 from tests.conftest import a_case, wait_for
-
 
 CASE = a_case(
     referral={

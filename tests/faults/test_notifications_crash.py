@@ -103,7 +103,8 @@ async def test_a_crash_mid_send_still_delivers_the_message_once(
                 timeout=30,
                 what="the partner's notification sent",
             )
-            metrics = httpx.get(f"{restarted.url}/metrics", timeout=5).text
+            async with httpx.AsyncClient(timeout=5) as http:
+                metrics = (await http.get(f"{restarted.url}/metrics")).text
         finally:
             for node in (doomed, restarted):
                 if node is not None:

@@ -69,7 +69,7 @@ class TopicReader:
         for batch in batches.values():
             self.records.extend(batch)
 
-    async def drain(self, timeout: float = 10) -> None:
+    async def drain(self, timeout: float = 10) -> None:  # noqa: ASYNC109 - on expiry it names the topic it could not read (asyncio.timeout would not)
         """Read up to the end of every partition as it is now."""
         ends = await self._consumer.end_offsets(self._partitions)
         deadline = time.monotonic() + timeout
@@ -85,7 +85,10 @@ class TopicReader:
         return [r for r in self.records if r.key == key]
 
     async def wait_keyed(
-        self, key: uuid.UUID | str | bytes, count: int = 1, timeout: float = 15
+        self,
+        key: uuid.UUID | str | bytes,
+        count: int = 1,
+        timeout: float = 15,  # noqa: ASYNC109 - passed on to wait_for, whose failure names what was awaited (asyncio.timeout would not)
     ) -> list[ConsumerRecord]:
         """Wait until at least `count` records carry `key`; return them."""
 
@@ -159,7 +162,7 @@ async def admin(infra: Infra) -> AsyncIterator[AIOKafkaAdminClient]:
     await client.close()
 
 
-async def wait_consumed(admin: AIOKafkaAdminClient, group: str, *sent: RecordMetadata, timeout: float = 15) -> None:
+async def wait_consumed(admin: AIOKafkaAdminClient, group: str, *sent: RecordMetadata, timeout: float = 15) -> None:  # noqa: ASYNC109 - passed on to wait_for, whose failure names what was awaited (asyncio.timeout would not)
     """Wait until `group` has committed past every record in `sent` (their effects are then stored)."""
 
     async def probe() -> bool:
@@ -188,7 +191,11 @@ def document(client: AsyncMongoClient, settings: Any, collection: str, doc_id: A
 
 
 async def wait_relayed(
-    client: AsyncMongoClient, settings: Any, collection: str, doc_id: Any, timeout: float = 15
+    client: AsyncMongoClient,
+    settings: Any,
+    collection: str,
+    doc_id: Any,
+    timeout: float = 15,  # noqa: ASYNC109 - passed on to wait_for, whose failure names what was awaited (asyncio.timeout would not)
 ) -> None:
     """Wait until the outbox relay has published every event stored in the document (then counting is final)."""
     db = client[settings.mongo_db]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
@@ -34,6 +34,7 @@ SS = Association.SECOND_SOUFFLE
 def flow(case_id: uuid.UUID, referrer: str) -> list[Envelope]:
     """One case's events, each caused by the previous one: a coach is assigned, leads a session, is told
     of the closing."""
+    today = datetime.now(UTC).date()
     received = new_envelope(
         CaseReceived(
             situation={"procedure": "sauvegarde", "postal_code": "69003"},
@@ -51,24 +52,24 @@ def flow(case_id: uuid.UUID, referrer: str) -> list[Envelope]:
             reasons=["Procédure de sauvegarde → Second Souffle"],
             routed_at=datetime.now(UTC),
         ),
-        CommitteeApproved(association=SS, decided_on=date.today()),
+        CommitteeApproved(association=SS, decided_on=today),
         VolunteerAssigned(
             association=SS,
             role=VolunteerRole.COACH,
             volunteer_id="vol-1",
             display_name="Inès Coach",
             email="ines.coach@example.org",
-            assigned_on=date.today(),
+            assigned_on=today,
         ),
         SessionHeld(
             association=SS,
             session_id="s-1",
             kind=SessionKind.COACHING,
-            held_on=date.today(),
+            held_on=today,
             number=1,
             volunteer_id="vol-1",
         ),
-        CaseClosed(association=SS, outcome=Outcome.SALARIED_JOB, closed_on=date.today(), journey_days=200),
+        CaseClosed(association=SS, outcome=Outcome.SALARIED_JOB, closed_on=today, journey_days=200),
     ]
     events = [received]
     for payload in payloads:
@@ -92,8 +93,8 @@ EXPECTED_SELF_REFERRED = sorted(
 )
 # The referring partner hears of each status of its referral (received, routed, accepted, closed).
 EXPECTED_PARTNER_REFERRED = sorted(
-    EXPECTED_SELF_REFERRED
-    + [
+    [
+        *EXPECTED_SELF_REFERRED,
         ("CaseReceived", "partenaire", "accuse_reception_partenaire"),
         ("CaseRouted", "partenaire", "orientation_partenaire"),
         ("CommitteeApproved", "partenaire", "decision_comite_partenaire"),

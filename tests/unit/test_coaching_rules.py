@@ -55,7 +55,7 @@ def a_file(
     )
 
 
-def a_coach(**overrides) -> Volunteer:  # noqa: ANN003
+def a_coach(**overrides) -> Volunteer:
     values = {
         "volunteer_id": "coach-1",
         "display_name": "Coach",
@@ -68,7 +68,7 @@ def a_coach(**overrides) -> Volunteer:  # noqa: ANN003
     return Volunteer(**{**values, **overrides})
 
 
-def a_sponsor(**overrides) -> Volunteer:  # noqa: ANN003
+def a_sponsor(**overrides) -> Volunteer:
     return a_coach(**{"volunteer_id": "sponsor-1", "role": VolunteerRole.SPONSOR, "certified_until": None, **overrides})
 
 
@@ -84,13 +84,13 @@ def coached() -> CaseFile:
     return file
 
 
-def refused(step, message: str) -> None:  # noqa: ANN001
+def refused(step, message: str) -> None:
     with pytest.raises(TransitionRefused) as info:
         step()
     assert str(info.value) == message
 
 
-def routed(sequence: int = 1, association: Association = Association.SOIXANTE_MILLE_REBONDS, **extra) -> CaseRouted:  # noqa: ANN003
+def routed(sequence: int = 1, association: Association = Association.SOIXANTE_MILLE_REBONDS, **extra) -> CaseRouted:
     return CaseRouted(
         association=association,
         rule="procedure:liquidation_judiciaire",

@@ -23,7 +23,7 @@ def volunteer(
     sectors: tuple[str, ...] = (),
     max_people: int = 3,
     **overrides,
-) -> Volunteer:  # noqa: ANN003
+) -> Volunteer:
     certified = date(2026, 1, 1) if role is VolunteerRole.COACH else None
     return Volunteer(
         **{

@@ -56,7 +56,7 @@ def test_payload_as_refuses_the_wrong_model() -> None:
 
 
 @pytest.mark.parametrize("spec", list(EVENTS.values()), ids=lambda spec: spec.name)
-def test_every_payload_model_forbids_undeclared_fields(spec) -> None:  # noqa: ANN001
+def test_every_payload_model_forbids_undeclared_fields(spec) -> None:
     def closed(model: type) -> bool:
         return model.model_config.get("extra") == "forbid"
 

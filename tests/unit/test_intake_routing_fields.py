@@ -8,7 +8,6 @@ import pytest
 from services.intake.domain import normalise_naf, sector_family
 from shared.schemas import SectorFamily
 from tests.conftest import a_case
-from tests.unit.test_intake_validation import client  # noqa: F401 - the app without store nor broker
 
 
 @pytest.mark.parametrize(
@@ -39,25 +38,25 @@ def situation_with(**fields) -> dict:
     return case
 
 
-async def error_of(client: httpx.AsyncClient, case: dict) -> dict:  # noqa: F811
+async def error_of(client: httpx.AsyncClient, case: dict) -> dict:
     response = await client.post("/cases", json=case)
     assert response.status_code == 422, response.text
     return response.json()["errors"][0]
 
 
-async def test_a_wrong_naf_code_is_refused_in_french(client: httpx.AsyncClient) -> None:  # noqa: F811
-    error = await error_of(client, situation_with(naf_code="4711"))
+async def test_a_wrong_naf_code_is_refused_in_french(intake_client: httpx.AsyncClient) -> None:
+    error = await error_of(intake_client, situation_with(naf_code="4711"))
     assert error["field"] == "situation.naf_code"
     assert error["message"] == "Code NAF invalide : quatre chiffres et une lettre, par exemple 47.11B."
 
 
-async def test_a_family_contradicting_the_naf_code_is_refused(client: httpx.AsyncClient) -> None:  # noqa: F811
-    error = await error_of(client, situation_with(naf_code="47.11B", sector_family="construction"))
+async def test_a_family_contradicting_the_naf_code_is_refused(intake_client: httpx.AsyncClient) -> None:
+    error = await error_of(intake_client, situation_with(naf_code="47.11B", sector_family="construction"))
     assert error["message"] == "La famille de secteur ne correspond pas au code NAF 47.11B (commerce)."
 
 
-async def test_apesa_consent_needs_declared_distress(client: httpx.AsyncClient) -> None:  # noqa: F811
-    error = await error_of(client, situation_with(apesa_consent=True))
+async def test_apesa_consent_needs_declared_distress(intake_client: httpx.AsyncClient) -> None:
+    error = await error_of(intake_client, situation_with(apesa_consent=True))
     assert error["message"] == "Le consentement à APESA ne vaut qu'en cas de détresse déclarée."
 
 
@@ -70,12 +69,12 @@ async def test_apesa_consent_needs_declared_distress(client: httpx.AsyncClient) 
     ],
 )
 async def test_bad_routing_fields(
-    client: httpx.AsyncClient,
+    intake_client: httpx.AsyncClient,
     field: str,
-    value: str,  # noqa: F811
+    value: str,
     message: str,
 ) -> None:
-    error = await error_of(client, situation_with(**{field: value}))
+    error = await error_of(intake_client, situation_with(**{field: value}))
     assert error["field"] == f"situation.{field}" and error["message"].startswith(message)
 
 

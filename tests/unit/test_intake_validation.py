@@ -14,24 +14,11 @@ from typing import Any
 import httpx
 import pytest
 
-from services.intake.app import create_app
-from services.intake.settings import IntakeSettings
 from tests.conftest import a_case
+from tests.unit.conftest import INTAKE_MAX_BYTES
 
-MAX_BYTES = 8192
 SUMMARY = "Certaines informations sont invalides ou manquantes."
-TOO_BIG = f"Requête trop volumineuse : {MAX_BYTES} octets au plus."
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    # An unreachable store: if validation let a request through, the test would see an error, not a 4xx.
-    settings = IntakeSettings(
-        max_request_bytes=MAX_BYTES, mongo_url="mongodb://127.0.0.1:9/", kafka_bootstrap="127.0.0.1:9"
-    )
-    app = create_app(settings)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake") as http:
-        yield http
+TOO_BIG = f"Requête trop volumineuse : {INTAKE_MAX_BYTES} octets au plus."
 
 
 def without(case: dict[str, Any], *path: str) -> dict[str, Any]:
@@ -110,9 +97,9 @@ INVALID = {
 
 @pytest.mark.parametrize("body, field, message", INVALID.values(), ids=INVALID)
 async def test_invalid_field_gets_a_french_message_naming_it(
-    client: httpx.AsyncClient, body: Any, field: str, message: str | None
+    intake_client: httpx.AsyncClient, body: Any, field: str, message: str | None
 ) -> None:
-    response = await client.post("/cases", json=body)
+    response = await intake_client.post("/cases", json=body)
     assert response.status_code == 422, response.text
     problem = response.json()
     assert problem["detail"] == SUMMARY
@@ -122,8 +109,8 @@ async def test_invalid_field_gets_a_french_message_naming_it(
         assert errors[field] == message
 
 
-async def test_unknown_procedure_lists_the_allowed_values_in_french(client: httpx.AsyncClient) -> None:
-    response = await client.post("/cases", json=changed("situation.procedure", "faillite"))
+async def test_unknown_procedure_lists_the_allowed_values_in_french(intake_client: httpx.AsyncClient) -> None:
+    response = await intake_client.post("/cases", json=changed("situation.procedure", "faillite"))
     assert response.status_code == 422
     [error] = response.json()["errors"]
     assert error["field"] == "situation.procedure"
@@ -133,47 +120,49 @@ async def test_unknown_procedure_lists_the_allowed_values_in_french(client: http
     )
 
 
-async def test_every_invalid_field_is_reported_at_once(client: httpx.AsyncClient) -> None:
+async def test_every_invalid_field_is_reported_at_once(intake_client: httpx.AsyncClient) -> None:
     body = changed("situation.postal_code", "6900")
     body["entrepreneur"]["email"] = "nope"
     body["consent"] = False
-    response = await client.post("/cases", json=body)
+    response = await intake_client.post("/cases", json=body)
     assert {e["field"] for e in response.json()["errors"]} == {"situation.postal_code", "entrepreneur.email", "consent"}
 
 
-async def test_errors_do_not_echo_what_was_submitted(client: httpx.AsyncClient) -> None:
+async def test_errors_do_not_echo_what_was_submitted(intake_client: httpx.AsyncClient) -> None:
     body = changed("entrepreneur.email", "zephyrine.secret-at-example")
     body["company"]["siren"] = "123456789"
-    response = await client.post("/cases", json=body)
+    response = await intake_client.post("/cases", json=body)
     assert response.status_code == 422
     assert "zephyrine" not in response.text and "123456789" not in response.text
 
 
-async def test_malformed_json_is_refused(client: httpx.AsyncClient) -> None:
-    response = await client.post("/cases", content=b'{"situation": ', headers={"Content-Type": "application/json"})
+async def test_malformed_json_is_refused(intake_client: httpx.AsyncClient) -> None:
+    response = await intake_client.post(
+        "/cases", content=b'{"situation": ', headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 422
     assert response.json()["errors"] == [
         {"field": "body", "message": "Le corps de la requête n'est pas un JSON valide.", "type": "json_invalid"}
     ]
 
 
-async def test_idempotency_key_too_long(client: httpx.AsyncClient) -> None:
-    response = await client.post("/cases", json=a_case(), headers={"Idempotency-Key": "k" * 201})
+async def test_idempotency_key_too_long(intake_client: httpx.AsyncClient) -> None:
+    response = await intake_client.post("/cases", json=a_case(), headers={"Idempotency-Key": "k" * 201})
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "idempotency-key"
     assert response.json()["errors"][0]["message"] == "Trop long : au plus 200 caractères."
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
-async def test_non_json_body_is_refused_with_415(client: httpx.AsyncClient, content_type: str | None) -> None:
+async def test_non_json_body_is_refused_with_415(intake_client: httpx.AsyncClient, content_type: str | None) -> None:
     headers = {"Content-Type": content_type} if content_type else {}
-    response = await client.post("/cases", content=json.dumps(a_case()).encode(), headers=headers)
+    response = await intake_client.post("/cases", content=json.dumps(a_case()).encode(), headers=headers)
     assert response.status_code == 415
     assert response.json() == {"detail": "Le corps de la requête doit être du JSON (Content-Type: application/json)."}
 
 
-async def test_json_with_charset_is_accepted_as_json(client: httpx.AsyncClient) -> None:
-    response = await client.post(
+async def test_json_with_charset_is_accepted_as_json(intake_client: httpx.AsyncClient) -> None:
+    response = await intake_client.post(
         "/cases",
         content=json.dumps(a_case(consent=False)).encode(),
         headers={"Content-Type": "application/json; charset=utf-8"},
@@ -182,11 +171,11 @@ async def test_json_with_charset_is_accepted_as_json(client: httpx.AsyncClient) 
 
 
 def oversize() -> bytes:
-    return json.dumps(a_case(message="x" * MAX_BYTES)).encode()
+    return json.dumps(a_case(message="x" * INTAKE_MAX_BYTES)).encode()
 
 
-async def test_oversize_body_with_content_length_is_refused_with_413(client: httpx.AsyncClient) -> None:
-    response = await client.post("/cases", content=oversize(), headers={"Content-Type": "application/json"})
+async def test_oversize_body_with_content_length_is_refused_with_413(intake_client: httpx.AsyncClient) -> None:
+    response = await intake_client.post("/cases", content=oversize(), headers={"Content-Type": "application/json"})
     assert response.request.headers["content-length"] == str(len(oversize()))
     assert response.status_code == 413
     assert response.json() == {"detail": TOO_BIG}
@@ -197,31 +186,35 @@ async def chunks(body: bytes, size: int = 1000) -> AsyncIterator[bytes]:
         yield body[start : start + size]
 
 
-async def test_oversize_chunked_body_is_refused_with_413(client: httpx.AsyncClient) -> None:
-    response = await client.post("/cases", content=chunks(oversize()), headers={"Content-Type": "application/json"})
+async def test_oversize_chunked_body_is_refused_with_413(intake_client: httpx.AsyncClient) -> None:
+    response = await intake_client.post(
+        "/cases", content=chunks(oversize()), headers={"Content-Type": "application/json"}
+    )
     assert "content-length" not in response.request.headers
     assert response.request.headers["transfer-encoding"] == "chunked"
     assert response.status_code == 413
     assert response.json() == {"detail": TOO_BIG}
 
 
-async def test_small_chunked_body_reaches_validation(client: httpx.AsyncClient) -> None:
+async def test_small_chunked_body_reaches_validation(intake_client: httpx.AsyncClient) -> None:
     body = json.dumps(a_case(consent=False)).encode()
-    response = await client.post("/cases", content=chunks(body, 100), headers={"Content-Type": "application/json"})
+    response = await intake_client.post(
+        "/cases", content=chunks(body, 100), headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "consent"
 
 
-async def test_invalid_case_id_is_refused(client: httpx.AsyncClient) -> None:
-    response = await client.get("/cases/not-a-uuid")
+async def test_invalid_case_id_is_refused(intake_client: httpx.AsyncClient) -> None:
+    response = await intake_client.get("/cases/not-a-uuid")
     assert response.status_code == 422
     assert response.json()["errors"] == [
         {"field": "case_id", "message": "Identifiant invalide (UUID attendu).", "type": "uuid_parsing"}
     ]
 
 
-async def test_unknown_address_and_method_are_french(client: httpx.AsyncClient) -> None:
-    missing = await client.get("/nowhere")
+async def test_unknown_address_and_method_are_french(intake_client: httpx.AsyncClient) -> None:
+    missing = await intake_client.get("/nowhere")
     assert (missing.status_code, missing.json()) == (404, {"detail": "Ressource introuvable."})
-    wrong = await client.delete("/cases")
+    wrong = await intake_client.delete("/cases")
     assert (wrong.status_code, wrong.json()) == (405, {"detail": "Méthode non autorisée pour cette adresse."})

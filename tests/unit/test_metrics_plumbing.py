@@ -79,7 +79,7 @@ async def test_dependency_checks_run_in_the_background_without_any_request() -> 
     assert value(m, "relais_dependency_up", dependency="store") == 0
 
 
-def published(envelope, relay_seconds: float = 0.01) -> dict:  # noqa: ANN001
+def published(envelope, relay_seconds: float = 0.01) -> dict:
     (item,) = outbox_items([envelope])
     return {**item, "relay_seconds": relay_seconds}
 
@@ -212,7 +212,7 @@ async def test_consumer_series_exist_at_zero_before_any_failure_and_handlers_are
     consumer = EventConsumer(broker, ServiceSettings(consumer_group="g"), m)
     handled = []
 
-    async def handler(envelope) -> None:  # noqa: ANN001
+    async def handler(envelope) -> None:
         handled.append(envelope.event_id)
 
     consumer.on("CaseRouted", handler)

@@ -64,11 +64,11 @@ TEMPLATES = {  # template -> (recipient, event of tests.mail.flow it is about)
 EVENTS = flow()
 
 
-def typed(envelope: Envelope):  # noqa: ANN201
+def typed(envelope: Envelope):
     return envelope.payload_as(SPECS[envelope.event_type].model)
 
 
-def render(template: str, contact: dict | None = None, **facts):  # noqa: ANN201
+def render(template: str, contact: dict | None = None, **facts):
     recipient, event = TEMPLATES[template]
     all_facts = {
         **facts_of(typed(EVENTS[event])),
@@ -224,14 +224,17 @@ def test_html_links_and_lists_are_escaped_too() -> None:
 def test_the_email_carries_both_parts_a_stable_message_id_and_an_unsubscribe_link() -> None:
     rendered = render("accuse_reception")
     moment = datetime(2026, 3, 1, 9, 31, tzinfo=UTC)
-    build = lambda: compose(
-        rendered=rendered,
-        sender="Relais <ne-pas-repondre@relais.example>",  # noqa: E731
-        to=Address("Zoé D'Arcy", "zoe@example.fr"),
-        message_id="<e1.entrepreneur@relais.example>",
-        composed_at=moment,
-        unsubscribe_url="http://relais.example/desabonnement/TOKEN",
-    ).as_bytes()
+
+    def build() -> bytes:
+        return compose(
+            rendered=rendered,
+            sender="Relais <ne-pas-repondre@relais.example>",
+            to=Address("Zoé D'Arcy", "zoe@example.fr"),
+            message_id="<e1.entrepreneur@relais.example>",
+            composed_at=moment,
+            unsubscribe_url="http://relais.example/desabonnement/TOKEN",
+        ).as_bytes()
+
     raw = build()
     assert raw == build(), "a resend must be the very same message"
     parsed = message_from_bytes(raw, policy=default)

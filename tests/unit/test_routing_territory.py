@@ -69,12 +69,12 @@ def test_the_rules_file_has_one_rule_per_procedure() -> None:
 
 
 def test_a_rules_file_missing_a_procedure_is_refused(tmp_path: Path) -> None:
-    text = RULES_TEXT = RoutingSettings().rules_file.read_text()
+    text = RoutingSettings().rules_file.read_text()
     broken = tmp_path / "rules.toml"
     broken.write_text(text.replace('procedure = "sauvegarde"', 'procedure = "conciliation"'))
     with pytest.raises(ValueError, match="two rules for conciliation"):
         load_rules(broken)
-    broken.write_text(RULES_TEXT.split('[[rules]]\nprocedure = "retablissement_professionnel"')[0])
+    broken.write_text(text.split('[[rules]]\nprocedure = "retablissement_professionnel"')[0])
     with pytest.raises(ValueError, match="retablissement_professionnel"):
         load_rules(broken)
 

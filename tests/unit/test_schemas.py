@@ -53,7 +53,7 @@ def assert_no_personal_value(text: str) -> None:
 
 
 @pytest.mark.parametrize("spec", EVENTS.values(), ids=EVENTS)
-def test_committed_schema_matches_the_model(spec) -> None:  # noqa: ANN001
+def test_committed_schema_matches_the_model(spec) -> None:
     path = SCHEMA_DIR / spec.schema_file
     assert path.exists(), f"{path.name} is missing: run `make schemas` and commit shared/schemas/json"
     assert path.read_text() == render(schema_of(spec)), (
@@ -72,7 +72,7 @@ def test_committed_feed_schema_and_asyncapi_are_current(name: str) -> None:
 
 
 @pytest.mark.parametrize("spec", EVENTS.values(), ids=EVENTS)
-def test_current_model_is_compatible_with_the_committed_schema(spec) -> None:  # noqa: ANN001
+def test_current_model_is_compatible_with_the_committed_schema(spec) -> None:
     committed = json.loads((SCHEMA_DIR / spec.schema_file).read_text())
     assert breaking_changes(committed, schema_of(spec)) == []
 
@@ -279,7 +279,7 @@ BAD_MESSAGES = {
 
 
 @pytest.mark.parametrize("make, reason", BAD_MESSAGES.values(), ids=BAD_MESSAGES)
-def test_a_bad_message_is_refused_with_a_precise_reason_and_no_personal_data(make, reason) -> None:  # noqa: ANN001
+def test_a_bad_message_is_refused_with_a_precise_reason_and_no_personal_data(make, reason) -> None:
     raw, key = make()
     with pytest.raises(EnvelopeError) as refused:
         decode(raw, key=key, expected_type="CaseReceived")

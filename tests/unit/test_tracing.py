@@ -35,7 +35,7 @@ def spans() -> InMemorySpanExporter:
     return EXPORTER
 
 
-def routed(case_id: uuid.UUID | None = None, cause=None):  # noqa: ANN001, ANN201
+def routed(case_id: uuid.UUID | None = None, cause=None):
     payload = CaseRouted(association=Association.SECOND_SOUFFLE, rule="r", reasons=["x"], routed_at=datetime.now(UTC))
     return new_envelope(payload, case_id=case_id or uuid.uuid4(), producer="routing", cause=cause)
 
@@ -88,7 +88,7 @@ async def test_a_consumer_continues_the_trace_of_the_event_and_passes_it_on(span
     consumer = EventConsumer(broker, ServiceSettings(consumer_group="g"), Metrics("t", CollectorRegistry()))
     emitted = []
 
-    async def handler(envelope) -> None:  # noqa: ANN001
+    async def handler(envelope) -> None:
         emitted.extend(outbox_items([routed(envelope.case_id, cause=envelope)]))
 
     consumer.on("CaseRouted", handler)
