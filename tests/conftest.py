@@ -10,7 +10,7 @@ import asyncio
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -20,8 +20,11 @@ import pytest
 from fastapi import FastAPI
 
 from ops.devstack import FerretNode, KafkaNode
+from shared.schemas import Envelope
+from shared.settings import ServiceSettings
 
 T = TypeVar("T")
+S = TypeVar("S", bound=ServiceSettings)
 
 
 def free_port() -> int:
@@ -43,23 +46,23 @@ class Infra:
     def mongo_url(self) -> str:
         return self.ferretdb.url
 
-    def settings(self, cls: type[T], **overrides: Any) -> T:
+    def settings(self, cls: type[S], **overrides: Any) -> S:
         """Settings of a service on the test infrastructure, with its own database and consumer group."""
         tag = uuid.uuid4().hex[:8]
-        base = cls()  # type: ignore[call-arg]
+        base = cls()
         values = {
             "kafka_bootstrap": self.bootstrap,
             "mongo_url": self.mongo_url,
-            "mongo_db": f"{base.mongo_db}_{tag}",  # type: ignore[attr-defined]
-            "consumer_group": f"{base.service_name}-{tag}",  # type: ignore[attr-defined]
+            "mongo_db": f"{base.mongo_db}_{tag}",
+            "consumer_group": f"{base.service_name}-{tag}",
             "retry_backoff_ms": 20,
             **overrides,
         }
-        return cls(**values)  # type: ignore[call-arg]
+        return cls(**values)
 
 
 @pytest.fixture(scope="session")
-def infra(tmp_path_factory: pytest.TempPathFactory) -> Infra:
+def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
     data = tmp_path_factory.mktemp("infra")
     kafka = KafkaNode("kafka", data / "kafka", port=free_port(), controller_port=free_port())
     ferretdb = FerretNode("ferretdb", data / "ferretdb", port=free_port())
@@ -123,3 +126,9 @@ def a_case(**overrides: Any) -> dict[str, Any]:
     }
     case.update(overrides)
     return case
+
+
+def case_id_of(envelope: Envelope) -> uuid.UUID:
+    """The case an event is about (an event keyed by antenna has none)."""
+    assert envelope.case_id is not None, f"{envelope.event_type} is not about a case"
+    return envelope.case_id

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
+from email.message import EmailMessage
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -82,6 +83,13 @@ class Inbox(MailSink):
 
     def to(self, address: str) -> list[Any]:
         return [d for d in self.deliveries if address in d.rcpt_tos]
+
+
+def body(message: EmailMessage, subtype: str = "plain") -> str:
+    """The text of an email's plain or html part."""
+    part = message.get_body((subtype,))
+    assert part is not None, f"the email has no {subtype} part"
+    return part.get_content()
 
 
 @contextmanager

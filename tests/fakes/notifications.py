@@ -266,4 +266,4 @@ class FakeTransport:
         return "250"
 
     def to(self, address: str) -> list[EmailMessage]:
-        return [message_from_bytes(raw, policy=default) for rcpt, raw in self.sent if rcpt == address]  # type: ignore[misc]
+        return [message_from_bytes(raw, policy=default) for rcpt, raw in self.sent if rcpt == address]

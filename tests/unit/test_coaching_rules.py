@@ -84,6 +84,12 @@ def coached() -> CaseFile:
     return file
 
 
+def fresh(file: CaseFile) -> CaseFile:
+    """`file` itself, for reading its state again after a step changed it: mypy would otherwise keep the
+    attribute types an earlier assertion narrowed (it does not see that a method call changed them)."""
+    return file
+
+
 def refused(step, message: str) -> None:
     with pytest.raises(TransitionRefused) as info:
         step()
@@ -139,6 +145,7 @@ def test_decline_can_orient_to_the_other_association() -> None:
 
 def test_decline_can_orient_to_apesa() -> None:
     [closed] = a_file().decide(Decision.DECLINED, APPROVED_ON, ["Détresse aiguë"], Orientation.APESA)
+    assert isinstance(closed, CaseClosed)
     assert closed.oriented_to == "apesa"
 
 
@@ -238,6 +245,7 @@ def test_one_coach_at_a_time() -> None:
         "Ce bénévole n'est pas le coach de ce dossier.",
     )
     [released] = file.release(VolunteerRole.COACH, a_coach(), date(2025, 3, 1))
+    assert isinstance(released, VolunteerAssigned)
     assert (released.volunteer_id, released.released, released.assigned_on) == ("coach-1", True, date(2025, 3, 1))
     assert file.coach_id is None and file.step() is CaseStep.AWAITING_COACH
     refused(
@@ -294,7 +302,8 @@ def test_sessions_are_numbered() -> None:
     file.assign(VolunteerRole.SPONSOR, a_sponsor(), 0, APPROVED_ON)
     [first] = file.hold_session(SessionKind.COACHING, APPROVED_ON, 60)
     [second] = file.hold_session(SessionKind.SPONSOR, date(2025, 3, 1), None)
-    assert isinstance(first, SessionHeld) and (first.number, second.number) == (1, 2)
+    assert isinstance(first, SessionHeld) and isinstance(second, SessionHeld)
+    assert (first.number, second.number) == (1, 2)
     assert second.kind is SessionKind.SPONSOR and first.session_id != second.session_id
     assert (first.volunteer_id, second.volunteer_id) == ("coach-1", "sponsor-1")  # who led each
     assert file.sessions == 2
@@ -308,6 +317,7 @@ def test_the_next_meeting_agreed_travels_with_the_session() -> None:
     [held] = file.hold_session(
         SessionKind.COACHING, date(2025, 2, 25), 60, next_session_at=at, next_session_place="Visioconférence"
     )
+    assert isinstance(held, SessionHeld)
     assert (held.next_session_at, held.next_session_place, held.volunteer_id) == (at, "Visioconférence", "coach-1")
     assert file.next_session() == {"at": at, "place": "Visioconférence", "session_kind": "coaching"}
     refused(
@@ -326,6 +336,7 @@ def test_an_absence_is_noted_but_neither_counted_nor_published() -> None:
 def test_a_checkpoint_is_recorded_once_per_case() -> None:
     file = approved()
     [held] = file.hold_session(SessionKind.CHECKPOINT, APPROVED_ON, 120, session_id="checkpoint-1")
+    assert isinstance(held, SessionHeld)
     assert held.session_id == "checkpoint-1"
     assert file.hold_session(SessionKind.CHECKPOINT, APPROVED_ON, 120, session_id="checkpoint-1") == []
     assert file.sessions == 1
@@ -346,6 +357,7 @@ def test_no_session_after_closing() -> None:
 def test_closing_gives_the_journey_and_its_durations() -> None:
     file = coached()
     [event] = file.close(Outcome.NEW_BUSINESS, date(2026, 1, 10), ["Reprise d'un commerce"])
+    assert isinstance(event, CaseClosed)
     assert event.outcome is Outcome.NEW_BUSINESS and event.journey_days == 365
     assert (event.days_to_committee, event.days_to_coach, event.accompaniment_days) == (24, 7, 341)
     assert file.stage is Stage.CLOSED and file.closed_on == date(2026, 1, 10) and file.outcome is Outcome.NEW_BUSINESS
@@ -355,11 +367,13 @@ def test_journey_counts_from_opening_without_reception_date() -> None:
     file = a_file(received_at=None)
     file.decide(Decision.APPROVED, APPROVED_ON, [])
     [event] = file.close(Outcome.OTHER, date(2025, 1, 22), [])
+    assert isinstance(event, CaseClosed)
     assert event.journey_days == 10 and event.days_to_coach is None
 
 
 def test_journey_is_never_negative() -> None:
     [event] = approved().close(Outcome.OTHER, date(2024, 12, 1), [])
+    assert isinstance(event, CaseClosed)
     assert event.journey_days == 0
 
 
@@ -377,7 +391,8 @@ def test_before_the_committee_only_a_withdrawal_closes() -> None:
         "Avant le comité, un dossier ne peut être clos que par un abandon.",
     )
     assert file.stage is Stage.AWAITING_COMMITTEE
-    assert file.close(Outcome.WITHDREW, APPROVED_ON, [])[0].outcome is Outcome.WITHDREW
+    closed = file.close(Outcome.WITHDREW, APPROVED_ON, [])[0]
+    assert isinstance(closed, CaseClosed) and closed.outcome is Outcome.WITHDREW
 
 
 def test_refusal_is_only_the_committee_s() -> None:
@@ -412,7 +427,7 @@ def test_a_place_found_for_a_waitlisted_case_sets_its_antenna() -> None:
     assert CaseFile.opened(uuid.uuid4(), promoted, RECEIVED).stage is Stage.AWAITING_COMMITTEE  # same association
     file.set_profile(None, "boulangerie")
     file.routed_here_again(promoted.model_copy(update={"sector": "commerce", "sector_family": SectorFamily.COMMERCE}))
-    assert (file.stage, file.antenna_id, file.routing_sequence) == (Stage.AWAITING_COMMITTEE, LYON, 2)
+    assert (fresh(file).stage, fresh(file).antenna_id, file.routing_sequence) == (Stage.AWAITING_COMMITTEE, LYON, 2)
     assert (file.sector, file.sector_family) == ("boulangerie", SectorFamily.COMMERCE)  # staff's sector stays
 
 
@@ -435,7 +450,7 @@ def test_a_case_routed_again_from_elsewhere_asks_consent_before_the_committee() 
         "Aucune séance avant l'accord du comité d'engagement.",
     )
     assert file.record_consent(True, date(2025, 6, 2)) == []
-    assert file.stage is Stage.AWAITING_COMMITTEE and file.consent_on == date(2025, 6, 2)
+    assert fresh(file).stage is Stage.AWAITING_COMMITTEE and file.consent_on == date(2025, 6, 2)
     refused(lambda: file.record_consent(True, date(2025, 6, 2)), "Aucun consentement n'est attendu pour ce dossier.")
 
 
@@ -443,6 +458,7 @@ def test_a_refused_consent_closes_as_a_withdrawal() -> None:
     file = CaseFile.opened(uuid.uuid4(), routed(sequence=2, reroute_reason=RerouteCause.HANDOVER), RECEIVED)
     assert file.previous_association is Association.SECOND_SOUFFLE
     [closed] = file.record_consent(False, date(2025, 6, 2))
+    assert isinstance(closed, CaseClosed)
     assert closed.outcome is Outcome.WITHDREW and file.stage is Stage.CLOSED
 
 
@@ -470,7 +486,7 @@ def test_a_second_souffle_case_is_handed_over_after_a_liquidation() -> None:
     )
 
     file.routed_elsewhere(routed(sequence=2))
-    assert file.stage is Stage.HANDED_OVER and not file.is_open and file.timeline[-1]["kind"] == "transmis"
+    assert fresh(file).stage is Stage.HANDED_OVER and not file.is_open and file.timeline[-1]["kind"] == "transmis"
     file.routed_elsewhere(routed(sequence=2))  # the same decision again changes nothing
     assert file.timeline[-1]["kind"] == "transmis" and len(file.new_entries) == 3
 

@@ -36,6 +36,7 @@ from shared.schemas import (
     new_envelope,
 )
 from shared.store import VersionConflict
+from tests.conftest import case_id_of
 from tests.fakes.coaching import RacingCaseFileStore, fake_stores
 
 SR = Association.SOIXANTE_MILLE_REBONDS
@@ -112,8 +113,8 @@ def emitted(stores: CoachingStores, event_type: str, case_id: uuid.UUID | None =
 async def approved_case(service: CoachingService, **fields) -> uuid.UUID:
     envelope = routed(antenna_id=LYON, **fields)
     await CaseRoutedHandler(service)(envelope)
-    await service.decide_committee(envelope.case_id, Decision.APPROVED, [], "karim")
-    return envelope.case_id
+    await service.decide_committee(case_id_of(envelope), Decision.APPROVED, [], "karim")
+    return case_id_of(envelope)
 
 
 # --- routing's decisions -------------------------------------------------------------------------------------
@@ -127,7 +128,7 @@ async def test_a_case_routed_here_opens_one_file_even_when_redelivered(
     await handler(envelope)
     await handler(envelope)  # redelivered
     assert list(stores.cases.docs) == [str(envelope.case_id)]  # type: ignore[attr-defined]
-    file = await service.case(envelope.case_id)
+    file = await service.case(case_id_of(envelope))
     assert (file.stage, file.antenna_id, file.sector, file.sector_family) == (
         Stage.AWAITING_COMMITTEE,
         LYON,
@@ -155,10 +156,10 @@ async def test_committee_approval_emits_committee_approved_once(
 ) -> None:
     envelope = routed()
     await CaseRoutedHandler(service)(envelope)
-    file = await service.decide_committee(envelope.case_id, Decision.APPROVED, ["Démarche sincère"], "karim")
+    file = await service.decide_committee(case_id_of(envelope), Decision.APPROVED, ["Démarche sincère"], "karim")
     assert (file.stage, file.approved_on) == (Stage.ACCOMPANIED, TODAY)
     with pytest.raises(TransitionRefused, match=re.escape("Le comité d'engagement a déjà statué sur ce dossier.")):
-        await service.decide_committee(envelope.case_id, Decision.APPROVED, [], "karim")
+        await service.decide_committee(case_id_of(envelope), Decision.APPROVED, [], "karim")
 
     [event] = emitted(stores, "CommitteeApproved")
     assert event.payload_as(CommitteeApproved) == CommitteeApproved(
@@ -290,7 +291,7 @@ async def test_a_checkpoint_emits_one_session_held_per_person_present_or_nothing
     not_yet = routed(antenna_id=LYON)
     await CaseRoutedHandler(service)(not_yet)
     with pytest.raises(TransitionRefused, match="Point d'étape non enregistré"):
-        await service.record_checkpoint(LYON, None, 120, [present, not_yet.case_id], [], "karim")
+        await service.record_checkpoint(LYON, None, 120, [present, case_id_of(not_yet)], [], "karim")
     assert emitted(stores, "SessionHeld") == [] and stores.checkpoints.checkpoints == {}  # type: ignore[attr-defined]
 
     checkpoint = await service.record_checkpoint(LYON, None, 120, [present], [absent], "karim")
@@ -331,7 +332,7 @@ async def test_a_lost_race_is_a_version_conflict_that_changes_nothing() -> None:
     await CaseRoutedHandler(service)(envelope)
     before = dict(stores.cases.docs[str(envelope.case_id)])  # type: ignore[attr-defined]
     with pytest.raises(VersionConflict):
-        await service.decide_committee(envelope.case_id, Decision.APPROVED, [], "karim")
+        await service.decide_committee(case_id_of(envelope), Decision.APPROVED, [], "karim")
     after = stores.cases.docs[str(envelope.case_id)]  # type: ignore[attr-defined]
     assert (after["stage"], after["timeline"]) == (before["stage"], before["timeline"])
     assert emitted(stores, "CommitteeApproved") == []

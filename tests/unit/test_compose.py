@@ -209,7 +209,9 @@ def test_the_build_context_leaves_out_local_downloads():
 
 def test_image_builds_the_same_commune_data_as_make_provision() -> None:
     makefile = (ROOT / "Makefile").read_text()
-    package = re.search(r"^GEO_PACKAGE := (\S+)$", makefile, re.MULTILINE).group(1)
+    found = re.search(r"^GEO_PACKAGE := (\S+)$", makefile, re.MULTILINE)
+    assert found, "the Makefile names no GEO_PACKAGE"
+    package = found.group(1)
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert f"GEO_PACKAGE={package}" in dockerfile, "Dockerfile and Makefile build commune data from different packages"
     assert "RELAIS_ROUTING_GEODATA_FILE=" in dockerfile

@@ -29,7 +29,7 @@ from services.notifications.templates import (
 from services.notifications.tokens import Tokens
 from shared.schemas import EVENTS as SPECS
 from shared.schemas import CaseRouted, Envelope
-from tests.mail import PERSON, flow
+from tests.mail import PERSON, body, flow
 
 RENDERER = Renderer()
 CASE_ID = "8d0f0a8e-1234-4f57-9b64-3f0c2a7d5e19"
@@ -242,8 +242,8 @@ def test_the_email_carries_both_parts_a_stable_message_id_and_an_unsubscribe_lin
     assert str(parsed["To"]) == "Zoé D'Arcy <zoe@example.fr>"
     assert parsed["Subject"] == "Nous avons bien reçu votre demande"
     assert parsed["List-Unsubscribe"] == "<http://relais.example/desabonnement/TOKEN>"
-    assert parsed.get_body(("plain",)).get_content().replace("\r\n", "\n") == rendered.text
-    assert parsed.get_body(("html",)).get_content().replace("\r\n", "\n") == rendered.html
+    assert body(parsed).replace("\r\n", "\n") == rendered.text
+    assert body(parsed, "html").replace("\r\n", "\n") == rendered.html
     assert all(ord(ch) < 128 for ch in raw.decode("ascii")), "7-bit clean: no SMTPUTF8 or 8BITMIME needed"
 
 
@@ -253,6 +253,7 @@ def routed(**antenna: str) -> CaseRouted:
 
 def test_the_antenna_is_read_from_routings_declared_fields_and_ignored_when_absent() -> None:
     antenna = antenna_of(typed(EVENTS["routed"]))
+    assert antenna is not None
     assert antenna["city"] == "Saint-Étienne" and antenna["email"] == "saint-etienne@60000rebonds.example"
     assert antenna_of(routed()) is None
     assert antenna_of(routed(antenna_id="60000_rebonds-lyon")) == {"id": "60000_rebonds-lyon"}
@@ -315,7 +316,8 @@ def test_only_the_volunteers_following_the_person_learn_their_email_and_phone() 
 def test_addresses_come_from_the_contacts_and_the_coordinator_falls_back_to_the_association() -> None:
     contact = {"first_name": "Zoé", "last_name": "Arc", "email": "z@x", "referral": {"contact_email": "p@x"}}
     assert address_of(Recipient.ENTREPRENEUR, contact, {}, {}) == Address("Zoé Arc", "z@x")
-    assert address_of(Recipient.PARTNER, contact, {}, {}).email == "p@x"
+    partner = address_of(Recipient.PARTNER, contact, {}, {})
+    assert partner is not None and partner.email == "p@x"
     assert address_of(Recipient.COACH, contact, {}, {}) is None
     assert address_of(
         Recipient.COORDINATOR, None, {"association": "second_souffle"}, {"second_souffle": "c@ss"}
@@ -348,6 +350,7 @@ def test_routings_own_fields_give_the_antenna_its_city_contact_and_address() -> 
             antenna_contact="Accueil : puy@60000rebonds.example, 04 71 00 00 00",
         )
     )
+    assert antenna is not None
     assert antenna["city"] == "Le Puy-en-Velay" and antenna["email"] == "puy@60000rebonds.example"
     context = render_context(
         recipient=Recipient.ENTREPRENEUR,

@@ -19,7 +19,7 @@ from shared.schemas.envelope import Envelope
 from shared.store import VersionConflict
 from tests.conftest import wait_for
 from tests.fakes.notifications import FakeStores, FakeTransport
-from tests.mail import ANTENNA_EMAIL, COACH, PARTNER, PERSON, flow
+from tests.mail import ANTENNA_EMAIL, COACH, PARTNER, PERSON, body, flow
 
 FINAL = {"envoye", "desabonne", "sans_adresse", "echec"}
 EVERY_STEP = ("received", "routed", "approved", "assigned", "session", "closed")
@@ -95,6 +95,7 @@ async def test_each_event_plans_its_notifications_and_the_partners_statuses() ->
     )
     assert feed(fakes, case_id) == ["recu", "oriente", "accepte", "clos"]
     contact = await fakes.contacts.contact(str(case_id))
+    assert contact is not None
     assert contact["volunteers"]["coach"] == {
         "volunteer_id": COACH["volunteer_id"],
         "name": COACH["display_name"],
@@ -125,7 +126,7 @@ async def test_an_assigned_coach_learns_who_they_follow_then_hears_of_each_sessi
         [assignment] = transport.to(COACH["email"])
         assert assignment["Subject"] == f"Vous accompagnez désormais {PERSON['first_name']} {PERSON['last_name']}"
         assert str(assignment["To"]) == f"{COACH['display_name']} <{COACH['email']}>"
-        text = assignment.get_body(("plain",)).get_content()
+        text = body(assignment)
         assert f"- E-mail : {PERSON['email']}" in text and f"- Téléphone : {PERSON['phone']}" in text
         assert ANTENNA_EMAIL in text and "antenne de Saint-Étienne" in text
         assert PERSON["company_name"] not in text and PERSON["message"] not in text
@@ -139,9 +140,8 @@ async def test_an_assigned_coach_learns_who_they_follow_then_hears_of_each_sessi
     coach_session = transport.to(COACH["email"])[1]
     assert coach_session["Subject"] == "Prochaine séance avec Éloïse Zébulon-D'Arcy <b>& : jeudi 2 avril 2026 à 14 h 30"
     follow_up = next(m for m in transport.to(PERSON["email"]) if "prochaine séance" in m["Subject"])
-    assert (
-        "Votre prochaine séance aura lieu le jeudi 2 avril 2026 à 14 h 30, antenne de Saint-Étienne."
-        in follow_up.get_body(("plain",)).get_content()
+    assert "Votre prochaine séance aura lieu le jeudi 2 avril 2026 à 14 h 30, antenne de Saint-Étienne." in body(
+        follow_up
     )
 
 
@@ -174,7 +174,9 @@ async def test_a_released_volunteer_is_forgotten_and_gets_no_more_emails() -> No
         await settled(service, case_id, 8)
         await handle(service, released, late_session, events["closed"])
         found = await settled(service, case_id, 13)
-    assert (await fakes.contacts.contact(str(case_id)))["volunteers"]["coach"] == {
+    contact = await fakes.contacts.contact(str(case_id))
+    assert contact is not None
+    assert contact["volunteers"]["coach"] == {
         "volunteer_id": COACH["volunteer_id"],
         "released": True,
     }
@@ -221,7 +223,8 @@ async def test_opt_outs_by_role_and_by_link_are_honoured() -> None:
     case_id = str(events["received"].case_id)
     await service.set_preference(case_id, Recipient.PARTNER)
     token = service.tokens.unsubscribe(case_id, Recipient.COORDINATOR)
-    assert (await service.set_preference_by_token(token)).via == "lien"
+    preference = await service.set_preference_by_token(token)
+    assert preference is not None and preference.via == "lien"
     assert await service.set_preference_by_token(token[:-4] + "AAAA") is None
     async with sending(service):
         await handle(service, events["received"], events["routed"])

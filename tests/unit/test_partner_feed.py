@@ -113,8 +113,10 @@ def typed(envelope: Envelope) -> Contract:
     return envelope.payload_as(EVENTS[envelope.event_type].model)
 
 
-def change_of(envelope: Envelope, **payload_update: object) -> StatusChange | None:
-    return status_change(envelope.event_id, typed(envelope).model_copy(update=payload_update))
+def change_of(envelope: Envelope, **payload_update: object) -> StatusChange:
+    change = status_change(envelope.event_id, typed(envelope).model_copy(update=payload_update))
+    assert change is not None, f"{envelope.event_type} changes no referral status"
+    return change
 
 
 EVENTS_OF_A_CASE = flow()

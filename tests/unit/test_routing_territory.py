@@ -118,7 +118,7 @@ def test_the_quickest_open_antenna_with_room_is_chosen(gazetteer) -> None:
         antenna("ss-lyon", *LYON, association=SS),
     ]
     placement = place(REBONDS, location, antennas, MODEL)
-    assert placement.status is RoutingStatus.ORIENTED
+    assert placement.status is RoutingStatus.ORIENTED and placement.antenna is not None
     assert placement.antenna.id == "saint-etienne" and placement.beyond_one_hour is False
     assert placement.reasons[0].startswith("Antenne Lyon plus proche (")
     assert placement.reasons[0].endswith("mais complète.")
@@ -128,6 +128,7 @@ def test_the_quickest_open_antenna_with_room_is_chosen(gazetteer) -> None:
 def test_none_within_the_hour_takes_the_nearest_flagged_beyond_one_hour(gazetteer) -> None:
     location = gazetteer.locate("15014", "15000", "Aurillac")
     placement = place(REBONDS, location, [antenna("clermont", 45.77949, 3.08612), antenna("lyon", *LYON)], MODEL)
+    assert placement.antenna is not None and placement.minutes is not None
     assert placement.antenna.id == "clermont" and placement.minutes > 60 and placement.beyond_one_hour
     assert "au-delà d'une heure" in placement.reasons[-1]
 
@@ -181,6 +182,7 @@ def test_the_routed_event_carries_the_antenna_and_the_waitlist_position(gazettee
     )
     event = routed_event(decided, routed_at=datetime.now(UTC), received_at=None, sequence=2)
     assert (event.antenna_id, event.antenna_contact, event.sequence) == ("lyon", "contact lyon", 2)
+    assert event.travel_minutes is not None
     assert event.travel_minutes <= 5 and event.location_flagged is False
     waiting = route(
         decide(s, TODAY, RULES),
