@@ -10,9 +10,9 @@ from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
 from services.coaching.app import create_app
-from shared.schemas import EVENTS, Association, CaseRouted, Envelope, decode, new_envelope
+from shared.schemas import EVENTS, Association, CaseClosed, CaseRouted, Envelope, decode, new_envelope
 from tests.coaching_support import SR, coaching_settings, staff
-from tests.conftest import Infra, running, wait_for
+from tests.conftest import Infra, case_id_of, running, wait_for
 from tests.integration.conftest import Reader, document, publish, wait_relayed
 
 RECEIVED_AT = datetime.now(UTC) - timedelta(days=30)
@@ -45,7 +45,7 @@ async def test_a_routed_case_opens_a_file_and_a_declined_one_is_closed(
     async with running(create_app(coaching_settings(infra, SR))) as client:
         client.headers.update(staff(SR))
         await publish(producer, routed)
-        file = await opened(client, routed.case_id)
+        file = await opened(client, case_id_of(routed))
         assert file["stage"] == "attente_comite" and file["association"] == "60000_rebonds"
         assert [entry["kind"] for entry in file["timeline"]] == ["oriente"]
 
@@ -55,11 +55,11 @@ async def test_a_routed_case_opens_a_file_and_a_declined_one_is_closed(
         assert declined.status_code == 200, declined.text
         assert declined.json()["stage"] == "clos"
 
-        [record] = await closed.wait_keyed(routed.case_id)
-        event = decode(record.value, key=record.key, expected_type="CaseClosed")
-        assert event.typed().outcome.value == "refus_comite"
-        assert event.typed().journey_days == 30
-        assert event.typed().reasons == ["Hors périmètre"]
+        [record] = await closed.wait_keyed(case_id_of(routed))
+        event = decode(record.value, key=record.key, expected_type="CaseClosed").payload_as(CaseClosed)
+        assert event.outcome.value == "refus_comite"
+        assert event.journey_days == 30
+        assert event.reasons == ["Hors périmètre"]
 
 
 async def test_impossible_steps_are_refused_and_change_nothing(
@@ -75,13 +75,14 @@ async def test_impossible_steps_are_refused_and_change_nothing(
         response = await client.post(f"{case}/{path}", json=body)
         assert (response.status_code, response.json()) == (409, {"detail": message})
         after = await document(mongo, settings, "case_files", routed.case_id)
+        assert before is not None and after is not None
         assert after["version"] == before["version"] and after["timeline"] == before["timeline"]
         assert after["stage"] == before["stage"] and after["sessions"] == before["sessions"]
 
     async with running(create_app(settings)) as client:
         client.headers.update(staff(SR))
         await publish(producer, routed)
-        await opened(client, routed.case_id)
+        await opened(client, case_id_of(routed))
 
         await refused("sessions", {"kind": "coaching"}, "Aucune séance avant l'accord du comité d'engagement.")
         await refused(
@@ -111,10 +112,10 @@ async def test_impossible_steps_are_refused_and_change_nothing(
 
         # Everything the file holds is published: only the two accepted steps caused events.
         await wait_relayed(mongo, settings, "case_files", routed.case_id)
-        assert len(await topics["CommitteeApproved"].all_keyed(routed.case_id)) == 1
-        assert await topics["SessionHeld"].all_keyed(routed.case_id) == []
-        [record] = await topics["CaseClosed"].all_keyed(routed.case_id)
-        assert decode(record.value, key=record.key).typed().outcome.value == "abandon"
+        assert len(await topics["CommitteeApproved"].all_keyed(case_id_of(routed))) == 1
+        assert await topics["SessionHeld"].all_keyed(case_id_of(routed)) == []
+        [record] = await topics["CaseClosed"].all_keyed(case_id_of(routed))
+        assert decode(record.value, key=record.key).payload_as(CaseClosed).outcome.value == "abandon"
 
 
 async def test_unknown_case_and_invalid_input(infra: Infra) -> None:

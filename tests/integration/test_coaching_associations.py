@@ -30,7 +30,7 @@ from tests.coaching_support import (
     unique_antenna,
     wait_consumed,
 )
-from tests.conftest import Infra, running, wait_for
+from tests.conftest import Infra, case_id_of, running, wait_for
 
 pytestmark = pytest.mark.infra
 TODAY = datetime.now(UTC).date()
@@ -39,17 +39,17 @@ AUDIT_FIELDS = {"_id", "at", "who", "association", "action", "outcome", "case_id
 
 @dataclass
 class Instance(StaffClient):
-    settings: CoachingSettings | None = None
-    infra: Infra | None = None
+    settings: CoachingSettings
+    infra: Infra
 
     async def approved_case(self, antenna_id: str, days_ago: int = 20) -> uuid.UUID:
         routed = case_routed(
             self.association, received_at=datetime.now(UTC) - timedelta(days=days_ago), antenna_id=antenna_id
         )
         await publish(self.infra, routed)
-        await self.opened(routed.case_id)
+        await self.opened(case_id_of(routed))
         await self.post(f"/cases/{routed.case_id}/committee-decision", {"decision": "approuve"})
-        return routed.case_id
+        return case_id_of(routed)
 
 
 @pytest.fixture
@@ -110,7 +110,7 @@ async def test_staff_of_one_association_cannot_use_the_other_s_instance_and_acce
     ss, sr = coaching[SS], coaching[SR]
     routed = case_routed(SR)
     await publish(infra, routed)
-    await sr.opened(routed.case_id)
+    await sr.opened(case_id_of(routed))
     path = f"/cases/{routed.case_id}"
 
     for headers in (staff(SS), {}, {"Authorization": "Bearer not-a-token"}, {"Authorization": "Basic a2FyaW0="}):
@@ -154,7 +154,7 @@ async def test_a_case_goes_through_committee_coach_sponsor_sessions_checkpoint_a
     routed = case_routed(SR, received_at=datetime.now(UTC) - timedelta(days=20))
     await publish(infra, routed)
     case = f"/cases/{routed.case_id}"
-    await sr.opened(routed.case_id)
+    await sr.opened(case_id_of(routed))
     await sr.patch(case, {"antenna_id": antenna, "sector": "commerce"})
     foreign = await sr.patch(case, {"antenna_id": "second_souffle-lyon"}, expect=422)
     assert foreign["errors"][0]["message"] == "Cette antenne n'est pas une antenne de 60000_rebonds."
@@ -164,7 +164,7 @@ async def test_a_case_goes_through_committee_coach_sponsor_sessions_checkpoint_a
     await sr.post(f"{case}/committee-decision", {"decision": "ajourne", "reasons": ["Pièces manquantes"]})
     approved = await sr.post(f"{case}/committee-decision", {"decision": "approuve", "reasons": ["Démarche sincère"]})
     assert (approved["stage"], approved["step"], approved["deferrals"]) == ("accompagnement", "attente_coach", 1)
-    [event] = await log.wait("CommitteeApproved", routed.case_id)
+    [event] = await log.wait("CommitteeApproved", case_id_of(routed))
     assert event.payload["reasons"] == ["Démarche sincère"]
 
     suggested = (await sr.get(f"{case}/suggestions", params={"role": "coach"})).json()
@@ -182,12 +182,13 @@ async def test_a_case_goes_through_committee_coach_sponsor_sessions_checkpoint_a
     early = await sr.post(f"{case}/sessions", {"kind": "coaching"}, expect=409)
     assert early["detail"] == "Aucun coach n'est attribué à ce dossier : attribuez-en un avant la séance."
     after = await mongo[sr.settings.mongo_db]["case_files"].find_one({"_id": str(routed.case_id)})
+    assert before is not None and after is not None
     assert after["version"] == before["version"] and after["timeline"] == before["timeline"]
 
     await sr.post(f"{case}/assignments", {"role": "coach", "volunteer_id": "valence-coach"})
     await sr.post(f"{case}/assignments", {"role": "parrain", "volunteer_id": "valence-sponsor"})
     await wait_for(lambda: capacity_is(log, antenna, (1, 2)), 20, "capacity after assignments")
-    assigned = await log.wait("VolunteerAssigned", routed.case_id, count=2)
+    assigned = await log.wait("VolunteerAssigned", case_id_of(routed), count=2)
     assert [
         (e.payload["role"], e.payload["volunteer_id"], e.payload["email"], e.payload["released"]) for e in assigned
     ] == [("coach", "valence-coach", "anne.valence@example.org", False), ("parrain", "valence-sponsor", None, False)]
@@ -215,7 +216,7 @@ async def test_a_case_goes_through_committee_coach_sponsor_sessions_checkpoint_a
         expect=201,
     )
     assert checkpoint["refused"] == {}
-    held = await log.wait("SessionHeld", routed.case_id, count=4)
+    held = await log.wait("SessionHeld", case_id_of(routed), count=4)
     assert [e.payload["kind"] for e in held] == ["coaching", "parrainage", "expertise", "point_etape_collectif"]
     assert [e.payload["volunteer_id"] for e in held] == ["valence-coach", "valence-sponsor", "valence-expert", None]
     assert (datetime.fromisoformat(held[0].payload["next_session_at"]), held[0].payload["next_session_place"]) == (
@@ -228,7 +229,7 @@ async def test_a_case_goes_through_committee_coach_sponsor_sessions_checkpoint_a
 
     closed = await sr.post(f"{case}/closing", {"outcome": "emploi_salarie", "reasons": ["CDI signé"]})
     assert closed["sessions_by_kind"] == {"coaching": 1, "parrainage": 1, "point_etape_collectif": 1, "expertise": 1}
-    [event] = await log.wait("CaseClosed", routed.case_id)
+    [event] = await log.wait("CaseClosed", case_id_of(routed))
     assert (
         event.payload
         | {
@@ -293,7 +294,7 @@ async def test_a_declined_case_is_oriented_to_the_other_association(
     ss, sr = coaching[SS], coaching[SR]
     routed = case_routed(SS, received_at=datetime.now(UTC) - timedelta(days=5))
     await publish(infra, routed)
-    await ss.opened(routed.case_id)
+    await ss.opened(case_id_of(routed))
     declined = await ss.post(
         f"/cases/{routed.case_id}/committee-decision",
         {"decision": "refuse", "reasons": ["Entreprise déjà liquidée"], "orientation": "autre_association"},
@@ -303,14 +304,14 @@ async def test_a_declined_case_is_oriented_to_the_other_association(
         "refus_comite",
         "60000_rebonds",
     )
-    [closed] = await log.wait("CaseClosed", routed.case_id)
+    [closed] = await log.wait("CaseClosed", case_id_of(routed))
     assert (closed.payload["oriented_to"], closed.payload["days_to_committee"]) == ("60000_rebonds", 5)
-    [reroute] = await log.wait("RerouteRequested", routed.case_id)
+    [reroute] = await log.wait("RerouteRequested", case_id_of(routed))
     assert reroute.payload | {"requested_by": "second_souffle", "reason": "hors_champ"} == reroute.payload
     assert reroute.correlation_id == routed.correlation_id  # the case's whole story shares one correlation id
 
     await publish(infra, case_routed(SR, routed.case_id, sequence=2, previous=SS))  # routing's answer
-    received = await sr.opened(routed.case_id)
+    received = await sr.opened(case_id_of(routed))
     assert received["stage"] == "attente_consentement"
     assert received["history"] == {"case_id": str(routed.case_id), "previous_association": "second_souffle"}
 
@@ -398,4 +399,5 @@ async def test_a_checkpoint_interrupted_by_a_crash_is_finished_at_the_next_start
         [held] = await log.wait("SessionHeld", case_id)
     assert (held.payload["session_id"], held.payload["kind"]) == (checkpoint_id, "point_etape_collectif")
     stored = await mongo[settings.mongo_db]["checkpoints"].find_one({"_id": checkpoint_id})
+    assert stored is not None
     assert (stored["status"], stored["refused"]) == ("enregistre", {})

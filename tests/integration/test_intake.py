@@ -10,7 +10,7 @@ from pymongo import AsyncMongoClient
 from services.intake.app import create_app
 from services.intake.domain import case_id_for
 from services.intake.settings import IntakeSettings
-from shared.schemas import EVENTS, decode
+from shared.schemas import EVENTS, CaseReceived, decode
 from tests.conftest import Infra, a_case, running
 from tests.integration.conftest import Reader, document, headers_of, wait_relayed, without_personal_values
 
@@ -32,13 +32,13 @@ async def test_submission_is_stored_and_published_once_even_when_resubmitted(
         assert "Idempotent-Replayed" not in created.headers
 
         stored = await document(mongo, settings, "cases", case_id)
-        assert stored["status"] == "received"
+        assert stored is not None and stored["status"] == "received"
         assert stored["personal"]["first_name"] == "Jeanne" and stored["personal"]["siren"] == "732829320"
 
         [record] = await received.wait_keyed(case_id)
         envelope = decode(record.value, key=record.key, expected_type="CaseReceived")
         assert envelope.case_id == uuid.UUID(case_id) and envelope.producer == "intake"
-        assert envelope.typed().situation.procedure.value == "liquidation_judiciaire"
+        assert envelope.payload_as(CaseReceived).situation.procedure.value == "liquidation_judiciaire"
         headers = headers_of(record)
         assert headers["event-type"] == "CaseReceived" and headers["event-id"] == str(envelope.event_id)
         assert without_personal_values(json.dumps(headers, ensure_ascii=False) + record.key.decode())
@@ -54,6 +54,7 @@ async def test_submission_is_stored_and_published_once_even_when_resubmitted(
         assert reused.status_code == 422
         assert reused.json() == {"detail": "Cette clé d'idempotence a déjà servi pour une demande différente."}
         after = await document(mongo, settings, "cases", case_id)
+        assert after is not None
         assert {k: after[k] for k in CASE_FIELDS} == {k: stored[k] for k in CASE_FIELDS}
 
         await wait_relayed(mongo, settings, "cases", case_id)

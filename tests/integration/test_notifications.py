@@ -135,6 +135,7 @@ async def test_each_event_plans_its_notifications_once_whatever_the_deliveries(
         assert summary(await notifications(self_case)) == EXPECTED_SELF_REFERRED
 
         contact = await mongo[settings.mongo_db]["contacts"].find_one({"_id": str(partner_case)})
+        assert contact is not None
         assert contact["email"] == "luc.bernard@example.fr" and contact["referral"]["kind"] == "cci"
         assert contact["volunteers"]["coach"] == {
             "volunteer_id": "vol-1",
