@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import httpx
 import pytest
@@ -85,7 +86,7 @@ async def test_one_case_per_association_through_committee_coach_sponsor_checkpoi
         suggested = (await staff.get(f"{case}/suggestions", params={"role": "parrain"})).json()
         assert suggested["candidates"][0]["volunteer_id"] == sponsor
         await staff.post(f"{case}/assignments", {"role": "parrain", "volunteer_id": sponsor})
-        await wait_for(lambda antenna=antenna: capacity_is(log, antenna, (1, 2)), 30, "the antenna's places taken")
+        await wait_for(partial(capacity_is, log, antenna, (1, 2)), 30, "the antenna's places taken")
 
         await staff.post(f"{case}/sessions", {"kind": "coaching", "duration_minutes": 60}, expect=201)
         await staff.post(f"{case}/sessions", {"kind": "parrainage", "duration_minutes": 90}, expect=201)
@@ -106,7 +107,7 @@ async def test_one_case_per_association_through_committee_coach_sponsor_checkpoi
             outcome,
             0,
         )
-        await wait_for(lambda antenna=antenna: capacity_is(log, antenna, (2, 3)), 30, "the places freed")
+        await wait_for(partial(capacity_is, log, antenna, (2, 3)), 30, "the places freed")
 
 
 async def test_declined_cases_are_closed_and_oriented(

@@ -104,16 +104,19 @@ async def test_a_case_travels_from_intake_to_closing(stack: Stack, staff_of: dic
         # ... and the emails sent land in the local mail sink, one .eml file per message.
         expected = {f"{n['id'].replace(':', '.')}@relais.example.eml" for n in final if n["status"] == "envoye"}
 
+        mail_dir = stack.mailsink.mail_dir
+        assert mail_dir is not None
+
         async def delivered() -> bool:
-            return expected <= {path.name for path in stack.mailsink.mail_dir.glob("*.eml")}
+            return expected <= {path.name for path in mail_dir.glob("*.eml")}
 
         await wait_for(delivered, timeout=60, what="every email written by the mail sink")
 
         # A resubmission with the same key returns the same case, and nothing is routed twice.
         again = await client.post(f"{urls['intake']}/cases", json=CASE, headers={"Idempotency-Key": "e2e-flow-1"})
         assert again.status_code == 200 and again.json()["case_id"] == case_id
-        routed = await get_json(client, f"{urls['routing']}/cases/{case_id}")
-        assert len(routed["history"]) == 1
+        routed_again = await get_json(client, f"{urls['routing']}/cases/{case_id}")
+        assert routed_again is not None and len(routed_again["history"]) == 1
 
         for url in urls.values():
             health = await client.get(f"{url}/health")

@@ -12,7 +12,9 @@ import os
 import random
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -36,7 +38,7 @@ COACHING_DB = "relais_coaching_60000_rebonds"
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Stack:
+def stack(tmp_path: Path) -> Iterator[Stack]:
     config = StackConfig(
         data_dir=tmp_path / "stack",
         kafka_port=free_port(),
@@ -101,9 +103,9 @@ async def inject_faults(stack: Stack, rng: random.Random, pause: float) -> list[
         await asyncio.sleep(rng.uniform(0.2, pause))  # a random moment, not a synchronisation
         action, target = step.split(":")
         if action == "kill":
-            node = stack.services[target]
-            node.kill()
-            await asyncio.to_thread(node.start, 90)
+            service = stack.services[target]
+            service.kill()
+            await asyncio.to_thread(service.start, 90)
         else:
             node = stack.kafka if target == "kafka" else stack.ferretdb
             await asyncio.to_thread(node.stop)
@@ -145,7 +147,7 @@ async def routed_event_ids(bootstrap: str) -> Counter:
 
 async def outbox_behind(mongo_url: str) -> int:
     """Events stored in an outbox but not yet published, across every service database."""
-    client = AsyncMongoClient(mongo_url)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
     try:
         behind = 0
         for db_name, collection in (
@@ -230,7 +232,7 @@ async def test_every_case_once_through_crashes_and_restarts(stack: Stack) -> Non
     expected |= {(c, "CaseRouted", r) for c in case_ids for r in ("entrepreneur", "coordination")}
     expected |= {(submitted[k], "CaseReceived", "partenaire") for k in submitted if int(k.rsplit("-", 1)[1]) % 2 == 0}
     seen = Effects()
-    client = AsyncMongoClient(stack.ferretdb.url)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.ferretdb.url)
     try:
         last_report = [time.monotonic()]
 

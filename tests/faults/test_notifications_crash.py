@@ -11,6 +11,7 @@ import os
 import signal
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -67,7 +68,7 @@ async def test_a_crash_mid_send_still_delivers_the_message_once(
     nid = f"{received.event_id}:entrepreneur"
     message_id = f"<{received.event_id}.entrepreneur@relais.example>"
     db, group = f"relais_notifications_{uuid.uuid4().hex[:8]}", f"notifications-{uuid.uuid4().hex[:8]}"
-    mongo = AsyncMongoClient(infra.mongo_url, tz_aware=True)
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongo_url, tz_aware=True)
     notifications = mongo[db]["notifications"]
     await skip_backlog(infra.bootstrap, group)  # the session's earlier events are not this test's
     with smtp_server() as (inbox, smtp_port):
@@ -83,8 +84,9 @@ async def test_a_crash_mid_send_still_delivers_the_message_once(
                 return doomed.proc is not None and doomed.proc.poll() is not None
 
             await wait_for(killed, timeout=60, what="the service to kill itself mid-send")
-            assert doomed.proc.returncode == -signal.SIGKILL
+            assert doomed.proc is not None and doomed.proc.returncode == -signal.SIGKILL
             at_crash = await notifications.find_one({"_id": nid})
+            assert at_crash is not None
             assert at_crash["status"] == "envoi_en_cours"
             assert at_crash["phase"] == ("donnees" if crash_at == "after_data" else "avant_donnees")
             assert len(inbox.by_message_id().get(message_id, [])) == (1 if crash_at == "after_data" else 0)
@@ -94,6 +96,7 @@ async def test_a_crash_mid_send_still_delivers_the_message_once(
 
             async def settled() -> dict | None:
                 doc = await notifications.find_one({"_id": nid})
+                assert doc is not None  # seen at the crash
                 return doc if doc["status"] == "envoye" else None
 
             sent = await wait_for(settled, timeout=60, what="the notification taken over and settled")

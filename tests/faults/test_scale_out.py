@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaProducer
@@ -55,7 +56,7 @@ async def test_partitions_are_shared_and_taken_over(infra: Infra, tmp_path: Path
             )
         )
     producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap, acks="all", enable_idempotence=True)
-    mongo = AsyncMongoClient(infra.mongo_url)
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongo_url)
     routed = TopicReader(infra.bootstrap, "relais.case-routed.v1")
     try:
         for node in nodes:
