@@ -72,6 +72,7 @@ async def start_relay(module: str, args: list[str], deadline_s: float = 60) -> a
         start_new_session=True,
         cwd=ROOT,
     )
+    assert proc.stdout is not None  # stdout=PIPE
     try:
         line = await asyncio.wait_for(proc.stdout.readline(), deadline_s)
     except TimeoutError:
