@@ -226,7 +226,7 @@ async def measure(
     print(f"  {batched.msgs_per_s:,.0f} msgs/s end to end", flush=True)
 
     urls = {name: stack.services[name].url for name in BENCHED}
-    probes = Probes(resources, urls, profile_dir, {name: stack.services[name].proc.pid for name in BENCHED})
+    probes = Probes(resources, urls, profile_dir, {name: stack.services[name].pid for name in BENCHED})
     pipeline = Pipeline(urls["intake"], kafka, max_connections=max(args.concurrency, 100))
     await pipeline.start()
     try:
@@ -344,13 +344,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(f"bench: starting FerretDB and Kafka ({data_dir}) …", flush=True)
         stack.start_infra()
-        resources.track("kafka", stack.kafka.proc.pid)
-        resources.track("ferretdb", stack.ferretdb.proc.pid)
-        resources.track("mailsink", stack.mailsink.proc.pid)
+        resources.track("kafka", stack.kafka.pid)
+        resources.track("ferretdb", stack.ferretdb.pid)
+        resources.track("mailsink", stack.mailsink.pid)
         print(f"bench: starting {' and '.join(BENCHED)} …", flush=True)
         stack.start_services(BENCHED)
         for name in BENCHED:
-            resources.track(name, stack.services[name].proc.pid)
+            resources.track(name, stack.services[name].pid)
         resources.start()
         measured = asyncio.run(measure(stack, args, resources, profile_dir))
         load_at_end = [round(x, 2) for x in os.getloadavg()]

@@ -77,6 +77,7 @@ async def start_relay(
         cwd=ROOT,
         env={**os.environ, **login_env(kafka)},
     )
+    assert proc.stdout is not None  # stdout=PIPE
     try:
         line = await asyncio.wait_for(proc.stdout.readline(), deadline_s)
     except TimeoutError:

@@ -201,13 +201,13 @@ async def run_replay(
         cpu_before = resources.cpu_snapshot()
         started = time.perf_counter()
         node.spawn()
-        resources.track(node.name, node.proc.pid)
+        resources.track(node.name, node.pid)
         await asyncio.to_thread(node.wait_ready, 60)
 
         def finished() -> bool:
             if progress.failure is not None:
                 raise BenchError(f"reading the replay group's offsets failed: {progress.failure!r}")
-            if node.proc.poll() is not None:
+            if node.proc is not None and node.proc.poll() is not None:
                 raise BenchError(
                     f"the replaying routing exited with code {node.proc.returncode} (log: {node.log_path})"
                 )
@@ -233,10 +233,10 @@ async def run_replay(
             print(f"  ! replay: gave up with {progress.committed}/{progress.total} committed", flush=True)
         if extra_env.get("RELAIS_BENCH_PROFILE_DIR"):
             # The store sums are written every 2 s: wait for one written after the lag reached 0.
-            profile = profile_dir / f"{node.proc.pid}.json"
+            profile = profile_dir / f"{node.pid}.json"
             await wait_until(lambda: profile.exists() and profile.stat().st_mtime >= done_wall, 10)
             result.store_profile = store_timing.top(
-                {}, store_timing.snapshot(profile_dir, {"routing-replay": node.proc.pid})
+                {}, store_timing.snapshot(profile_dir, {"routing-replay": node.pid})
             )
         await asyncio.to_thread(node.stop)  # its outbox relay publishes nothing more
         routed_after = await records_on(progress.reader, routed_partitions)

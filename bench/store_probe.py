@@ -140,11 +140,11 @@ def start_backend(name: str, data_dir: Path, binary: Path) -> Backend:
         port=_free_port(),
         synchronous_commit=name == "postgresql-sync",
     )
-    backend = Backend(
-        name, FerretPostgresNode(f"ferretdb-{name}", data_dir / name, port=_free_port(), binary=binary), postgres
+    ferretdb = FerretPostgresNode(
+        f"ferretdb-{name}", data_dir / name, port=_free_port(), binary=binary, postgresql_url=postgres.url
     )
+    backend = Backend(name, ferretdb, postgres)
     postgres.start()
-    backend.ferretdb.postgresql_url = postgres.url
     try:
         backend.ferretdb.start()
     except StartupError as exc:
@@ -242,7 +242,9 @@ async def lookups(coll: AsyncCollection, ids: list[str], one_by_one: int, in_fli
 
 
 async def compare(backends: list[Backend], args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    clients = {b.name: AsyncMongoClient(b.ferretdb.url, serverSelectionTimeoutMS=10000) for b in backends}
+    clients: dict[str, AsyncMongoClient[dict[str, Any]]] = {
+        b.name: AsyncMongoClient(b.ferretdb.url, serverSelectionTimeoutMS=10000) for b in backends
+    }
     results: dict[str, dict[str, Any]] = {b.name: {} for b in backends}
 
     async def each(
@@ -332,7 +334,7 @@ def shapes(coll: Collection) -> dict[str, Callable[[str], object]]:
 
 
 def shape_table(backend: Backend, sizes: list[int], repeat: int) -> None:
-    client = MongoClient(backend.ferretdb.url)
+    client: MongoClient[dict[str, Any]] = MongoClient(backend.ferretdb.url)
     try:
         coll = client["probe"]["docs"]
         print(f"{backend.name}: median ms over {repeat} calls, by number of documents in the collection")

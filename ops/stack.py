@@ -169,6 +169,7 @@ class Stack:
         """Prometheus scraping every service instance with the alert rules (and Alertmanager mailing the mail
         sink): configurations written from the services' ports, then both started."""
         targets = {name: f"127.0.0.1:{node.port}" for name, node in self.services.items()}
+        assert self.alertmanager.config is not None and self.prometheus.config is not None  # set in __init__
         if alerting:
             observability.write(
                 self.alertmanager.config, observability.alertmanager_config(f"127.0.0.1:{self.config.smtp_port}")

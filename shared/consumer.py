@@ -24,6 +24,7 @@ from faststream import StreamMessage
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
+from opentelemetry.trace import Span
 from pymongo.errors import ConnectionFailure
 
 from shared import tracing
@@ -157,7 +158,7 @@ class EventConsumer:
             await self._handle(record, envelope, event_type, handler, span)
 
     async def _handle(
-        self, record: ConsumerRecord, envelope: Envelope, event_type: str, handler: Handler, span: tracing.Span
+        self, record: ConsumerRecord, envelope: Envelope, event_type: str, handler: Handler, span: Span
     ) -> None:
         attempt = 0
         outage = 0

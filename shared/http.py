@@ -201,7 +201,7 @@ class RequestMetrics:
         status = 500
         started = time.perf_counter()
 
-        async def recording(message: dict[str, Any]) -> None:
+        async def recording(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]

@@ -17,12 +17,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:  # FastAPI before 0.165 has no fastapi.telemetry
+    from fastapi.telemetry import TelemetryConfig
 
 log = logging.getLogger("relais.tracing")
 
@@ -30,7 +33,7 @@ _PROPAGATOR = TraceContextTextMapPropagator()
 _UNTRACED_PATHS = frozenset({"/health", "/metrics"})
 _provider: Any = None
 # Passed to FastAPI(telemetry=...): its built-in spans, metrics and logs stay off (older FastAPI ignores it).
-FASTAPI_TELEMETRY_OFF = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
+FASTAPI_TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
 
 
 def configure(service: str, endpoint: str, *, exporter: Any = None) -> bool:

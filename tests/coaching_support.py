@@ -65,16 +65,23 @@ class StaffClient:
 
     async def opened(self, case_id: uuid.UUID | str) -> dict:
         """The case file, once routing's decision has opened it here."""
+
         async def probe() -> dict | None:
             response = await self.get(f"/cases/{case_id}")
             return response.json() if response.status_code == 200 else None
 
         return await wait_for(probe, 30, f"case {case_id} opened by {self.association.value}")
 
-    async def volunteer(self, volunteer_id: str, role: str, antenna_id: str, max_people: int = 2,
-                        **extra: Any) -> dict:
-        body = {"volunteer_id": volunteer_id, "display_name": f"Bénévole {volunteer_id}", "role": role,
-                "antenna_id": antenna_id, "sectors": ["commerce"], "max_people": max_people, **extra}
+    async def volunteer(self, volunteer_id: str, role: str, antenna_id: str, max_people: int = 2, **extra: Any) -> dict:
+        body = {
+            "volunteer_id": volunteer_id,
+            "display_name": f"Bénévole {volunteer_id}",
+            "role": role,
+            "antenna_id": antenna_id,
+            "sectors": ["commerce"],
+            "max_people": max_people,
+            **extra,
+        }
         if role == "coach":
             body.setdefault("certified_until", str(datetime.now(UTC).date() + timedelta(days=365)))
         return await self.post("/volunteers", body, expect=201)
@@ -84,21 +91,36 @@ def coaching_settings(infra: Infra, association: Association, **overrides: Any) 
     """A coaching instance of `association` on the test infrastructure, with its own database and group."""
     tag = uuid.uuid4().hex[:8]
     user, token = STAFF[association]
-    return infra.settings(CoachingSettings, association=association,
-                          mongo_db=f"relais_coaching_{association.value}_{tag}",
-                          consumer_group=f"coaching-{association.value}-{tag}",
-                          staff_tokens={user: hash_token(token)}, **overrides)
+    return infra.settings(
+        CoachingSettings,
+        association=association,
+        mongo_db=f"relais_coaching_{association.value}_{tag}",
+        consumer_group=f"coaching-{association.value}-{tag}",
+        staff_tokens={user: hash_token(token)},
+        **overrides,
+    )
 
 
-def case_routed(association: Association, case_id: uuid.UUID | None = None, sequence: int = 1,
-                received_at: datetime | None = None, previous: Association | None = None,
-                **fields: Any) -> Envelope:
+def case_routed(
+    association: Association,
+    case_id: uuid.UUID | None = None,
+    sequence: int = 1,
+    received_at: datetime | None = None,
+    previous: Association | None = None,
+    **fields: Any,
+) -> Envelope:
     """What routing publishes; `previous` names the association of the decision it replaces."""
     if previous is not None:
         fields["previous"] = PreviousDecision(sequence=sequence - 1, association=previous, rule="test")
-    routed = CaseRouted(association=association, rule="test", reasons=["Décision de test"],
-                        routed_at=datetime.now(UTC), received_at=received_at or datetime.now(UTC),
-                        sequence=sequence, **fields)
+    routed = CaseRouted(
+        association=association,
+        rule="test",
+        reasons=["Décision de test"],
+        routed_at=datetime.now(UTC),
+        received_at=received_at or datetime.now(UTC),
+        sequence=sequence,
+        **fields,
+    )
     return new_envelope(routed, case_id=case_id or uuid.uuid4(), producer="routing")
 
 
@@ -107,9 +129,12 @@ async def publish(infra: Infra, *envelopes: Envelope) -> list[RecordMetadata]:
     producer = AIOKafkaProducer(**infra.admin.client(), acks="all", enable_idempotence=True)
     await producer.start()
     try:
-        return [await producer.send_and_wait(e.spec.topic, e.encode(), key=e.key,
-                                             headers=[(k, v.encode()) for k, v in e.headers().items()])
-                for e in envelopes]
+        return [
+            await producer.send_and_wait(
+                e.spec.topic, e.encode(), key=e.key, headers=[(k, v.encode()) for k, v in e.headers().items()]
+            )
+            for e in envelopes
+        ]
     finally:
         await producer.stop()
 
@@ -124,13 +149,16 @@ class EventLog:
     def __init__(self, infra: Infra) -> None:
         self.infra = infra
         # Outside any group, a subscription is assigned every partition of its topics.
-        self.consumer = AIOKafkaConsumer(*EVENT_TOPICS, **infra.admin.client(), group_id=None,
-                                         enable_auto_commit=False, auto_offset_reset="earliest")
+        self.consumer = AIOKafkaConsumer(
+            *EVENT_TOPICS, **infra.admin.client(), group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
+        )
         self.partitions: list[TopicPartition] = []
         self.seen: list[Envelope] = []
 
     async def start(self) -> None:
-        await ensure_topics(ServiceSettings(kafka_bootstrap=self.infra.bootstrap), EVENT_TOPICS, access=self.infra.admin)
+        await ensure_topics(
+            ServiceSettings(kafka_bootstrap=self.infra.bootstrap), EVENT_TOPICS, access=self.infra.admin
+        )
         await self.consumer.start()
 
         async def assigned() -> set[TopicPartition] | None:
@@ -154,7 +182,7 @@ class EventLog:
                         continue
         return [e for e in self.seen if e.event_type == event_type and e.key == str(key).encode()]
 
-    async def wait(self, event_type: str, key: uuid.UUID | str, count: int = 1, timeout: float = 20) -> list[Envelope]:
+    async def wait(self, event_type: str, key: uuid.UUID | str, count: int = 1, timeout: float = 20) -> list[Envelope]:  # noqa: ASYNC109 - passed on to wait_for, whose failure names what was awaited (asyncio.timeout would not)
         async def probe() -> list[Envelope] | None:
             found = await self.of(event_type, key)
             return found if len(found) >= count else None
@@ -176,15 +204,17 @@ async def event_log(infra: Infra) -> AsyncIterator[EventLog]:
         await log.stop()
 
 
-async def wait_consumed(infra: Infra, group: str, *sent: RecordMetadata, timeout: float = 20) -> None:
+async def wait_consumed(infra: Infra, group: str, *sent: RecordMetadata, timeout: float = 20) -> None:  # noqa: ASYNC109 - passed on to wait_for, whose failure names what was awaited (asyncio.timeout would not)
     """Wait until `group` has committed past every record in `sent` (their effects are then stored)."""
     admin = AIOKafkaAdminClient(**infra.admin.client())
     await admin.start()
 
     async def probe() -> bool:
         offsets = await admin.list_consumer_group_offsets(group)
-        return all((done := offsets.get(TopicPartition(m.topic, m.partition))) is not None and done.offset > m.offset
-                   for m in sent)
+        return all(
+            (done := offsets.get(TopicPartition(m.topic, m.partition))) is not None and done.offset > m.offset
+            for m in sent
+        )
 
     try:
         await wait_for(probe, timeout, f"group {group} past {len(sent)} record(s)")

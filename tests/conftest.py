@@ -10,7 +10,7 @@ import asyncio
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -21,8 +21,11 @@ from fastapi import FastAPI
 
 from ops.devstack import FerretNode, KafkaNode
 from shared.broker import KafkaAccess
+from shared.schemas import Envelope
+from shared.settings import ServiceSettings
 
 T = TypeVar("T")
+S = TypeVar("S", bound=ServiceSettings)
 
 
 def free_port() -> int:
@@ -52,33 +55,39 @@ class Infra:
     def access(self, principal: str) -> KafkaAccess:
         return self.kafka.access(principal)
 
-    def settings(self, cls: type[T], **overrides: Any) -> T:
+    def settings(self, cls: type[S], **overrides: Any) -> S:
         """Settings of a service on the test infrastructure, with its own database and consumer group, and
         its own Kafka principal (the one `make run` gives it)."""
         tag = uuid.uuid4().hex[:8]
-        base = cls()  # type: ignore[call-arg]
+        base = cls()
         values = {
             "kafka_bootstrap": self.bootstrap,
             "mongo_url": self.mongo_url,
-            "mongo_db": f"{base.mongo_db}_{tag}",  # type: ignore[attr-defined]
-            "consumer_group": f"{base.service_name}-{tag}",  # type: ignore[attr-defined]
+            "mongo_db": f"{base.mongo_db}_{tag}",
+            "consumer_group": f"{base.service_name}-{tag}",
             "retry_backoff_ms": 20,
             **overrides,
         }
-        principal = principal_of(cls(**values))  # type: ignore[call-arg]
+        principal = principal_of(cls(**values))
         access = self.access(principal)
-        return cls(**{"kafka_username": access.username, "kafka_password": access.password,  # type: ignore[call-arg]
-                      "kafka_security_protocol": access.security_protocol, **values})
+        return cls(
+            **{
+                "kafka_username": access.username,
+                "kafka_password": access.password,
+                "kafka_security_protocol": access.security_protocol,
+                **values,
+            }
+        )
 
 
-def principal_of(settings: Any) -> str:
+def principal_of(settings: ServiceSettings) -> str:
     """A service's Kafka principal: its name, and the association for a coaching instance."""
     association = getattr(settings, "association", None)
     return f"{settings.service_name}-{association.value}" if association is not None else settings.service_name
 
 
 @pytest.fixture(scope="session")
-def infra(tmp_path_factory: pytest.TempPathFactory) -> Infra:
+def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
     data = tmp_path_factory.mktemp("infra")
     kafka = KafkaNode("kafka", data / "kafka", port=free_port(), controller_port=free_port())
     ferretdb = FerretNode("ferretdb", data / "ferretdb", port=free_port())
@@ -95,8 +104,12 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Infra:
     ferretdb.stop()
 
 
-async def wait_for(probe: Callable[[], Awaitable[T | None]], timeout: float = 60, what: str = "condition",
-                   interval: float = 0.05) -> T:
+async def wait_for(
+    probe: Callable[[], Awaitable[T | None]],
+    timeout: float = 60,  # noqa: ASYNC109 - on expiry it names what was awaited and its last probe (asyncio.timeout would not)
+    what: str = "condition",
+    interval: float = 0.05,
+) -> T:
     """Poll an async probe until it returns a truthy value; fail with `what` after the deadline."""
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -120,10 +133,19 @@ async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 def a_case(**overrides: Any) -> dict[str, Any]:
     """A valid submission; override parts with keyword arguments."""
     case = {
-        "situation": {"procedure": "liquidation_judiciaire", "court_decision_date": "2026-03-10",
-                      "postal_code": "69003", "commune": "Lyon", "sector": "commerce"},
-        "entrepreneur": {"first_name": "Jeanne", "last_name": "Martin", "email": "jeanne.martin@example.fr",
-                         "phone": "06 12 34 56 78"},
+        "situation": {
+            "procedure": "liquidation_judiciaire",
+            "court_decision_date": "2026-03-10",
+            "postal_code": "69003",
+            "commune": "Lyon",
+            "sector": "commerce",
+        },
+        "entrepreneur": {
+            "first_name": "Jeanne",
+            "last_name": "Martin",
+            "email": "jeanne.martin@example.fr",
+            "phone": "06 12 34 56 78",
+        },
         "company": {"name": "Boulangerie Martin", "siren": "732829320"},
         "referral": {"kind": "mandataire", "organisation": "Étude Dupont", "partner_reference": "LJ-2026-042"},
         "message": "Je cherche à rebondir après la liquidation.",
@@ -131,3 +153,9 @@ def a_case(**overrides: Any) -> dict[str, Any]:
     }
     case.update(overrides)
     return case
+
+
+def case_id_of(envelope: Envelope) -> uuid.UUID:
+    """The case an event is about (an event keyed by antenna has none)."""
+    assert envelope.case_id is not None, f"{envelope.event_type} is not about a case"
+    return envelope.case_id

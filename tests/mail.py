@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
+from email.message import EmailMessage
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -15,7 +16,6 @@ from aiosmtpd.controller import Controller
 from ops.mailsink import MailSink
 from services.notifications.app import SUBSCRIPTIONS
 from shared.broker import EVENT_TOPICS, KafkaAccess, ensure_topics
-from shared.settings import ServiceSettings
 from shared.schemas import (
     EVENTS,
     CaseClosed,
@@ -74,7 +74,7 @@ class Inbox(MailSink):
         self.refusals: dict[str, str] = {}
         self.refused: list[str] = []
 
-    def refuse(self, envelope) -> str | None:  # noqa: ANN001
+    def refuse(self, envelope) -> str | None:
         for rcpt in envelope.rcpt_tos:
             if rcpt in self.refusals:
                 self.refused.append(rcpt)
@@ -83,6 +83,13 @@ class Inbox(MailSink):
 
     def to(self, address: str) -> list[Any]:
         return [d for d in self.deliveries if address in d.rcpt_tos]
+
+
+def body(message: EmailMessage, subtype: str = "plain") -> str:
+    """The text of an email's plain or html part."""
+    part = message.get_body((subtype,))
+    assert part is not None, f"the email has no {subtype} part"
+    return part.get_content()
 
 
 @contextmanager
@@ -253,7 +260,7 @@ async def skip_backlog(access: KafkaAccess, group: str) -> None:
         ]
         consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)
-        await consumer.commit({tp: offset for tp, offset in ends.items()})
+        await consumer.commit(dict(ends))
     finally:
         await consumer.stop()
 

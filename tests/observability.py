@@ -26,8 +26,21 @@ RULE_FILES = sorted(PROMETHEUS_DIR.glob("*.yml"))
 SCRAPE_SERIES = {"up", "scrape_duration_seconds", "scrape_samples_scraped", "scrape_series_added"}
 SUFFIXES = ("_total", "_bucket", "_count", "_sum", "_created")
 _DECLARED = re.compile(r'\b(?:Counter|Gauge|Histogram|Summary|gauge)\(\s*(?:name=)?"(relais_[a-z0-9_]+)"')
-_KEYWORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right", "offset",
-             "bool", "inf", "nan"}
+_KEYWORDS = {
+    "and",
+    "or",
+    "unless",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "offset",
+    "bool",
+    "inf",
+    "nan",
+}
 
 
 def exported_names() -> set[str]:
@@ -67,13 +80,16 @@ def panels(board: dict) -> list[dict]:
 
 def queries() -> list[tuple[str, str, str]]:
     """(board, panel title, expression) of every target of every board."""
-    return [(name, panel["title"], target["expr"]) for name, board in boards().items() for panel in panels(board)
-            for target in panel["targets"]]
+    return [
+        (name, panel["title"], target["expr"])
+        for name, board in boards().items()
+        for panel in panels(board)
+        for target in panel["targets"]
+    ]
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
     """Run promtool (installed by `make provision`, scripts/ensure-tools.sh); fail, never skip, without it."""
     binary = shutil.which("promtool")
     assert binary, "promtool is missing: `make provision` installs Debian's prometheus package"
-    return subprocess.run([binary, *args], check=False, capture_output=True, text=True, cwd=PROMETHEUS_DIR,
-                          timeout=120)
+    return subprocess.run([binary, *args], check=False, capture_output=True, text=True, cwd=PROMETHEUS_DIR, timeout=120)

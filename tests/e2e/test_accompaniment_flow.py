@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import httpx
 import pytest
@@ -36,17 +37,26 @@ async def log(infra: Infra) -> AsyncIterator[EventLog]:
 
 async def submit(stack: Stack, association: Association) -> str:
     """A request for help through intake; routing sends it to `association` by its procedure."""
-    situation = {"procedure": PROCEDURE[association], "court_decision_date": str(TODAY - timedelta(days=60)),
-                 "postal_code": "69003", "commune": "Lyon", "sector": "commerce"}
+    situation = {
+        "procedure": PROCEDURE[association],
+        "court_decision_date": str(TODAY - timedelta(days=60)),
+        "postal_code": "69003",
+        "commune": "Lyon",
+        "sector": "commerce",
+    }
     async with httpx.AsyncClient(timeout=10) as client:
-        response = await client.post(f"{stack.services['intake'].url}/cases", json=a_case(situation=situation),
-                                     headers={"Idempotency-Key": str(uuid.uuid4())})
+        response = await client.post(
+            f"{stack.services['intake'].url}/cases",
+            json=a_case(situation=situation),
+            headers={"Idempotency-Key": str(uuid.uuid4())},
+        )
     assert response.status_code == 201, response.text
     return response.json()["case_id"]
 
 
-async def received(stack: Stack, staff_of: dict[Association, StaffClient], association: Association,
-                   antenna: str) -> str:
+async def received(
+    stack: Stack, staff_of: dict[Association, StaffClient], association: Association, antenna: str
+) -> str:
     """A case submitted, opened by its association's instance only, placed at `antenna`."""
     case_id = await submit(stack, association)
     file = await staff_of[association].opened(case_id)
@@ -57,7 +67,8 @@ async def received(stack: Stack, staff_of: dict[Association, StaffClient], assoc
 
 
 async def test_one_case_per_association_through_committee_coach_sponsor_checkpoint_and_closing(
-        stack: Stack, staff_of: dict[Association, StaffClient], log: EventLog) -> None:
+    stack: Stack, staff_of: dict[Association, StaffClient], log: EventLog
+) -> None:
     for association, outcome in ((SS, "creation_entreprise"), (SR, "emploi_salarie")):
         staff, tag = staff_of[association], uuid.uuid4().hex[:6]
         antenna = unique_antenna(association, "lyon")
@@ -75,12 +86,13 @@ async def test_one_case_per_association_through_committee_coach_sponsor_checkpoi
         suggested = (await staff.get(f"{case}/suggestions", params={"role": "parrain"})).json()
         assert suggested["candidates"][0]["volunteer_id"] == sponsor
         await staff.post(f"{case}/assignments", {"role": "parrain", "volunteer_id": sponsor})
-        await wait_for(lambda antenna=antenna: capacity_is(log, antenna, (1, 2)), 30, "the antenna's places taken")
+        await wait_for(partial(capacity_is, log, antenna, (1, 2)), 30, "the antenna's places taken")
 
         await staff.post(f"{case}/sessions", {"kind": "coaching", "duration_minutes": 60}, expect=201)
         await staff.post(f"{case}/sessions", {"kind": "parrainage", "duration_minutes": 90}, expect=201)
-        checkpoint = await staff.post("/checkpoints", {"antenna_id": antenna, "duration_minutes": 120,
-                                                       "present": [case_id]}, expect=201)
+        checkpoint = await staff.post(
+            "/checkpoints", {"antenna_id": antenna, "duration_minutes": 120, "present": [case_id]}, expect=201
+        )
         closed = await staff.post(f"{case}/closing", {"outcome": outcome})
         assert (closed["stage"], closed["outcome"]) == ("clos", outcome)
 
@@ -91,23 +103,30 @@ async def test_one_case_per_association_through_committee_coach_sponsor_checkpoi
         assert held[-1].payload["session_id"] == checkpoint["checkpoint_id"]
         [event] = await log.wait("CaseClosed", case_id)
         assert (event.payload["association"], event.payload["outcome"], event.payload["days_to_coach"]) == (
-            association.value, outcome, 0)
-        await wait_for(lambda antenna=antenna: capacity_is(log, antenna, (2, 3)), 30, "the places freed")
+            association.value,
+            outcome,
+            0,
+        )
+        await wait_for(partial(capacity_is, log, antenna, (2, 3)), 30, "the places freed")
 
 
 async def test_declined_cases_are_closed_and_oriented(
-        stack: Stack, staff_of: dict[Association, StaffClient], log: EventLog) -> None:
+    stack: Stack, staff_of: dict[Association, StaffClient], log: EventLog
+) -> None:
     to_apesa = await received(stack, staff_of, SR, unique_antenna(SR, "grenoble"))
-    declined = await staff_of[SR].post(f"/cases/{to_apesa}/committee-decision",
-                                       {"decision": "refuse", "reasons": ["Détresse aiguë"], "orientation": "apesa"})
+    declined = await staff_of[SR].post(
+        f"/cases/{to_apesa}/committee-decision",
+        {"decision": "refuse", "reasons": ["Détresse aiguë"], "orientation": "apesa"},
+    )
     assert (declined["stage"], declined["outcome"], declined["oriented_to"]) == ("clos", "refus_comite", "apesa")
     [closed] = await log.wait("CaseClosed", to_apesa)
     assert (closed.payload["outcome"], closed.payload["oriented_to"]) == ("refus_comite", "apesa")
 
     elsewhere = await received(stack, staff_of, SS, unique_antenna(SS, "lyon"))
-    await staff_of[SS].post(f"/cases/{elsewhere}/committee-decision",
-                            {"decision": "refuse", "reasons": ["Entreprise déjà liquidée"],
-                             "orientation": "autre_association"})
+    await staff_of[SS].post(
+        f"/cases/{elsewhere}/committee-decision",
+        {"decision": "refuse", "reasons": ["Entreprise déjà liquidée"], "orientation": "autre_association"},
+    )
     [reroute] = await log.wait("RerouteRequested", elsewhere)
     assert (reroute.payload["requested_by"], reroute.payload["reason"]) == ("second_souffle", "hors_champ")
     assert (await log.wait("CaseClosed", elsewhere))[0].payload["oriented_to"] == "60000_rebonds"
@@ -122,7 +141,8 @@ async def test_declined_cases_are_closed_and_oriented(
 
 
 async def test_a_liquidation_hands_the_case_over_to_60000_rebonds_which_asks_consent_again(
-        stack: Stack, staff_of: dict[Association, StaffClient], log: EventLog) -> None:
+    stack: Stack, staff_of: dict[Association, StaffClient], log: EventLog
+) -> None:
     ss, sr = staff_of[SS], staff_of[SR]
     antenna, sponsor = unique_antenna(SS, "lyon"), f"sponsor-{uuid.uuid4().hex[:6]}"
     await ss.volunteer(sponsor, "parrain", antenna, max_people=1)
@@ -132,8 +152,10 @@ async def test_a_liquidation_hands_the_case_over_to_60000_rebonds_which_asks_con
     await ss.post(f"{case}/assignments", {"role": "parrain", "volunteer_id": sponsor})
     await ss.post(f"{case}/sessions", {"kind": "parrainage"}, expect=201)
 
-    requested = await ss.post(f"{case}/handover", {"procedure": "liquidation_judiciaire",
-                                                   "court_decision_date": str(TODAY - timedelta(days=2))})
+    requested = await ss.post(
+        f"{case}/handover",
+        {"procedure": "liquidation_judiciaire", "court_decision_date": str(TODAY - timedelta(days=2))},
+    )
     assert requested["stage"] == "transmission_demandee"
     [reroute] = await log.wait("RerouteRequested", case_id)
     assert (reroute.payload["reason"], reroute.payload["procedure"]) == ("transmission", "liquidation_judiciaire")
@@ -144,7 +166,9 @@ async def test_a_liquidation_hands_the_case_over_to_60000_rebonds_which_asks_con
     assert arrived["history"] == {"case_id": case_id, "previous_association": "second_souffle"}
     [_, rerouted] = await log.wait("CaseRouted", case_id, count=2)
     assert (rerouted.payload["reroute_reason"], rerouted.payload["previous"]["association"]) == (
-        "transmission", "second_souffle")
+        "transmission",
+        "second_souffle",
+    )
 
     async def handed_over() -> bool:
         return (await ss.get(case)).json()["stage"] == "transmis"
@@ -160,7 +184,8 @@ async def test_a_liquidation_hands_the_case_over_to_60000_rebonds_which_asks_con
 
 
 async def test_with_every_coach_full_the_case_waits_in_a_visible_queue(
-        stack: Stack, staff_of: dict[Association, StaffClient], log: EventLog) -> None:
+    stack: Stack, staff_of: dict[Association, StaffClient], log: EventLog
+) -> None:
     sr = staff_of[SR]
     antenna, coach = unique_antenna(SR, "annecy"), f"coach-{uuid.uuid4().hex[:6]}"
     await sr.volunteer(coach, "coach", antenna, max_people=1)
@@ -189,22 +214,29 @@ async def test_with_every_coach_full_the_case_waits_in_a_visible_queue(
 
 
 async def test_staff_of_one_association_can_neither_read_nor_change_the_other_s_cases(
-        stack: Stack, staff_of: dict[Association, StaffClient]) -> None:
+    stack: Stack, staff_of: dict[Association, StaffClient]
+) -> None:
     ss, sr = staff_of[SS], staff_of[SR]
     case_id = await received(stack, staff_of, SR, unique_antenna(SR, "valence"))
     with_ss_token = {"Authorization": ss.headers["Authorization"]}
-    for request in (sr.client.get(f"/cases/{case_id}", headers=with_ss_token),
-                    sr.client.get("/cases", headers=with_ss_token),
-                    sr.client.post(f"/cases/{case_id}/committee-decision", json={"decision": "approuve"},
-                                   headers=with_ss_token),
-                    ss.client.get("/volunteers", headers=sr.headers)):
+    for request in (
+        sr.client.get(f"/cases/{case_id}", headers=with_ss_token),
+        sr.client.get("/cases", headers=with_ss_token),
+        sr.client.post(f"/cases/{case_id}/committee-decision", json={"decision": "approuve"}, headers=with_ss_token),
+        ss.client.get("/volunteers", headers=sr.headers),
+    ):
         response = await request
         assert (response.status_code, response.json()["detail"]) == (
-            401, "Jeton d'accès manquant ou inconnu pour cette association.")
+            401,
+            "Jeton d'accès manquant ou inconnu pour cette association.",
+        )
     assert (await ss.get(f"/cases/{case_id}")).status_code == 404  # Second Souffle's database lacks it
     assert (await sr.get(f"/cases/{case_id}")).json()["stage"] == "attente_comite"  # unchanged
-    assert all(a.startswith("second_souffle") for a in (await ss.get("/coordination")).json()["antennas"]
-               if a != "sans_antenne")
+    assert all(
+        a.startswith("second_souffle")
+        for a in (await ss.get("/coordination")).json()["antennas"]
+        if a != "sans_antenne"
+    )
 
     trail = (await sr.get(f"/cases/{case_id}/audit")).json()["entries"]
     assert {e["who"] for e in trail} == {"karim", "anonyme"}

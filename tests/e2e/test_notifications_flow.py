@@ -28,8 +28,12 @@ from tests.mail import Inbox, metric, read_topic, skip_backlog, smtp_server
 
 TAG = uuid.uuid4().hex[:8]
 GROUP = f"notifications-e2e-{TAG}"
-PERSON = {"first_name": "Anaïs", "last_name": "O'Connor-Bénard", "email": f"anais.{TAG}@example.fr",
-          "phone": "06 11 22 33 44"}
+PERSON = {
+    "first_name": "Anaïs",
+    "last_name": "O'Connor-Bénard",
+    "email": f"anais.{TAG}@example.fr",
+    "phone": "06 11 22 33 44",
+}
 COMPANY = {"name": "Atelier Bénard Céramique", "siren": "732829320"}
 MESSAGE = "Ma céramique a fermé, je voudrais retravailler."
 REFERENCE = f"TAE-LYON-{TAG}"
@@ -40,15 +44,22 @@ FINAL = {"envoye", "desabonne", "sans_adresse", "echec"}
 
 
 @pytest.fixture(scope="module")
-def system(infra: Infra, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def system(infra: Infra, tmp_path_factory: pytest.TempPathFactory):
     with smtp_server() as (inbox, smtp_port):
         config = StackConfig(
-            data_dir=tmp_path_factory.mktemp("stack"), kafka_port=infra.kafka.port, mongo_port=infra.ferretdb.port,
-            smtp_port=smtp_port, service_ports={name: free_port() for name in SERVICES},
+            data_dir=tmp_path_factory.mktemp("stack"),
+            kafka_port=infra.kafka.port,
+            mongo_port=infra.ferretdb.port,
+            smtp_port=smtp_port,
+            service_ports={name: free_port() for name in SERVICES},
             secrets_dir=infra.kafka.secrets.folder,
-            extra_env={"RELAIS_NOTIFICATIONS_CONSUMER_GROUP": GROUP,
-                       "RELAIS_NOTIFICATIONS_MONGO_DB": f"relais_notifications_{TAG}",
-                       "RELAIS_NOTIFICATIONS_SEND_BACKOFF_MS": "100", "RELAIS_NOTIFICATIONS_SEND_MAX_ATTEMPTS": "3"})
+            extra_env={
+                "RELAIS_NOTIFICATIONS_CONSUMER_GROUP": GROUP,
+                "RELAIS_NOTIFICATIONS_MONGO_DB": f"relais_notifications_{TAG}",
+                "RELAIS_NOTIFICATIONS_SEND_BACKOFF_MS": "100",
+                "RELAIS_NOTIFICATIONS_SEND_MAX_ATTEMPTS": "3",
+            },
+        )
         stack = Stack(config)
         stack.kafka, stack.ferretdb = infra.kafka, infra.ferretdb
         asyncio.run(skip_backlog(infra.admin, GROUP))  # earlier tests' events are not this test's
@@ -61,8 +72,9 @@ def system(infra: Infra, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN
 
 
 async def submit(client: httpx.AsyncClient, stack: Stack, key: str, **case: object) -> str:
-    response = await client.post(f"{stack.services['intake'].url}/cases", json=a_case(**case),
-                                 headers={"Idempotency-Key": key})
+    response = await client.post(
+        f"{stack.services['intake'].url}/cases", json=a_case(**case), headers={"Idempotency-Key": key}
+    )
     assert response.status_code == 201, response.text
     return response.json()["case_id"]
 
@@ -85,18 +97,31 @@ def copies(inbox: Inbox, notification_id: str) -> int:
     return len(inbox.by_message_id().get(f"<{event_id}.{recipient}@relais.example>", []))
 
 
-async def test_people_are_told_once_partners_follow_without_personal_data(system) -> None:  # noqa: ANN001
+async def test_people_are_told_once_partners_follow_without_personal_data(system) -> None:
     stack, inbox = system
     coaching_http = httpx.AsyncClient(base_url=stack.services["coaching-60000_rebonds"].url, timeout=10)
     coaching = StaffClient(coaching_http, SR, DEV_TOKENS[SR])
     async with httpx.AsyncClient(timeout=10) as client, coaching_http:
         case_id = await submit(
-            client, stack, f"e2e-notif-{TAG}", entrepreneur=PERSON, company=COMPANY, message=MESSAGE,
-            referral={"kind": "tribunal", "organisation": "Greffe du TAE de Lyon", "partner_reference": REFERENCE,
-                      "contact_email": PARTNER_EMAIL})
+            client,
+            stack,
+            f"e2e-notif-{TAG}",
+            entrepreneur=PERSON,
+            company=COMPANY,
+            message=MESSAGE,
+            referral={
+                "kind": "tribunal",
+                "organisation": "Greffe du TAE de Lyon",
+                "partner_reference": REFERENCE,
+                "contact_email": PARTNER_EMAIL,
+            },
+        )
         refused_case = await submit(
-            client, stack, f"e2e-notif-refused-{TAG}",
-            referral={"kind": "expert_comptable", "organisation": "Cabinet Comptable", "contact_email": REFUSING_EMAIL})
+            client,
+            stack,
+            f"e2e-notif-refused-{TAG}",
+            referral={"kind": "expert_comptable", "organisation": "Cabinet Comptable", "contact_email": REFUSING_EMAIL},
+        )
         inbox.refusals[REFUSING_EMAIL] = "451 4.2.2 Mailbox full"
 
         # The partner's receipt arrives; the partner opts out with the link it carries.
@@ -113,8 +138,11 @@ async def test_people_are_told_once_partners_follow_without_personal_data(system
         await coaching.patch(f"/cases/{case_id}", {"antenna_id": antenna})
         await coaching.post(f"/cases/{case_id}/committee-decision", {"decision": "approuve", "reasons": ["Sincère"]})
         await coaching.post(f"/cases/{case_id}/assignments", {"role": "coach", "volunteer_id": f"notif-coach-{TAG}"})
-        await coaching.post(f"/cases/{case_id}/sessions", {"kind": "coaching", "next_session_place": "visioconférence",
-                                                           "next_session_at": "2027-04-01T14:30:00"}, expect=201)
+        await coaching.post(
+            f"/cases/{case_id}/sessions",
+            {"kind": "coaching", "next_session_place": "visioconférence", "next_session_at": "2027-04-01T14:30:00"},
+            expect=201,
+        )
         await coaching.post(f"/cases/{case_id}/closing", {"outcome": "creation_entreprise"})
 
         # Each recipient, each message, once; the coach from coaching's VolunteerAssigned.
@@ -123,7 +151,12 @@ async def test_people_are_told_once_partners_follow_without_personal_data(system
         for n in found:
             by_recipient.setdefault(n["recipient"], []).append(n)
         assert sorted(n["template"] for n in by_recipient["entrepreneur"]) == [
-            "accuse_reception", "cloture", "decision_comite", "orientation", "suivi_seance"]
+            "accuse_reception",
+            "cloture",
+            "decision_comite",
+            "orientation",
+            "suivi_seance",
+        ]
         assert sorted(n["template"] for n in by_recipient["coordination"]) == ["cloture_dossier", "nouveau_dossier"]
         assert len(by_recipient["partenaire"]) == 4
         for n in found:
@@ -168,17 +201,22 @@ async def test_people_are_told_once_partners_follow_without_personal_data(system
         if status["status"] == "clos":
             done.set()
 
-    await asyncio.wait_for(follow(stack.kafka.access(PARTNERS).client(), f"partner-{TAG}", {REFERENCE}, on_status, done), timeout=60)
+    await asyncio.wait_for(
+        follow(stack.kafka.access(PARTNERS).client(), f"partner-{TAG}", {REFERENCE}, on_status, done), timeout=60
+    )
     assert [(s["status"], s["association"], s["outcome_category"]) for s in statuses] == [
-        ("recu", None, None), ("oriente", "60000_rebonds", None), ("accepte", "60000_rebonds", None),
-        ("clos", "60000_rebonds", "rebond")]
+        ("recu", None, None),
+        ("oriente", "60000_rebonds", None),
+        ("accepte", "60000_rebonds", None),
+        ("clos", "60000_rebonds", "rebond"),
+    ]
     feed = await read_topic(stack.kafka.access(), PARTNER_FEED_TOPIC)
     blob = b"".join((r.key or b"") + r.value + b"".join(k.encode() + v for k, v in r.headers) for r in feed)
     for value in [*PERSON.values(), *COMPANY.values(), MESSAGE, PARTNER_EMAIL, "Greffe du TAE de Lyon", case_id]:
         assert value.encode() not in blob and json.dumps(value)[1:-1].encode() not in blob
 
 
-async def _first(inbox: Inbox, address: str):  # noqa: ANN202
+async def _first(inbox: Inbox, address: str):
     found = inbox.to(address)
     return found[0] if found else None
 

@@ -63,8 +63,12 @@ async def test_every_service_instance_is_scraped_and_up(stack: Stack, api: httpx
 
 
 async def test_the_rules_load_evaluate_and_reach_alertmanager(stack: Stack, api: httpx.AsyncClient) -> None:
-    names = {rule.get("alert") or rule["record"] for path in RULE_FILES
-             for group in yaml.safe_load(path.read_text())["groups"] for rule in group["rules"]}
+    names = {
+        rule.get("alert") or rule["record"]
+        for path in RULE_FILES
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+    }
 
     async def evaluated() -> bool:
         groups = (await api.get("/rules")).json()["data"]["groups"]
@@ -81,11 +85,19 @@ async def test_the_rules_load_evaluate_and_reach_alertmanager(stack: Stack, api:
 
 
 async def submit(stack: Stack, association: Association) -> str:
-    situation = {"procedure": PROCEDURE[association], "court_decision_date": str(TODAY - timedelta(days=60)),
-                 "postal_code": "69003", "commune": "Lyon", "sector": "commerce"}
+    situation = {
+        "procedure": PROCEDURE[association],
+        "court_decision_date": str(TODAY - timedelta(days=60)),
+        "postal_code": "69003",
+        "commune": "Lyon",
+        "sector": "commerce",
+    }
     async with httpx.AsyncClient(timeout=10) as client:
-        response = await client.post(f"{stack.services['intake'].url}/cases", json=a_case(situation=situation),
-                                     headers={"Idempotency-Key": str(uuid.uuid4())})
+        response = await client.post(
+            f"{stack.services['intake'].url}/cases",
+            json=a_case(situation=situation),
+            headers={"Idempotency-Key": str(uuid.uuid4())},
+        )
     assert response.status_code == 201, response.text
     return response.json()["case_id"]
 
@@ -108,8 +120,10 @@ async def a_few_cases(stack: Stack, staff_of: dict[Association, StaffClient]) ->
     await sr.post(f"/cases/{followed}/assignments", {"role": "coach", "volunteer_id": f"coach-{tag}"})
     await sr.post(f"/cases/{followed}/sessions", {"kind": "coaching", "duration_minutes": 60}, expect=201)
     declined = await placed(stack, sr, antenna)  # closed: the committee orients it to APESA
-    await sr.post(f"/cases/{declined}/committee-decision",
-                  {"decision": "refuse", "reasons": ["Détresse aiguë"], "orientation": "apesa"})
+    await sr.post(
+        f"/cases/{declined}/committee-decision",
+        {"decision": "refuse", "reasons": ["Détresse aiguë"], "orientation": "apesa"},
+    )
     await placed(stack, staff_of[SS], unique_antenna(SS, "lyon"))  # waits for Second Souffle's committee
     async with httpx.AsyncClient(timeout=10) as client:
         invalid = await client.post(f"{stack.services['intake'].url}/cases", json={"consent": True})
@@ -120,8 +134,9 @@ async def a_few_cases(stack: Stack, staff_of: dict[Association, StaffClient]) ->
         assert (await staff.get("/coordination")).status_code == 200
 
 
-async def test_every_board_query_returns_series(stack: Stack, api: httpx.AsyncClient,
-                                                staff_of: dict[Association, StaffClient]) -> None:
+async def test_every_board_query_returns_series(
+    stack: Stack, api: httpx.AsyncClient, staff_of: dict[Association, StaffClient]
+) -> None:
     await a_few_cases(stack, staff_of)
     pending = {}
     for board, title, expr in queries():
@@ -146,7 +161,12 @@ async def test_every_board_query_returns_series(stack: Stack, api: httpx.AsyncCl
     # Every name the rules and boards use is one the services export for real (read from /metrics here;
     # the unit tests read them from the code).
     used = {name for _, _, expr in queries() for name in metric_names(expr)}
-    used |= {name for path in RULE_FILES for group in yaml.safe_load(path.read_text())["groups"]
-             for rule in group["rules"] for name in metric_names(rule["expr"])}
+    used |= {
+        name
+        for path in RULE_FILES
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+        for name in metric_names(rule["expr"])
+    }
     exported = set((await api.get("/label/__name__/values")).json()["data"])
     assert {name for name in used if ":" not in name} - exported == set()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 
 from ops.stack import Stack
@@ -11,9 +9,14 @@ from shared.schemas import Association
 from tests.coaching_support import SR, SS, StaffClient, unique_antenna
 from tests.conftest import a_case, wait_for
 
-
-CASE = a_case(referral={"kind": "mandataire", "organisation": "Étude Dupont", "partner_reference": "LJ-2026-042",
-                        "contact_email": "etude.dupont@example.fr"})
+CASE = a_case(
+    referral={
+        "kind": "mandataire",
+        "organisation": "Étude Dupont",
+        "partner_reference": "LJ-2026-042",
+        "contact_email": "etude.dupont@example.fr",
+    }
+)
 
 
 async def get_json(client: httpx.AsyncClient, url: str) -> dict | None:
@@ -25,13 +28,11 @@ async def test_a_case_travels_from_intake_to_closing(stack: Stack, staff_of: dic
     urls = {name: node.url for name, node in stack.services.items()}
     coaching = staff_of[SR]  # a liquidation goes to 60 000 rebonds
     async with httpx.AsyncClient(timeout=10) as client:
-        submitted = await client.post(f"{urls['intake']}/cases", json=CASE,
-                                      headers={"Idempotency-Key": "e2e-flow-1"})
+        submitted = await client.post(f"{urls['intake']}/cases", json=CASE, headers={"Idempotency-Key": "e2e-flow-1"})
         assert submitted.status_code == 201, submitted.text
         case_id = submitted.json()["case_id"]
 
-        routed = await wait_for(lambda: get_json(client, f"{urls['routing']}/cases/{case_id}"),
-                                what="routing decision")
+        routed = await wait_for(lambda: get_json(client, f"{urls['routing']}/cases/{case_id}"), what="routing decision")
         assert routed["association"] == "60000_rebonds"
         assert "Liquidation judiciaire" in routed["current"]["reasons"][0]
 
@@ -47,8 +48,9 @@ async def test_a_case_travels_from_intake_to_closing(stack: Stack, staff_of: dic
         await coaching.volunteer("flow-coach", "coach", antenna)
         await coaching.volunteer("flow-sponsor", "parrain", antenna)
         await coaching.patch(f"/cases/{case_id}", {"antenna_id": antenna})
-        await coaching.post(f"/cases/{case_id}/committee-decision",
-                            {"decision": "approuve", "reasons": ["Démarche sincère"]})
+        await coaching.post(
+            f"/cases/{case_id}/committee-decision", {"decision": "approuve", "reasons": ["Démarche sincère"]}
+        )
         await coaching.post(f"/cases/{case_id}/assignments", {"role": "coach", "volunteer_id": "flow-coach"})
         await coaching.post(f"/cases/{case_id}/assignments", {"role": "parrain", "volunteer_id": "flow-sponsor"})
         for kind in ("coaching", "coaching", "parrainage"):
@@ -58,8 +60,18 @@ async def test_a_case_travels_from_intake_to_closing(stack: Stack, staff_of: dic
         await coaching.post(f"/cases/{case_id}/closing", {"outcome": "emploi_salarie"}, expect=409)
 
         timeline = (await coaching.get(f"/cases/{case_id}")).json()["timeline"]
-        assert [entry["kind"] for entry in timeline] == ["oriente", "profil", "comite", "attribution", "attribution",
-                                                         "seance", "seance", "seance", "seance", "cloture"]
+        assert [entry["kind"] for entry in timeline] == [
+            "oriente",
+            "profil",
+            "comite",
+            "attribution",
+            "attribution",
+            "seance",
+            "seance",
+            "seance",
+            "seance",
+            "cloture",
+        ]
 
         async def all_notified() -> list | None:
             body = await get_json(client, f"{urls['notifications']}/cases/{case_id}/notifications")
@@ -71,8 +83,14 @@ async def test_a_case_travels_from_intake_to_closing(stack: Stack, staff_of: dic
         # the routing and the closing, the coach and the sponsor of their assignment, the sessions they led
         # and the closing (recorded "sans adresse" here: these volunteers gave no email): received 2,
         # routed 3, approved 2, assigned 2, sessions 4 + 2 + 1, closed 5.
-        assert sorted(events) == sorted(["CaseReceived"] * 2 + ["CaseRouted"] * 3 + ["CommitteeApproved"] * 2
-                                        + ["VolunteerAssigned"] * 2 + ["SessionHeld"] * 7 + ["CaseClosed"] * 5)
+        assert sorted(events) == sorted(
+            ["CaseReceived"] * 2
+            + ["CaseRouted"] * 3
+            + ["CommitteeApproved"] * 2
+            + ["VolunteerAssigned"] * 2
+            + ["SessionHeld"] * 7
+            + ["CaseClosed"] * 5
+        )
 
         # ... each ends sent, or "sans adresse" for the volunteers who gave no email ...
         async def all_final() -> list | None:
@@ -86,17 +104,19 @@ async def test_a_case_travels_from_intake_to_closing(stack: Stack, staff_of: dic
         # ... and the emails sent land in the local mail sink, one .eml file per message.
         expected = {f"{n['id'].replace(':', '.')}@relais.example.eml" for n in final if n["status"] == "envoye"}
 
+        mail_dir = stack.mailsink.mail_dir
+        assert mail_dir is not None
+
         async def delivered() -> bool:
-            return expected <= {path.name for path in stack.mailsink.mail_dir.glob("*.eml")}
+            return expected <= {path.name for path in mail_dir.glob("*.eml")}
 
         await wait_for(delivered, timeout=60, what="every email written by the mail sink")
 
         # A resubmission with the same key returns the same case, and nothing is routed twice.
-        again = await client.post(f"{urls['intake']}/cases", json=CASE,
-                                  headers={"Idempotency-Key": "e2e-flow-1"})
+        again = await client.post(f"{urls['intake']}/cases", json=CASE, headers={"Idempotency-Key": "e2e-flow-1"})
         assert again.status_code == 200 and again.json()["case_id"] == case_id
-        routed = await get_json(client, f"{urls['routing']}/cases/{case_id}")
-        assert len(routed["history"]) == 1
+        routed_again = await get_json(client, f"{urls['routing']}/cases/{case_id}")
+        assert routed_again is not None and len(routed_again["history"]) == 1
 
         for url in urls.values():
             health = await client.get(f"{url}/health")

@@ -59,8 +59,12 @@ class FakeCaseFileStore:
         key = str(file.case_id)
         if key in self.docs:
             return False
-        self.docs[key] = {"_id": key, **copy.deepcopy(file.state()), "version": 0,
-                          "timeline": copy.deepcopy(file.new_entries)}
+        self.docs[key] = {
+            "_id": key,
+            **copy.deepcopy(file.state()),
+            "version": 0,
+            "timeline": copy.deepcopy(file.new_entries),
+        }
         return True
 
     async def get(self, case_id: uuid.UUID) -> CaseFile | None:
@@ -86,8 +90,12 @@ class FakeCaseFileStore:
                 if self.docs[key]["version"] != version:
                     continue
                 file.version = version + 1
-                self.docs[key] = {"_id": key, **copy.deepcopy(file.state()), "version": file.version,
-                                  "timeline": self.docs[key]["timeline"] + copy.deepcopy(file.new_entries)}
+                self.docs[key] = {
+                    "_id": key,
+                    **copy.deepcopy(file.state()),
+                    "version": file.version,
+                    "timeline": self.docs[key]["timeline"] + copy.deepcopy(file.new_entries),
+                }
                 self.outbox[key].extend(emitted)
                 self.events.extend(emitted)
                 return file
@@ -96,8 +104,11 @@ class FakeCaseFileStore:
     async def find(self, *, open_only: bool = True, antenna_id: str | None = None) -> list[CaseFile]:
         await _io()
         files = [CaseFile.from_doc(copy.deepcopy(self.docs[key])) for key in sorted(self.docs)]
-        return [f for f in files if (not open_only or f.stage in OPEN_STAGES)
-                and (antenna_id is None or f.antenna_id == antenna_id)]
+        return [
+            f
+            for f in files
+            if (not open_only or f.stage in OPEN_STAGES) and (antenna_id is None or f.antenna_id == antenna_id)
+        ]
 
     async def loads(self) -> Counter[str]:
         await _io()
@@ -133,8 +144,11 @@ class FakeVolunteerStore:
 
     async def find(self, antenna_id: str | None = None, role: VolunteerRole | None = None) -> list[Volunteer]:
         await _io()
-        return [Volunteer.from_doc(copy.deepcopy(doc)) for _, doc in sorted(self.docs.items())
-                if (antenna_id is None or doc["antenna_id"] == antenna_id) and (role is None or doc["role"] == role)]
+        return [
+            Volunteer.from_doc(copy.deepcopy(doc))
+            for _, doc in sorted(self.docs.items())
+            if (antenna_id is None or doc["antenna_id"] == antenna_id) and (role is None or doc["role"] == role)
+        ]
 
     async def change(self, volunteer_id: str, edit: Callable[[Volunteer], None]) -> Volunteer | None:
         async with self._writers.of(volunteer_id):
@@ -164,7 +178,9 @@ class FakeAntennaCapacityStore:
     async def publish(self, capacity: AntennaCapacity, event: Envelope) -> bool:
         known = self.capacities.get(capacity.antenna_id)
         if known is not None and (known.coach_slots_free, known.sponsor_slots_free) == (
-                capacity.coach_slots_free, capacity.sponsor_slots_free):
+            capacity.coach_slots_free,
+            capacity.sponsor_slots_free,
+        ):
             return False
         self.capacities[capacity.antenna_id] = capacity
         self.outbox[capacity.antenna_id].append(event)
@@ -208,6 +224,10 @@ class FakeAuditStore:
 
 
 def fake_stores(cases: FakeCaseFileStore | None = None) -> CoachingStores:
-    return CoachingStores(cases=cases or FakeCaseFileStore(), volunteers=FakeVolunteerStore(),
-                          antennas=FakeAntennaCapacityStore(), checkpoints=FakeCheckpointStore(),
-                          audit=FakeAuditStore())
+    return CoachingStores(
+        cases=cases or FakeCaseFileStore(),
+        volunteers=FakeVolunteerStore(),
+        antennas=FakeAntennaCapacityStore(),
+        checkpoints=FakeCheckpointStore(),
+        audit=FakeAuditStore(),
+    )

@@ -17,9 +17,14 @@ class FakeCaseStore:
         assert event.case_id is not None
         if event.case_id in self.cases:
             return False
-        self.cases[event.case_id] = Case(case_id=event.case_id, status=RECEIVED, received_at=received.received_at,
-                                         situation=received.situation, referral_kind=received.referral.kind,
-                                         fingerprint=fingerprint)
+        self.cases[event.case_id] = Case(
+            case_id=event.case_id,
+            status=RECEIVED,
+            received_at=received.received_at,
+            situation=received.situation,
+            referral_kind=received.referral.kind,
+            fingerprint=fingerprint,
+        )
         self.outbox.append(event)
         return True
 

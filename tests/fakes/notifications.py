@@ -82,15 +82,22 @@ class FakeNotificationStore:
     async def by_ids(self, ids: list[str]) -> list[dict[str, Any]]:
         return [copy.deepcopy(self.docs[nid]) for nid in ids if nid in self.docs]
 
-    async def claim(self, doc: dict[str, Any], owner: str, now: datetime,
-                    lease_until: datetime) -> dict[str, Any] | None:
+    async def claim(
+        self, doc: dict[str, Any], owner: str, now: datetime, lease_until: datetime
+    ) -> dict[str, Any] | None:
         attempt = doc.get("claims", 0) + 1
         key = f"{doc['_id']}#{attempt}"
         if key in self.claims:
             return None
         self.claims.add(key)
-        fields = {"status": Status.SENDING.value, "phase": Phase.BEFORE_DATA.value, "claims": attempt,
-                  "owner": owner, "lease_until": lease_until, "composed_at": doc.get("composed_at") or now}
+        fields = {
+            "status": Status.SENDING.value,
+            "phase": Phase.BEFORE_DATA.value,
+            "claims": attempt,
+            "owner": owner,
+            "lease_until": lease_until,
+            "composed_at": doc.get("composed_at") or now,
+        }
         if not self._update(doc["_id"], attempt - 1, fields):
             return None
         return {**doc, **fields}
@@ -102,17 +109,30 @@ class FakeNotificationStore:
         return self._update(nid, attempt, {"phase": phase.value})
 
     async def finish(self, nid: str, attempt: int, status: Status, now: datetime, **fields: Any) -> bool:
-        return self._update(nid, attempt, {"status": status.value, "finished_at": now, **fields},
-                            unset=("source_event", "lease_until", "owner"))
+        return self._update(
+            nid,
+            attempt,
+            {"status": status.value, "finished_at": now, **fields},
+            unset=("source_event", "lease_until", "owner"),
+        )
 
     async def retry_later(self, nid: str, attempt: int, at: datetime, failures: int, error: str) -> bool:
-        return self._update(nid, attempt, {"status": Status.PENDING.value, "next_attempt_at": at,
-                                           "failures": failures, "last_error": error}, unset=("lease_until", "owner"))
+        return self._update(
+            nid,
+            attempt,
+            {"status": Status.PENDING.value, "next_attempt_at": at, "failures": failures, "last_error": error},
+            unset=("lease_until", "owner"),
+        )
 
-    async def fail(self, nid: str, attempt: int, failures: int, reason: str, now: datetime,
-                   dead_letter: dict[str, Any]) -> bool:
-        done = self._update(nid, attempt, {"status": Status.FAILED.value, "failures": failures, "reason": reason,
-                                           "finished_at": now}, unset=("lease_until", "owner"))
+    async def fail(
+        self, nid: str, attempt: int, failures: int, reason: str, now: datetime, dead_letter: dict[str, Any]
+    ) -> bool:
+        done = self._update(
+            nid,
+            attempt,
+            {"status": Status.FAILED.value, "failures": failures, "reason": reason, "finished_at": now},
+            unset=("lease_until", "owner"),
+        )
         if done:
             self.dead_letters.append(dead_letter)
         return done
@@ -121,8 +141,9 @@ class FakeNotificationStore:
         found = sorted((d for d in self.docs.values() if d["case_id"] == case_id), key=lambda d: d["created_at"])
         return [{"id": d["_id"], **{k: v for k, v in d.items() if k not in ("_id", "source_event")}} for d in found]
 
-    def _update(self, nid: str, attempt: int, fields: dict[str, Any], status: Status | None = None,
-                unset: tuple[str, ...] = ()) -> bool:
+    def _update(
+        self, nid: str, attempt: int, fields: dict[str, Any], status: Status | None = None, unset: tuple[str, ...] = ()
+    ) -> bool:
         doc = self.docs.get(nid)
         if doc is None or doc.get("claims", 0) != attempt or (status is not None and doc["status"] != status.value):
             return False
@@ -142,8 +163,9 @@ class FakeContactStore:
     async def remember_routing(self, case_id: str, routing: dict[str, Any]) -> None:
         self.docs.setdefault(case_id, {}).setdefault("routings", {})[str(routing["sequence"])] = copy.deepcopy(routing)
 
-    async def remember_volunteer(self, cause: Envelope, case_id: str, role: Recipient,
-                                 volunteer: dict[str, Any]) -> bool:
+    async def remember_volunteer(
+        self, cause: Envelope, case_id: str, role: Recipient, volunteer: dict[str, Any]
+    ) -> bool:
         doc = self.docs.setdefault(case_id, {})
         if str(cause.event_id) in doc.get("processed_events", []):
             return False
@@ -159,10 +181,17 @@ class FakePreferenceStore:
     def __init__(self) -> None:
         self.docs: dict[str, dict[str, Any]] = {}
 
-    async def set(self, case_id: str, recipient: Recipient, channel: str, opted_out: bool, via: str,
-                  now: datetime) -> dict[str, Any]:
-        fields = {"case_id": case_id, "recipient": recipient.value, "channel": channel, "opted_out": opted_out,
-                  "via": via, "updated_at": now}
+    async def set(
+        self, case_id: str, recipient: Recipient, channel: str, opted_out: bool, via: str, now: datetime
+    ) -> dict[str, Any]:
+        fields = {
+            "case_id": case_id,
+            "recipient": recipient.value,
+            "channel": channel,
+            "opted_out": opted_out,
+            "via": via,
+            "updated_at": now,
+        }
         self.docs[f"{case_id}:{recipient.value}:{channel}"] = fields
         return dict(fields)
 
@@ -227,8 +256,9 @@ class FakeTransport:
     sent: list[tuple[str, bytes]] = field(default_factory=list)
     refusals: dict[str, SmtpFailure] = field(default_factory=dict)
 
-    async def send(self, sender: str, recipient: str, message: bytes,
-                   before_data: Callable[[], Awaitable[None]]) -> str:
+    async def send(
+        self, sender: str, recipient: str, message: bytes, before_data: Callable[[], Awaitable[None]]
+    ) -> str:
         if recipient in self.refusals:
             raise self.refusals[recipient]
         await before_data()
@@ -236,4 +266,4 @@ class FakeTransport:
         return "250"
 
     def to(self, address: str) -> list[EmailMessage]:
-        return [message_from_bytes(raw, policy=default) for rcpt, raw in self.sent if rcpt == address]  # type: ignore[misc]
+        return [message_from_bytes(raw, policy=default) for rcpt, raw in self.sent if rcpt == address]

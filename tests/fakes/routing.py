@@ -33,11 +33,17 @@ class FakeRouteStore:
         before = self.cases.get(case_id)
         routed = decision.routed
         self.cases[case_id] = RoutedCase(
-            case_id=case_id, association=routed.association, status=routed.status, situation=decision.situation,
-            current=routed, history=[*(before.history if before else ()), routed], location=decision.location,
+            case_id=case_id,
+            association=routed.association,
+            status=routed.status,
+            situation=decision.situation,
+            current=routed,
+            history=[*(before.history if before else ()), routed],
+            location=decision.location,
             apesa_done=decision.apesa_done,
             referral_kind=before.referral_kind if before else decision.referral_kind,
-            received_at=before.received_at if before else decision.received_at)
+            received_at=before.received_at if before else decision.received_at,
+        )
         self.applied.setdefault(case_id, set()).add(cause.event_id)
         self.outbox.append(event)
         return True
@@ -91,16 +97,17 @@ class FakeCapacityStore:
             return False
         counted = set(current.counted_in(report))
         self.capacities[antenna_id] = Capacity(
-            antenna_id=antenna_id, reported=report,
-            reservations=tuple(r for r in current.reservations if r not in counted))
+            antenna_id=antenna_id,
+            reported=report,
+            reservations=tuple(r for r in current.reservations if r not in counted),
+        )
         return True
 
     async def hold(self, antenna_id: str, reservation: Reservation) -> bool:
         current = self.capacities.get(antenna_id, Capacity(antenna_id=antenna_id))
         if any(r.key == reservation.key for r in current.reservations):
             return False
-        self.capacities[antenna_id] = current.model_copy(
-            update={"reservations": (*current.reservations, reservation)})
+        self.capacities[antenna_id] = current.model_copy(update={"reservations": (*current.reservations, reservation)})
         return True
 
     async def release(self, case_id: str, keep_key: str | None = None) -> None:

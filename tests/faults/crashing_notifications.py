@@ -28,8 +28,9 @@ class CrashingTransport:
             raise ValueError(f"crash point must be one of {POINTS}")
         self.inner, self.point, self.message_id = inner, point, message_id
 
-    async def send(self, sender: str, recipient: str, message: bytes,
-                   before_data: Callable[[], Awaitable[None]]) -> str:
+    async def send(
+        self, sender: str, recipient: str, message: bytes, before_data: Callable[[], Awaitable[None]]
+    ) -> str:
         chosen = BytesHeaderParser().parsebytes(message)["Message-ID"] == self.message_id
 
         async def then_before_data() -> None:

@@ -12,7 +12,9 @@ import os
 import random
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -37,14 +39,23 @@ COACHING_DB = "relais_coaching_60000_rebonds"
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Stack:
+def stack(tmp_path: Path) -> Iterator[Stack]:
     config = StackConfig(
-        data_dir=tmp_path / "stack", kafka_port=free_port(), controller_port=free_port(),
-        mongo_port=free_port(), smtp_port=free_port(), service_ports={name: free_port() for name in SERVICES},
-        extra_env={f"RELAIS_{module.upper()}_{key}": value
-                   for module in {module_of(name) for name in SERVICES}
-                   for key, value in {"RETRY_BACKOFF_MS": "50", "RETRY_BACKOFF_MAX_MS": "1000",
-                                      "OUTBOX_SCAN_INTERVAL_S": "10"}.items()},
+        data_dir=tmp_path / "stack",
+        kafka_port=free_port(),
+        controller_port=free_port(),
+        mongo_port=free_port(),
+        smtp_port=free_port(),
+        service_ports={name: free_port() for name in SERVICES},
+        extra_env={
+            f"RELAIS_{module.upper()}_{key}": value
+            for module in {module_of(name) for name in SERVICES}
+            for key, value in {
+                "RETRY_BACKOFF_MS": "50",
+                "RETRY_BACKOFF_MAX_MS": "1000",
+                "OUTBOX_SCAN_INTERVAL_S": "10",
+            }.items()
+        },
     )
     stack = Stack(config)
     try:
@@ -65,8 +76,7 @@ async def submit_all(urls: dict[str, str], count: int, rate: float) -> dict[str,
         async with semaphore:
             for _attempt in range(600):
                 try:
-                    response = await client.post(f"{urls['intake']}/cases", json=case,
-                                                 headers={"Idempotency-Key": key})
+                    response = await client.post(f"{urls['intake']}/cases", json=case, headers={"Idempotency-Key": key})
                     if response.status_code in (200, 201):
                         ids[key] = response.json()["case_id"]
                         return
@@ -94,9 +104,9 @@ async def inject_faults(stack: Stack, rng: random.Random, pause: float) -> list[
         await asyncio.sleep(rng.uniform(0.2, pause))  # a random moment, not a synchronisation
         action, target = step.split(":")
         if action == "kill":
-            node = stack.services[target]
-            node.kill()
-            await asyncio.to_thread(node.start, 90)
+            service = stack.services[target]
+            service.kill()
+            await asyncio.to_thread(service.start, 90)
         else:
             node = stack.kafka if target == "kafka" else stack.ferretdb
             await asyncio.to_thread(node.stop)
@@ -138,11 +148,14 @@ async def routed_event_ids(access: KafkaAccess) -> Counter:
 
 async def outbox_behind(mongo_url: str) -> int:
     """Events stored in an outbox but not yet published, across every service database."""
-    client = AsyncMongoClient(mongo_url)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
     try:
         behind = 0
-        for db_name, collection in (("relais_intake", "cases"), ("relais_routing", "routes"),
-                                    *((f"relais_coaching_{a}", "case_files") for a in COACHING.values())):
+        for db_name, collection in (
+            ("relais_intake", "cases"),
+            ("relais_routing", "routes"),
+            *((f"relais_coaching_{a}", "case_files") for a in COACHING.values()),
+        ):
             db = client[db_name]
             published = {d["_id"]: d["published"] async for d in db["outbox_progress"].find({})}
             async for doc in db[collection].find({"outbox_count": {"$gt": 0}}, {"outbox_count": 1}):
@@ -164,24 +177,36 @@ class Effects:
     async def enough(client: AsyncMongoClient, cases: int, notifications: int) -> bool:
         """Cheap first check (collection statistics): reading every document each poll would itself keep
         FerretDB busy at 5,000 cases."""
-        counts = [await client[db][coll].estimated_document_count() for db, coll in (
-            ("relais_routing", "routes"), (COACHING_DB, "case_files"), ("relais_notifications", "notifications"))]
+        counts = [
+            await client[db][coll].estimated_document_count()
+            for db, coll in (
+                ("relais_routing", "routes"),
+                (COACHING_DB, "case_files"),
+                ("relais_notifications", "notifications"),
+            )
+        ]
         return counts[0] >= cases and counts[1] >= cases and counts[2] >= notifications
 
     async def read(self, client: AsyncMongoClient) -> None:
-        routes, files, notes = (client["relais_routing"]["routes"], client[COACHING_DB]["case_files"],
-                                client["relais_notifications"]["notifications"])
+        routes, files, notes = (
+            client["relais_routing"]["routes"],
+            client[COACHING_DB]["case_files"],
+            client["relais_notifications"]["notifications"],
+        )
         self.histories = {d["_id"]: len(d["history"]) async for d in routes.find({}, {"history": 1})}
-        self.timelines = {d["_id"]: sum(e["kind"] == "oriente" for e in d["timeline"])
-                          async for d in files.find({}, {"timeline": 1})}
+        self.timelines = {
+            d["_id"]: sum(e["kind"] == "oriente" for e in d["timeline"]) async for d in files.find({}, {"timeline": 1})
+        }
         self.notifications = Counter()
         async for n in notes.find({}, {"case_id": 1, "event_type": 1, "recipient": 1}):
             self.notifications[(n["case_id"], n["event_type"], n["recipient"])] += 1
 
     def missing(self, case_ids: set[str], expected: set[tuple]) -> list[tuple]:
-        return ([(c, "routing") for c in case_ids - self.histories.keys()]
-                + [(c, "coaching") for c in case_ids - self.timelines.keys()]
-                + [(c, f"{event}/{recipient}") for c, event, recipient in expected - self.notifications.keys()])
+        return (
+            [(c, "routing") for c in case_ids - self.histories.keys()]
+            + [(c, "coaching") for c in case_ids - self.timelines.keys()]
+            + [(c, f"{event}/{recipient}") for c, event, recipient in expected - self.notifications.keys()]
+        )
 
     def missing_by_kind(self, case_ids: set[str], expected: set[tuple]) -> dict[str, int]:
         return dict(Counter(kind for _, kind in self.missing(case_ids, expected)))
@@ -208,7 +233,7 @@ async def test_every_case_once_through_crashes_and_restarts(stack: Stack) -> Non
     expected |= {(c, "CaseRouted", r) for c in case_ids for r in ("entrepreneur", "coordination")}
     expected |= {(submitted[k], "CaseReceived", "partenaire") for k in submitted if int(k.rsplit("-", 1)[1]) % 2 == 0}
     seen = Effects()
-    client = AsyncMongoClient(stack.ferretdb.url)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.ferretdb.url)
     try:
         last_report = [time.monotonic()]
 
@@ -222,13 +247,17 @@ async def test_every_case_once_through_crashes_and_restarts(stack: Stack) -> Non
             missing = seen.missing(case_ids, expected)
             if missing and time.monotonic() - last_report[0] > 30:  # progress, for a slow run's log
                 last_report[0] = time.monotonic()
-                print(f"faults: {time.monotonic() - started:.0f}s, missing {seen.missing_by_kind(case_ids, expected)}"
-                      f", e.g. {missing[0]}", flush=True)
+                print(
+                    f"faults: {time.monotonic() - started:.0f}s, missing {seen.missing_by_kind(case_ids, expected)}"
+                    f", e.g. {missing[0]}",
+                    flush=True,
+                )
             return not missing
 
         try:
-            await wait_for(settled, timeout=max(480, CASES / 5), what="every case routed, opened and notified",
-                           interval=2)
+            await wait_for(
+                settled, timeout=max(480, CASES / 5), what="every case routed, opened and notified", interval=2
+            )
             print(f"faults: settled after {time.monotonic() - started:.0f}s")
         except AssertionError:
             print(f"faults: never settled, missing {seen.missing_by_kind(case_ids, expected)}")

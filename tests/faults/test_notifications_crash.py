@@ -11,6 +11,7 @@ import os
 import signal
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -68,7 +69,7 @@ async def test_a_crash_mid_send_still_delivers_the_message_once(
     nid = f"{received.event_id}:entrepreneur"
     message_id = f"<{received.event_id}.entrepreneur@relais.example>"
     db, group = f"relais_notifications_{uuid.uuid4().hex[:8]}", f"notifications-{uuid.uuid4().hex[:8]}"
-    mongo = AsyncMongoClient(infra.mongo_url, tz_aware=True)
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongo_url, tz_aware=True)
     notifications = mongo[db]["notifications"]
     await skip_backlog(infra.admin, group)  # the session's earlier events are not this test's
     with smtp_server() as (inbox, smtp_port):
@@ -84,8 +85,9 @@ async def test_a_crash_mid_send_still_delivers_the_message_once(
                 return doomed.proc is not None and doomed.proc.poll() is not None
 
             await wait_for(killed, timeout=60, what="the service to kill itself mid-send")
-            assert doomed.proc.returncode == -signal.SIGKILL
+            assert doomed.proc is not None and doomed.proc.returncode == -signal.SIGKILL
             at_crash = await notifications.find_one({"_id": nid})
+            assert at_crash is not None
             assert at_crash["status"] == "envoi_en_cours"
             assert at_crash["phase"] == ("donnees" if crash_at == "after_data" else "avant_donnees")
             assert len(inbox.by_message_id().get(message_id, [])) == (1 if crash_at == "after_data" else 0)
@@ -95,6 +97,7 @@ async def test_a_crash_mid_send_still_delivers_the_message_once(
 
             async def settled() -> dict | None:
                 doc = await notifications.find_one({"_id": nid})
+                assert doc is not None  # seen at the crash
                 return doc if doc["status"] == "envoye" else None
 
             sent = await wait_for(settled, timeout=60, what="the notification taken over and settled")
@@ -104,7 +107,8 @@ async def test_a_crash_mid_send_still_delivers_the_message_once(
                 timeout=30,
                 what="the partner's notification sent",
             )
-            metrics = httpx.get(f"{restarted.url}/metrics", timeout=5).text
+            async with httpx.AsyncClient(timeout=5) as http:
+                metrics = (await http.get(f"{restarted.url}/metrics")).text
         finally:
             for node in (doomed, restarted):
                 if node is not None:

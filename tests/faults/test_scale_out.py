@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaProducer
@@ -22,7 +23,9 @@ BATCH = 60
 def received(case_id: uuid.UUID) -> Envelope:
     case = a_case()
     payload = CaseReceived(
-        situation=case["situation"], referral=case["referral"], received_at=datetime.now(UTC),
+        situation=case["situation"],
+        referral=case["referral"],
+        received_at=datetime.now(UTC),
         personal={**case["entrepreneur"], "company_name": None, "siren": None, "message": None},
     )
     return new_envelope(payload, case_id=case_id, producer="test")
@@ -43,11 +46,17 @@ async def test_partitions_are_shared_and_taken_over(infra: Infra, tmp_path: Path
     nodes = []
     for i in range(2):
         port = free_port()
-        nodes.append(ServiceNode(f"routing-{i}", tmp_path / f"routing-{i}", module="services.routing", port=port,
-                                 env=service_env("routing", port, infra.bootstrap, infra.mongo_url, extra,
-                                                 secrets=infra.kafka.secrets)))
+        nodes.append(
+            ServiceNode(
+                f"routing-{i}",
+                tmp_path / f"routing-{i}",
+                module="services.routing",
+                port=port,
+                env=service_env("routing", port, infra.bootstrap, infra.mongo_url, extra, secrets=infra.kafka.secrets),
+            )
+        )
     producer = AIOKafkaProducer(**infra.admin.client(), acks="all", enable_idempotence=True)
-    mongo = AsyncMongoClient(infra.mongo_url)
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongo_url)
     routed = TopicReader(infra.admin, "relais.case-routed.v1")
     try:
         for node in nodes:
@@ -62,8 +71,12 @@ async def test_partitions_are_shared_and_taken_over(infra: Infra, tmp_path: Path
         async def publish(ids: list[uuid.UUID]) -> None:
             for case_id in ids:
                 envelope = received(case_id)
-                await producer.send(envelope.spec.topic, envelope.encode(), key=envelope.key,
-                                    headers=[(k, v.encode()) for k, v in envelope.headers().items()])
+                await producer.send(
+                    envelope.spec.topic,
+                    envelope.encode(),
+                    key=envelope.key,
+                    headers=[(k, v.encode()) for k, v in envelope.headers().items()],
+                )
             await producer.flush()
 
         async def routed_count(ids: list[uuid.UUID]) -> bool:

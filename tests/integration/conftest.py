@@ -25,8 +25,15 @@ from shared.settings import ServiceSettings
 from tests.conftest import Infra, wait_for
 
 # The personal values of `a_case()`: none may appear in Kafka keys or headers, or in what APIs return.
-PERSONAL_VALUES = ("Jeanne", "Martin", "jeanne.martin@example.fr", "06 12 34 56 78", "Boulangerie",
-                   "732829320", "Je cherche à rebondir")
+PERSONAL_VALUES = (
+    "Jeanne",
+    "Martin",
+    "jeanne.martin@example.fr",
+    "06 12 34 56 78",
+    "Boulangerie",
+    "732829320",
+    "Je cherche à rebondir",
+)
 
 
 class TopicReader:
@@ -36,8 +43,14 @@ class TopicReader:
         self.topic = topic
         self.records: list[ConsumerRecord] = []
         # Outside any group, a subscription is assigned every partition of the topic.
-        self._consumer = AIOKafkaConsumer(topic, **access.client(), group_id=None, enable_auto_commit=False,
-                                          auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024)
+        self._consumer = AIOKafkaConsumer(
+            topic,
+            **access.client(),
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
         self._partitions: list[TopicPartition] = []
 
     async def start(self) -> None:
@@ -56,7 +69,7 @@ class TopicReader:
         for batch in batches.values():
             self.records.extend(batch)
 
-    async def drain(self, timeout: float = 10) -> None:
+    async def drain(self, timeout: float = 10) -> None:  # noqa: ASYNC109 - on expiry it names the topic it could not read (asyncio.timeout would not)
         """Read up to the end of every partition as it is now."""
         ends = await self._consumer.end_offsets(self._partitions)
         deadline = time.monotonic() + timeout
@@ -71,9 +84,14 @@ class TopicReader:
         key = key if isinstance(key, bytes) else str(key).encode()
         return [r for r in self.records if r.key == key]
 
-    async def wait_keyed(self, key: uuid.UUID | str | bytes, count: int = 1,
-                         timeout: float = 15) -> list[ConsumerRecord]:
+    async def wait_keyed(
+        self,
+        key: uuid.UUID | str | bytes,
+        count: int = 1,
+        timeout: float = 15,  # noqa: ASYNC109 - passed on to wait_for, whose failure names what was awaited (asyncio.timeout would not)
+    ) -> list[ConsumerRecord]:
         """Wait until at least `count` records carry `key`; return them."""
+
         async def probe() -> list[ConsumerRecord] | None:
             await self.poll()
             found = self.keyed(key)
@@ -118,8 +136,9 @@ async def reader(infra: Infra, event_topics: None) -> AsyncIterator[Reader]:
 
 @pytest.fixture(scope="session")
 async def producer(infra: Infra, event_topics: None) -> AsyncIterator[AIOKafkaProducer]:
-    kafka = AIOKafkaProducer(**infra.admin.client(), acks="all", enable_idempotence=True,
-                             max_request_size=2 * 1024 * 1024)
+    kafka = AIOKafkaProducer(
+        **infra.admin.client(), acks="all", enable_idempotence=True, max_request_size=2 * 1024 * 1024
+    )
     await kafka.start()
     yield kafka
     await kafka.stop()
@@ -127,8 +146,12 @@ async def producer(infra: Infra, event_topics: None) -> AsyncIterator[AIOKafkaPr
 
 async def publish(producer: AIOKafkaProducer, envelope: Envelope) -> RecordMetadata:
     """Publish an envelope the way the services do: on its topic, keyed by its case id, with its headers."""
-    return await producer.send_and_wait(envelope.spec.topic, envelope.encode(), key=envelope.key,
-                                        headers=[(k, v.encode()) for k, v in envelope.headers().items()])
+    return await producer.send_and_wait(
+        envelope.spec.topic,
+        envelope.encode(),
+        key=envelope.key,
+        headers=[(k, v.encode()) for k, v in envelope.headers().items()],
+    )
 
 
 @pytest.fixture(scope="session")
@@ -139,13 +162,13 @@ async def admin(infra: Infra) -> AsyncIterator[AIOKafkaAdminClient]:
     await client.close()
 
 
-async def wait_consumed(admin: AIOKafkaAdminClient, group: str, *sent: RecordMetadata, timeout: float = 15) -> None:
+async def wait_consumed(admin: AIOKafkaAdminClient, group: str, *sent: RecordMetadata, timeout: float = 15) -> None:  # noqa: ASYNC109 - passed on to wait_for, whose failure names what was awaited (asyncio.timeout would not)
     """Wait until `group` has committed past every record in `sent` (their effects are then stored)."""
+
     async def probe() -> bool:
         offsets = await admin.list_consumer_group_offsets(group)
         return all(
-            (committed := offsets.get(TopicPartition(m.topic, m.partition))) is not None
-            and committed.offset > m.offset
+            (committed := offsets.get(TopicPartition(m.topic, m.partition))) is not None and committed.offset > m.offset
             for m in sent
         )
 
@@ -167,8 +190,13 @@ def document(client: AsyncMongoClient, settings: Any, collection: str, doc_id: A
     return client[settings.mongo_db][collection].find_one({"_id": str(doc_id)})
 
 
-async def wait_relayed(client: AsyncMongoClient, settings: Any, collection: str, doc_id: Any,
-                       timeout: float = 15) -> None:
+async def wait_relayed(
+    client: AsyncMongoClient,
+    settings: Any,
+    collection: str,
+    doc_id: Any,
+    timeout: float = 15,  # noqa: ASYNC109 - passed on to wait_for, whose failure names what was awaited (asyncio.timeout would not)
+) -> None:
     """Wait until the outbox relay has published every event stored in the document (then counting is final)."""
     db = client[settings.mongo_db]
 

@@ -30,7 +30,7 @@ from tests.coaching_support import (
     unique_antenna,
     wait_consumed,
 )
-from tests.conftest import Infra, running, wait_for
+from tests.conftest import Infra, case_id_of, running, wait_for
 
 pytestmark = pytest.mark.infra
 TODAY = datetime.now(UTC).date()
@@ -39,16 +39,17 @@ AUDIT_FIELDS = {"_id", "at", "who", "association", "action", "outcome", "case_id
 
 @dataclass
 class Instance(StaffClient):
-    settings: CoachingSettings | None = None
-    infra: Infra | None = None
+    settings: CoachingSettings
+    infra: Infra
 
     async def approved_case(self, antenna_id: str, days_ago: int = 20) -> uuid.UUID:
-        routed = case_routed(self.association, received_at=datetime.now(UTC) - timedelta(days=days_ago),
-                             antenna_id=antenna_id)
+        routed = case_routed(
+            self.association, received_at=datetime.now(UTC) - timedelta(days=days_ago), antenna_id=antenna_id
+        )
         await publish(self.infra, routed)
-        await self.opened(routed.case_id)
+        await self.opened(case_id_of(routed))
         await self.post(f"/cases/{routed.case_id}/committee-decision", {"decision": "approuve"})
-        return routed.case_id
+        return case_id_of(routed)
 
 
 @pytest.fixture
@@ -81,7 +82,8 @@ def capacities(found: list) -> list[tuple[int, int]]:
 
 
 async def test_each_instance_keeps_only_the_cases_routed_to_its_association(
-        infra: Infra, coaching: dict[Association, Instance]) -> None:
+    infra: Infra, coaching: dict[Association, Instance]
+) -> None:
     ss, sr = coaching[SS], coaching[SR]
     for_ss, for_sr = case_routed(SS), case_routed(SR)
     sent = await publish(infra, for_ss, for_sr)
@@ -103,11 +105,12 @@ async def test_each_instance_keeps_only_the_cases_routed_to_its_association(
 
 
 async def test_staff_of_one_association_cannot_use_the_other_s_instance_and_access_is_audited(
-        infra: Infra, coaching: dict[Association, Instance], mongo: AsyncMongoClient) -> None:
+    infra: Infra, coaching: dict[Association, Instance], mongo: AsyncMongoClient
+) -> None:
     ss, sr = coaching[SS], coaching[SR]
     routed = case_routed(SR)
     await publish(infra, routed)
-    await sr.opened(routed.case_id)
+    await sr.opened(case_id_of(routed))
     path = f"/cases/{routed.case_id}"
 
     for headers in (staff(SS), {}, {"Authorization": "Bearer not-a-token"}, {"Authorization": "Basic a2FyaW0="}):
@@ -123,7 +126,7 @@ async def test_staff_of_one_association_cannot_use_the_other_s_instance_and_acce
     await sr.post(f"{path}/committee-decision", {"decision": "approuve"})
     await sr.post(f"{path}/sessions", {"kind": "coaching"}, expect=409)
     trail = (await sr.get(f"{path}/audit")).json()["entries"]
-    trail = trail[next(i for i, e in enumerate(trail) if e["outcome"] == "ok"):]  # from the first read found
+    trail = trail[next(i for i, e in enumerate(trail) if e["outcome"] == "ok") :]  # from the first read found
     assert [(e["who"], e["action"], e["outcome"]) for e in trail] == [
         ("karim", "case.read", "ok"),
         *[("anonyme", action, "non_authentifie") for _ in range(4) for action in ("get_case", "committee")],
@@ -137,7 +140,8 @@ async def test_staff_of_one_association_cannot_use_the_other_s_instance_and_acce
 
 
 async def test_a_case_goes_through_committee_coach_sponsor_sessions_checkpoint_and_closing(
-        infra: Infra, coaching: dict[Association, Instance], log: EventLog, mongo: AsyncMongoClient) -> None:
+    infra: Infra, coaching: dict[Association, Instance], log: EventLog, mongo: AsyncMongoClient
+) -> None:
     sr = coaching[SR]
     antenna, elsewhere = unique_antenna(SR, "valence"), unique_antenna(SR, "grenoble")
     await sr.volunteer("valence-coach", "coach", antenna, max_people=2, email="anne.valence@example.org")
@@ -150,7 +154,7 @@ async def test_a_case_goes_through_committee_coach_sponsor_sessions_checkpoint_a
     routed = case_routed(SR, received_at=datetime.now(UTC) - timedelta(days=20))
     await publish(infra, routed)
     case = f"/cases/{routed.case_id}"
-    await sr.opened(routed.case_id)
+    await sr.opened(case_id_of(routed))
     await sr.patch(case, {"antenna_id": antenna, "sector": "commerce"})
     foreign = await sr.patch(case, {"antenna_id": "second_souffle-lyon"}, expect=422)
     assert foreign["errors"][0]["message"] == "Cette antenne n'est pas une antenne de 60000_rebonds."
@@ -160,59 +164,83 @@ async def test_a_case_goes_through_committee_coach_sponsor_sessions_checkpoint_a
     await sr.post(f"{case}/committee-decision", {"decision": "ajourne", "reasons": ["Pièces manquantes"]})
     approved = await sr.post(f"{case}/committee-decision", {"decision": "approuve", "reasons": ["Démarche sincère"]})
     assert (approved["stage"], approved["step"], approved["deferrals"]) == ("accompagnement", "attente_coach", 1)
-    [event] = await log.wait("CommitteeApproved", routed.case_id)
+    [event] = await log.wait("CommitteeApproved", case_id_of(routed))
     assert event.payload["reasons"] == ["Démarche sincère"]
 
     suggested = (await sr.get(f"{case}/suggestions", params={"role": "coach"})).json()
     assert [c["volunteer_id"] for c in suggested["candidates"]] == ["valence-coach", "grenoble-coach"]
-    assert suggested["candidates"][0] | {"same_antenna": True, "sector_match": True, "load": 0} == \
-        suggested["candidates"][0]
+    assert (
+        suggested["candidates"][0] | {"same_antenna": True, "sector_match": True, "load": 0}
+        == suggested["candidates"][0]
+    )
 
     before = await mongo[sr.settings.mongo_db]["case_files"].find_one({"_id": str(routed.case_id)})
-    expired = await sr.post(f"{case}/assignments", {"role": "coach", "volunteer_id": "valence-coach-expired"},
-                            expect=409)
+    expired = await sr.post(
+        f"{case}/assignments", {"role": "coach", "volunteer_id": "valence-coach-expired"}, expect=409
+    )
     assert expired["detail"].startswith("La certification de ce coach a expiré le ")
     early = await sr.post(f"{case}/sessions", {"kind": "coaching"}, expect=409)
     assert early["detail"] == "Aucun coach n'est attribué à ce dossier : attribuez-en un avant la séance."
     after = await mongo[sr.settings.mongo_db]["case_files"].find_one({"_id": str(routed.case_id)})
+    assert before is not None and after is not None
     assert after["version"] == before["version"] and after["timeline"] == before["timeline"]
 
     await sr.post(f"{case}/assignments", {"role": "coach", "volunteer_id": "valence-coach"})
     await sr.post(f"{case}/assignments", {"role": "parrain", "volunteer_id": "valence-sponsor"})
     await wait_for(lambda: capacity_is(log, antenna, (1, 2)), 20, "capacity after assignments")
-    assigned = await log.wait("VolunteerAssigned", routed.case_id, count=2)
-    assert [(e.payload["role"], e.payload["volunteer_id"], e.payload["email"], e.payload["released"])
-            for e in assigned] == [("coach", "valence-coach", "anne.valence@example.org", False),
-                                   ("parrain", "valence-sponsor", None, False)]
+    assigned = await log.wait("VolunteerAssigned", case_id_of(routed), count=2)
+    assert [
+        (e.payload["role"], e.payload["volunteer_id"], e.payload["email"], e.payload["released"]) for e in assigned
+    ] == [("coach", "valence-coach", "anne.valence@example.org", False), ("parrain", "valence-sponsor", None, False)]
 
     next_at = datetime.combine(TODAY + timedelta(days=7), datetime.min.time(), UTC).replace(hour=14)
-    for body in ({"kind": "coaching", "duration_minutes": 60, "next_session_at": next_at.isoformat(),
-                  "next_session_place": "Visioconférence"}, {"kind": "coaching", "attended": False},
-                 {"kind": "parrainage", "duration_minutes": 90},
-                 {"kind": "expertise", "volunteer_id": "valence-expert", "duration_minutes": 30}):
+    for body in (
+        {
+            "kind": "coaching",
+            "duration_minutes": 60,
+            "next_session_at": next_at.isoformat(),
+            "next_session_place": "Visioconférence",
+        },
+        {"kind": "coaching", "attended": False},
+        {"kind": "parrainage", "duration_minutes": 90},
+        {"kind": "expertise", "volunteer_id": "valence-expert", "duration_minutes": 30},
+    ):
         await sr.post(f"{case}/sessions", body, expect=201)
-    not_expert = await sr.post(f"{case}/sessions", {"kind": "expertise", "volunteer_id": "valence-coach"},
-                               expect=409)
+    not_expert = await sr.post(f"{case}/sessions", {"kind": "expertise", "volunteer_id": "valence-coach"}, expect=409)
     assert not_expert["detail"] == "Ce bénévole n'est pas expert : une consultation se tient avec un expert."
 
     other = await sr.approved_case(antenna)
-    checkpoint = await sr.post("/checkpoints", {"antenna_id": antenna, "duration_minutes": 120,
-                                                "present": [str(routed.case_id)], "absent": [str(other)]}, expect=201)
+    checkpoint = await sr.post(
+        "/checkpoints",
+        {"antenna_id": antenna, "duration_minutes": 120, "present": [str(routed.case_id)], "absent": [str(other)]},
+        expect=201,
+    )
     assert checkpoint["refused"] == {}
-    held = await log.wait("SessionHeld", routed.case_id, count=4)
+    held = await log.wait("SessionHeld", case_id_of(routed), count=4)
     assert [e.payload["kind"] for e in held] == ["coaching", "parrainage", "expertise", "point_etape_collectif"]
     assert [e.payload["volunteer_id"] for e in held] == ["valence-coach", "valence-sponsor", "valence-expert", None]
     assert (datetime.fromisoformat(held[0].payload["next_session_at"]), held[0].payload["next_session_place"]) == (
-        next_at, "Visioconférence")
+        next_at,
+        "Visioconférence",
+    )
     assert held[-1].payload["session_id"] == checkpoint["checkpoint_id"]
     assert await log.of("SessionHeld", other) == []  # absent: noted, not published
     assert (await sr.get(f"/cases/{other}")).json()["timeline"][-1]["kind"] == "absence"
 
     closed = await sr.post(f"{case}/closing", {"outcome": "emploi_salarie", "reasons": ["CDI signé"]})
     assert closed["sessions_by_kind"] == {"coaching": 1, "parrainage": 1, "point_etape_collectif": 1, "expertise": 1}
-    [event] = await log.wait("CaseClosed", routed.case_id)
-    assert event.payload | {"outcome": "emploi_salarie", "journey_days": 20, "days_to_committee": 20,
-                            "days_to_coach": 0, "accompaniment_days": 0} == event.payload
+    [event] = await log.wait("CaseClosed", case_id_of(routed))
+    assert (
+        event.payload
+        | {
+            "outcome": "emploi_salarie",
+            "journey_days": 20,
+            "days_to_committee": 20,
+            "days_to_coach": 0,
+            "accompaniment_days": 0,
+        }
+        == event.payload
+    )
     await wait_for(lambda: capacity_is(log, antenna, (2, 3)), 20, "places freed by the closing")
     await sr.post(f"{case}/closing", {"outcome": "emploi_salarie"}, expect=409)
 
@@ -226,7 +254,8 @@ async def test_a_case_goes_through_committee_coach_sponsor_sessions_checkpoint_a
 
 
 async def test_with_every_coach_full_the_case_waits_in_the_waiting_list(
-        infra: Infra, coaching: dict[Association, Instance], log: EventLog) -> None:
+    infra: Infra, coaching: dict[Association, Instance], log: EventLog
+) -> None:
     sr = coaching[SR]
     antenna = unique_antenna(SR, "annecy")
     await sr.volunteer("annecy-coach", "coach", antenna, max_people=1)
@@ -237,12 +266,12 @@ async def test_with_every_coach_full_the_case_waits_in_the_waiting_list(
 
     suggested = (await sr.get(f"/cases/{second}/suggestions")).json()
     assert suggested["candidates"] == []
-    assert suggested["message"] == (f"Aucun bénévole (coach) disponible à l'antenne {antenna} : le dossier "
-                                    "attend en file, position 1.")
+    assert suggested["message"] == (
+        f"Aucun bénévole (coach) disponible à l'antenne {antenna} : le dossier attend en file, position 1."
+    )
     waiting = (await sr.get("/waiting-list", params={"role": "coach", "antenna_id": antenna})).json()["cases"]
     assert [(w["case_id"], w["position"], w["blocked"]) for w in waiting] == [(str(second), 1, True)]
-    full = await sr.post(f"/cases/{second}/assignments", {"role": "coach", "volunteer_id": "annecy-coach"},
-                         expect=409)
+    full = await sr.post(f"/cases/{second}/assignments", {"role": "coach", "volunteer_id": "annecy-coach"}, expect=409)
     assert full["detail"] == "Ce bénévole suit déjà 1 personne(s) pour 1 au plus : il est complet."
     assert (await sr.get(f"/cases/{second}")).json()["coach"] is None
 
@@ -260,24 +289,29 @@ async def test_with_every_coach_full_the_case_waits_in_the_waiting_list(
 
 
 async def test_a_declined_case_is_oriented_to_the_other_association(
-        infra: Infra, coaching: dict[Association, Instance], log: EventLog) -> None:
+    infra: Infra, coaching: dict[Association, Instance], log: EventLog
+) -> None:
     ss, sr = coaching[SS], coaching[SR]
     routed = case_routed(SS, received_at=datetime.now(UTC) - timedelta(days=5))
     await publish(infra, routed)
-    await ss.opened(routed.case_id)
-    declined = await ss.post(f"/cases/{routed.case_id}/committee-decision",
-                             {"decision": "refuse", "reasons": ["Entreprise déjà liquidée"],
-                              "orientation": "autre_association"})
-    assert (declined["stage"], declined["outcome"], declined["oriented_to"]) == ("clos", "refus_comite",
-                                                                                  "60000_rebonds")
-    [closed] = await log.wait("CaseClosed", routed.case_id)
+    await ss.opened(case_id_of(routed))
+    declined = await ss.post(
+        f"/cases/{routed.case_id}/committee-decision",
+        {"decision": "refuse", "reasons": ["Entreprise déjà liquidée"], "orientation": "autre_association"},
+    )
+    assert (declined["stage"], declined["outcome"], declined["oriented_to"]) == (
+        "clos",
+        "refus_comite",
+        "60000_rebonds",
+    )
+    [closed] = await log.wait("CaseClosed", case_id_of(routed))
     assert (closed.payload["oriented_to"], closed.payload["days_to_committee"]) == ("60000_rebonds", 5)
-    [reroute] = await log.wait("RerouteRequested", routed.case_id)
+    [reroute] = await log.wait("RerouteRequested", case_id_of(routed))
     assert reroute.payload | {"requested_by": "second_souffle", "reason": "hors_champ"} == reroute.payload
     assert reroute.correlation_id == routed.correlation_id  # the case's whole story shares one correlation id
 
     await publish(infra, case_routed(SR, routed.case_id, sequence=2, previous=SS))  # routing's answer
-    received = await sr.opened(routed.case_id)
+    received = await sr.opened(case_id_of(routed))
     assert received["stage"] == "attente_consentement"
     assert received["history"] == {"case_id": str(routed.case_id), "previous_association": "second_souffle"}
 
@@ -289,7 +323,8 @@ async def test_a_declined_case_is_oriented_to_the_other_association(
 
 
 async def test_a_liquidation_hands_a_second_souffle_case_over_to_60000_rebonds(
-        infra: Infra, coaching: dict[Association, Instance], log: EventLog) -> None:
+    infra: Infra, coaching: dict[Association, Instance], log: EventLog
+) -> None:
     ss, sr = coaching[SS], coaching[SR]
     antenna = unique_antenna(SS, "lyon")
     await ss.volunteer("ss-lyon-sponsor", "parrain", antenna, max_people=1)
@@ -300,12 +335,17 @@ async def test_a_liquidation_hands_a_second_souffle_case_over_to_60000_rebonds(
 
     wrong = await ss.client.post(f"{case}/handover", json={"procedure": "sauvegarde"}, headers=staff(SS))
     assert wrong.status_code == 422
-    requested = await ss.post(f"{case}/handover", {"court_decision_date": str(TODAY - timedelta(days=3)),
-                                                   "comment": "Liquidation prononcée, suivi à reprendre"})
+    requested = await ss.post(
+        f"{case}/handover",
+        {"court_decision_date": str(TODAY - timedelta(days=3)), "comment": "Liquidation prononcée, suivi à reprendre"},
+    )
     assert requested["stage"] == "transmission_demandee"
     [reroute] = await log.wait("RerouteRequested", case_id)
-    assert reroute.payload | {"requested_by": "second_souffle", "reason": "transmission",
-                              "procedure": "liquidation_judiciaire"} == reroute.payload
+    assert (
+        reroute.payload
+        | {"requested_by": "second_souffle", "reason": "transmission", "procedure": "liquidation_judiciaire"}
+        == reroute.payload
+    )
     assert (await sr.get(case)).status_code == 404  # not routed to 60 000 rebonds yet
 
     # Routing's answer (routing does not run in this test): the case goes to 60 000 rebonds.
@@ -318,32 +358,46 @@ async def test_a_liquidation_hands_a_second_souffle_case_over_to_60000_rebonds(
         file = (await ss.get(case)).json()
         return file if file["stage"] == "transmis" else None
 
-    assert (await wait_for(handed_over, 20, "Second Souffle's file handed over"))["timeline"][-1]["to"] == \
-        "60000_rebonds"
+    assert (await wait_for(handed_over, 20, "Second Souffle's file handed over"))["timeline"][-1][
+        "to"
+    ] == "60000_rebonds"
     await wait_for(lambda: capacity_is(log, antenna, (0, 1)), 20, "the sponsor free again")
 
     early = await sr.post(f"{case}/committee-decision", {"decision": "approuve"}, expect=409)
     assert early["detail"] == "Le consentement de l'entrepreneur doit être recueilli à nouveau avant le comité."
     await sr.post(f"{case}/consent", {"given": True})
     assert (await sr.post(f"{case}/committee-decision", {"decision": "approuve"}))["stage"] == "accompagnement"
-    assert (await ss.post(f"{case}/sessions", {"kind": "parrainage"}, expect=409))["detail"] == \
-        "Ce dossier est transmis à l'autre association : aucune nouvelle séance."
+    assert (await ss.post(f"{case}/sessions", {"kind": "parrainage"}, expect=409))[
+        "detail"
+    ] == "Ce dossier est transmis à l'autre association : aucune nouvelle séance."
 
 
 async def test_a_checkpoint_interrupted_by_a_crash_is_finished_at_the_next_start(
-        infra: Infra, log: EventLog, mongo: AsyncMongoClient) -> None:
+    infra: Infra, log: EventLog, mongo: AsyncMongoClient
+) -> None:
     settings = coaching_settings(infra, SR, dashboard_refresh_s=3600)
     antenna = unique_antenna(SR, "clermont-ferrand")
     async with running(create_app(settings)) as client:
         case_id = await Instance(client, SR, STAFF[SR][1], settings, infra).approved_case(antenna)
     # What a crash right after storing the checkpoint leaves: the checkpoint, and no file recorded it.
     checkpoint_id = str(uuid.uuid4())
-    await mongo[settings.mongo_db]["checkpoints"].insert_one({
-        "_id": checkpoint_id, "antenna_id": antenna, "held_on": str(TODAY), "duration_minutes": 90,
-        "present": [str(case_id)], "absent": [], "by": "karim", "at": datetime.now(UTC), "status": "en_cours"})
+    await mongo[settings.mongo_db]["checkpoints"].insert_one(
+        {
+            "_id": checkpoint_id,
+            "antenna_id": antenna,
+            "held_on": str(TODAY),
+            "duration_minutes": 90,
+            "present": [str(case_id)],
+            "absent": [],
+            "by": "karim",
+            "at": datetime.now(UTC),
+            "status": "en_cours",
+        }
+    )
 
     async with running(create_app(settings)):
         [held] = await log.wait("SessionHeld", case_id)
     assert (held.payload["session_id"], held.payload["kind"]) == (checkpoint_id, "point_etape_collectif")
     stored = await mongo[settings.mongo_db]["checkpoints"].find_one({"_id": checkpoint_id})
+    assert stored is not None
     assert (stored["status"], stored["refused"]) == ("enregistre", {})

@@ -10,7 +10,7 @@ from pymongo import AsyncMongoClient
 from services.intake.app import create_app
 from services.intake.domain import case_id_for
 from services.intake.settings import IntakeSettings
-from shared.schemas import EVENTS, decode
+from shared.schemas import EVENTS, CaseReceived, decode
 from tests.conftest import Infra, a_case, running
 from tests.integration.conftest import Reader, document, headers_of, wait_relayed, without_personal_values
 
@@ -19,7 +19,8 @@ CASE_FIELDS = ("status", "received_at", "situation", "referral", "personal", "fi
 
 
 async def test_submission_is_stored_and_published_once_even_when_resubmitted(
-        infra: Infra, reader: Reader, mongo: AsyncMongoClient) -> None:
+    infra: Infra, reader: Reader, mongo: AsyncMongoClient
+) -> None:
     settings = infra.settings(IntakeSettings)
     received = await reader(TOPIC)
     key = f"intake-it-{uuid.uuid4()}"
@@ -31,13 +32,13 @@ async def test_submission_is_stored_and_published_once_even_when_resubmitted(
         assert "Idempotent-Replayed" not in created.headers
 
         stored = await document(mongo, settings, "cases", case_id)
-        assert stored["status"] == "received"
+        assert stored is not None and stored["status"] == "received"
         assert stored["personal"]["first_name"] == "Jeanne" and stored["personal"]["siren"] == "732829320"
 
         [record] = await received.wait_keyed(case_id)
         envelope = decode(record.value, key=record.key, expected_type="CaseReceived")
         assert envelope.case_id == uuid.UUID(case_id) and envelope.producer == "intake"
-        assert envelope.typed().situation.procedure.value == "liquidation_judiciaire"
+        assert envelope.payload_as(CaseReceived).situation.procedure.value == "liquidation_judiciaire"
         headers = headers_of(record)
         assert headers["event-type"] == "CaseReceived" and headers["event-id"] == str(envelope.event_id)
         assert without_personal_values(json.dumps(headers, ensure_ascii=False) + record.key.decode())
@@ -47,11 +48,13 @@ async def test_submission_is_stored_and_published_once_even_when_resubmitted(
         assert replayed.json()["case_id"] == case_id
         assert replayed.headers["Idempotent-Replayed"] == "true"
 
-        reused = await client.post("/cases", json=a_case(message="Une autre demande."),
-                                   headers={"Idempotency-Key": key})
+        reused = await client.post(
+            "/cases", json=a_case(message="Une autre demande."), headers={"Idempotency-Key": key}
+        )
         assert reused.status_code == 422
         assert reused.json() == {"detail": "Cette clé d'idempotence a déjà servi pour une demande différente."}
         after = await document(mongo, settings, "cases", case_id)
+        assert after is not None
         assert {k: after[k] for k in CASE_FIELDS} == {k: stored[k] for k in CASE_FIELDS}
 
         await wait_relayed(mongo, settings, "cases", case_id)
@@ -76,13 +79,19 @@ async def test_bad_requests_store_and_publish_nothing(infra: Infra, reader: Read
         invalid = await client.post("/cases", json=a_case(consent=False), headers={"Idempotency-Key": keys[0]})
         assert invalid.status_code == 422
         assert invalid.json()["errors"][0]["field"] == "consent"
-        wrong_type = await client.post("/cases", content=json.dumps(a_case()).encode(),
-                                       headers={"Idempotency-Key": keys[1], "Content-Type": "text/plain"})
+        wrong_type = await client.post(
+            "/cases",
+            content=json.dumps(a_case()).encode(),
+            headers={"Idempotency-Key": keys[1], "Content-Type": "text/plain"},
+        )
         assert wrong_type.status_code == 415
         oversize = await client.post("/cases", json=a_case(message="x" * 9000), headers={"Idempotency-Key": keys[2]})
         assert oversize.status_code == 413
-        unknown = await client.post("/cases", json=a_case(situation={"procedure": "faillite", "postal_code": "69003"}),
-                                    headers={"Idempotency-Key": keys[3]})
+        unknown = await client.post(
+            "/cases",
+            json=a_case(situation={"procedure": "faillite", "postal_code": "69003"}),
+            headers={"Idempotency-Key": keys[3]},
+        )
         assert unknown.status_code == 422
         assert unknown.json()["errors"][0]["field"] == "situation.procedure"
     assert await mongo[settings.mongo_db]["cases"].count_documents({}) == 0
@@ -109,8 +118,11 @@ async def test_reading_a_case(infra: Infra) -> None:
 
         invalid = await client.get("/cases/pas-un-identifiant")
         assert invalid.status_code == 422
-        assert invalid.json()["errors"][0] == {"field": "case_id", "message": "Identifiant invalide (UUID attendu).",
-                                               "type": "uuid_parsing"}
+        assert invalid.json()["errors"][0] == {
+            "field": "case_id",
+            "message": "Identifiant invalide (UUID attendu).",
+            "type": "uuid_parsing",
+        }
 
         health = await client.get("/health")
         assert health.json() == {"status": "ok", "checks": {"kafka": True, "store": True}}

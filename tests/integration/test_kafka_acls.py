@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -19,7 +19,6 @@ from aiokafka.errors import (
     KafkaError,
     TopicAuthorizationFailedError,
 )
-
 from prometheus_client import CollectorRegistry, Gauge
 
 from shared.broker import KafkaAccess, dead_letter_topic, ensure_topics
@@ -36,8 +35,13 @@ SESSION_HELD = "relais.session-held.v1"
 
 async def read_from_start(access: KafkaAccess, topic: str, group: str | None = None) -> None:
     """Read a topic from its beginning as `access` (in `group`, or outside any group)."""
-    consumer = AIOKafkaConsumer(**access.client(), group_id=group, enable_auto_commit=False,
-                                auto_offset_reset="earliest", request_timeout_ms=10000)
+    consumer = AIOKafkaConsumer(
+        **access.client(),
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        request_timeout_ms=10000,
+    )
     await consumer.start()
     try:
         if group is None:
@@ -82,8 +86,13 @@ async def broker_answer(access: KafkaAccess, topic: str) -> int:
 
 async def records_keyed(access: KafkaAccess, topic: str, key: bytes, tries: int = 12) -> list[bytes]:
     """Values keyed `key` that `access` manages to read from the topic's beginning, outside any group."""
-    consumer = AIOKafkaConsumer(**access.client(), group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest", request_timeout_ms=10000)
+    consumer = AIOKafkaConsumer(
+        **access.client(),
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        request_timeout_ms=10000,
+    )
     await consumer.start()
     try:
         consumer.assign([TopicPartition(topic, p) for p in range(3)])
@@ -102,21 +111,31 @@ def probe(topic: str) -> tuple[bytes, bytes]:
     """A record every reader of the topic accepts: the session's other tests read these topics from the start."""
     if topic == RECEIVED:
         case = a_case(referral={"kind": "self"})
-        envelope = new_envelope(CaseReceived(
-            situation=case["situation"], referral=case["referral"], received_at=datetime.now(UTC),
-            personal={**case["entrepreneur"], "company_name": None, "siren": None, "message": None}),
-            case_id=uuid.uuid4(), producer="intake")
+        envelope = new_envelope(
+            CaseReceived(
+                situation=case["situation"],
+                referral=case["referral"],
+                received_at=datetime.now(UTC),
+                personal={**case["entrepreneur"], "company_name": None, "siren": None, "message": None},
+            ),
+            case_id=uuid.uuid4(),
+            producer="intake",
+        )
         return envelope.key, envelope.encode()
     return f"acl-{uuid.uuid4()}".encode(), b'{"probe": "acl"}'  # not a status record: partners' readers skip it
 
 
-@pytest.mark.parametrize("principal, topic, rightful", [
-    ("routing", PARTNER_FEED_TOPIC, PARTNERS),  # routing consumes cases, not what partners are told
-    (PARTNERS, RECEIVED, "routing"),  # the personal data of every request for help
-    (PARTNERS, dead_letter_topic("notifications"), ADMIN),  # dead letters carry the original bytes
-])
-async def test_a_principal_cannot_read_a_topic_it_does_not_consume(infra: Infra, principal: str, topic: str,
-                                                                   rightful: str) -> None:
+@pytest.mark.parametrize(
+    "principal, topic, rightful",
+    [
+        ("routing", PARTNER_FEED_TOPIC, PARTNERS),  # routing consumes cases, not what partners are told
+        (PARTNERS, RECEIVED, "routing"),  # the personal data of every request for help
+        (PARTNERS, dead_letter_topic("notifications"), ADMIN),  # dead letters carry the original bytes
+    ],
+)
+async def test_a_principal_cannot_read_a_topic_it_does_not_consume(
+    infra: Infra, principal: str, topic: str, rightful: str
+) -> None:
     await ensure_topics(ServiceSettings(), [topic], access=infra.admin)
     key, value = probe(topic)
     producer = AIOKafkaProducer(**infra.admin.client(), acks="all")
@@ -138,9 +157,20 @@ async def test_a_producer_does_not_read_back_its_own_topic(infra: Infra, reader:
 
 async def test_a_service_cannot_forge_an_event_of_a_topic_it_does_not_produce(infra: Infra, reader: Reader) -> None:
     """Notifications reads SessionHeld; a SessionHeld it wrote would be believed by every consumer."""
-    forged = new_envelope(SessionHeld.model_validate({
-        "association": "60000_rebonds", "session_id": "s-forged", "kind": "coaching", "held_on": date.today(),
-        "duration_minutes": 60, "number": 1}), case_id=uuid.uuid4(), producer="coaching")
+    forged = new_envelope(
+        SessionHeld.model_validate(
+            {
+                "association": "60000_rebonds",
+                "session_id": "s-forged",
+                "kind": "coaching",
+                "held_on": datetime.now(UTC).date(),
+                "duration_minutes": 60,
+                "number": 1,
+            }
+        ),
+        case_id=uuid.uuid4(),
+        producer="coaching",
+    )
     producer = AIOKafkaProducer(**infra.access("notifications").client(), acks="all", enable_idempotence=True)
     await producer.start()
     try:
@@ -158,8 +188,9 @@ async def test_a_principal_cannot_join_another_services_consumer_group(infra: In
     with pytest.raises(GroupAuthorizationFailedError):
         await asyncio.wait_for(read_from_start(infra.access("routing"), RECEIVED, group="notifications"), 30)
     # Its own groups, test-tagged or not, are fine.
-    await asyncio.wait_for(read_from_start(infra.access("routing"), RECEIVED, group=f"routing-acl-{uuid.uuid4().hex[:6]}"),
-                           30)
+    await asyncio.wait_for(
+        read_from_start(infra.access("routing"), RECEIVED, group=f"routing-acl-{uuid.uuid4().hex[:6]}"), 30
+    )
 
 
 async def test_a_service_creates_only_its_own_dead_letter_topics(infra: Infra) -> None:

@@ -23,8 +23,14 @@ from tests.conftest import free_port
 @pytest.fixture(scope="module")
 def tls_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaNode]:
     folder = tmp_path_factory.mktemp("tls")
-    kafka = KafkaNode("kafka", folder / "kafka", port=free_port(), controller_port=free_port(),
-                      secrets_dir=folder / "secrets", tls=make_tls(folder / "secrets"))
+    kafka = KafkaNode(
+        "kafka",
+        folder / "kafka",
+        port=free_port(),
+        controller_port=free_port(),
+        secrets_dir=folder / "secrets",
+        tls=make_tls(folder / "secrets"),
+    )
     try:
         kafka.start()
         kafka.provision()
@@ -46,8 +52,9 @@ async def test_a_service_principal_writes_its_topic_over_tls(tls_kafka: KafkaNod
 
 async def test_a_client_that_does_not_trust_the_ca_is_refused(tls_kafka: KafkaNode, tmp_path: Path) -> None:
     other_ca = make_tls(tmp_path / "other").ca_pem
-    stranger = KafkaAccess(tls_kafka.bootstrap, "intake", tls_kafka.access("intake").password, "SASL_SSL",
-                           str(other_ca))
+    stranger = KafkaAccess(
+        tls_kafka.bootstrap, "intake", tls_kafka.access("intake").password, "SASL_SSL", str(other_ca)
+    )
     producer = AIOKafkaProducer(**stranger.client(), request_timeout_ms=5000)
     with pytest.raises((KafkaConnectionError, asyncio.TimeoutError)):
         await asyncio.wait_for(producer.start(), 20)

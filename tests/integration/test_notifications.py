@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
@@ -34,20 +34,42 @@ SS = Association.SECOND_SOUFFLE
 def flow(case_id: uuid.UUID, referrer: str) -> list[Envelope]:
     """One case's events, each caused by the previous one: a coach is assigned, leads a session, is told
     of the closing."""
-    received = new_envelope(CaseReceived(
-        situation={"procedure": "sauvegarde", "postal_code": "69003"},
-        referral={"kind": referrer, "organisation": None if referrer == "self" else "CCI Lyon Métropole"},
-        personal={"first_name": "Luc", "last_name": "Bernard", "email": "luc.bernard@example.fr"},
-        received_at=datetime.now(UTC)), case_id=case_id, producer="intake")
+    today = datetime.now(UTC).date()
+    received = new_envelope(
+        CaseReceived(
+            situation={"procedure": "sauvegarde", "postal_code": "69003"},
+            referral={"kind": referrer, "organisation": None if referrer == "self" else "CCI Lyon Métropole"},
+            personal={"first_name": "Luc", "last_name": "Bernard", "email": "luc.bernard@example.fr"},
+            received_at=datetime.now(UTC),
+        ),
+        case_id=case_id,
+        producer="intake",
+    )
     payloads = [
-        CaseRouted(association=SS, rule="procedure:sauvegarde", reasons=["Procédure de sauvegarde → Second Souffle"],
-                   routed_at=datetime.now(UTC)),
-        CommitteeApproved(association=SS, decided_on=date.today()),
-        VolunteerAssigned(association=SS, role=VolunteerRole.COACH, volunteer_id="vol-1", display_name="Inès Coach",
-                          email="ines.coach@example.org", assigned_on=date.today()),
-        SessionHeld(association=SS, session_id="s-1", kind=SessionKind.COACHING, held_on=date.today(), number=1,
-                    volunteer_id="vol-1"),
-        CaseClosed(association=SS, outcome=Outcome.SALARIED_JOB, closed_on=date.today(), journey_days=200),
+        CaseRouted(
+            association=SS,
+            rule="procedure:sauvegarde",
+            reasons=["Procédure de sauvegarde → Second Souffle"],
+            routed_at=datetime.now(UTC),
+        ),
+        CommitteeApproved(association=SS, decided_on=today),
+        VolunteerAssigned(
+            association=SS,
+            role=VolunteerRole.COACH,
+            volunteer_id="vol-1",
+            display_name="Inès Coach",
+            email="ines.coach@example.org",
+            assigned_on=today,
+        ),
+        SessionHeld(
+            association=SS,
+            session_id="s-1",
+            kind=SessionKind.COACHING,
+            held_on=today,
+            number=1,
+            volunteer_id="vol-1",
+        ),
+        CaseClosed(association=SS, outcome=Outcome.SALARIED_JOB, closed_on=today, journey_days=200),
     ]
     events = [received]
     for payload in payloads:
@@ -55,25 +77,30 @@ def flow(case_id: uuid.UUID, referrer: str) -> list[Envelope]:
     return events
 
 
-EXPECTED_SELF_REFERRED = sorted([
-    ("CaseReceived", "entrepreneur", "accuse_reception"),
-    ("CaseRouted", "entrepreneur", "orientation"),
-    ("CaseRouted", "coordination", "nouveau_dossier"),
-    ("CommitteeApproved", "entrepreneur", "decision_comite"),
-    ("VolunteerAssigned", "coach", "attribution_coach"),
-    ("SessionHeld", "entrepreneur", "suivi_seance"),
-    ("SessionHeld", "coach", "seance_coach"),
-    ("CaseClosed", "entrepreneur", "cloture"),
-    ("CaseClosed", "coordination", "cloture_dossier"),
-    ("CaseClosed", "coach", "fin_accompagnement_coach"),
-])
+EXPECTED_SELF_REFERRED = sorted(
+    [
+        ("CaseReceived", "entrepreneur", "accuse_reception"),
+        ("CaseRouted", "entrepreneur", "orientation"),
+        ("CaseRouted", "coordination", "nouveau_dossier"),
+        ("CommitteeApproved", "entrepreneur", "decision_comite"),
+        ("VolunteerAssigned", "coach", "attribution_coach"),
+        ("SessionHeld", "entrepreneur", "suivi_seance"),
+        ("SessionHeld", "coach", "seance_coach"),
+        ("CaseClosed", "entrepreneur", "cloture"),
+        ("CaseClosed", "coordination", "cloture_dossier"),
+        ("CaseClosed", "coach", "fin_accompagnement_coach"),
+    ]
+)
 # The referring partner hears of each status of its referral (received, routed, accepted, closed).
-EXPECTED_PARTNER_REFERRED = sorted(EXPECTED_SELF_REFERRED + [
-    ("CaseReceived", "partenaire", "accuse_reception_partenaire"),
-    ("CaseRouted", "partenaire", "orientation_partenaire"),
-    ("CommitteeApproved", "partenaire", "decision_comite_partenaire"),
-    ("CaseClosed", "partenaire", "cloture_partenaire"),
-])
+EXPECTED_PARTNER_REFERRED = sorted(
+    [
+        *EXPECTED_SELF_REFERRED,
+        ("CaseReceived", "partenaire", "accuse_reception_partenaire"),
+        ("CaseRouted", "partenaire", "orientation_partenaire"),
+        ("CommitteeApproved", "partenaire", "decision_comite_partenaire"),
+        ("CaseClosed", "partenaire", "cloture_partenaire"),
+    ]
+)
 
 
 def summary(notifications: list[dict]) -> list[tuple[str, str, str]]:
@@ -81,7 +108,8 @@ def summary(notifications: list[dict]) -> list[tuple[str, str, str]]:
 
 
 async def test_each_event_plans_its_notifications_once_whatever_the_deliveries(
-        infra: Infra, producer: AIOKafkaProducer, admin: AIOKafkaAdminClient, mongo: AsyncMongoClient) -> None:
+    infra: Infra, producer: AIOKafkaProducer, admin: AIOKafkaAdminClient, mongo: AsyncMongoClient
+) -> None:
     settings = infra.settings(NotificationsSettings, email_enabled=False)  # planning only: nothing is sent
     partner_case, self_case = uuid.uuid4(), uuid.uuid4()
     async with running(create_app(settings)) as client:
@@ -107,9 +135,13 @@ async def test_each_event_plans_its_notifications_once_whatever_the_deliveries(
         assert summary(await notifications(self_case)) == EXPECTED_SELF_REFERRED
 
         contact = await mongo[settings.mongo_db]["contacts"].find_one({"_id": str(partner_case)})
+        assert contact is not None
         assert contact["email"] == "luc.bernard@example.fr" and contact["referral"]["kind"] == "cci"
-        assert contact["volunteers"]["coach"] == {"volunteer_id": "vol-1", "name": "Inès Coach",
-                                                  "email": "ines.coach@example.org"}
+        assert contact["volunteers"]["coach"] == {
+            "volunteer_id": "vol-1",
+            "name": "Inès Coach",
+            "email": "ines.coach@example.org",
+        }
 
         empty = await client.get(f"/cases/{uuid.uuid4()}/notifications")
         assert empty.json()["notifications"] == []
@@ -117,8 +149,7 @@ async def test_each_event_plans_its_notifications_once_whatever_the_deliveries(
         assert invalid.status_code == 422
 
 
-async def test_a_notification_is_planned_as_soon_as_its_event_arrives(
-        infra: Infra, producer: AIOKafkaProducer) -> None:
+async def test_a_notification_is_planned_as_soon_as_its_event_arrives(infra: Infra, producer: AIOKafkaProducer) -> None:
     case_id = uuid.uuid4()
     [received, *_] = flow(case_id, "tribunal")
     async with running(create_app(infra.settings(NotificationsSettings, email_enabled=False))) as client:

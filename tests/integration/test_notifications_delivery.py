@@ -49,7 +49,7 @@ def unique(address: str) -> str:
     return f"{local}+{uuid.uuid4().hex[:8]}@{domain}"
 
 
-async def settled(client: httpx.AsyncClient, case_id: object, count: int, timeout: float = 60) -> list[dict]:
+async def settled(client: httpx.AsyncClient, case_id: object, count: int, timeout: float = 60) -> list[dict]:  # noqa: ASYNC109 - passed on to wait_for, whose failure names what was awaited (asyncio.timeout would not)
     async def probe() -> list[dict] | None:
         body = (await client.get(f"/cases/{case_id}/notifications")).json()["notifications"]
         return body if len(body) >= count and all(n["status"] in FINAL for n in body) else None

@@ -13,10 +13,10 @@ from pymongo import AsyncMongoClient
 from services.routing.app import create_app
 from services.routing.settings import RoutingSettings
 from shared.broker import dead_letter_topic
-from shared.schemas import EVENTS, CaseReceived, Envelope, decode, new_envelope
+from shared.schemas import EVENTS, CaseReceived, CaseRouted, Envelope, decode, new_envelope
 from shared.schemas.envelope import MAX_EVENT_BYTES
 from shared.store import PROCESSED_FIELD
-from tests.conftest import Infra, running, wait_for
+from tests.conftest import Infra, case_id_of, running, wait_for
 from tests.integration.conftest import Reader, document, headers_of, publish, wait_consumed, wait_relayed
 
 RECEIVED_TOPIC = EVENTS["CaseReceived"].topic
@@ -27,15 +27,15 @@ def case_received(procedure: str, decided: date | None = None, message: str = "B
     payload = CaseReceived(
         situation={"procedure": procedure, "court_decision_date": decided, "postal_code": "38000"},
         referral={"kind": "tribunal", "organisation": "Tribunal des activités économiques de Lyon"},
-        personal={"first_name": "Paul", "last_name": "Durand", "email": "paul.durand@example.fr",
-                  "message": message},
+        personal={"first_name": "Paul", "last_name": "Durand", "email": "paul.durand@example.fr", "message": message},
         received_at=datetime.now(UTC),
     )
     return new_envelope(payload, case_id=uuid.uuid4(), producer="intake")
 
 
 async def test_received_cases_are_routed_to_the_right_association(
-        infra: Infra, reader: Reader, producer: AIOKafkaProducer) -> None:
+    infra: Infra, reader: Reader, producer: AIOKafkaProducer
+) -> None:
     routed = await reader(ROUTED_TOPIC)
     liquidation = case_received("liquidation_judiciaire", date(2025, 1, 15))
     sauvegarde = case_received("sauvegarde")
@@ -45,20 +45,20 @@ async def test_received_cases_are_routed_to_the_right_association(
             await publish(producer, envelope)
         expected = [(liquidation, "60000_rebonds"), (sauvegarde, "second_souffle"), (redressement, "second_souffle")]
         for cause, association in expected:
-            [record] = await routed.wait_keyed(cause.case_id)
+            [record] = await routed.wait_keyed(case_id_of(cause))
             event = decode(record.value, key=record.key, expected_type="CaseRouted")
-            decision = event.typed()
+            decision = event.payload_as(CaseRouted)
             assert decision.association.value == association
             assert decision.rule == f"procedure:{cause.payload['situation']['procedure']}"
             assert event.causation_id == cause.event_id and event.correlation_id == cause.correlation_id
-            assert decision.received_at == cause.typed().received_at
+            assert decision.received_at == cause.payload_as(CaseReceived).received_at
             assert "Durand" not in record.value.decode()  # no personal data leaves routing
 
-        [record] = routed.keyed(liquidation.case_id)
-        reason = decode(record.value, key=record.key).typed().reasons[0]
+        [record] = routed.keyed(case_id_of(liquidation))
+        reason = decode(record.value, key=record.key).payload_as(CaseRouted).reasons[0]
         assert reason.startswith("Liquidation judiciaire, décision du tribunal il y a ")
-        [record] = routed.keyed(redressement.case_id)
-        redressement_reasons = decode(record.value, key=record.key).typed().reasons
+        [record] = routed.keyed(case_id_of(redressement))
+        redressement_reasons = decode(record.value, key=record.key).payload_as(CaseRouted).reasons
         assert any("liquidation" in reason for reason in redressement_reasons[1:]), redressement_reasons
 
         view = (await client.get(f"/cases/{liquidation.case_id}")).json()
@@ -70,8 +70,8 @@ async def test_received_cases_are_routed_to_the_right_association(
 
 
 async def test_an_event_delivered_twice_is_routed_once(
-        infra: Infra, reader: Reader, producer: AIOKafkaProducer, admin: AIOKafkaAdminClient,
-        mongo: AsyncMongoClient) -> None:
+    infra: Infra, reader: Reader, producer: AIOKafkaProducer, admin: AIOKafkaAdminClient, mongo: AsyncMongoClient
+) -> None:
     settings = infra.settings(RoutingSettings)
     routed = await reader(ROUTED_TOPIC)
     envelope = case_received("cession_a_la_barre")
@@ -80,14 +80,15 @@ async def test_an_event_delivered_twice_is_routed_once(
         second = await publish(producer, envelope)
         await wait_consumed(admin, settings.consumer_group, first, second)
         stored = await document(mongo, settings, "routes", envelope.case_id)
-        assert len(stored["history"]) == 1
+        assert stored is not None and len(stored["history"]) == 1
         assert stored[PROCESSED_FIELD] == [str(envelope.event_id)]
         await wait_relayed(mongo, settings, "routes", envelope.case_id)
-        assert len(await routed.all_keyed(envelope.case_id)) == 1
+        assert len(await routed.all_keyed(case_id_of(envelope))) == 1
 
 
 def poison_messages(marker: str) -> dict[str, tuple[bytes, bytes | None, str]]:
     """name -> (value, key, expected start of the dlq-reason); each value carries `marker` to find it again."""
+
     def body(envelope: Envelope, **changes: object) -> bytes:
         data = json.loads(envelope.encode())
         data.update(changes)
@@ -101,17 +102,24 @@ def poison_messages(marker: str) -> dict[str, tuple[bytes, bytes | None, str]]:
     keyless = case_received("sauvegarde", message=marker)
     return {
         "not JSON": (f"pas du JSON {marker}".encode(), str(uuid.uuid4()).encode(), "invalid envelope:"),
-        "breaking the schema": (json.dumps(breaking_body).encode(), breaking.key,
-                                "invalid CaseReceived payload: situation (missing)"),
-        "unknown schema version": (body(future, schema_version=7), future.key,
-                                   "unsupported schema version 7 of CaseReceived"),
+        "breaking the schema": (
+            json.dumps(breaking_body).encode(),
+            breaking.key,
+            "invalid CaseReceived payload: situation (missing)",
+        ),
+        "unknown schema version": (
+            body(future, schema_version=7),
+            future.key,
+            "unsupported schema version 7 of CaseReceived",
+        ),
         "oversize": (oversize.encode(), oversize.key, "oversize payload:"),
         "missing key": (keyless.encode(), None, "missing message key"),
     }
 
 
 async def test_poison_messages_go_to_the_dead_letter_topic_and_the_flow_goes_on(
-        infra: Infra, reader: Reader, producer: AIOKafkaProducer) -> None:
+    infra: Infra, reader: Reader, producer: AIOKafkaProducer
+) -> None:
     settings = infra.settings(RoutingSettings)
     routed = await reader(ROUTED_TOPIC)
     marker = f"poison-{uuid.uuid4()}"
@@ -120,12 +128,11 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_the_flow_goes_on(
     async with running(create_app(settings)):
         dead_letters = await reader(dead_letter_topic(settings.consumer_group))
         for value, key, _ in poison.values():
-            await producer.send_and_wait(RECEIVED_TOPIC, value, key=key,
-                                         headers=[("event-type", b"CaseReceived")])
+            await producer.send_and_wait(RECEIVED_TOPIC, value, key=key, headers=[("event-type", b"CaseReceived")])
         await publish(producer, valid)
 
-        [record] = await routed.wait_keyed(valid.case_id)
-        assert decode(record.value, key=record.key).typed().association.value == "second_souffle"
+        [record] = await routed.wait_keyed(case_id_of(valid))
+        assert decode(record.value, key=record.key).payload_as(CaseRouted).association.value == "second_souffle"
 
         async def all_dead_lettered() -> list | None:
             await dead_letters.poll()
@@ -150,4 +157,4 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_the_flow_goes_on(
     # group never routed are dead-lettered too, from their own topic).
     from_received = [r for r in dead_letters.records if headers_of(r)["dlq-source-topic"] == RECEIVED_TOPIC]
     assert len(from_received) == len(poison)
-    assert len(await routed.all_keyed(valid.case_id)) == 1
+    assert len(await routed.all_keyed(case_id_of(valid))) == 1

@@ -55,31 +55,44 @@ async def publish(infra: Infra, *envelopes: Envelope) -> None:
     await producer.start()
     try:
         for e in envelopes:
-            await producer.send_and_wait(e.spec.topic, e.encode(), key=e.key,
-                                         headers=[(k, v.encode()) for k, v in e.headers().items()])
+            await producer.send_and_wait(
+                e.spec.topic, e.encode(), key=e.key, headers=[(k, v.encode()) for k, v in e.headers().items()]
+            )
     finally:
         await producer.stop()
 
 
-def received(procedure: str = "liquidation_judiciaire", postal_code: str = "69003", commune: str | None = "Lyon",
-             **situation: Any) -> Envelope:
+def received(
+    procedure: str = "liquidation_judiciaire",
+    postal_code: str = "69003",
+    commune: str | None = "Lyon",
+    **situation: Any,
+) -> Envelope:
     payload = CaseReceived(
         situation={"procedure": procedure, "postal_code": postal_code, "commune": commune, **situation},
         referral={"kind": "mandataire", "organisation": "Étude Dupont"},
         personal={"first_name": "Jeanne", "last_name": "Martin", "email": "jeanne@example.fr"},
-        received_at=datetime.now(UTC))
+        received_at=datetime.now(UTC),
+    )
     return new_envelope(payload, case_id=uuid.uuid4(), producer="test")
 
 
-def capacity(antenna_id: str, coach: int, sponsor: int = 5, association: str = "60000_rebonds",
-             as_of: datetime | None = None) -> Envelope:
-    payload = AntennaCapacityChanged(association=association, antenna_id=antenna_id, coach_slots_free=coach,
-                                     sponsor_slots_free=sponsor, as_of=as_of or datetime.now(UTC))
+def capacity(
+    antenna_id: str, coach: int, sponsor: int = 5, association: str = "60000_rebonds", as_of: datetime | None = None
+) -> Envelope:
+    payload = AntennaCapacityChanged(
+        association=association,
+        antenna_id=antenna_id,
+        coach_slots_free=coach,
+        sponsor_slots_free=sponsor,
+        as_of=as_of or datetime.now(UTC),
+    )
     return new_envelope(payload, antenna_id=antenna_id, producer="test")
 
 
-async def decision(client: httpx.AsyncClient, envelope_or_id: Envelope | str, sequence: int = 1,
-                   what: str = "routing decision") -> dict[str, Any]:
+async def decision(
+    client: httpx.AsyncClient, envelope_or_id: Envelope | str, sequence: int = 1, what: str = "routing decision"
+) -> dict[str, Any]:
     case_id = str(envelope_or_id.case_id) if isinstance(envelope_or_id, Envelope) else envelope_or_id
 
     async def probe() -> dict[str, Any] | None:
@@ -92,28 +105,52 @@ async def decision(client: httpx.AsyncClient, envelope_or_id: Envelope | str, se
     return (await wait_for(probe, timeout=30, what=what))["current"]
 
 
-async def test_directory_is_seeded_once_and_editable(infra: Infra, settings: RoutingSettings,
-                                                     directory: tuple[Path, str]) -> None:
+async def test_directory_is_seeded_once_and_editable(
+    infra: Infra, settings: RoutingSettings, directory: tuple[Path, str]
+) -> None:
     _, tag = directory
     async with running(create_app(settings)) as client:
         antennas = (await client.get("/antennas")).json()
         assert len(antennas) == 9
         bourg = next(a for a in antennas if a["city"] == "Bourg-en-Bresse")
         assert bourg["status"] == "en_ouverture" and bourg["free_places"] is None and bourg["dept"] == "01"
-        edited = await client.patch(f"/antennas/60000_rebonds-grenoble-{tag}",
-                                    json={"contact": "grenoble@example.org", "status": "fermee"})
+        edited = await client.patch(
+            f"/antennas/60000_rebonds-grenoble-{tag}", json={"contact": "grenoble@example.org", "status": "fermee"}
+        )
         assert edited.status_code == 200 and edited.json()["contact"] == "grenoble@example.org"
-        created = await client.put(f"/antennas/second_souffle-grenoble-{tag}", json={
-            "association": "second_souffle", "name": "Second Souffle Grenoble", "city": "Grenoble",
-            "insee_code": "38185", "status": "en_ouverture", "contact": "grenoble@example.org"})
+        created = await client.put(
+            f"/antennas/second_souffle-grenoble-{tag}",
+            json={
+                "association": "second_souffle",
+                "name": "Second Souffle Grenoble",
+                "city": "Grenoble",
+                "insee_code": "38185",
+                "status": "en_ouverture",
+                "contact": "grenoble@example.org",
+            },
+        )
         assert created.status_code == 201 and created.json()["lat"] == pytest.approx(45.19, abs=0.01)
-        wrong = await client.put(f"/antennas/60000_rebonds-nulle-part-{tag}", json={
-            "association": "60000_rebonds", "name": "X", "insee_code": "99999", "status": "ouverte",
-            "contact": "x"})
+        wrong = await client.put(
+            f"/antennas/60000_rebonds-nulle-part-{tag}",
+            json={
+                "association": "60000_rebonds",
+                "name": "X",
+                "insee_code": "99999",
+                "status": "ouverte",
+                "contact": "x",
+            },
+        )
         assert wrong.status_code == 422 and wrong.json()["detail"] == "Commune inconnue : aucun code INSEE 99999."
-        mismatch = await client.put(f"/antennas/second_souffle-x-{tag}", json={
-            "association": "60000_rebonds", "name": "X", "insee_code": "38185", "status": "ouverte",
-            "contact": "x"})
+        mismatch = await client.put(
+            f"/antennas/second_souffle-x-{tag}",
+            json={
+                "association": "60000_rebonds",
+                "name": "X",
+                "insee_code": "38185",
+                "status": "ouverte",
+                "contact": "x",
+            },
+        )
         assert mismatch.status_code == 422
         assert (await client.patch("/antennas/absente", json={"status": "ouverte"})).status_code == 404
     # A second start keeps the edits and does not seed again.
@@ -123,8 +160,9 @@ async def test_directory_is_seeded_once_and_editable(infra: Infra, settings: Rou
         assert antennas[f"60000_rebonds-grenoble-{tag}"]["status"] == "fermee"
 
 
-async def test_quickest_antenna_with_room_then_beyond_one_hour(infra: Infra, settings: RoutingSettings,
-                                                               directory: tuple[Path, str]) -> None:
+async def test_quickest_antenna_with_room_then_beyond_one_hour(
+    infra: Infra, settings: RoutingSettings, directory: tuple[Path, str]
+) -> None:
     _, tag = directory
     async with running(create_app(settings)) as client:
         lyon_case = received()
@@ -163,11 +201,11 @@ async def test_quickest_antenna_with_room_then_beyond_one_hour(infra: Infra, set
         assert 'relais_routing_beyond_one_hour_total{association="60000_rebonds"}' in metrics
 
 
-async def test_waitlist_when_no_room_then_first_come_first_served(infra: Infra, settings: RoutingSettings,
-                                                                  directory: tuple[Path, str]) -> None:
+async def test_waitlist_when_no_room_then_first_come_first_served(
+    infra: Infra, settings: RoutingSettings, directory: tuple[Path, str]
+) -> None:
     _, tag = directory
-    ids = [a["id"] for a in json.loads(directory[0].read_text())["antennas"]
-           if a["association"] == "60000_rebonds"]
+    ids = [a["id"] for a in json.loads(directory[0].read_text())["antennas"] if a["association"] == "60000_rebonds"]
     async with running(create_app(settings)) as client:
         await publish(infra, *(capacity(i, coach=0) for i in ids))
 
@@ -201,8 +239,9 @@ async def test_waitlist_when_no_room_then_first_come_first_served(infra: Infra, 
         assert str(first.case_id) not in remaining and str(second.case_id) in remaining
 
 
-async def test_handover_and_out_of_scope_keep_the_history(infra: Infra, settings: RoutingSettings,
-                                                          directory: tuple[Path, str]) -> None:
+async def test_handover_and_out_of_scope_keep_the_history(
+    infra: Infra, settings: RoutingSettings, directory: tuple[Path, str]
+) -> None:
     _, tag = directory
     async with running(create_app(settings)) as client:
         redressement = received("redressement_judiciaire")
@@ -211,15 +250,22 @@ async def test_handover_and_out_of_scope_keep_the_history(infra: Infra, settings
         assert (first["association"], first["handover_watch"]) == ("second_souffle", True)
         assert first["antenna_id"] == f"second_souffle-lyon-{tag}"
 
-        handover = RerouteRequested(requested_by="second_souffle", reason="transmission",
-                                    procedure="liquidation_judiciaire",
-                                    court_decision_date=(datetime.now(UTC) - timedelta(days=40)).date())
+        handover = RerouteRequested(
+            requested_by="second_souffle",
+            reason="transmission",
+            procedure="liquidation_judiciaire",
+            court_decision_date=(datetime.now(UTC) - timedelta(days=40)).date(),
+        )
         await publish(infra, new_envelope(handover, case_id=redressement.case_id, producer="coaching"))
         second = await decision(client, redressement, sequence=2, what="handover")
         assert second["association"] == "60000_rebonds" and second["reroute_reason"] == "transmission"
         assert second["antenna_id"] == f"60000_rebonds-lyon-{tag}"
-        assert second["previous"] == {**second["previous"], "sequence": 1, "association": "second_souffle",
-                                      "antenna_id": f"second_souffle-lyon-{tag}"}
+        assert second["previous"] == {
+            **second["previous"],
+            "sequence": 1,
+            "association": "second_souffle",
+            "antenna_id": f"second_souffle-lyon-{tag}",
+        }
         assert second["reasons"][0] == "Transmission demandée par Second Souffle."
 
         out_of_scope = RerouteRequested(requested_by="60000_rebonds", reason="hors_champ")
@@ -258,13 +304,17 @@ async def test_unknown_commune_is_routed_then_placed_by_staff(infra: Infra, sett
         await publish(infra, lost, lost)  # delivered twice: decided once
         first = await decision(client, lost)
         assert (first["status"], first["association"], first["location_flagged"]) == (
-            "localisation_a_verifier", "second_souffle", True)
+            "localisation_a_verifier",
+            "second_souffle",
+            True,
+        )
 
         no_place = await client.post(f"/cases/{lost.case_id}/reroute", json={"reason": "localisation_corrigee"})
         assert no_place.status_code == 422
         assert no_place.json()["errors"][0]["message"] == "Indiquez le code INSEE ou le code postal de la commune."
-        fixed = await client.post(f"/cases/{lost.case_id}/reroute",
-                                  json={"reason": "localisation_corrigee", "insee_code": "42218"})
+        fixed = await client.post(
+            f"/cases/{lost.case_id}/reroute", json={"reason": "localisation_corrigee", "insee_code": "42218"}
+        )
         assert fixed.status_code == 200, fixed.text
         assert fixed.json()["status"] == "oriente" and fixed.json()["location_flagged"] is False
         body = (await client.get(f"/cases/{lost.case_id}")).json()
@@ -274,19 +324,27 @@ async def test_unknown_commune_is_routed_then_placed_by_staff(infra: Infra, sett
         assert all(antenna.startswith("second_souffle-lyon-") for antenna in held) and len(held) <= 1
 
 
-async def test_intake_fields_reach_routing_and_the_case_routed_topic(infra: Infra,
-                                                                     settings: RoutingSettings) -> None:
-    consumer = AIOKafkaConsumer("relais.case-routed.v1", **infra.admin.client(),
-                                auto_offset_reset="latest", group_id=f"probe-{uuid.uuid4().hex[:6]}")
+async def test_intake_fields_reach_routing_and_the_case_routed_topic(infra: Infra, settings: RoutingSettings) -> None:
+    consumer = AIOKafkaConsumer(
+        "relais.case-routed.v1",
+        **infra.admin.client(),
+        auto_offset_reset="latest",
+        group_id=f"probe-{uuid.uuid4().hex[:6]}",
+    )
     await consumer.start()
     try:
         await wait_for(lambda: _assigned(consumer), what="probe consumer assigned")
         intake = create_intake(infra.settings(IntakeSettings))
         async with running(create_app(settings)) as routing, running(intake) as front:
             case = a_case()
-            case["situation"] = {"procedure": "cession_a_la_barre", "postal_code": "74000",
-                                 "commune": "Annecy", "insee_code": "74010", "naf_code": "43.21A",
-                                 "company_size": "1_9"}
+            case["situation"] = {
+                "procedure": "cession_a_la_barre",
+                "postal_code": "74000",
+                "commune": "Annecy",
+                "insee_code": "74010",
+                "naf_code": "43.21A",
+                "company_size": "1_9",
+            }
             submitted = await front.post("/cases", json=case)
             assert submitted.status_code == 201, submitted.text
             case_id = submitted.json()["case_id"]

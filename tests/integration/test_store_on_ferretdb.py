@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import uuid
+from typing import Any
 
 from pymongo import AsyncMongoClient
 
@@ -35,7 +36,7 @@ def query_plan(path: str, collection: str) -> str:
 async def test_lookups_by_id_use_an_index_in_new_and_recreated_collections(infra: Infra) -> None:
     db_name = f"idindex_{uuid.uuid4().hex[:8]}"
     path = str(infra.ferretdb.data_dir / "sqlite" / f"{db_name}.sqlite")
-    client = AsyncMongoClient(infra.mongo_url)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongo_url)
     try:
         docs = client[db_name]["docs"]
         await docs.insert_many([{"_id": str(uuid.uuid4()), "n": i} for i in range(50)])
@@ -58,7 +59,7 @@ async def _searches(path: str) -> bool:
 
 async def test_update_if_applies_only_while_the_condition_holds(infra: Infra) -> None:
     """The conditional update every writer uses, on FerretDB (where it compares by reading the _id)."""
-    client = AsyncMongoClient(infra.mongo_url)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongo_url)
     db_name = f"update_if_{uuid.uuid4().hex[:8]}"
     try:
         docs = client[db_name]["docs"]
@@ -67,8 +68,9 @@ async def test_update_if_applies_only_while_the_condition_holds(infra: Infra) ->
         assert await update_if(docs, "a", {"version": 1}, {"$set": {"version": 2}})
         assert not await update_if(docs, "missing", {"version": 0}, {"$set": {"version": 1}})  # no upsert
         # Writers of one document in this process take turns: exactly one of twenty same-version writes wins.
-        won = await asyncio.gather(*(update_if(docs, "a", {"version": 2}, {"$set": {"version": 3, "by": i}})
-                                     for i in range(20)))
+        won = await asyncio.gather(
+            *(update_if(docs, "a", {"version": 2}, {"$set": {"version": 3, "by": i}}) for i in range(20))
+        )
         assert sum(won) == 1
         assert await docs.find_one({"_id": "a"}) == {"_id": "a", "version": 3, "by": won.index(True)}
         assert await docs.count_documents({}) == 1

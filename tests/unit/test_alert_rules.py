@@ -15,8 +15,9 @@ RULE_TESTS = sorted((PROMETHEUS_DIR / "tests").glob("*.yml"))
 
 
 def rules() -> list[dict]:
-    return [rule for path in RULE_FILES for group in yaml.safe_load(path.read_text())["groups"]
-            for rule in group["rules"]]
+    return [
+        rule for path in RULE_FILES for group in yaml.safe_load(path.read_text())["groups"] for rule in group["rules"]
+    ]
 
 
 def alerts() -> list[dict]:
@@ -76,14 +77,22 @@ def test_rules_use_only_exported_metrics_or_recorded_series() -> None:
 
 
 def test_metric_names_are_read_from_promql() -> None:
-    expr = ('sum by (group) (max by (group, topic, partition) (relais_consumer_lag{job=~"relais-.*"}))'
-            ' / on(job) group_left rate(relais_x_total[5m] offset 1h) > (14.4 * 1e-2) and relais:a:b')
+    expr = (
+        'sum by (group) (max by (group, topic, partition) (relais_consumer_lag{job=~"relais-.*"}))'
+        " / on(job) group_left rate(relais_x_total[5m] offset 1h) > (14.4 * 1e-2) and relais:a:b"
+    )
     assert metric_names(expr) == {"relais_consumer_lag", "relais_x_total", "relais:a:b"}
 
 
 def test_delivery_and_readiness_signals_are_covered() -> None:
     exprs = " ".join(rule["expr"] for rule in rules())
-    for metric in ("relais_consumer_lag", "relais_outbox_backlog", "relais_dead_letters_total",
-                   "relais_handler_retries_total", "relais_dependency_up", "relais_case_routing_seconds_bucket"):
+    for metric in (
+        "relais_consumer_lag",
+        "relais_outbox_backlog",
+        "relais_dead_letters_total",
+        "relais_handler_retries_total",
+        "relais_dependency_up",
+        "relais_case_routing_seconds_bucket",
+    ):
         assert metric in exprs
     assert "relais_http_rejections_total" not in exprs, "store outages come from readiness, not from 503s"

@@ -18,7 +18,10 @@ from shared.schemas import Association
 def test_the_association_picks_database_and_consumer_group(monkeypatch: pytest.MonkeyPatch) -> None:
     default = CoachingSettings()
     assert (default.association, default.mongo_db, default.consumer_group) == (
-        Association.SECOND_SOUFFLE, "relais_coaching_second_souffle", "coaching-second_souffle")
+        Association.SECOND_SOUFFLE,
+        "relais_coaching_second_souffle",
+        "coaching-second_souffle",
+    )
     monkeypatch.setenv("RELAIS_COACHING_ASSOCIATION", "60000_rebonds")
     other = CoachingSettings()
     assert (other.mongo_db, other.consumer_group) == ("relais_coaching_60000_rebonds", "coaching-60000_rebonds")
@@ -50,8 +53,9 @@ def test_the_token_command_prints_a_token_and_the_entry_that_accepts_it(capsys: 
 
 def test_compose_runs_one_coaching_instance_per_association(monkeypatch: pytest.MonkeyPatch) -> None:
     compose = yaml.safe_load((Path(__file__).resolve().parents[2] / "docker-compose.yml").read_text())
-    instances = [s for s in compose["services"].values() if s.get("command", [])[:3] == ["python", "-m",
-                                                                                        "services.coaching"]]
+    instances = [
+        s for s in compose["services"].values() if s.get("command", [])[:3] == ["python", "-m", "services.coaching"]
+    ]
     loaded = []
     for service in instances:
         for key in [k for k in os.environ if k.startswith("RELAIS_COACHING_")]:
@@ -60,5 +64,9 @@ def test_compose_runs_one_coaching_instance_per_association(monkeypatch: pytest.
             monkeypatch.setenv(key, str(value))
         loaded.append(CoachingSettings())
     assert sorted(s.association.value for s in loaded) == ["60000_rebonds", "second_souffle"]
-    assert len({s.http_port for s in loaded}) == len({s.mongo_db for s in loaded}) == \
-        len({s.consumer_group for s in loaded}) == 2
+    assert (
+        len({s.http_port for s in loaded})
+        == len({s.mongo_db for s in loaded})
+        == len({s.consumer_group for s in loaded})
+        == 2
+    )

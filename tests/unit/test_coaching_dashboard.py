@@ -22,8 +22,14 @@ TARGETS = Targets(committee_days=15, coach_days=30)
 
 def a_file(received: date, antenna_id: str | None = LYON) -> CaseFile:
     at = datetime.combine(received, datetime.min.time(), UTC)
-    return CaseFile(case_id=uuid.uuid4(), association=Association.SOIXANTE_MILLE_REBONDS,
-                    stage=Stage.AWAITING_COMMITTEE, opened_at=at, received_at=at, antenna_id=antenna_id)
+    return CaseFile(
+        case_id=uuid.uuid4(),
+        association=Association.SOIXANTE_MILLE_REBONDS,
+        stage=Stage.AWAITING_COMMITTEE,
+        opened_at=at,
+        received_at=at,
+        antenna_id=antenna_id,
+    )
 
 
 def approved(received: date, on: date, antenna_id: str | None = LYON) -> CaseFile:
@@ -33,8 +39,14 @@ def approved(received: date, on: date, antenna_id: str | None = LYON) -> CaseFil
 
 
 def coach(volunteer_id: str, max_people: int = 2) -> Volunteer:
-    return Volunteer(volunteer_id=volunteer_id, display_name=volunteer_id, role=VolunteerRole.COACH, antenna_id=LYON,
-                     max_people=max_people, certified_until=date(2026, 1, 1))
+    return Volunteer(
+        volunteer_id=volunteer_id,
+        display_name=volunteer_id,
+        role=VolunteerRole.COACH,
+        antenna_id=LYON,
+        max_people=max_people,
+        certified_until=date(2026, 1, 1),
+    )
 
 
 def test_figures_per_antenna() -> None:
@@ -49,18 +61,27 @@ def test_figures_per_antenna() -> None:
     closed.close(Outcome.SALARIED_JOB, date(2025, 6, 1), [])
     elsewhere = a_file(TODAY, antenna_id=None)
 
-    figures = coordination([late, recent, waiting, followed, closed, elsewhere], [coach("c1", 1)], {"c1": 1},
-                           TODAY, TARGETS)
+    figures = coordination(
+        [late, recent, waiting, followed, closed, elsewhere], [coach("c1", 1)], {"c1": 1}, TODAY, TARGETS
+    )
     assert set(figures) == {LYON, NO_ANTENNA}
     lyon = figures[LYON]
     assert lyon["open_total"] == 4
     assert {k: v for k, v in lyon["open_cases"].items() if v} == {
-        "attente_comite": 1, "comite_programme": 1, "attente_coach": 1, "coaching": 1}
+        "attente_comite": 1,
+        "comite_programme": 1,
+        "attente_coach": 1,
+        "coaching": 1,
+    }
     # Reception -> decision: 10, 20 and 4 days; approval -> coach: 10 and 2 days.
-    assert lyon["waiting_days"] == {"reception_comite": {"cases": 3, "mean_days": 11.3, "max_days": 20},
-                                    "comite_coach": {"cases": 2, "mean_days": 6.0, "max_days": 10}}
-    assert lyon["overdue"] == {"comite": [{"case_id": str(late.case_id), "days": 16}],
-                               "coach": [{"case_id": str(waiting.case_id), "days": 50}]}
+    assert lyon["waiting_days"] == {
+        "reception_comite": {"cases": 3, "mean_days": 11.3, "max_days": 20},
+        "comite_coach": {"cases": 2, "mean_days": 6.0, "max_days": 10},
+    }
+    assert lyon["overdue"] == {
+        "comite": [{"case_id": str(late.case_id), "days": 16}],
+        "coach": [{"case_id": str(waiting.case_id), "days": 50}],
+    }
     assert lyon["load"]["coach"] == {"followed": 1, "capacity": 1, "free": 0}
     assert lyon["waiting_list"] == {"coach": {"cases": 1, "blocked": 1}, "parrain": {"cases": 2, "blocked": 2}}
     assert figures[NO_ANTENNA]["open_cases"]["attente_comite"] == 1
@@ -73,7 +94,10 @@ def test_the_waiting_list_is_first_approved_first_with_a_place_per_antenna() -> 
     other = approved(date(2025, 5, 1), date(2025, 5, 10), antenna_id="60000_rebonds-grenoble")
     entries = waiting_list([second, other, first], [coach("c1")], {}, VolunteerRole.COACH, TODAY)
     assert [(e["case_id"], e["position"], e["blocked"]) for e in entries] == [
-        (str(first.case_id), 1, False), (str(other.case_id), 1, True), (str(second.case_id), 2, False)]
+        (str(first.case_id), 1, False),
+        (str(other.case_id), 1, True),
+        (str(second.case_id), 2, False),
+    ]
     assert entries[0]["waiting_days"] == 59
     assert (entries[1]["free_volunteers"], entries[1]["free_elsewhere"]) == (0, 1)  # Lyon's coach is not Grenoble's
     blocked = waiting_list([first], [coach("c1", 1)], {"c1": 1}, VolunteerRole.COACH, TODAY)

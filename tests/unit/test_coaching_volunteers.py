@@ -16,12 +16,27 @@ TODAY = date(2025, 6, 1)
 LYON, GRENOBLE = "60000_rebonds-lyon", "60000_rebonds-grenoble"
 
 
-def volunteer(volunteer_id: str, role: VolunteerRole = VolunteerRole.COACH, antenna_id: str = LYON, sectors: tuple[str, ...] = (),
-              max_people: int = 3, **overrides) -> Volunteer:  # noqa: ANN003
+def volunteer(
+    volunteer_id: str,
+    role: VolunteerRole = VolunteerRole.COACH,
+    antenna_id: str = LYON,
+    sectors: tuple[str, ...] = (),
+    max_people: int = 3,
+    **overrides,
+) -> Volunteer:
     certified = date(2026, 1, 1) if role is VolunteerRole.COACH else None
-    return Volunteer(**{"volunteer_id": volunteer_id, "display_name": volunteer_id, "role": role,
-                        "antenna_id": antenna_id, "sectors": list(sectors), "max_people": max_people,
-                        "certified_until": certified, **overrides})
+    return Volunteer(
+        **{
+            "volunteer_id": volunteer_id,
+            "display_name": volunteer_id,
+            "role": role,
+            "antenna_id": antenna_id,
+            "sectors": list(sectors),
+            "max_people": max_people,
+            "certified_until": certified,
+            **overrides,
+        }
+    )
 
 
 def ranked(volunteers: list[Volunteer], loads: dict[str, int], sector: str | None = "commerce") -> list[str]:
@@ -43,7 +58,9 @@ def test_a_sector_matches_by_name_or_by_its_family() -> None:
     volunteers = [volunteer("lyon-btp", sectors=("construction",)), volunteer("lyon-commerce", sectors=("commerce",))]
     by_family = rank(volunteers, {}, VolunteerRole.COACH, LYON, "Boulangerie", TODAY, SectorFamily.COMMERCE)
     assert [(c.volunteer.volunteer_id, c.sector_match) for c in by_family] == [
-        ("lyon-commerce", True), ("lyon-btp", False)]
+        ("lyon-commerce", True),
+        ("lyon-btp", False),
+    ]
 
 
 def test_load_is_compared_as_a_share_of_what_each_can_follow() -> None:
@@ -64,10 +81,17 @@ def test_only_volunteers_who_can_take_one_more_person_are_suggested() -> None:
 
 
 def test_free_places_of_an_antenna_per_role() -> None:
-    volunteers = [volunteer("c1", max_people=2), volunteer("c2", max_people=3),
-                  volunteer("expired", certified_until=date(2025, 1, 1)),
-                  volunteer("s1", role=VolunteerRole.SPONSOR, max_people=4), volunteer("e1", role=VolunteerRole.EXPERT)]
-    assert free_slots_by_role(volunteers, {"c1": 2, "c2": 1, "s1": 5}, TODAY) == {VolunteerRole.COACH: 2, VolunteerRole.SPONSOR: 0}
+    volunteers = [
+        volunteer("c1", max_people=2),
+        volunteer("c2", max_people=3),
+        volunteer("expired", certified_until=date(2025, 1, 1)),
+        volunteer("s1", role=VolunteerRole.SPONSOR, max_people=4),
+        volunteer("e1", role=VolunteerRole.EXPERT),
+    ]
+    assert free_slots_by_role(volunteers, {"c1": 2, "c2": 1, "s1": 5}, TODAY) == {
+        VolunteerRole.COACH: 2,
+        VolunteerRole.SPONSOR: 0,
+    }
 
 
 def test_antenna_ids_belong_to_one_association() -> None:

@@ -87,14 +87,18 @@ def test_compose_runs_the_infrastructure_and_every_relais_service(services):
 
 def one_shot(services: dict[str, dict], name: str) -> bool:
     """A container that runs to completion (never restarted) and that others wait for to have succeeded."""
-    waited_for = any(((s.get("depends_on") or {}).get(name) or {}).get("condition") == "service_completed_successfully"
-                     for s in services.values() if isinstance(s.get("depends_on"), dict))
+    waited_for = any(
+        ((s.get("depends_on") or {}).get(name) or {}).get("condition") == "service_completed_successfully"
+        for s in services.values()
+        if isinstance(s.get("depends_on"), dict)
+    )
     return str(services[name].get("restart", "no")) == "no" and waited_for
 
 
 def test_every_container_has_a_health_check(services):
-    without = [name for name, service in services.items()
-               if not has_health_check(service) and not one_shot(services, name)]
+    without = [
+        name for name, service in services.items() if not has_health_check(service) and not one_shot(services, name)
+    ]
     assert not without, f"services without a health check (healthcheck.test): {', '.join(without)}"
 
 
@@ -109,7 +113,9 @@ def test_kafka_is_provisioned_before_any_service_starts(services):
     given = set(services["kafka-provision"].get("secrets") or [])
     assert {f"kafka-{name}.password" for name in (ADMIN, *PRINCIPALS)} <= given
     for name in SETTINGS:
-        conditions = {dep: (c or {}).get("condition") for dep, c in relais_service(services, name)["depends_on"].items()}
+        conditions = {
+            dep: (c or {}).get("condition") for dep, c in relais_service(services, name)["depends_on"].items()
+        }
         assert conditions.get("kafka-provision") == "service_completed_successfully", name
 
 
@@ -120,7 +126,7 @@ def test_each_service_logs_in_over_tls_as_its_own_principal_with_only_its_passwo
     for key, value in environment(service).items():
         monkeypatch.setenv(key, value)
     settings = SETTINGS[module]()
-    expected = f"coaching-{settings.association.value}" if module == "coaching" else module
+    expected = f"coaching-{settings.association.value}" if isinstance(settings, CoachingSettings) else module
     assert settings.kafka_username == expected and expected in PRINCIPALS
     assert settings.kafka_security_protocol == "SASL_SSL"
     assert settings.kafka_password_file == f"/run/secrets/kafka-{expected}.password"
@@ -150,9 +156,10 @@ def test_variables_are_real_settings_of_their_service(services, name):
     assert env, f"{name}: no environment variables (Kafka and MongoDB addresses are needed)"
     foreign = [key for key in env if not key.startswith(prefix)]
     assert not foreign, f"{name}: variables without the {prefix} prefix are ignored by the service: {foreign}"
-    unknown = [key for key in env if key[len(prefix):].lower() not in settings_cls.model_fields]
-    assert not unknown, (f"{name}: {unknown} match no field of {settings_cls.__name__} "
-                         f"(known: {sorted(settings_cls.model_fields)})")
+    unknown = [key for key in env if key[len(prefix) :].lower() not in settings_cls.model_fields]
+    assert not unknown, (
+        f"{name}: {unknown} match no field of {settings_cls.__name__} (known: {sorted(settings_cls.model_fields)})"
+    )
 
 
 @pytest.mark.parametrize("name", SETTINGS)
@@ -163,7 +170,8 @@ def test_settings_load_from_the_compose_environment(services, name, monkeypatch)
     settings = SETTINGS[name]()
     hosts = set(services)
     assert settings.http_host == "0.0.0.0", (
-        f"{name}: HTTP_HOST={settings.http_host!r} is unreachable from outside its container; use 0.0.0.0")
+        f"{name}: HTTP_HOST={settings.http_host!r} is unreachable from outside its container; use 0.0.0.0"
+    )
     kafka_hosts = {address.rsplit(":", 1)[0] for address in settings.kafka_bootstrap.split(",")}
     assert kafka_hosts <= hosts, f"{name}: KAFKA_BOOTSTRAP={settings.kafka_bootstrap!r} names no compose service"
     mongo_host = re.sub(r"^mongodb://([^@/]*@)?", "", settings.mongo_url).split("/")[0].rsplit(":", 1)[0]
@@ -178,7 +186,8 @@ def test_published_port_is_the_http_port(services, name, monkeypatch):
     port = SETTINGS[name]().http_port
     mappings = port_mappings(service)
     assert mappings == [(str(port), str(port))], (
-        f"{name}: listens on {port} (HTTP_PORT), so ports must be ['{port}:{port}'], found {mappings}")
+        f"{name}: listens on {port} (HTTP_PORT), so ports must be ['{port}:{port}'], found {mappings}"
+    )
     probe = " ".join(words((service.get("healthcheck") or {}).get("test") or []))
     assert f":{port}/health" in probe, f"{name}: the health check does not probe :{port}/health: {probe}"
 
@@ -186,11 +195,15 @@ def test_published_port_is_the_http_port(services, name, monkeypatch):
 @pytest.mark.parametrize("name", SETTINGS)
 def test_relais_services_start_after_kafka_and_mongodb_are_healthy(services, name):
     depends_on = relais_service(services, name).get("depends_on") or {}
-    conditions = {dep: (depends_on.get(dep) or {}).get("condition") if isinstance(depends_on, dict) else None
-                  for dep in INFRASTRUCTURE}
+    conditions = {
+        dep: (depends_on.get(dep) or {}).get("condition") if isinstance(depends_on, dict) else None
+        for dep in INFRASTRUCTURE
+    }
     not_waiting = [dep for dep, condition in conditions.items() if condition != "service_healthy"]
-    assert not not_waiting, (f"{name}: depends_on must wait for condition: service_healthy on "
-                             f"{', '.join(not_waiting)} (found {depends_on!r})")
+    assert not not_waiting, (
+        f"{name}: depends_on must wait for condition: service_healthy on "
+        f"{', '.join(not_waiting)} (found {depends_on!r})"
+    )
 
 
 @pytest.mark.parametrize("name", SETTINGS)
@@ -198,7 +211,8 @@ def test_each_service_runs_its_module_from_the_project_image(services, name):
     service = relais_service(services, name)
     command = words(service.get("command") or [])
     assert command[:3] == ["python", "-m", f"services.{name}"], (
-        f"{name}: command must be python -m services.{name}, found {command}")
+        f"{name}: command must be python -m services.{name}, found {command}"
+    )
     build = service.get("build")
     context = build.get("context", ".") if isinstance(build, dict) else build
     assert context in (".", "./"), f"{name}: must be built from the repository's Dockerfile, found build={build!r}"
@@ -209,8 +223,9 @@ def dockerfile() -> list[str]:
     """Instruction lines of the Dockerfile, comments and blank lines dropped."""
     path = ROOT / "Dockerfile"
     assert path.is_file(), f"{path} is missing"
-    return [line.strip() for line in path.read_text().splitlines()
-            if line.strip() and not line.lstrip().startswith("#")]
+    return [
+        line.strip() for line in path.read_text().splitlines() if line.strip() and not line.lstrip().startswith("#")
+    ]
 
 
 def instructions(dockerfile: list[str], keyword: str) -> list[list[str]]:
@@ -220,7 +235,8 @@ def instructions(dockerfile: list[str], keyword: str) -> list[list[str]]:
 def test_the_image_is_a_slim_python(dockerfile):
     bases = [words[0] for words in instructions(dockerfile, "FROM")]
     assert bases and re.fullmatch(r"python:3\.1[1-9]-slim", bases[-1]), (
-        f"the final image must start FROM python:3.x-slim (3.11 or newer), found {bases}")
+        f"the final image must start FROM python:3.x-slim (3.11 or newer), found {bases}"
+    )
 
 
 def test_the_dockerfile_installs_the_project_without_dev_extras(dockerfile):
@@ -253,7 +269,9 @@ def test_the_build_context_leaves_out_local_downloads():
 
 def test_image_builds_the_same_commune_data_as_make_provision() -> None:
     makefile = (ROOT / "Makefile").read_text()
-    package = re.search(r"^GEO_PACKAGE := (\S+)$", makefile, re.MULTILINE).group(1)
+    found = re.search(r"^GEO_PACKAGE := (\S+)$", makefile, re.MULTILINE)
+    assert found, "the Makefile names no GEO_PACKAGE"
+    package = found.group(1)
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert f"GEO_PACKAGE={package}" in dockerfile, "Dockerfile and Makefile build commune data from different packages"
     assert "RELAIS_ROUTING_GEODATA_FILE=" in dockerfile

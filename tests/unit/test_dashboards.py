@@ -24,20 +24,37 @@ def substituted(expr: str) -> str:
 
 
 def test_committed_boards_are_the_generated_ones() -> None:
-    assert {name: path.read_text() for name, path in ((p.name, p) for p in DASHBOARDS_DIR.glob("*.json"))} == render(), (
-        "run `python -m ops.grafana.boards` after changing ops/grafana/boards.py")
+    assert {
+        name: path.read_text() for name, path in ((p.name, p) for p in DASHBOARDS_DIR.glob("*.json"))
+    } == render(), "run `python -m ops.grafana.boards` after changing ops/grafana/boards.py"
 
 
 def test_boards_cover_operations_and_coordination() -> None:
     exprs = {name: " ".join(expr for board, _, expr in queries() if board == name) for name in boards()}
-    for metric in ("up", "relais_dependency_up", "relais_consumer_lag", "relais_outbox_backlog",
-                   "relais_outbox_relay_seconds_bucket", "relais_dead_letters_total", "relais_handler_retries_total",
-                   "relais_handler_seconds_bucket", "relais_store_command_seconds_bucket",
-                   "relais_http_requests_total", "relais:case_routing_slow:ratio_rate1h"):
+    for metric in (
+        "up",
+        "relais_dependency_up",
+        "relais_consumer_lag",
+        "relais_outbox_backlog",
+        "relais_outbox_relay_seconds_bucket",
+        "relais_dead_letters_total",
+        "relais_handler_retries_total",
+        "relais_handler_seconds_bucket",
+        "relais_store_command_seconds_bucket",
+        "relais_http_requests_total",
+        "relais:case_routing_slow:ratio_rate1h",
+    ):
         assert metric in exprs["relais-operations.json"], metric
-    for metric in ('event_type="CaseReceived"', "relais_routing_decisions_total", "relais_coaching_open_cases",
-                   "relais_coaching_waiting_cases", "relais_coaching_wait_days_mean",
-                   "relais_coaching_volunteer_followed", 'event_type="CaseClosed"', "antenna"):
+    for metric in (
+        'event_type="CaseReceived"',
+        "relais_routing_decisions_total",
+        "relais_coaching_open_cases",
+        "relais_coaching_waiting_cases",
+        "relais_coaching_wait_days_mean",
+        "relais_coaching_volunteer_followed",
+        'event_type="CaseClosed"',
+        "antenna",
+    ):
         assert metric in exprs["relais-coordination.json"], metric
 
 
@@ -55,8 +72,10 @@ def test_panels_are_complete_and_laid_out_on_the_grid() -> None:
 
 def test_every_query_is_promql_that_prometheus_accepts(tmp_path: Path) -> None:
     # promtool has no query parser of its own in 2.42: each query becomes a recording rule it checks.
-    rules = [{"record": f"relais:board_query_{i}:check", "expr": substituted(expr)}
-             for i, (_, _, expr) in enumerate(queries())]
+    rules = [
+        {"record": f"relais:board_query_{i}:check", "expr": substituted(expr)}
+        for i, (_, _, expr) in enumerate(queries())
+    ]
     path = tmp_path / "board-queries.yml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "boards", "rules": rules}]}))
     result = promtool("check", "rules", str(path))
@@ -65,16 +84,30 @@ def test_every_query_is_promql_that_prometheus_accepts(tmp_path: Path) -> None:
 
 def test_queries_use_only_exported_metrics_or_recorded_series() -> None:
     exported = exported_names()
-    recorded = {rule["record"] for path in RULE_FILES for group in yaml.safe_load(path.read_text())["groups"]
-                for rule in group["rules"] if "record" in rule}
+    recorded = {
+        rule["record"]
+        for path in RULE_FILES
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+        if "record" in rule
+    }
     for board, title, expr in queries():
         for name in metric_names(expr):
             assert name in exported | recorded, f"{board} / {title}: {name} is not exported"
 
 
 def test_alerts_named_in_descriptions_exist() -> None:
-    alerts = {rule["alert"] for path in RULE_FILES for group in yaml.safe_load(path.read_text())["groups"]
-              for rule in group["rules"] if "alert" in rule}
-    named = {word for board in boards().values() for panel in panels(board)
-             for word in re.findall(r"\bRelais[A-Z]\w+", panel["description"])}
+    alerts = {
+        rule["alert"]
+        for path in RULE_FILES
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    }
+    named = {
+        word
+        for board in boards().values()
+        for panel in panels(board)
+        for word in re.findall(r"\bRelais[A-Z]\w+", panel["description"])
+    }
     assert named and named <= alerts, named - alerts

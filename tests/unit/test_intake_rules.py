@@ -13,7 +13,7 @@ from services.intake.domain import (
     request_fingerprint,
     siren_is_valid,
 )
-from shared.schemas import CaseReceived
+from shared.schemas.events import PersonalDetails, Referral, Situation
 
 REQUEST = {
     "situation": {"procedure": "liquidation_judiciaire", "postal_code": "69003"},
@@ -56,8 +56,11 @@ def test_fingerprint_ignores_key_order_and_sees_any_change() -> None:
 
 def test_a_request_becomes_a_case_received_payload() -> None:
     now = datetime.now(UTC)
-    request = CaseRequest(**{part: CaseReceived.model_fields[part].annotation.model_validate(value)
-                             for part, value in REQUEST.items()})
+    request = CaseRequest(
+        situation=Situation.model_validate(REQUEST["situation"]),
+        referral=Referral.model_validate(REQUEST["referral"]),
+        personal=PersonalDetails.model_validate(REQUEST["personal"]),
+    )
     payload = case_received(request, now)
     assert payload.received_at == now and payload.personal.first_name == "Jeanne"
     assert payload.situation.procedure.value == "liquidation_judiciaire" and payload.referral.kind.value == "self"

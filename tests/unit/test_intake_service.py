@@ -46,8 +46,7 @@ async def test_a_submission_is_stored_with_its_case_received(service: IntakeServ
     assert decode(event.encode(), key=event.key, expected_type="CaseReceived") == event
 
 
-async def test_the_same_request_under_the_same_key_is_replayed(service: IntakeService,
-                                                               store: FakeCaseStore) -> None:
+async def test_the_same_request_under_the_same_key_is_replayed(service: IntakeService, store: FakeCaseStore) -> None:
     first = await service.submit(request(), "partner-42")
     again = await service.submit(request(), "partner-42")
     assert not again.created and again.case == first.case

@@ -79,41 +79,75 @@ async def test_dependency_checks_run_in_the_background_without_any_request() -> 
     assert value(m, "relais_dependency_up", dependency="store") == 0
 
 
-def published(envelope, relay_seconds: float = 0.01) -> dict:  # noqa: ANN001
+def published(envelope, relay_seconds: float = 0.01) -> dict:
     (item,) = outbox_items([envelope])
     return {**item, "relay_seconds": relay_seconds}
 
 
 def routed(sequence: int = 1, received_ago_s: float = 0.4, now: datetime | None = None) -> CaseRouted:
     now = now or datetime.now(UTC)
-    return CaseRouted(association=Association.SOIXANTE_MILLE_REBONDS, rule="r", reasons=["x"], routed_at=now,
-                      received_at=now - timedelta(seconds=received_ago_s), sequence=sequence,
-                      status=RoutingStatus.ORIENTED, antenna_id="60000_rebonds-lyon")
+    return CaseRouted(
+        association=Association.SOIXANTE_MILLE_REBONDS,
+        rule="r",
+        reasons=["x"],
+        routed_at=now,
+        received_at=now - timedelta(seconds=received_ago_s),
+        sequence=sequence,
+        status=RoutingStatus.ORIENTED,
+        antenna_id="60000_rebonds-lyon",
+    )
 
 
 def test_first_routing_is_timed_from_reception_and_counted_per_association_and_antenna() -> None:
     m = metrics()
     now = datetime.now(UTC)
-    m.published(published(new_envelope(routed(received_ago_s=0.4, now=now), case_id=uuid.uuid4(),
-                                       producer="routing")), now=now)
-    m.published(published(new_envelope(routed(sequence=2, received_ago_s=86400, now=now), case_id=uuid.uuid4(),
-                                       producer="routing")), now=now)
+    m.published(
+        published(new_envelope(routed(received_ago_s=0.4, now=now), case_id=uuid.uuid4(), producer="routing")), now=now
+    )
+    m.published(
+        published(
+            new_envelope(routed(sequence=2, received_ago_s=86400, now=now), case_id=uuid.uuid4(), producer="routing")
+        ),
+        now=now,
+    )
     assert value(m, "relais_case_routing_seconds_count") == 1  # the re-routing is not a first routing
     assert value(m, "relais_case_routing_seconds_bucket", le="0.5") == 1
     assert value(m, "relais_case_routing_seconds_bucket", le="0.25") == 0
-    assert value(m, "relais_flow_events_total", event_type="CaseRouted", association="60000_rebonds",
-                 antenna="60000_rebonds-lyon", outcome="") == 2
+    assert (
+        value(
+            m,
+            "relais_flow_events_total",
+            event_type="CaseRouted",
+            association="60000_rebonds",
+            antenna="60000_rebonds-lyon",
+            outcome="",
+        )
+        == 2
+    )
     assert value(m, "relais_outbox_published_total", event_type="CaseRouted") == 2
     assert value(m, "relais_outbox_relay_seconds_count") == 2
 
 
 def test_closed_cases_are_counted_by_outcome() -> None:
     m = metrics()
-    closed = CaseClosed(association=Association.SECOND_SOUFFLE, outcome=Outcome.NEW_BUSINESS,
-                        closed_on=datetime.now(UTC).date(), journey_days=40)
+    closed = CaseClosed(
+        association=Association.SECOND_SOUFFLE,
+        outcome=Outcome.NEW_BUSINESS,
+        closed_on=datetime.now(UTC).date(),
+        journey_days=40,
+    )
     m.published(published(new_envelope(closed, case_id=uuid.uuid4(), producer="coaching")))
-    assert value(m, "relais_flow_events_total", event_type="CaseClosed", association="second_souffle", antenna="",
-                 outcome=Outcome.NEW_BUSINESS.value) == 1
+    assert (
+        value(
+            m,
+            "relais_flow_events_total",
+            event_type="CaseClosed",
+            association="second_souffle",
+            antenna="",
+            outcome=Outcome.NEW_BUSINESS.value,
+        )
+        == 1
+    )
 
 
 def test_an_unreadable_flow_item_is_counted_as_published_only() -> None:
@@ -178,7 +212,7 @@ async def test_consumer_series_exist_at_zero_before_any_failure_and_handlers_are
     consumer = EventConsumer(broker, ServiceSettings(consumer_group="g"), m)
     handled = []
 
-    async def handler(envelope) -> None:  # noqa: ANN001
+    async def handler(envelope) -> None:
         handled.append(envelope.event_id)
 
     consumer.on("CaseRouted", handler)

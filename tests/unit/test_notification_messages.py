@@ -29,14 +29,19 @@ from services.notifications.templates import (
 from services.notifications.tokens import Tokens
 from shared.schemas import EVENTS as SPECS
 from shared.schemas import CaseRouted, Envelope
-from tests.mail import PERSON, flow
+from tests.mail import PERSON, body, flow
 
 RENDERER = Renderer()
 CASE_ID = "8d0f0a8e-1234-4f57-9b64-3f0c2a7d5e19"
-HOSTILE = {"first_name": "Zoé", "last_name": '<script>alert("x")</script> & Cie', "email": "zoe@example.fr",
-           "received": True, "referral": {"organisation": "Étude <Martin>", "contact_email": "p@example.fr"},
-           "phone": "06 98 76 54 32",
-           "volunteers": {"coach": {"volunteer_id": "vol-aurelien", "name": "Aurélien Coach", "email": "c@example.org"}}}
+HOSTILE = {
+    "first_name": "Zoé",
+    "last_name": '<script>alert("x")</script> & Cie',
+    "email": "zoe@example.fr",
+    "received": True,
+    "referral": {"organisation": "Étude <Martin>", "contact_email": "p@example.fr"},
+    "phone": "06 98 76 54 32",
+    "volunteers": {"coach": {"volunteer_id": "vol-aurelien", "name": "Aurélien Coach", "email": "c@example.org"}},
+}
 TEMPLATES = {  # template -> (recipient, event of tests.mail.flow it is about)
     "accuse_reception": (Recipient.ENTREPRENEUR, "received"),
     "accuse_reception_partenaire": (Recipient.PARTNER, "received"),
@@ -59,17 +64,29 @@ TEMPLATES = {  # template -> (recipient, event of tests.mail.flow it is about)
 EVENTS = flow()
 
 
-def typed(envelope: Envelope):  # noqa: ANN201
+def typed(envelope: Envelope):
     return envelope.payload_as(SPECS[envelope.event_type].model)
 
 
-def render(template: str, contact: dict | None = None, **facts):  # noqa: ANN201
+def render(template: str, contact: dict | None = None, **facts):
     recipient, event = TEMPLATES[template]
-    all_facts = {**facts_of(typed(EVENTS[event])), "status": "clos", "outcome_category": "rebond",
-                 "occurred_on": "2026-03-02", "partner_reference": "LJ-2026-0427", **facts}
-    context = render_context(recipient=recipient, case_id=CASE_ID, facts=all_facts, contact=contact or HOSTILE,
-                             address=Address("Destinataire", "d@example.fr"),
-                             unsubscribe_url="http://relais.example/desabonnement/TOKEN", coordinators={})
+    all_facts = {
+        **facts_of(typed(EVENTS[event])),
+        "status": "clos",
+        "outcome_category": "rebond",
+        "occurred_on": "2026-03-02",
+        "partner_reference": "LJ-2026-0427",
+        **facts,
+    }
+    context = render_context(
+        recipient=recipient,
+        case_id=CASE_ID,
+        facts=all_facts,
+        contact=contact or HOSTILE,
+        address=Address("Destinataire", "d@example.fr"),
+        unsubscribe_url="http://relais.example/desabonnement/TOKEN",
+        coordinators={},
+    )
     return RENDERER.render(template, context)
 
 
@@ -94,8 +111,9 @@ def test_the_entrepreneur_is_greeted_by_name_and_the_html_escapes_it(template: s
     assert "Bonjour Zoé &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; Cie," in rendered.html
 
 
-@pytest.mark.parametrize("template", [t for t, (r, _) in TEMPLATES.items()
-                                      if r in (Recipient.PARTNER, Recipient.COORDINATOR)])
+@pytest.mark.parametrize(
+    "template", [t for t, (r, _) in TEMPLATES.items() if r in (Recipient.PARTNER, Recipient.COORDINATOR)]
+)
 def test_partners_and_coordinators_never_read_the_persons_details(template: str) -> None:
     rendered = render(template)
     for value in ("Zoé", "script", "zoe@example.fr"):
@@ -106,16 +124,24 @@ def test_orientation_gives_the_antennas_contact_and_the_reasons() -> None:
     text = render("orientation").text
     assert "orientée vers 60 000 rebonds, antenne de Saint-Étienne." in text
     assert "- Liquidation judiciaire, décision du tribunal il y a 5 mois → 60 000 rebonds" in text
-    for value in ("12 rue de la République, 42000 Saint-Étienne", "04 77 00 00 00",
-                  "saint-etienne@60000rebonds.example"):
+    for value in (
+        "12 rue de la République, 42000 Saint-Étienne",
+        "04 77 00 00 00",
+        "saint-etienne@60000rebonds.example",
+    ):
         assert value in text
 
 
 def test_orientation_without_an_antenna_points_to_the_association() -> None:
-    context = render_context(recipient=Recipient.ENTREPRENEUR, case_id=CASE_ID,
-                             facts={"association": "second_souffle", "routed_on": "2026-03-02", "reasons": []},
-                             contact=HOSTILE, address=Address("Zoé", "zoe@example.fr"), unsubscribe_url="http://u",
-                             coordinators={"second_souffle": "coordination@second-souffle.example"})
+    context = render_context(
+        recipient=Recipient.ENTREPRENEUR,
+        case_id=CASE_ID,
+        facts={"association": "second_souffle", "routed_on": "2026-03-02", "reasons": []},
+        contact=HOSTILE,
+        address=Address("Zoé", "zoe@example.fr"),
+        unsubscribe_url="http://u",
+        coordinators={"second_souffle": "coordination@second-souffle.example"},
+    )
     text = RENDERER.render("orientation", context).text
     assert "L'équipe de Second Souffle vous contactera" in text and "coordination@second-souffle.example" in text
 
@@ -127,8 +153,10 @@ def test_next_session_is_dated_in_french_with_its_time_in_paris() -> None:
 
 
 def test_closing_congratulates_and_gives_the_journey_in_months() -> None:
-    assert "Félicitations pour votre nouvel emploi ! Votre accompagnement s'est terminé le 29 janvier 2027, " \
-           "après 11 mois de parcours." in render("cloture").text
+    assert (
+        "Félicitations pour votre nouvel emploi ! Votre accompagnement s'est terminé le 29 janvier 2027, "
+        "après 11 mois de parcours." in render("cloture").text
+    )
 
 
 def test_a_declined_case_is_told_gently_and_the_partner_learns_only_the_broad_outcome() -> None:
@@ -138,27 +166,42 @@ def test_a_declined_case_is_told_gently_and_the_partner_learns_only_the_broad_ou
     assert "La personne a rebondi" in partner and "emploi" not in partner.split("rebondi")[1].split(".")[0]
 
 
-@pytest.mark.parametrize("value, expected", [
-    ("2026-03-12", "12 mars 2026"), ("2026-03-01", "1er mars 2026"), (date(2026, 8, 15), "15 août 2026"),
-    (datetime(2026, 12, 1, 23, 0, tzinfo=UTC), "1er décembre 2026"),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("2026-03-12", "12 mars 2026"),
+        ("2026-03-01", "1er mars 2026"),
+        (date(2026, 8, 15), "15 août 2026"),
+        (datetime(2026, 12, 1, 23, 0, tzinfo=UTC), "1er décembre 2026"),
+    ],
+)
 def test_dates_read_as_french(value: object, expected: str) -> None:
     assert date_fr(value) == expected
 
 
-@pytest.mark.parametrize("value, expected", [
-    ("2026-03-12", "jeudi 12 mars 2026"),
-    ("2026-03-12T09:00:00+01:00", "jeudi 12 mars 2026 à 9 h"),
-    ("2026-07-01T12:05:00Z", "mercredi 1er juillet 2026 à 14 h 05"),  # summer time in Paris
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("2026-03-12", "jeudi 12 mars 2026"),
+        ("2026-03-12T09:00:00+01:00", "jeudi 12 mars 2026 à 9 h"),
+        ("2026-07-01T12:05:00Z", "mercredi 1er juillet 2026 à 14 h 05"),  # summer time in Paris
+    ],
+)
 def test_days_and_times_read_as_french(value: str, expected: str) -> None:
     assert jour_fr(value) == expected
 
 
-@pytest.mark.parametrize("place, expected", [
-    ("Lyon", "de Lyon"), ("Annecy", "d'Annecy"), ("Évian-les-Bains", "d'Évian-les-Bains"),
-    ("Le Puy-en-Velay", "du Puy-en-Velay"), ("Les Ollières", "des Ollières"), ("La Talaudière", "de la Talaudière"),
-])
+@pytest.mark.parametrize(
+    "place, expected",
+    [
+        ("Lyon", "de Lyon"),
+        ("Annecy", "d'Annecy"),
+        ("Évian-les-Bains", "d'Évian-les-Bains"),
+        ("Le Puy-en-Velay", "du Puy-en-Velay"),
+        ("Les Ollières", "des Ollières"),
+        ("La Talaudière", "de la Talaudière"),
+    ],
+)
 def test_places_take_the_right_preposition(place: str, expected: str) -> None:
     assert de_lieu(place) == expected
 
@@ -181,9 +224,17 @@ def test_html_links_and_lists_are_escaped_too() -> None:
 def test_the_email_carries_both_parts_a_stable_message_id_and_an_unsubscribe_link() -> None:
     rendered = render("accuse_reception")
     moment = datetime(2026, 3, 1, 9, 31, tzinfo=UTC)
-    build = lambda: compose(rendered=rendered, sender="Relais <ne-pas-repondre@relais.example>",  # noqa: E731
-                            to=Address("Zoé D'Arcy", "zoe@example.fr"), message_id="<e1.entrepreneur@relais.example>",
-                            composed_at=moment, unsubscribe_url="http://relais.example/desabonnement/TOKEN").as_bytes()
+
+    def build() -> bytes:
+        return compose(
+            rendered=rendered,
+            sender="Relais <ne-pas-repondre@relais.example>",
+            to=Address("Zoé D'Arcy", "zoe@example.fr"),
+            message_id="<e1.entrepreneur@relais.example>",
+            composed_at=moment,
+            unsubscribe_url="http://relais.example/desabonnement/TOKEN",
+        ).as_bytes()
+
     raw = build()
     assert raw == build(), "a resend must be the very same message"
     parsed = message_from_bytes(raw, policy=default)
@@ -191,8 +242,8 @@ def test_the_email_carries_both_parts_a_stable_message_id_and_an_unsubscribe_lin
     assert str(parsed["To"]) == "Zoé D'Arcy <zoe@example.fr>"
     assert parsed["Subject"] == "Nous avons bien reçu votre demande"
     assert parsed["List-Unsubscribe"] == "<http://relais.example/desabonnement/TOKEN>"
-    assert parsed.get_body(("plain",)).get_content().replace("\r\n", "\n") == rendered.text
-    assert parsed.get_body(("html",)).get_content().replace("\r\n", "\n") == rendered.html
+    assert body(parsed).replace("\r\n", "\n") == rendered.text
+    assert body(parsed, "html").replace("\r\n", "\n") == rendered.html
     assert all(ord(ch) < 128 for ch in raw.decode("ascii")), "7-bit clean: no SMTPUTF8 or 8BITMIME needed"
 
 
@@ -202,11 +253,15 @@ def routed(**antenna: str) -> CaseRouted:
 
 def test_the_antenna_is_read_from_routings_declared_fields_and_ignored_when_absent() -> None:
     antenna = antenna_of(typed(EVENTS["routed"]))
+    assert antenna is not None
     assert antenna["city"] == "Saint-Étienne" and antenna["email"] == "saint-etienne@60000rebonds.example"
     assert antenna_of(routed()) is None
     assert antenna_of(routed(antenna_id="60000_rebonds-lyon")) == {"id": "60000_rebonds-lyon"}
     assert antenna_of(routed(antenna_name="Lyon", antenna_contact="l@x.fr")) == {
-        "name": "Lyon", "contact": "l@x.fr", "email": "l@x.fr"}
+        "name": "Lyon",
+        "contact": "l@x.fr",
+        "email": "l@x.fr",
+    }
 
 
 def test_a_volunteer_is_reached_only_while_following_and_only_by_the_message_meant_for_them() -> None:
@@ -223,14 +278,29 @@ def test_a_volunteer_is_reached_only_while_following_and_only_by_the_message_mea
 
 
 def test_the_assigned_volunteer_learns_who_to_contact_and_nothing_more() -> None:
-    rendered = render("attribution_coach", {**HOSTILE, "first_name": "Éloïse", "last_name": "Zébulon",
-                                            "email": PERSON["email"], "phone": PERSON["phone"],
-                                            "routings": {"1": {"sequence": 1, "association": "60000_rebonds",
-                                                               "antenna": antenna_of(typed(EVENTS["routed"]))}}})
+    rendered = render(
+        "attribution_coach",
+        {
+            **HOSTILE,
+            "first_name": "Éloïse",
+            "last_name": "Zébulon",
+            "email": PERSON["email"],
+            "phone": PERSON["phone"],
+            "routings": {
+                "1": {"sequence": 1, "association": "60000_rebonds", "antenna": antenna_of(typed(EVENTS["routed"]))}
+            },
+        },
+    )
     assert rendered.subject == "Vous accompagnez désormais Éloïse Zébulon"
-    assert "60 000 rebonds vous confie l'accompagnement de Éloïse Zébulon en tant que coach, à compter du " \
-           "13 mars 2026 (antenne de Saint-Étienne)." in rendered.text
-    for value in (f"- E-mail : {PERSON['email']}", f"- Téléphone : {PERSON['phone']}", "saint-etienne@60000rebonds.example"):
+    assert (
+        "60 000 rebonds vous confie l'accompagnement de Éloïse Zébulon en tant que coach, à compter du "
+        "13 mars 2026 (antenne de Saint-Étienne)." in rendered.text
+    )
+    for value in (
+        f"- E-mail : {PERSON['email']}",
+        f"- Téléphone : {PERSON['phone']}",
+        "saint-etienne@60000rebonds.example",
+    ):
         assert value in rendered.text
     for value in (PERSON["company_name"], PERSON["siren"], PERSON["message"], "liquidation", "Fromagerie"):
         assert value not in rendered.text
@@ -246,10 +316,12 @@ def test_only_the_volunteers_following_the_person_learn_their_email_and_phone() 
 def test_addresses_come_from_the_contacts_and_the_coordinator_falls_back_to_the_association() -> None:
     contact = {"first_name": "Zoé", "last_name": "Arc", "email": "z@x", "referral": {"contact_email": "p@x"}}
     assert address_of(Recipient.ENTREPRENEUR, contact, {}, {}) == Address("Zoé Arc", "z@x")
-    assert address_of(Recipient.PARTNER, contact, {}, {}).email == "p@x"
+    partner = address_of(Recipient.PARTNER, contact, {}, {})
+    assert partner is not None and partner.email == "p@x"
     assert address_of(Recipient.COACH, contact, {}, {}) is None
-    assert address_of(Recipient.COORDINATOR, None, {"association": "second_souffle"},
-                      {"second_souffle": "c@ss"}) == Address("Coordination", "c@ss")
+    assert address_of(
+        Recipient.COORDINATOR, None, {"association": "second_souffle"}, {"second_souffle": "c@ss"}
+    ) == Address("Coordination", "c@ss")
     assert address_of(Recipient.ENTREPRENEUR, {"first_name": "A", "last_name": "B", "phone": "06"}, {}, {}) is None
 
 
@@ -271,14 +343,30 @@ def test_referral_ids_are_stable_opaque_and_keyed_by_the_secret() -> None:
 
 
 def test_routings_own_fields_give_the_antenna_its_city_contact_and_address() -> None:
-    antenna = antenna_of(routed(antenna_id="60000_rebonds-le-puy-en-velay", antenna_name="60 000 rebonds Le Puy-en-Velay",
-                                antenna_contact="Accueil : puy@60000rebonds.example, 04 71 00 00 00"))
+    antenna = antenna_of(
+        routed(
+            antenna_id="60000_rebonds-le-puy-en-velay",
+            antenna_name="60 000 rebonds Le Puy-en-Velay",
+            antenna_contact="Accueil : puy@60000rebonds.example, 04 71 00 00 00",
+        )
+    )
+    assert antenna is not None
     assert antenna["city"] == "Le Puy-en-Velay" and antenna["email"] == "puy@60000rebonds.example"
-    context = render_context(recipient=Recipient.ENTREPRENEUR, case_id=CASE_ID,
-                             facts={"association": "60000_rebonds", "routed_on": "2026-03-02", "antenna": antenna,
-                                    "reasons": [], "routing_status": "apesa_d_abord"},
-                             contact=HOSTILE, address=Address("Zoé", "zoe@example.fr"), unsubscribe_url="http://u",
-                             coordinators={})
+    context = render_context(
+        recipient=Recipient.ENTREPRENEUR,
+        case_id=CASE_ID,
+        facts={
+            "association": "60000_rebonds",
+            "routed_on": "2026-03-02",
+            "antenna": antenna,
+            "reasons": [],
+            "routing_status": "apesa_d_abord",
+        },
+        contact=HOSTILE,
+        address=Address("Zoé", "zoe@example.fr"),
+        unsubscribe_url="http://u",
+        coordinators={},
+    )
     text = RENDERER.render("orientation", context).text
     assert "antenne du Puy-en-Velay" in text and "- Accueil : puy@60000rebonds.example, 04 71 00 00 00" in text
     assert "APESA" in text and "Votre demande est conservée" in text

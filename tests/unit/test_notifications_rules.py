@@ -50,13 +50,21 @@ def planned(payload: Contract, following: dict | None = None) -> list[tuple[Reci
 
 
 def session(kind: SessionKind, volunteer_id: str | None = None) -> SessionHeld:
-    return SessionHeld(association=SS, session_id="s1", kind=kind, held_on=date(2025, 2, 4), number=1,
-                       volunteer_id=volunteer_id)
+    return SessionHeld(
+        association=SS, session_id="s1", kind=kind, held_on=date(2025, 2, 4), number=1, volunteer_id=volunteer_id
+    )
 
 
 def assigned(role: VolunteerRole, released: bool = False) -> VolunteerAssigned:
-    return VolunteerAssigned(association=SS, role=role, volunteer_id="v-1", display_name="Marc Parrain",
-                             email="marc@example.org", assigned_on=date(2025, 2, 5), released=released)
+    return VolunteerAssigned(
+        association=SS,
+        role=role,
+        volunteer_id="v-1",
+        display_name="Marc Parrain",
+        email="marc@example.org",
+        assigned_on=date(2025, 2, 5),
+        released=released,
+    )
 
 
 @pytest.mark.parametrize("kind", list(ReferrerKind))
@@ -65,24 +73,38 @@ def test_the_entrepreneur_gets_a_receipt_whoever_referred_them(kind: ReferrerKin
     assert planned(received(kind)) == [(Recipient.ENTREPRENEUR, "accuse_reception")]
 
 
-@pytest.mark.parametrize("payload, expected", [
-    (CaseRouted(association=SS, rule="procedure:sauvegarde", reasons=["Procédure de sauvegarde → Second Souffle"],
-                routed_at=datetime.now(UTC)),
-     [(Recipient.ENTREPRENEUR, "orientation"), (Recipient.COORDINATOR, "nouveau_dossier")]),
-    (CommitteeApproved(association=SS, decided_on=date(2025, 2, 3)),
-     [(Recipient.ENTREPRENEUR, "decision_comite")]),
-    (session(SessionKind.COACHING), [(Recipient.ENTREPRENEUR, "suivi_seance")]),
-    (CaseClosed(association=SS, outcome=Outcome.SALARIED_JOB, closed_on=date(2025, 12, 1), journey_days=300),
-     [(Recipient.ENTREPRENEUR, "cloture"), (Recipient.COORDINATOR, "cloture_dossier")]),
-], ids=["CaseRouted", "CommitteeApproved", "SessionHeld", "CaseClosed"])
+@pytest.mark.parametrize(
+    "payload, expected",
+    [
+        (
+            CaseRouted(
+                association=SS,
+                rule="procedure:sauvegarde",
+                reasons=["Procédure de sauvegarde → Second Souffle"],
+                routed_at=datetime.now(UTC),
+            ),
+            [(Recipient.ENTREPRENEUR, "orientation"), (Recipient.COORDINATOR, "nouveau_dossier")],
+        ),
+        (CommitteeApproved(association=SS, decided_on=date(2025, 2, 3)), [(Recipient.ENTREPRENEUR, "decision_comite")]),
+        (session(SessionKind.COACHING), [(Recipient.ENTREPRENEUR, "suivi_seance")]),
+        (
+            CaseClosed(association=SS, outcome=Outcome.SALARIED_JOB, closed_on=date(2025, 12, 1), journey_days=300),
+            [(Recipient.ENTREPRENEUR, "cloture"), (Recipient.COORDINATOR, "cloture_dossier")],
+        ),
+    ],
+    ids=["CaseRouted", "CommitteeApproved", "SessionHeld", "CaseClosed"],
+)
 def test_each_event_plans_its_notifications(payload: Contract, expected: list) -> None:
     assert planned(payload) == expected
 
 
-@pytest.mark.parametrize("kind, volunteer, template", [
-    (SessionKind.COACHING, Recipient.COACH, "seance_coach"),
-    (SessionKind.SPONSOR, Recipient.SPONSOR, "seance_parrain"),
-])
+@pytest.mark.parametrize(
+    "kind, volunteer, template",
+    [
+        (SessionKind.COACHING, Recipient.COACH, "seance_coach"),
+        (SessionKind.SPONSOR, Recipient.SPONSOR, "seance_parrain"),
+    ],
+)
 def test_the_volunteer_who_led_a_session_hears_of_it(kind: SessionKind, volunteer: Recipient, template: str) -> None:
     assert planned(session(kind), BOTH) == [(Recipient.ENTREPRENEUR, "suivi_seance"), (volunteer, template)]
 
@@ -94,8 +116,11 @@ def test_collective_and_expert_sessions_tell_only_the_entrepreneur(kind: Session
 
 def test_the_volunteer_named_as_leading_a_session_hears_of_it_even_before_their_assignment_is_known() -> None:
     [*_, volunteer] = plan(session(SessionKind.COACHING, volunteer_id="coach-9"))
-    assert (volunteer.recipient, volunteer.template, volunteer.volunteer_id) == (Recipient.COACH, "seance_coach",
-                                                                                  "coach-9")
+    assert (volunteer.recipient, volunteer.template, volunteer.volunteer_id) == (
+        Recipient.COACH,
+        "seance_coach",
+        "coach-9",
+    )
     assert plan(session(SessionKind.COACHING), BOTH)[-1].volunteer_id == "coach-1"
 
 
@@ -107,12 +132,16 @@ def test_closing_tells_the_known_volunteers_and_no_unknown_one() -> None:
     assert [p.volunteer_id for p in plan(closed, BOTH)][-2:] == ["coach-1", "sponsor-1"]
 
 
-@pytest.mark.parametrize("role, recipient, template", [
-    (VolunteerRole.COACH, Recipient.COACH, "attribution_coach"),
-    (VolunteerRole.SPONSOR, Recipient.SPONSOR, "attribution_parrain"),
-])
-def test_an_assigned_volunteer_is_told_who_they_now_follow(role: VolunteerRole, recipient: Recipient,
-                                                           template: str) -> None:
+@pytest.mark.parametrize(
+    "role, recipient, template",
+    [
+        (VolunteerRole.COACH, Recipient.COACH, "attribution_coach"),
+        (VolunteerRole.SPONSOR, Recipient.SPONSOR, "attribution_parrain"),
+    ],
+)
+def test_an_assigned_volunteer_is_told_who_they_now_follow(
+    role: VolunteerRole, recipient: Recipient, template: str
+) -> None:
     [told] = plan(assigned(role))
     assert (told.recipient, told.template, told.volunteer_id) == (recipient, template, "v-1")
 
@@ -122,11 +151,16 @@ def test_a_release_or_an_expert_is_told_nothing() -> None:
     assert planned(assigned(VolunteerRole.EXPERT)) == []
 
 
-@pytest.mark.parametrize("status, template", [
-    (ReferralStatus.RECEIVED, "accuse_reception_partenaire"), (ReferralStatus.ROUTED, "orientation_partenaire"),
-    (ReferralStatus.ACCEPTED, "decision_comite_partenaire"), (ReferralStatus.DECLINED, "cloture_partenaire"),
-    (ReferralStatus.CLOSED, "cloture_partenaire"),
-])
+@pytest.mark.parametrize(
+    "status, template",
+    [
+        (ReferralStatus.RECEIVED, "accuse_reception_partenaire"),
+        (ReferralStatus.ROUTED, "orientation_partenaire"),
+        (ReferralStatus.ACCEPTED, "decision_comite_partenaire"),
+        (ReferralStatus.DECLINED, "cloture_partenaire"),
+        (ReferralStatus.CLOSED, "cloture_partenaire"),
+    ],
+)
 def test_each_referral_status_has_a_partner_message(status: ReferralStatus, template: str) -> None:
     assert partner_notification(status).template == template
 

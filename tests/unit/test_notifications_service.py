@@ -19,7 +19,7 @@ from shared.schemas.envelope import Envelope
 from shared.store import VersionConflict
 from tests.conftest import wait_for
 from tests.fakes.notifications import FakeStores, FakeTransport
-from tests.mail import ANTENNA_EMAIL, COACH, PARTNER, PERSON, flow
+from tests.mail import ANTENNA_EMAIL, COACH, PARTNER, PERSON, body, flow
 
 FINAL = {"envoye", "desabonne", "sans_adresse", "echec"}
 EVERY_STEP = ("received", "routed", "approved", "assigned", "session", "closed")
@@ -75,20 +75,32 @@ async def test_each_event_plans_its_notifications_and_the_partners_statuses() ->
     case_id = events["received"].case_id
     await handle(service, *(events[step] for step in EVERY_STEP))
 
-    assert summary(await service.notifications_of(str(case_id))) == sorted([
-        ("CaseReceived", "entrepreneur", "accuse_reception"), ("CaseReceived", "partenaire", "accuse_reception_partenaire"),
-        ("CaseRouted", "entrepreneur", "orientation"), ("CaseRouted", "coordination", "nouveau_dossier"),
-        ("CaseRouted", "partenaire", "orientation_partenaire"),
-        ("CommitteeApproved", "entrepreneur", "decision_comite"),
-        ("CommitteeApproved", "partenaire", "decision_comite_partenaire"),
-        ("VolunteerAssigned", "coach", "attribution_coach"),
-        ("SessionHeld", "entrepreneur", "suivi_seance"), ("SessionHeld", "coach", "seance_coach"),
-        ("CaseClosed", "entrepreneur", "cloture"), ("CaseClosed", "coordination", "cloture_dossier"),
-        ("CaseClosed", "partenaire", "cloture_partenaire"), ("CaseClosed", "coach", "fin_accompagnement_coach")])
+    assert summary(await service.notifications_of(str(case_id))) == sorted(
+        [
+            ("CaseReceived", "entrepreneur", "accuse_reception"),
+            ("CaseReceived", "partenaire", "accuse_reception_partenaire"),
+            ("CaseRouted", "entrepreneur", "orientation"),
+            ("CaseRouted", "coordination", "nouveau_dossier"),
+            ("CaseRouted", "partenaire", "orientation_partenaire"),
+            ("CommitteeApproved", "entrepreneur", "decision_comite"),
+            ("CommitteeApproved", "partenaire", "decision_comite_partenaire"),
+            ("VolunteerAssigned", "coach", "attribution_coach"),
+            ("SessionHeld", "entrepreneur", "suivi_seance"),
+            ("SessionHeld", "coach", "seance_coach"),
+            ("CaseClosed", "entrepreneur", "cloture"),
+            ("CaseClosed", "coordination", "cloture_dossier"),
+            ("CaseClosed", "partenaire", "cloture_partenaire"),
+            ("CaseClosed", "coach", "fin_accompagnement_coach"),
+        ]
+    )
     assert feed(fakes, case_id) == ["recu", "oriente", "accepte", "clos"]
     contact = await fakes.contacts.contact(str(case_id))
-    assert contact["volunteers"]["coach"] == {"volunteer_id": COACH["volunteer_id"], "name": COACH["display_name"],
-                                              "email": COACH["email"]}
+    assert contact is not None
+    assert contact["volunteers"]["coach"] == {
+        "volunteer_id": COACH["volunteer_id"],
+        "name": COACH["display_name"],
+        "email": COACH["email"],
+    }
     assert contact["routings"]["1"]["antenna"]["email"] == ANTENNA_EMAIL
 
 
@@ -99,8 +111,9 @@ async def test_a_redelivered_event_changes_nothing() -> None:
     before = [fakes.notifications.docs, fakes.contacts.docs, fakes.referrals.docs, fakes.referrals.outbox]
     snapshot = repr(before)
     await handle(service, *(events[step] for step in reversed(EVERY_STEP)))
-    assert repr([fakes.notifications.docs, fakes.contacts.docs, fakes.referrals.docs,
-                 fakes.referrals.outbox]) == snapshot
+    assert (
+        repr([fakes.notifications.docs, fakes.contacts.docs, fakes.referrals.docs, fakes.referrals.outbox]) == snapshot
+    )
 
 
 async def test_an_assigned_coach_learns_who_they_follow_then_hears_of_each_session_with_the_person() -> None:
@@ -113,7 +126,7 @@ async def test_an_assigned_coach_learns_who_they_follow_then_hears_of_each_sessi
         [assignment] = transport.to(COACH["email"])
         assert assignment["Subject"] == f"Vous accompagnez désormais {PERSON['first_name']} {PERSON['last_name']}"
         assert str(assignment["To"]) == f"{COACH['display_name']} <{COACH['email']}>"
-        text = assignment.get_body(("plain",)).get_content()
+        text = body(assignment)
         assert f"- E-mail : {PERSON['email']}" in text and f"- Téléphone : {PERSON['phone']}" in text
         assert ANTENNA_EMAIL in text and "antenne de Saint-Étienne" in text
         assert PERSON["company_name"] not in text and PERSON["message"] not in text
@@ -121,12 +134,15 @@ async def test_an_assigned_coach_learns_who_they_follow_then_hears_of_each_sessi
         await handle(service, events["session"])
         found = await settled(service, case_id, 8)
         assert {(n["recipient"], n["template"]) for n in found if n["event_type"] == "SessionHeld"} == {
-            ("entrepreneur", "suivi_seance"), ("coach", "seance_coach")}
+            ("entrepreneur", "suivi_seance"),
+            ("coach", "seance_coach"),
+        }
     coach_session = transport.to(COACH["email"])[1]
     assert coach_session["Subject"] == "Prochaine séance avec Éloïse Zébulon-D'Arcy <b>& : jeudi 2 avril 2026 à 14 h 30"
     follow_up = next(m for m in transport.to(PERSON["email"]) if "prochaine séance" in m["Subject"])
-    assert "Votre prochaine séance aura lieu le jeudi 2 avril 2026 à 14 h 30, antenne de Saint-Étienne." in \
-        follow_up.get_body(("plain",)).get_content()
+    assert "Votre prochaine séance aura lieu le jeudi 2 avril 2026 à 14 h 30, antenne de Saint-Étienne." in body(
+        follow_up
+    )
 
 
 async def test_a_session_handled_before_its_leaders_assignment_waits_for_it() -> None:
@@ -145,17 +161,25 @@ async def test_a_released_volunteer_is_forgotten_and_gets_no_more_emails() -> No
     service, fakes, transport = build(email=True)
     events = flow()
     case_id = events["received"].case_id
-    released = new_envelope(VolunteerAssigned(**{**events["assigned"].payload, "released": True}),
-                            case_id=case_id, producer="coaching")
-    late_session = new_envelope(SessionHeld(**{**events["session"].payload, "session_id": "s-2", "number": 2}),
-                                case_id=case_id, producer="coaching")
+    released = new_envelope(
+        VolunteerAssigned(**{**events["assigned"].payload, "released": True}), case_id=case_id, producer="coaching"
+    )
+    late_session = new_envelope(
+        SessionHeld(**{**events["session"].payload, "session_id": "s-2", "number": 2}),
+        case_id=case_id,
+        producer="coaching",
+    )
     async with sending(service):
         await handle(service, events["received"], events["routed"], events["approved"], events["assigned"])
         await settled(service, case_id, 8)
         await handle(service, released, late_session, events["closed"])
         found = await settled(service, case_id, 13)
-    assert (await fakes.contacts.contact(str(case_id)))["volunteers"]["coach"] == {
-        "volunteer_id": COACH["volunteer_id"], "released": True}
+    contact = await fakes.contacts.contact(str(case_id))
+    assert contact is not None
+    assert contact["volunteers"]["coach"] == {
+        "volunteer_id": COACH["volunteer_id"],
+        "released": True,
+    }
     coach = {(n["event_type"], n["status"]) for n in found if n["recipient"] == "coach"}
     # The session was led before the release was known here: recorded, never sent; the closing tells nobody.
     assert coach == {("VolunteerAssigned", "envoye"), ("SessionHeld", "sans_adresse")}
@@ -199,7 +223,8 @@ async def test_opt_outs_by_role_and_by_link_are_honoured() -> None:
     case_id = str(events["received"].case_id)
     await service.set_preference(case_id, Recipient.PARTNER)
     token = service.tokens.unsubscribe(case_id, Recipient.COORDINATOR)
-    assert (await service.set_preference_by_token(token)).via == "lien"
+    preference = await service.set_preference_by_token(token)
+    assert preference is not None and preference.via == "lien"
     assert await service.set_preference_by_token(token[:-4] + "AAAA") is None
     async with sending(service):
         await handle(service, events["received"], events["routed"])
@@ -208,7 +233,9 @@ async def test_opt_outs_by_role_and_by_link_are_honoured() -> None:
     assert status == {"entrepreneur": "envoye", "partenaire": "desabonne", "coordination": "desabonne"}
     assert transport.to(PARTNER["contact_email"]) == [] and transport.to(ANTENNA_EMAIL) == []
     assert sorted((p.recipient, p.via) for p in await service.preferences_of(case_id)) == [
-        (Recipient.COORDINATOR, "lien"), (Recipient.PARTNER, "api")]
+        (Recipient.COORDINATOR, "lien"),
+        (Recipient.PARTNER, "api"),
+    ]
 
 
 async def test_a_refused_email_is_dead_lettered_and_sent_once_its_event_is_replayed() -> None:

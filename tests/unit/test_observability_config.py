@@ -31,8 +31,12 @@ def make_run_config() -> dict:
 
 def test_make_run_scrapes_every_instance_with_one_job_per_service(tmp_path: Path) -> None:
     config = make_run_config()
-    scraped = {(job["job_name"], static["labels"]["service"], target)
-               for job in config["scrape_configs"] for static in job["static_configs"] for target in static["targets"]}
+    scraped = {
+        (job["job_name"], static["labels"]["service"], target)
+        for job in config["scrape_configs"]
+        for static in job["static_configs"]
+        for target in static["targets"]
+    }
     assert scraped == {
         ("relais-intake", "intake", "127.0.0.1:8001"),
         ("relais-routing", "routing", "127.0.0.1:8002"),
@@ -67,8 +71,8 @@ def test_compose_prometheus_scrapes_every_relais_container_and_is_valid(tmp_path
     committed = yaml.safe_load((ROOT / "ops" / "compose" / "prometheus.yml").read_text())
     assert len(relais_containers()) == 5
     assert committed == observability.prometheus_config(
-        relais_containers(), alertmanager="alertmanager:9093", rules_dir="/etc/prometheus/rules"), (
-        "ops/compose/prometheus.yml is not what ops/observability.py writes for docker-compose.yml's containers")
+        relais_containers(), alertmanager="alertmanager:9093", rules_dir="/etc/prometheus/rules"
+    ), "ops/compose/prometheus.yml is not what ops/observability.py writes for docker-compose.yml's containers"
     # promtool resolves the rule files: point them at the repository's copies.
     committed["rule_files"] = [str(observability.PROMETHEUS_DIR / Path(f).name) for f in committed["rule_files"]]
     path = tmp_path / "prometheus.yml"
@@ -84,13 +88,26 @@ def test_compose_alertmanager_mails_mailpit_and_is_valid() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("service,mounts", [
-    ("prometheus", {"./ops/compose/prometheus.yml": "/etc/prometheus/prometheus.yml",
-                    "./ops/prometheus": "/etc/prometheus/rules"}),
-    ("alertmanager", {"./ops/compose/alertmanager.yml": "/etc/alertmanager/alertmanager.yml"}),
-    ("grafana", {"./ops/grafana/provisioning": "/etc/grafana/provisioning",
-                 "./ops/grafana/dashboards": "/etc/grafana/dashboards"}),
-])
+@pytest.mark.parametrize(
+    "service,mounts",
+    [
+        (
+            "prometheus",
+            {
+                "./ops/compose/prometheus.yml": "/etc/prometheus/prometheus.yml",
+                "./ops/prometheus": "/etc/prometheus/rules",
+            },
+        ),
+        ("alertmanager", {"./ops/compose/alertmanager.yml": "/etc/alertmanager/alertmanager.yml"}),
+        (
+            "grafana",
+            {
+                "./ops/grafana/provisioning": "/etc/grafana/provisioning",
+                "./ops/grafana/dashboards": "/etc/grafana/dashboards",
+            },
+        ),
+    ],
+)
 def test_compose_monitoring_mounts_the_repository_files(service: str, mounts: dict[str, str]) -> None:
     volumes = {}
     for entry in COMPOSE[service]["volumes"]:

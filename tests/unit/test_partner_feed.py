@@ -34,8 +34,18 @@ from shared.schemas.events import PersonalDetails, Referral, Situation
 from tests.mail import flow
 
 TOKENS = Tokens("secret")
-FEED_FIELDS = {"record_type", "schema_version", "record_id", "partner_reference", "referrer_kind", "referral_id",
-               "status", "association", "outcome_category", "occurred_on"}
+FEED_FIELDS = {
+    "record_type",
+    "schema_version",
+    "record_id",
+    "partner_reference",
+    "referrer_kind",
+    "referral_id",
+    "status",
+    "association",
+    "outcome_category",
+    "occurred_on",
+}
 CONFIDENTIAL = set(PersonalDetails.model_fields) | set(Situation.model_fields) | {"organisation", "contact_email"}
 
 
@@ -45,8 +55,11 @@ def test_the_feed_record_has_a_closed_list_of_non_personal_fields() -> None:
     assert not FEED_FIELDS & CONFIDENTIAL
     assert set(PartnerStatusChanged.model_json_schema()["properties"]) == FEED_FIELDS
     # Every field but the partner's own reference is an enum, a date, a uuid, a constant or an opaque hex id.
-    free_text = [name for name, spec in PartnerStatusChanged.model_json_schema()["properties"].items()
-                 if spec.get("type") == "string" and not {"format", "pattern", "const", "enum"} & set(spec)]
+    free_text = [
+        name
+        for name, spec in PartnerStatusChanged.model_json_schema()["properties"].items()
+        if spec.get("type") == "string" and not {"format", "pattern", "const", "enum"} & set(spec)
+    ]
     assert free_text == ["partner_reference"]
 
 
@@ -55,28 +68,55 @@ def test_the_feed_record_has_a_closed_list_of_non_personal_fields() -> None:
 NAME = st.text(alphabet="ghijklmnopqrstuvwxyzÉÈÀÇÔÎ", min_size=6, max_size=20)
 PERSONAL = st.builds(
     lambda first, last, local, company, message: {
-        "first_name": first, "last_name": last, "email": f"{local}@example.org", "phone": "06 98 76 54 32",
-        "company_name": company, "siren": "732829320", "message": message},
-    NAME, NAME, NAME, NAME, NAME)
-SITUATION = st.builds(lambda commune, sector: {"procedure": "liquidation_judiciaire", "postal_code": "42000",
-                                               "commune": commune, "sector": sector}, NAME, NAME)
+        "first_name": first,
+        "last_name": last,
+        "email": f"{local}@example.org",
+        "phone": "06 98 76 54 32",
+        "company_name": company,
+        "siren": "732829320",
+        "message": message,
+    },
+    NAME,
+    NAME,
+    NAME,
+    NAME,
+    NAME,
+)
+SITUATION = st.builds(
+    lambda commune, sector: {
+        "procedure": "liquidation_judiciaire",
+        "postal_code": "42000",
+        "commune": commune,
+        "sector": sector,
+    },
+    NAME,
+    NAME,
+)
 KIND = st.sampled_from([k for k in ReferrerKind if k is not ReferrerKind.SELF])
 REFERENCE = st.from_regex(r"\A[A-Z]{2}-20[0-9]{2}-[0-9]{3,5}\Z")
 
 
-def received_with(personal: dict, situation: dict, kind: ReferrerKind, reference: str, organisation: str,
-                  contact: str) -> CaseReceived:
-    return CaseReceived(situation=situation, personal=personal, received_at=datetime(2026, 3, 1, 9, 30, tzinfo=UTC),
-                        referral=Referral(kind=kind, organisation=organisation, partner_reference=reference,
-                                          contact_email=f"{contact}@example.org"))
+def received_with(
+    personal: dict, situation: dict, kind: ReferrerKind, reference: str, organisation: str, contact: str
+) -> CaseReceived:
+    return CaseReceived(
+        situation=situation,
+        personal=personal,
+        received_at=datetime(2026, 3, 1, 9, 30, tzinfo=UTC),
+        referral=Referral(
+            kind=kind, organisation=organisation, partner_reference=reference, contact_email=f"{contact}@example.org"
+        ),
+    )
 
 
 def typed(envelope: Envelope) -> Contract:
     return envelope.payload_as(EVENTS[envelope.event_type].model)
 
 
-def change_of(envelope: Envelope, **payload_update: object) -> StatusChange | None:
-    return status_change(envelope.event_id, typed(envelope).model_copy(update=payload_update))
+def change_of(envelope: Envelope, **payload_update: object) -> StatusChange:
+    change = status_change(envelope.event_id, typed(envelope).model_copy(update=payload_update))
+    assert change is not None, f"{envelope.event_type} changes no referral status"
+    return change
 
 
 EVENTS_OF_A_CASE = flow()
@@ -96,10 +136,19 @@ def published(received: CaseReceived) -> list[tuple[bytes, bytes, dict]]:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(one=PERSONAL, other=PERSONAL, where=SITUATION, elsewhere=SITUATION, kind=KIND, reference=REFERENCE,
-       organisation=NAME, contact=NAME)
-def test_no_personal_input_can_change_what_the_feed_publishes(one, other, where, elsewhere, kind, reference,
-                                                              organisation, contact) -> None:
+@given(
+    one=PERSONAL,
+    other=PERSONAL,
+    where=SITUATION,
+    elsewhere=SITUATION,
+    kind=KIND,
+    reference=REFERENCE,
+    organisation=NAME,
+    contact=NAME,
+)
+def test_no_personal_input_can_change_what_the_feed_publishes(
+    one, other, where, elsewhere, kind, reference, organisation, contact
+) -> None:
     """Non-interference: two referrals alike but for every confidential input publish identical records."""
     first = published(received_with(one, where, kind, reference, organisation, contact))
     second = published(received_with(other, elsewhere, kind, reference, contact, organisation))
@@ -112,20 +161,25 @@ def test_no_personal_input_can_change_what_the_feed_publishes(one, other, where,
 
 
 @settings(max_examples=40, deadline=None)
-@given(personal=PERSONAL, prefix=st.sampled_from(["", "LJ-", "dossier "]),
-       field=st.sampled_from(["first_name", "last_name", "company_name"]))
+@given(
+    personal=PERSONAL,
+    prefix=st.sampled_from(["", "LJ-", "dossier "]),
+    field=st.sampled_from(["first_name", "last_name", "company_name"]),
+)
 def test_a_reference_that_contains_personal_data_is_withheld(personal, prefix, field) -> None:
     reference = f"{prefix}{personal[field].upper()}-2026"[:100]
-    received = received_with(personal, {"procedure": "aucune", "postal_code": "69003"}, ReferrerKind.COURT,
-                             reference, "Greffe", "greffe")
+    received = received_with(
+        personal, {"procedure": "aucune", "postal_code": "69003"}, ReferrerKind.COURT, reference, "Greffe", "greffe"
+    )
     partner = partner_of(received)
     assert partner == Partner(ReferrerKind.COURT, None, withheld=True)
     assert published(received) == []
 
 
 def test_the_guard_sees_through_case_accents_and_separators() -> None:
-    person = PersonalDetails(first_name="Éloïse", last_name="Zébulon", email="e.z@x.fr", phone="06 98 76 54 32",
-                             siren="732 829 320")
+    person = PersonalDetails(
+        first_name="Éloïse", last_name="Zébulon", email="e.z@x.fr", phone="06 98 76 54 32", siren="732 829 320"
+    )
     for reference in ("ZEBULON-42", "dossier eloise", "RG 0698765432", "732829320/2026", "x-E.Z@X.FR"):
         assert not reference_is_safe(reference, person), reference
     assert reference_is_safe("LJ-2026-0427", person)
@@ -160,8 +214,14 @@ def test_a_declined_case_is_published_as_declined_without_an_outcome() -> None:
 
 
 def test_a_self_referred_person_is_on_no_partner_feed() -> None:
-    received = received_with({"first_name": "Jeanne", "last_name": "Martin"}, {"procedure": "aucune",
-                             "postal_code": "69003"}, ReferrerKind.COURT, "X", "o", "c")
+    received = received_with(
+        {"first_name": "Jeanne", "last_name": "Martin"},
+        {"procedure": "aucune", "postal_code": "69003"},
+        ReferrerKind.COURT,
+        "X",
+        "o",
+        "c",
+    )
     assert partner_of(received.model_copy(update={"referral": Referral(kind=ReferrerKind.SELF)})) is None
 
 

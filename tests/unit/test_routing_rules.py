@@ -56,8 +56,7 @@ def test_reason_tells_how_long_ago_the_court_decided(procedure: Procedure) -> No
 
 def test_redressement_carries_the_handover_note() -> None:
     decision = decide(situation(Procedure.REDRESSEMENT_JUDICIAIRE), TODAY, RULES)
-    assert decision.reasons[1:] == (
-        "À transmettre à 60 000 rebonds si le redressement se transforme en liquidation.",)
+    assert decision.reasons[1:] == ("À transmettre à 60 000 rebonds si le redressement se transforme en liquidation.",)
 
 
 @pytest.mark.parametrize("procedure", [p for p in Procedure if p is not Procedure.REDRESSEMENT_JUDICIAIRE])
@@ -65,14 +64,17 @@ def test_other_procedures_have_a_single_reason(procedure: Procedure) -> None:
     assert len(decide(situation(procedure), TODAY, RULES).reasons) == 1
 
 
-@pytest.mark.parametrize("start, end, months", [
-    (date(2025, 3, 10), date(2025, 3, 10), 0),
-    (date(2025, 3, 10), date(2025, 4, 9), 0),
-    (date(2025, 3, 10), date(2025, 4, 10), 1),
-    (date(2024, 11, 30), date(2025, 9, 29), 9),
-    (date(2024, 11, 30), date(2025, 9, 30), 10),
-    (date(2023, 1, 1), date(2025, 1, 1), 24),
-    (date(2025, 12, 1), date(2025, 10, 20), 0),  # a date after today never gives negative months
-])
+@pytest.mark.parametrize(
+    "start, end, months",
+    [
+        (date(2025, 3, 10), date(2025, 3, 10), 0),
+        (date(2025, 3, 10), date(2025, 4, 9), 0),
+        (date(2025, 3, 10), date(2025, 4, 10), 1),
+        (date(2024, 11, 30), date(2025, 9, 29), 9),
+        (date(2024, 11, 30), date(2025, 9, 30), 10),
+        (date(2023, 1, 1), date(2025, 1, 1), 24),
+        (date(2025, 12, 1), date(2025, 10, 20), 0),  # a date after today never gives negative months
+    ],
+)
 def test_months_between(start: date, end: date, months: int) -> None:
     assert months_between(start, end) == months

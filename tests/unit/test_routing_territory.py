@@ -49,12 +49,19 @@ def situation(procedure: str = "liquidation_judiciaire", postal_code: str = "690
     return Situation(procedure=procedure, postal_code=postal_code, **fields)
 
 
-def antenna(id_: str, lat: float, lon: float, free: int | None = None, association: Association = REBONDS,
-            status: AntennaStatus = AntennaStatus.OPEN) -> Antenna:
+def antenna(
+    id_: str,
+    lat: float,
+    lon: float,
+    free: int | None = None,
+    association: Association = REBONDS,
+    status: AntennaStatus = AntennaStatus.OPEN,
+) -> Antenna:
     return Antenna(id_, association, id_.title(), status, f"contact {id_}", lat, lon, free)
 
 
 # --- rules as data ------------------------------------------------------------------------------------------
+
 
 def test_the_rules_file_has_one_rule_per_procedure() -> None:
     assert set(RULES.rules) == set(Procedure)
@@ -62,12 +69,12 @@ def test_the_rules_file_has_one_rule_per_procedure() -> None:
 
 
 def test_a_rules_file_missing_a_procedure_is_refused(tmp_path: Path) -> None:
-    text = RULES_TEXT = RoutingSettings().rules_file.read_text()
+    text = RoutingSettings().rules_file.read_text()
     broken = tmp_path / "rules.toml"
     broken.write_text(text.replace('procedure = "sauvegarde"', 'procedure = "conciliation"'))
     with pytest.raises(ValueError, match="two rules for conciliation"):
         load_rules(broken)
-    broken.write_text(RULES_TEXT.split('[[rules]]\nprocedure = "retablissement_professionnel"')[0])
+    broken.write_text(text.split('[[rules]]\nprocedure = "retablissement_professionnel"')[0])
     with pytest.raises(ValueError, match="retablissement_professionnel"):
         load_rules(broken)
 
@@ -100,13 +107,18 @@ def test_out_of_scope_never_goes_back_to_the_association_that_let_it_go() -> Non
 
 # --- antenna choice -----------------------------------------------------------------------------------------
 
+
 def test_the_quickest_open_antenna_with_room_is_chosen(gazetteer) -> None:
     location = gazetteer.locate(None, "69003", "Lyon")
-    antennas = [antenna("lyon", *LYON, free=0), antenna("saint-etienne", 45.43959, 4.38748, free=2),
-                antenna("grenoble", 45.18663, 5.73631), antenna("villeurbanne", 45.77, 4.88, status=AntennaStatus.OPENING),
-                antenna("ss-lyon", *LYON, association=SS)]
+    antennas = [
+        antenna("lyon", *LYON, free=0),
+        antenna("saint-etienne", 45.43959, 4.38748, free=2),
+        antenna("grenoble", 45.18663, 5.73631),
+        antenna("villeurbanne", 45.77, 4.88, status=AntennaStatus.OPENING),
+        antenna("ss-lyon", *LYON, association=SS),
+    ]
     placement = place(REBONDS, location, antennas, MODEL)
-    assert placement.status is RoutingStatus.ORIENTED
+    assert placement.status is RoutingStatus.ORIENTED and placement.antenna is not None
     assert placement.antenna.id == "saint-etienne" and placement.beyond_one_hour is False
     assert placement.reasons[0].startswith("Antenne Lyon plus proche (")
     assert placement.reasons[0].endswith("mais complète.")
@@ -116,14 +128,16 @@ def test_the_quickest_open_antenna_with_room_is_chosen(gazetteer) -> None:
 def test_none_within_the_hour_takes_the_nearest_flagged_beyond_one_hour(gazetteer) -> None:
     location = gazetteer.locate("15014", "15000", "Aurillac")
     placement = place(REBONDS, location, [antenna("clermont", 45.77949, 3.08612), antenna("lyon", *LYON)], MODEL)
+    assert placement.antenna is not None and placement.minutes is not None
     assert placement.antenna.id == "clermont" and placement.minutes > 60 and placement.beyond_one_hour
     assert "au-delà d'une heure" in placement.reasons[-1]
 
 
 def test_no_room_anywhere_is_the_waitlist(gazetteer) -> None:
     location = gazetteer.locate(None, "69003", None)
-    placement = place(REBONDS, location, [antenna("lyon", *LYON, free=0), antenna("clermont", 45.8, 3.1, free=0)],
-                      MODEL)
+    placement = place(
+        REBONDS, location, [antenna("lyon", *LYON, free=0), antenna("clermont", 45.8, 3.1, free=0)], MODEL
+    )
     assert placement.status is RoutingStatus.WAITLISTED and placement.antenna is None
     assert "Aucune place libre" in placement.reasons[-1] and "la plus proche : Lyon" in placement.reasons[-1]
     none_open = place(REBONDS, location, [antenna("bourg", 46.2, 5.2, status=AntennaStatus.CLOSED)], MODEL)
@@ -154,34 +168,45 @@ def test_acute_distress_with_consent_goes_to_apesa_first_and_resumes(gazetteer) 
 
 def test_acute_distress_without_consent_is_routed_with_a_priority_call(gazetteer) -> None:
     s = situation(acute_distress=True, apesa_consent=False)
-    decided = route(decide(s, TODAY, RULES), s, gazetteer.locate(None, s.postal_code, None), [antenna("lyon", *LYON)],
-                    MODEL, RULES)
+    decided = route(
+        decide(s, TODAY, RULES), s, gazetteer.locate(None, s.postal_code, None), [antenna("lyon", *LYON)], MODEL, RULES
+    )
     assert decided.status is RoutingStatus.ORIENTED
     assert any("à rappeler en priorité" in r for r in decided.reasons)
 
 
 def test_the_routed_event_carries_the_antenna_and_the_waitlist_position(gazetteer) -> None:
     s = situation()
-    decided = route(decide(s, TODAY, RULES), s, gazetteer.locate(None, "69003", None), [antenna("lyon", *LYON)],
-                    MODEL, RULES)
+    decided = route(
+        decide(s, TODAY, RULES), s, gazetteer.locate(None, "69003", None), [antenna("lyon", *LYON)], MODEL, RULES
+    )
     event = routed_event(decided, routed_at=datetime.now(UTC), received_at=None, sequence=2)
     assert (event.antenna_id, event.antenna_contact, event.sequence) == ("lyon", "contact lyon", 2)
+    assert event.travel_minutes is not None
     assert event.travel_minutes <= 5 and event.location_flagged is False
-    waiting = route(decide(s, TODAY, RULES), s, gazetteer.locate(None, "69003", None),
-                    [antenna("lyon", *LYON, free=0)], MODEL, RULES)
+    waiting = route(
+        decide(s, TODAY, RULES),
+        s,
+        gazetteer.locate(None, "69003", None),
+        [antenna("lyon", *LYON, free=0)],
+        MODEL,
+        RULES,
+    )
     event = routed_event(waiting, routed_at=datetime.now(UTC), received_at=None, waitlist_position=3)
     assert event.waitlist_position == 3 and event.reasons[-1] == "Liste d'attente de 60 000 rebonds : position 3."
 
 
 # --- free places --------------------------------------------------------------------------------------------
 
+
 def test_free_places_count_the_cases_routed_since_the_report() -> None:
     as_of = datetime(2025, 11, 1, tzinfo=UTC)
     reported = CapacityReport(coach_slots_free=3, sponsor_slots_free=1, as_of=as_of)
-    reservations = [Reservation(key="a/1", case_id="a", at=as_of - timedelta(hours=1)),  # already in the report
-                    Reservation(key="b/1", case_id="b", at=as_of + timedelta(hours=1)),
-                    Reservation(key="c/1", case_id="c",
-                                at=(as_of + timedelta(hours=2)).replace(tzinfo=None))]  # naive from store
+    reservations = [
+        Reservation(key="a/1", case_id="a", at=as_of - timedelta(hours=1)),  # already in the report
+        Reservation(key="b/1", case_id="b", at=as_of + timedelta(hours=1)),
+        Reservation(key="c/1", case_id="c", at=(as_of + timedelta(hours=2)).replace(tzinfo=None)),
+    ]  # naive from store
     assert free_places(reported, reservations, Volunteer.COACH) == 1
     assert free_places(reported, reservations, Volunteer.SPONSOR) == -1
     assert free_places(reported, reservations, Volunteer.COACH, exclude_case="b") == 2
@@ -189,6 +214,7 @@ def test_free_places_count_the_cases_routed_since_the_report() -> None:
 
 
 # --- travel model -------------------------------------------------------------------------------------------
+
 
 def test_great_circle_distance_of_known_pairs() -> None:
     assert great_circle_km(*LYON, 45.18663, 5.73631) == pytest.approx(94, abs=3)  # Lyon - Grenoble
@@ -211,6 +237,7 @@ def test_settings_build_the_model() -> None:
 
 
 # --- where a person is --------------------------------------------------------------------------------------
+
 
 def test_every_metropolitan_department_has_communes_with_positions(gazetteer) -> None:
     communes = gazetteer.current_communes()
@@ -258,8 +285,11 @@ def test_geodata_points_and_centroids() -> None:
     assert _point(empty) is None and _point("\\N") is None
     assert _point("0101000000" + struct.pack("<dd", 4.8, 45.7).hex()) == (45.7, 4.8)
     square = [(4.0, 45.0), (6.0, 45.0), (6.0, 47.0), (4.0, 47.0), (4.0, 45.0)]
-    polygon = "0103000000" + struct.pack("<II", 1, len(square)).hex() + b"".join(
-        struct.pack("<dd", *xy) for xy in square).hex()
+    polygon = (
+        "0103000000"
+        + struct.pack("<II", 1, len(square)).hex()
+        + b"".join(struct.pack("<dd", *xy) for xy in square).hex()
+    )
     assert _centroid(polygon) == pytest.approx((46.0, 5.0))
 
 

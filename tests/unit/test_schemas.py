@@ -51,8 +51,9 @@ def assert_no_personal_value(text: str) -> None:
 
 # --- committed schema files ---------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("spec", EVENTS.values(), ids=EVENTS)
-def test_committed_schema_matches_the_model(spec) -> None:  # noqa: ANN001
+def test_committed_schema_matches_the_model(spec) -> None:
     path = SCHEMA_DIR / spec.schema_file
     assert path.exists(), f"{path.name} is missing: run `make schemas` and commit shared/schemas/json"
     assert path.read_text() == render(schema_of(spec)), (
@@ -71,12 +72,13 @@ def test_committed_feed_schema_and_asyncapi_are_current(name: str) -> None:
 
 
 @pytest.mark.parametrize("spec", EVENTS.values(), ids=EVENTS)
-def test_current_model_is_compatible_with_the_committed_schema(spec) -> None:  # noqa: ANN001
+def test_current_model_is_compatible_with_the_committed_schema(spec) -> None:
     committed = json.loads((SCHEMA_DIR / spec.schema_file).read_text())
     assert breaking_changes(committed, schema_of(spec)) == []
 
 
 # --- compatibility rule, on synthetic schemas ---------------------------------------------------------------
+
 
 class Colour(StrEnum):
     RED = "red"
@@ -153,7 +155,8 @@ def test_removed_enum_value_is_breaking() -> None:
         colour: ColourWithoutGreen
 
     assert breaking_changes(V1.model_json_schema(), V2.model_json_schema()) == [
-        "/colour: enum values removed ['green']"]
+        "/colour: enum values removed ['green']"
+    ]
 
 
 def test_new_optional_property_and_new_enum_value_are_allowed() -> None:
@@ -179,11 +182,11 @@ def test_nested_change_is_reported_with_its_path() -> None:
     class New(BaseModel):
         inner: InnerChanged
 
-    assert breaking_changes(Old.model_json_schema(), New.model_json_schema()) == [
-        "/inner/code: type string -> integer"]
+    assert breaking_changes(Old.model_json_schema(), New.model_json_schema()) == ["/inner/code: type string -> integer"]
 
 
 # --- decoding -----------------------------------------------------------------------------------------------
+
 
 def a_message(**envelope_changes: object) -> tuple[bytes, bytes]:
     """A valid CaseReceived message (value, key), with envelope fields overridden."""
@@ -201,8 +204,13 @@ def test_a_valid_message_decodes() -> None:
 
 
 def test_an_antenna_event_is_keyed_by_its_antenna() -> None:
-    payload = AntennaCapacityChanged(association=Association.SECOND_SOUFFLE, antenna_id="ss-lyon",
-                                     coach_slots_free=2, sponsor_slots_free=1, as_of=datetime.now(UTC))
+    payload = AntennaCapacityChanged(
+        association=Association.SECOND_SOUFFLE,
+        antenna_id="ss-lyon",
+        coach_slots_free=2,
+        sponsor_slots_free=1,
+        as_of=datetime.now(UTC),
+    )
     envelope = new_envelope(payload, antenna_id="ss-lyon", producer="test")
     assert envelope.key == b"ss-lyon"
     assert decode(envelope.encode(), key=b"ss-lyon").antenna_id == "ss-lyon"
@@ -217,8 +225,9 @@ def _payload_breaking_the_model() -> tuple[bytes, bytes]:
 
 
 def _oversize() -> tuple[bytes, bytes]:
-    envelope = new_envelope(received(message=PERSONAL["message"] + "x" * MAX_EVENT_BYTES),
-                            case_id=uuid.uuid4(), producer="test")
+    envelope = new_envelope(
+        received(message=PERSONAL["message"] + "x" * MAX_EVENT_BYTES), case_id=uuid.uuid4(), producer="test"
+    )
     return envelope.encode(), envelope.key
 
 
@@ -232,32 +241,45 @@ def _case_event_keyed_by_antenna() -> tuple[bytes, bytes]:
 
 
 BAD_MESSAGES = {
-    "not JSON": (lambda: (f"{PERSONAL['first_name']} {PERSONAL['email']}".encode(), str(uuid.uuid4()).encode()),
-                 ("invalid envelope:", "(json_invalid)")),
-    "not UTF-8": (lambda: (b"\xff\xfe" + PERSONAL["last_name"].encode(), str(uuid.uuid4()).encode()),
-                  ("invalid envelope:", "(json_invalid)")),
-    "JSON but not an object": (lambda: (json.dumps([PERSONAL["email"]]).encode(), str(uuid.uuid4()).encode()),
-                               ("invalid envelope:", "(model_type)")),
-    "envelope without event id": (lambda: a_message(event_id=None),
-                                  "invalid envelope: event_id (uuid_type)"),
-    "envelope missing fields": (lambda: (json.dumps({"payload": {"personal": PERSONAL}}).encode(), b"k"),
-                                "invalid envelope: event_id (missing); event_type (missing)"),
-    "envelope with a bad id": (lambda: a_message(correlation_id=PERSONAL["first_name"]),
-                               "invalid envelope: correlation_id (uuid_parsing)"),
+    "not JSON": (
+        lambda: (f"{PERSONAL['first_name']} {PERSONAL['email']}".encode(), str(uuid.uuid4()).encode()),
+        ("invalid envelope:", "(json_invalid)"),
+    ),
+    "not UTF-8": (
+        lambda: (b"\xff\xfe" + PERSONAL["last_name"].encode(), str(uuid.uuid4()).encode()),
+        ("invalid envelope:", "(json_invalid)"),
+    ),
+    "JSON but not an object": (
+        lambda: (json.dumps([PERSONAL["email"]]).encode(), str(uuid.uuid4()).encode()),
+        ("invalid envelope:", "(model_type)"),
+    ),
+    "envelope without event id": (lambda: a_message(event_id=None), "invalid envelope: event_id (uuid_type)"),
+    "envelope missing fields": (
+        lambda: (json.dumps({"payload": {"personal": PERSONAL}}).encode(), b"k"),
+        "invalid envelope: event_id (missing); event_type (missing)",
+    ),
+    "envelope with a bad id": (
+        lambda: a_message(correlation_id=PERSONAL["first_name"]),
+        "invalid envelope: correlation_id (uuid_parsing)",
+    ),
     "envelope with two subjects": (_envelope_with_both_subjects, ("invalid envelope:", "(value_error)")),
     "case event keyed by an antenna": (_case_event_keyed_by_antenna, "CaseReceived must be identified by its case id"),
-    "payload breaking the model": (_payload_breaking_the_model,
-                                   "invalid CaseReceived payload: situation.postal_code (string_pattern_mismatch); "
-                                   "personal.first_name (string_type)"),
+    "payload breaking the model": (
+        _payload_breaking_the_model,
+        "invalid CaseReceived payload: situation.postal_code (string_pattern_mismatch); "
+        "personal.first_name (string_type)",
+    ),
     "unknown event type": (lambda: a_message(event_type="CaseExploded"), "unknown event type: 'CaseExploded'"),
-    "schema version from the future": (lambda: a_message(schema_version=2),
-                                       "unsupported schema version 2 of CaseReceived (reader knows 1)"),
+    "schema version from the future": (
+        lambda: a_message(schema_version=2),
+        "unsupported schema version 2 of CaseReceived (reader knows 1)",
+    ),
     "oversize": (_oversize, "oversize payload: "),
 }
 
 
 @pytest.mark.parametrize("make, reason", BAD_MESSAGES.values(), ids=BAD_MESSAGES)
-def test_a_bad_message_is_refused_with_a_precise_reason_and_no_personal_data(make, reason) -> None:  # noqa: ANN001
+def test_a_bad_message_is_refused_with_a_precise_reason_and_no_personal_data(make, reason) -> None:
     raw, key = make()
     with pytest.raises(EnvelopeError) as refused:
         decode(raw, key=key, expected_type="CaseReceived")
@@ -300,6 +322,7 @@ def test_a_field_the_contract_does_not_declare_is_refused_with_its_path() -> Non
 
 
 # --- headers and key -----------------------------------------------------------------------------------------
+
 
 def test_headers_and_key_hold_no_personal_data() -> None:
     case_id = uuid.uuid4()

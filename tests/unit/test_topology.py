@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 
 from shared.consumer import EventConsumer
 from shared.schemas import EVENTS, PARTNER_FEED_TOPIC
@@ -44,8 +45,11 @@ def test_services_are_granted_nothing_beyond_their_topics_groups_and_dead_letter
         for rule in acl_rules(name):
             assert rule.principal == name != ADMIN
             if rule.resource is Resource.GROUP:
-                assert (rule.name, rule.pattern, rule.operation) == (principal.consumer_group, Pattern.PREFIXED,
-                                                                     Operation.READ)
+                assert (rule.name, rule.pattern, rule.operation) == (
+                    principal.consumer_group,
+                    Pattern.PREFIXED,
+                    Operation.READ,
+                )
             elif rule.pattern is Pattern.PREFIXED:  # only its own dead letters, and only services have them
                 assert principal.service is not None
                 assert rule.name == f"relais.dead-letter.{principal.consumer_group}"
@@ -57,10 +61,11 @@ def test_services_are_granted_nothing_beyond_their_topics_groups_and_dead_letter
 
 def test_partners_read_only_their_feed() -> None:
     assert [(r.resource, r.name, r.operation) for r in acl_rules("partners") if r.resource is Resource.TOPIC] == [
-        (Resource.TOPIC, PARTNER_FEED_TOPIC, Operation.READ)]
+        (Resource.TOPIC, PARTNER_FEED_TOPIC, Operation.READ)
+    ]
 
 
-def _subscriptions(monkeypatch: pytest.MonkeyPatch, build) -> list[str]:  # noqa: ANN001
+def _subscriptions(monkeypatch: pytest.MonkeyPatch, build) -> list[str]:
     """The event types a service's composition root subscribes to (it builds, it does not start)."""
     seen: list[str] = []
     monkeypatch.setattr(EventConsumer, "on", lambda self, event_type, handler: seen.append(event_type))
@@ -69,33 +74,38 @@ def _subscriptions(monkeypatch: pytest.MonkeyPatch, build) -> list[str]:  # noqa
 
 
 @pytest.mark.parametrize("principal", [name for name, p in PRINCIPALS.items() if p.service])
-def test_each_service_consumes_only_what_the_topology_lets_it_read(principal: str,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_each_service_consumes_only_what_the_topology_lets_it_read(
+    principal: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A subscription the topology does not grant would be refused by the broker at start."""
     service = PRINCIPALS[principal].service
-    if service == "coaching":
-        from services.coaching.app import create_app
-        from services.coaching.settings import CoachingSettings
-
-        settings = CoachingSettings(association=principal.removeprefix("coaching-"))
-    elif service == "routing":
-        from services.routing.app import create_app
-        from services.routing.settings import RoutingSettings as Settings
-
-        settings = Settings()
-    elif service == "notifications":
-        from services.notifications.app import create_app
-        from services.notifications.settings import NotificationsSettings as Settings
-
-        settings = Settings()
-    else:
-        from services.intake.app import create_app
-        from services.intake.settings import IntakeSettings as Settings
-
-        settings = Settings()
-    subscribed = _subscriptions(monkeypatch, lambda: create_app(settings))
+    assert service is not None
+    subscribed = _subscriptions(monkeypatch, lambda: _app(service, principal))
     assert {EVENTS[e].topic for e in subscribed} <= set(consumes(principal))
     assert subscribed or not consumes(principal)
+
+
+def _app(service: str, principal: str) -> FastAPI:
+    """The service's app as its composition root builds it (settings pointing nowhere; nothing starts)."""
+    if service == "coaching":
+        from services.coaching.app import create_app as coaching_app
+        from services.coaching.settings import CoachingSettings
+
+        return coaching_app(CoachingSettings(association=principal.removeprefix("coaching-")))
+    if service == "routing":
+        from services.routing.app import create_app as routing_app
+        from services.routing.settings import RoutingSettings
+
+        return routing_app(RoutingSettings())
+    if service == "notifications":
+        from services.notifications.app import create_app as notifications_app
+        from services.notifications.settings import NotificationsSettings
+
+        return notifications_app(NotificationsSettings())
+    from services.intake.app import create_app as intake_app
+    from services.intake.settings import IntakeSettings
+
+    return intake_app(IntakeSettings())
 
 
 def test_a_partner_principal_reads_only_its_own_topic_in_its_own_groups() -> None:
@@ -104,7 +114,10 @@ def test_a_partner_principal_reads_only_its_own_topic_in_its_own_groups() -> Non
     rules = partner_rules("etude-martin")
     assert {(r.resource, r.name, r.pattern, r.operation) for r in rules} == {
         (Resource.TOPIC, "relais.partner-status.etude-martin.v1", Pattern.LITERAL, Operation.READ),
-        (Resource.GROUP, "partner.etude-martin", Pattern.PREFIXED, Operation.READ)}
+        (Resource.GROUP, "partner.etude-martin", Pattern.PREFIXED, Operation.READ),
+    }
     assert {r.principal for r in rules} == {partner_principal("etude-martin")} == {"partner.etude-martin"}
     assert partner_topic("etude-martin") not in {t.name for t in TOPICS}
-    assert not partner_principal("x").startswith(PRINCIPALS["partners"].consumer_group)
+    partners_group = PRINCIPALS["partners"].consumer_group
+    assert partners_group is not None
+    assert not partner_principal("x").startswith(partners_group)
