@@ -37,6 +37,8 @@ DEFAULT_PORTS = {
     "notifications": 8004,
     "coaching-60000_rebonds": 8005,
 }
+# Services with pages (docs/pages.md).
+PAGES = ("intake", "coaching")
 # Development-only staff tokens of `make run`, as hashes; the tokens themselves are in docs/coaching.md.
 DEV_STAFF_TOKENS = {
     "second_souffle": {"claire": "sha256:65b521058aabfbe6b68c47d495b8a3209378481eaab8a12f2bff6667a39dc7c6"},
@@ -70,6 +72,8 @@ def service_env(name: str, port: int, kafka: str, mongo: str, extra: dict[str, s
     if name in COACHING:
         env[f"{prefix}ASSOCIATION"] = COACHING[name]
         env[f"{prefix}STAFF_TOKENS"] = json.dumps(DEV_STAFF_TOKENS[COACHING[name]])
+    if module_of(name) in PAGES:
+        env[f"{prefix}COOKIE_SECURE"] = "false"  # the pages are served over plain http locally
     env.update(extra or {})
     return env
 

@@ -115,10 +115,12 @@ def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
 
 
 class RequestGuard:
-    """Refuses oversize bodies (413) and non-JSON bodies (415) before the route reads anything."""
+    """Refuses oversize bodies (413) and non-JSON bodies (415) before the route reads anything.
 
-    def __init__(self, app: ASGIApp, max_bytes: int, metrics: Metrics) -> None:
-        self.app, self.max_bytes, self.metrics = app, max_bytes, metrics
+    Paths under `form_paths` (the service's pages) take urlencoded forms as well."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, metrics: Metrics, form_paths: tuple[str, ...] = ()) -> None:
+        self.app, self.max_bytes, self.metrics, self.form_paths = app, max_bytes, metrics, form_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in {"POST", "PUT", "PATCH"}:
@@ -126,7 +128,8 @@ class RequestGuard:
             return
         headers = {k.decode().lower(): v.decode(errors="replace") for k, v in scope["headers"]}
         ctype = headers.get("content-type", "").split(";")[0].strip().lower()
-        if ctype != "application/json":
+        form = ctype == "application/x-www-form-urlencoded" and scope["path"].startswith(self.form_paths)
+        if ctype != "application/json" and not form:
             await self._refuse(
                 scope, receive, send, 415, "Le corps de la requête doit être du JSON (Content-Type: application/json)."
             )
