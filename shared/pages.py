@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode
@@ -278,7 +278,7 @@ def date_fr(value: Any) -> str:
     if isinstance(value, str):
         value = datetime.fromisoformat(value.replace("Z", "+00:00")) if "T" in value else date.fromisoformat(value)
     if isinstance(value, datetime):
-        value = value.astimezone(PARIS).date() if value.tzinfo else value.date()
+        value = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(PARIS).date()
     day = "1er" if value.day == 1 else str(value.day)
     return f"{day} {MONTHS[value.month - 1]} {value.year}"
 
@@ -291,7 +291,7 @@ def datetime_fr(value: Any) -> str:
         value = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if not isinstance(value, datetime):
         return date_fr(value)
-    moment = value.astimezone(PARIS) if value.tzinfo else value
+    moment = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(PARIS)  # stored times are UTC
     return f"{date_fr(moment.date())} à {moment.hour} h {moment.minute:02d}"
 
 

@@ -9,6 +9,7 @@ Chromium and its driver come from Debian's packages and axe-core from the npm re
 from __future__ import annotations
 
 import base64
+import os
 import re
 import shutil
 import time
@@ -46,7 +47,9 @@ def chromium() -> webdriver.Chrome:
     ):
         options.add_argument(argument)
     options.add_experimental_option("prefs", {"intl.accept_languages": "fr-FR,fr"})
-    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    # Chromium takes its locale (dates shown as jj/mm/aaaa) from the environment on Linux.
+    service = Service(str(CHROMEDRIVER), env={**os.environ, "LANGUAGE": "fr_FR", "LANG": "fr_FR.UTF-8"})
+    driver = webdriver.Chrome(options=options, service=service)
     driver.set_page_load_timeout(30)
     driver.set_script_timeout(60)
     return driver
@@ -120,7 +123,7 @@ class Browser:
                     self.click(element)
             elif kind == "radio":
                 self.click(next(e for e in elements if e.get_attribute("value") == value))
-            elif kind == "date":
+            elif kind in ("date", "datetime-local"):
                 self.driver.execute_script("arguments[0].value = arguments[1]", element, value)
             else:
                 element.clear()

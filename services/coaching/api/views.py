@@ -352,6 +352,8 @@ class AntennaFigures(BaseModel):
     volunteers: list[VolunteerLoad]
     load: dict[str, RoleLoad]  # per following role
     waiting_list: dict[str, WaitingCount]  # per following role
+    needed: dict[str, int]  # per following role: volunteers to find for the cases waiting, beyond free places
+    outcomes: dict[str, int]  # closed cases by outcome
 
 
 class TargetsView(BaseModel):
