@@ -124,7 +124,11 @@ class Stack:
         }
 
     def _own_env(self, name: str) -> dict[str, str]:
-        """Settings one service needs beyond Kafka and the store: notifications sends to the mail sink."""
+        """Settings one service needs beyond Kafka and the store: notifications sends to the mail sink, intake
+        links to each association's volunteer form."""
+        if name == "intake":
+            pages = {a: f"http://127.0.0.1:{self.config.service_ports[n]}/benevolat" for n, a in COACHING.items()}
+            return {"RELAIS_INTAKE_VOLUNTEER_PAGES": json.dumps(pages)}
         if name != "notifications":
             return {}
         port = self.config.service_ports[name]

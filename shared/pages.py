@@ -295,6 +295,13 @@ def datetime_fr(value: Any) -> str:
     return f"{date_fr(moment.date())} à {moment.hour} h {moment.minute:02d}"
 
 
+def number_fr(value: Any) -> str:
+    """1.5 -> '1,5'; 2.0 -> '2'; None -> '—'."""
+    if value is None:
+        return "—"
+    return f"{value:.1f}".replace(".", ",").removesuffix(",0") if isinstance(value, float) else str(value)
+
+
 def _static_version() -> str:
     """Changes with the static files, so that browsers fetch new ones after a deployment."""
     digest = hashlib.sha256()
@@ -331,7 +338,7 @@ class Pages:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.env.filters.update(date_fr=date_fr, datetime_fr=datetime_fr)
+        self.env.filters.update(date_fr=date_fr, datetime_fr=datetime_fr, nombre=number_fr)
 
     # CSRF ------------------------------------------------------------------------------------------------
 

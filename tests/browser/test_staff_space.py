@@ -130,6 +130,20 @@ async def test_a_coordinator_takes_a_case_from_committee_to_closing(
         assert step in timeline
     browser.check("dossier clos avec sa chronologie")
 
+    # The coordinators' pages, with this antenna's figures.
+    browser.open(f"{base}/espace/tableau-de-bord")
+    assert "Bénévoles à trouver, par antenne" in browser.text()
+    browser.check("tableau de bord")
+    for page, name in (
+        (f"/espace/benevoles?antenne={antenna}", "benevoles"),
+        ("/espace/file-attente?role=parrain", "file d'attente"),
+        ("/espace/couverture", "couverture"),
+        ("/espace/antennes", "antennes"),
+    ):
+        browser.open(base + page)
+        browser.check(name)
+    assert "60000_rebonds-lyon" in browser.text()  # routing's directory, read over its API
+
     audit = (await staff.get(f"/cases/{case_id}/audit")).json()["entries"]
     assert {"case.committee_decision", "case.assign", "case.session", "case.closing"} <= {
         e["action"] for e in audit if e["who"] == "karim"

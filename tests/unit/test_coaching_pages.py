@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from services.coaching.app import build_service
 from services.coaching.audit import AuditTrail
 from services.coaching.auth import StaffAuth, hash_password
-from services.coaching.domain.case_file import Stage
+from services.coaching.domain.case_file import Decision, Stage
 from services.coaching.domain.volunteers import Volunteer
 from services.coaching.pages import page_routes
 from services.coaching.service import CoachingService
@@ -217,3 +217,46 @@ async def test_signing_out_ends_the_session(client) -> None:
     out = await client.post("/espace/deconnexion", data={"csrf": token})
     assert out.status_code == 303 and "relais_session_60000_rebonds=" in out.headers["set-cookie"]
     assert (await client.get("/espace/dossiers")).status_code == 303
+
+
+class Directory:
+    def __init__(self, found: list | None) -> None:
+        self.found = found
+
+    async def antennas(self) -> list | None:
+        return self.found
+
+
+async def test_the_coordination_pages_show_the_services_figures(service, stores) -> None:
+    from services.coaching.directory import DirectoryAntenna
+
+    case_id = await a_case(service)
+    await service.decide_committee(case_id, Decision.APPROVED, [], "karim", decided_on=TODAY)
+    await stores.volunteers.add(
+        Volunteer("coach-1", "Anne Coach", VolunteerRole.COACH, LYON, ["commerce"], 1, TODAY - timedelta(days=1))
+    )
+    lyon = DirectoryAntenna(
+        id=LYON, association=SR, name="60 000 rebonds Lyon", status="ouverte", contact="lyon@60000rebonds.example"
+    )
+    settings = settings_of(SR)
+    audit = AuditTrail(stores.audit, SR, lambda: NOW)
+    app = FastAPI()
+    app.include_router(
+        page_routes(
+            service, StaffAuth({}, audit, settings.staff_passwords), audit, settings, directory=Directory([lyon])
+        )
+    )
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://coaching") as client:
+        await signed_in(client)
+        board = html.unescape((await client.get("/espace/tableau-de-bord")).text)
+        assert "Dossiers ouverts par antenne et par étape" in board and "<svg" in board
+        assert "Lyon : 1 (En attente d'un coach 1)" in board  # the chart's text description
+        volunteers = html.unescape((await client.get("/espace/benevoles")).text)
+        assert "Anne Coach" in volunteers and "La certification de ce coach a expiré le 01/03/2026." in volunteers
+        waiting = html.unescape((await client.get("/espace/file-attente?role=coach")).text)
+        assert str(case_id) in waiting and "Bloqué" in waiting
+        antennas = html.unescape((await client.get("/espace/antennes")).text)
+        assert "lyon@60000rebonds.example" in antennas and "lecture seule" in antennas
+        coverage = await client.get("/espace/couverture")
+        assert coverage.status_code == 200
+        assert (await client.get("/espace/couverture.png")).status_code in (200, 404)

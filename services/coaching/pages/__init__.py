@@ -11,8 +11,11 @@ from fastapi import APIRouter
 
 from services.coaching.audit import AuditTrail
 from services.coaching.auth import StaffAuth
+from services.coaching.directory import AntennaDirectory, RoutingDirectory
 from services.coaching.pages.cases import case_routes
+from services.coaching.pages.coordination import coordination_routes
 from services.coaching.pages.space import Space
+from services.coaching.pages.volunteering import volunteering_routes
 from services.coaching.service import CoachingService
 from services.coaching.settings import CoachingSettings
 
@@ -20,8 +23,19 @@ from services.coaching.settings import CoachingSettings
 FORM_PATHS = ("/espace", "/benevolat")
 
 
-def page_routes(service: CoachingService, auth: StaffAuth, audit: AuditTrail, settings: CoachingSettings) -> APIRouter:
+def page_routes(
+    service: CoachingService,
+    auth: StaffAuth,
+    audit: AuditTrail,
+    settings: CoachingSettings,
+    directory: AntennaDirectory | None = None,
+) -> APIRouter:
+    """`directory`: routing's antennas (its HTTP API unless the tests give another)."""
     space = Space(service, auth, audit, settings)
     router = APIRouter(include_in_schema=False)
     router.include_router(case_routes(space))
+    router.include_router(volunteering_routes(space))
+    router.include_router(
+        coordination_routes(space, directory or RoutingDirectory(settings.routing_url, settings.association))
+    )
     return router
