@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict
 from pymongo.errors import ConnectionFailure
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -221,16 +221,30 @@ class RequestMetrics:
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 
 
+class Health(BaseModel):
+    """Readiness: `ok` when every dependency answers (200), `degraded` otherwise (503)."""
+
+    status: str
+    checks: dict[str, bool]
+
+
 def install_health_and_metrics(
     app: FastAPI, metrics: Metrics, checks: Callable[[], Awaitable[dict[str, bool]]]
 ) -> None:
-    @app.get("/health", tags=["operations"], summary="Readiness: Kafka and the store answer")
+    @app.get(
+        "/health",
+        tags=["operations"],
+        summary="Readiness: Kafka and the store answer",
+        response_model=Health,
+        responses={503: {"model": Health, "description": "A dependency does not answer"}},
+    )
     async def health() -> JSONResponse:
         results = await checks()
         ok = all(results.values())
-        return JSONResponse({"status": "ok" if ok else "degraded", "checks": results}, status_code=200 if ok else 503)
+        body = Health(status="ok" if ok else "degraded", checks=results)
+        return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=PlainTextResponse)
     async def prometheus() -> Response:
         body, content_type = metrics.exposition()
         return Response(body, media_type=content_type)
