@@ -9,7 +9,7 @@ import uuid
 from services.coaching.app import create_app
 from services.coaching.auth import hash_password
 from services.coaching.domain.applications import application_id_for
-from shared.schemas import EVENTS, decode
+from shared.schemas import EVENTS, VolunteerApplicationDecided, decode
 from tests.coaching_support import SR, coaching_settings, staff, unique_antenna
 from tests.conftest import Infra, running
 from tests.integration.conftest import Reader
@@ -58,4 +58,5 @@ async def test_an_application_from_the_form_is_accepted_and_the_answer_published
 
         [record] = await answers.wait_keyed(application_id)
         event = decode(record.value, key=record.key, expected_type="VolunteerApplicationDecided")
-        assert event.typed().decision.value == "acceptee" and event.producer == "coaching"
+        decided = event.payload_as(VolunteerApplicationDecided)
+        assert decided.decision.value == "acceptee" and event.producer == "coaching"

@@ -14,7 +14,7 @@ from fastapi.routing import APIRoute
 def test_every_json_route_declares_its_response_model(service: str) -> None:
     app = importlib.import_module(f"services.{service}.app").create_app()
     untyped = [
-        f"{sorted(route.methods)} {route.path}"
+        f"{sorted(route.methods or ())} {route.path}"
         for route in app.routes
         if isinstance(route, APIRoute)
         and route.include_in_schema
