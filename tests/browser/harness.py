@@ -9,7 +9,6 @@ Chromium and its driver come from Debian's packages and axe-core from the npm re
 from __future__ import annotations
 
 import base64
-import os
 import re
 import shutil
 import time
@@ -47,9 +46,7 @@ def chromium() -> webdriver.Chrome:
     ):
         options.add_argument(argument)
     options.add_experimental_option("prefs", {"intl.accept_languages": "fr-FR,fr"})
-    # Chromium takes its locale (dates shown as jj/mm/aaaa) from the environment on Linux.
-    service = Service(str(CHROMEDRIVER), env={**os.environ, "LANGUAGE": "fr_FR", "LANG": "fr_FR.UTF-8"})
-    driver = webdriver.Chrome(options=options, service=service)
+    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
     driver.set_page_load_timeout(30)
     driver.set_script_timeout(60)
     return driver
