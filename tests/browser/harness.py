@@ -9,6 +9,7 @@ Chromium and its driver come from Debian's packages and axe-core from the npm re
 from __future__ import annotations
 
 import base64
+import json
 import re
 import shutil
 import time
@@ -164,8 +165,20 @@ class Browser:
         full-page screenshots on a desktop and on a phone."""
         report = self.axe()
         self.screenshot(name)
+        self.record(name, report)
         assert not report.refused, f"{name}: {report.describe()}"
         return report
+
+    def record(self, name: str, report: AxeReport) -> None:
+        """Every violation axe found, whatever its impact, beside the screenshots (`axe.json`)."""
+        path = ARTEFACTS / self.scenario / "axe.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        found = json.loads(path.read_text()) if path.exists() else {}
+        found[name] = [
+            {"id": v["id"], "impact": v.get("impact"), "help": v["help"], "nodes": len(v["nodes"])}
+            for v in report.violations
+        ]
+        path.write_text(json.dumps(found, ensure_ascii=False, indent=1))
 
     def axe(self) -> AxeReport:
         self.driver.execute_script(AXE.read_text())
