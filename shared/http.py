@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict
 from pymongo.errors import ConnectionFailure
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -115,10 +115,12 @@ def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
 
 
 class RequestGuard:
-    """Refuses oversize bodies (413) and non-JSON bodies (415) before the route reads anything."""
+    """Refuses oversize bodies (413) and non-JSON bodies (415) before the route reads anything.
 
-    def __init__(self, app: ASGIApp, max_bytes: int, metrics: Metrics) -> None:
-        self.app, self.max_bytes, self.metrics = app, max_bytes, metrics
+    Paths under `form_paths` (the service's pages) take urlencoded forms as well."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, metrics: Metrics, form_paths: tuple[str, ...] = ()) -> None:
+        self.app, self.max_bytes, self.metrics, self.form_paths = app, max_bytes, metrics, form_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in {"POST", "PUT", "PATCH"}:
@@ -126,7 +128,8 @@ class RequestGuard:
             return
         headers = {k.decode().lower(): v.decode(errors="replace") for k, v in scope["headers"]}
         ctype = headers.get("content-type", "").split(";")[0].strip().lower()
-        if ctype != "application/json":
+        form = ctype == "application/x-www-form-urlencoded" and scope["path"].startswith(self.form_paths)
+        if ctype != "application/json" and not form:
             await self._refuse(
                 scope, receive, send, 415, "Le corps de la requête doit être du JSON (Content-Type: application/json)."
             )
@@ -218,16 +221,30 @@ class RequestMetrics:
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 
 
+class Health(BaseModel):
+    """Readiness: `ok` when every dependency answers (200), `degraded` otherwise (503)."""
+
+    status: str
+    checks: dict[str, bool]
+
+
 def install_health_and_metrics(
     app: FastAPI, metrics: Metrics, checks: Callable[[], Awaitable[dict[str, bool]]]
 ) -> None:
-    @app.get("/health", tags=["operations"], summary="Readiness: Kafka and the store answer")
+    @app.get(
+        "/health",
+        tags=["operations"],
+        summary="Readiness: Kafka and the store answer",
+        response_model=Health,
+        responses={503: {"model": Health, "description": "A dependency does not answer"}},
+    )
     async def health() -> JSONResponse:
         results = await checks()
         ok = all(results.values())
-        return JSONResponse({"status": "ok" if ok else "degraded", "checks": results}, status_code=200 if ok else 503)
+        body = Health(status="ok" if ok else "degraded", checks=results)
+        return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=PlainTextResponse)
     async def prometheus() -> Response:
         body, content_type = metrics.exposition()
         return Response(body, media_type=content_type)

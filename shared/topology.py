@@ -67,6 +67,8 @@ TOPICS: tuple[Topic, ...] = (
     _event("VolunteerAssigned", COACHING, ("notifications",)),
     _event("RerouteRequested", COACHING, ("routing",)),
     _event("AntennaCapacityChanged", COACHING, ("routing",), " (keyed by antenna id)"),
+    # The applicant's name and email, for the email that answers them; keyed by the application's id.
+    _event("VolunteerApplicationDecided", COACHING, ("notifications",), " (keyed by the application's id)"),
     Topic(
         PARTNER_FEED_TOPIC, "partner status record (keyed by the partner's reference)", ("notifications",), (PARTNERS,)
     ),

@@ -24,6 +24,7 @@ from shared.schemas import (
     CommitteeApproved,
     Envelope,
     SessionHeld,
+    VolunteerApplicationDecided,
     VolunteerAssigned,
     new_envelope,
 )
@@ -59,6 +60,21 @@ def antenna(email: str = ANTENNA_EMAIL) -> dict[str, str]:
 
 
 ANTENNA = antenna()
+# A volunteer application accepted by 60 000 rebonds (keyed by the application's id).
+APPLICATION = new_envelope(
+    VolunteerApplicationDecided(
+        association="60000_rebonds",
+        role="parrain",
+        display_name="Bérénice Aidante",
+        email="berenice.aidante@example.org",
+        decision="acceptee",
+        decided_on=date(2026, 3, 2),
+        antenna_id="60000_rebonds-saint-etienne",
+        volunteer_id="parrain-0a1b2c3d4e5f",
+    ),
+    case_id=uuid.UUID("5b3a2f7e-0c41-4d8e-9a65-2f4e7d9c1b08"),
+    producer="coaching",
+)
 # The coach coaching assigns (VolunteerAssigned): their professional contact.
 COACH = {"volunteer_id": "vol-aurelien", "display_name": "Aurélien Coach", "email": "aurelien.coach@example.org"}
 

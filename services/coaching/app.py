@@ -13,12 +13,14 @@ from services.coaching.audit import AuditTrail
 from services.coaching.auth import StaffAuth
 from services.coaching.gauges import CoordinationGauges
 from services.coaching.handlers import CaseRoutedHandler
+from services.coaching.pages import FORM_PATHS, page_routes
 from services.coaching.service import Clock, CoachingService
 from services.coaching.settings import CoachingSettings
 from services.coaching.store import CoachingStores
 from services.coaching.store.mongo import mongo_stores
 from shared.bootstrap import ServiceRuntime
 from shared.metrics import Metrics
+from shared.pages import static_files
 from shared.runtime import BackgroundTask
 
 
@@ -47,7 +49,7 @@ def create_app(
     service = build_service(settings, stores=stores, runtime=runtime, clock=clock)
     audit = AuditTrail(stores.audit, settings.association, service.clock)
     gauges = CoordinationGauges(runtime.metrics.registry, settings.association)
-    auth = StaffAuth(settings.staff_tokens, audit)
+    auth = StaffAuth(settings.staff_tokens, audit, settings.staff_passwords)
 
     runtime.consumer.on("CaseRouted", CaseRoutedHandler(service))
 
@@ -62,11 +64,15 @@ def create_app(
     runtime.on_start(refresher.start)
     runtime.on_stop(refresher.stop)
 
-    return runtime.http_app(
+    app = runtime.http_app(
         f"Relais — coaching ({settings.association.display_name})",
         "Accompagnement d'une association : consentement, comité d'engagement, bénévoles, séances, points "
         "d'étape collectifs, clôture et transmission. Toutes les routes demandent un jeton du personnel de "
         "l'association (Authorization: Bearer ...) et chaque accès à un dossier est journalisé.",
         cases.router(service, auth, audit),
         volunteers.router(service, auth, audit, gauges),
+        page_routes(service, auth, audit, settings),
+        form_paths=FORM_PATHS,
     )
+    app.mount("/static", static_files(), name="static")
+    return app

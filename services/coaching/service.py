@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from services.coaching.domain.applications import Application, ApplicationStatus
 from services.coaching.domain.case_file import CaseFile, Decision, Orientation, Stage, TransitionRefused
 from services.coaching.domain.checkpoint import Checkpoint
 from services.coaching.domain.figures import Targets, coordination, waiting_list
@@ -67,6 +68,14 @@ class VolunteerNotFound(LookupError):
     """No volunteer with this id in this association's database."""
 
 
+class ApplicationNotFound(LookupError):
+    """No volunteer application with this id in this association's database."""
+
+
+class ApplicationKeyReused(ValueError):
+    """The form's key already named an application with other answers."""
+
+
 @dataclass(frozen=True)
 class Suggestions:
     """Volunteers who could follow a case, best first, and the case's place in the waiting list."""
@@ -109,6 +118,7 @@ class CoachingService:
         self.sessions_planned = settings.coaching_sessions_planned
         self.cases, self.volunteers = stores.cases, stores.volunteers
         self.antennas, self.checkpoints = stores.antennas, stores.checkpoints
+        self.applications = stores.applications
         self.metrics = metrics
         self.clock = clock or utc_now
         # Recounts run one at a time, so that the last one always reads the latest stored state and an
@@ -384,6 +394,79 @@ class CoachingService:
 
     async def antenna_capacities(self) -> list[AntennaCapacity]:
         return await self.antennas.find()
+
+    # --- volunteer applications --------------------------------------------------------------------------------
+
+    async def apply(self, application: Application) -> tuple[Application, bool]:
+        """Store an application once per form (its id comes from the form's key); True if it is new."""
+        if await self.applications.add(application):
+            self._count("candidature_recue")
+            return application, True
+        existing = await self.applications.get(application.application_id)
+        if existing is None:
+            raise ApplicationNotFound(str(application.application_id))
+        if existing.fingerprint != application.fingerprint:
+            raise ApplicationKeyReused(str(application.application_id))
+        return existing, False
+
+    async def find_applications(self, status: ApplicationStatus | None = None) -> list[Application]:
+        return await self.applications.find(status)
+
+    async def application(self, application_id: uuid.UUID) -> Application:
+        found = await self.applications.get(application_id)
+        if found is None:
+            raise ApplicationNotFound(str(application_id))
+        return found
+
+    async def accept_application(
+        self,
+        application_id: uuid.UUID,
+        by: str,
+        *,
+        antenna_id: str,
+        sectors: list[str],
+        max_people: int,
+        certified_until: date | None = None,
+    ) -> Application:
+        """The applicant becomes a volunteer of the antenna staff chose; they are told (through the outbox).
+
+        The volunteer is stored first under an id derived from the application, then the application is
+        answered with its event: a retry after a crash in between finds the volunteer and answers."""
+        application = await self.application(application_id)
+        if application.status is not ApplicationStatus.PENDING:
+            raise TransitionRefused("Cette candidature a déjà reçu une réponse.")
+        volunteer = Volunteer(
+            volunteer_id=application.volunteer_key,
+            display_name=application.display_name,
+            role=application.role,
+            antenna_id=antenna_id,
+            sectors=sectors,
+            max_people=max_people,
+            certified_until=certified_until,
+            email=application.email,
+        )
+        await self.volunteers.add(volunteer)
+        today = self.today()
+        decided = await self.applications.decide(
+            application_id,
+            lambda a: [self._application_envelope(a, a.accept(volunteer, self.association, today, by))],
+        )
+        if decided is None:
+            raise ApplicationNotFound(str(application_id))
+        await self.recount_capacity()
+        return decided
+
+    async def decline_application(self, application_id: uuid.UUID, by: str) -> Application:
+        today = self.today()
+        decided = await self.applications.decide(
+            application_id, lambda a: [self._application_envelope(a, a.decline(self.association, today, by))]
+        )
+        if decided is None:
+            raise ApplicationNotFound(str(application_id))
+        return decided
+
+    def _application_envelope(self, application: Application, payload: Contract) -> Envelope:
+        return new_envelope(payload, case_id=application.application_id, producer=PRODUCER)
 
     # --- coordinators ------------------------------------------------------------------------------------------
 

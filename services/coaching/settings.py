@@ -7,18 +7,22 @@ group `coaching-60000_rebonds` unless MONGO_DB / CONSUMER_GROUP say otherwise; d
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from shared.pages import PageSettings
 from shared.schemas import Association
-from shared.settings import ServiceSettings, env_prefix
+from shared.settings import env_prefix
 
 TOKEN_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
+PASSWORD_HASH = re.compile(r"^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9_-]+\$[A-Za-z0-9_-]+$")
+ROOT = Path(__file__).resolve().parents[2]
 
 
-class CoachingSettings(ServiceSettings):
+class CoachingSettings(PageSettings):
     model_config = SettingsConfigDict(env_prefix=env_prefix("coaching"))
 
     service_name: str = "coaching"
@@ -28,6 +32,15 @@ class CoachingSettings(ServiceSettings):
     # Staff user -> "sha256:<hex digest of the user's bearer token>" (JSON in the environment). Empty: no
     # one can use the staff API. Tokens come from `python -m services.coaching.auth <user>`.
     staff_tokens: dict[str, str] = Field(default_factory=dict)
+    # Staff user -> "scrypt$n$r$p$<salt>$<hash>" of their password, for the staff pages (JSON in the
+    # environment). From `python -m services.coaching.auth --password <user>`.
+    staff_passwords: dict[str, str] = Field(default_factory=dict)
+    # A staff session ends this long after signing in.
+    session_hours: float = Field(8.0, gt=0, le=24)
+    # Routing's API: the staff pages show the association's antennas from its directory (read-only).
+    routing_url: str = "http://127.0.0.1:8002"
+    # The coverage map `relais coverage --map FILE.png` draws; the staff pages show it when the file exists.
+    coverage_map: Path = ROOT / ".local" / "run" / "couverture.png"
     # Coordinators' targets: a case is overdue past them.
     target_committee_days: int = Field(15, ge=1)  # reception -> committee decision
     target_coach_days: int = Field(30, ge=1)  # committee approval -> coach assigned
@@ -47,6 +60,14 @@ class CoachingSettings(ServiceSettings):
         if not data.get("consumer_group"):
             data["consumer_group"] = f"coaching-{association.value}"
         return data
+
+    @field_validator("staff_passwords")
+    @classmethod
+    def hashed_passwords_only(cls, passwords: dict[str, str]) -> dict[str, str]:
+        for user, hashed in passwords.items():
+            if not user.strip() or not PASSWORD_HASH.match(hashed):
+                raise ValueError(f"staff_passwords[{user!r}] must be 'scrypt$n$r$p$salt$hash', never a password")
+        return passwords
 
     @field_validator("staff_tokens")
     @classmethod

@@ -16,7 +16,7 @@ from services.intake.domain import (
     sector_family,
     siren_is_valid,
 )
-from services.intake.service import IdempotencyKeyReused, IntakeService
+from services.intake.service import IdempotencyKeyReused, IntakeService, Submission
 from shared.http import StrictRequest
 from shared.schemas import CompanySize, Procedure, ReferrerKind, SectorFamily
 from shared.schemas import events as contract
@@ -172,6 +172,12 @@ class CaseView(BaseModel):
         )
 
 
+async def accept(service: IntakeService, submission: CaseSubmission, idempotency_key: str | None) -> Submission:
+    """THE door of a request for help, for the JSON API and for the form alike: whatever must hold for both
+    (validation done, the same idempotency, a per-client limit) is applied here, once."""
+    return await service.submit(submission.as_request(), idempotency_key)
+
+
 def routes(service: IntakeService) -> APIRouter:
     api = APIRouter(tags=["cases"])
 
@@ -188,7 +194,7 @@ def routes(service: IntakeService) -> APIRouter:
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> CaseAccepted:
         try:
-            submitted = await service.submit(submission.as_request(), idempotency_key)
+            submitted = await accept(service, submission, idempotency_key)
         except IdempotencyKeyReused:
             raise HTTPException(422, "Cette clé d'idempotence a déjà servi pour une demande différente.") from None
         if not submitted.created:

@@ -8,10 +8,12 @@ from datetime import datetime
 from fastapi import FastAPI
 
 from services.intake.api import routes
+from services.intake.pages import FORM_PATHS, page_routes
 from services.intake.service import IntakeService, utc_now
 from services.intake.settings import IntakeSettings
 from services.intake.store import CaseStore, MongoCaseStore
 from shared.bootstrap import ServiceRuntime
+from shared.pages import static_files
 
 
 def build_service(
@@ -33,8 +35,12 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     settings = settings or IntakeSettings()
     runtime = ServiceRuntime(settings)
     service = build_service(settings, runtime=runtime)
-    return runtime.http_app(
+    app = runtime.http_app(
         "Relais — intake",
         "Accueil des demandes d'accompagnement : une porte commune à Second Souffle et 60 000 rebonds.",
         routes(service),
+        page_routes(service, settings),
+        form_paths=FORM_PATHS,
     )
+    app.mount("/static", static_files(), name="static")
+    return app

@@ -1,11 +1,22 @@
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from shared.settings import ServiceSettings, env_prefix
+from shared.pages import PageSettings
+from shared.settings import env_prefix
 
 
-class IntakeSettings(ServiceSettings):
+class IntakeSettings(PageSettings):
     model_config = SettingsConfigDict(env_prefix=env_prefix("intake"))
 
     service_name: str = "intake"
     mongo_db: str = "relais_intake"
     http_port: int = 8001
+    # Where each association's "Devenir bénévole" form is (its coaching instance serves it publicly).
+    volunteer_pages: dict[str, str] = Field(
+        default_factory=lambda: {
+            "second_souffle": "http://127.0.0.1:8003/benevolat",
+            "60000_rebonds": "http://127.0.0.1:8005/benevolat",
+        }
+    )
+    # What the confirmation page promises: a first call from the association within this many working days.
+    contact_within_days: int = Field(10, ge=1, le=60)

@@ -15,6 +15,7 @@ from services.notifications.handlers import (
     CaseRoutedHandler,
     CommitteeApprovedHandler,
     SessionHeldHandler,
+    VolunteerApplicationDecidedHandler,
     VolunteerAssignedHandler,
 )
 from services.notifications.metrics import NotificationMetrics
@@ -33,6 +34,7 @@ from shared.schemas import (
     CaseRouted,
     CommitteeApproved,
     SessionHeld,
+    VolunteerApplicationDecided,
     VolunteerAssigned,
     spec_for,
 )
@@ -45,6 +47,7 @@ SUBSCRIPTIONS = {
     spec_for(SessionHeld).name: SessionHeldHandler,
     spec_for(CaseClosed).name: CaseClosedHandler,
     spec_for(VolunteerAssigned).name: VolunteerAssignedHandler,
+    spec_for(VolunteerApplicationDecided).name: VolunteerApplicationDecidedHandler,
 }
 
 

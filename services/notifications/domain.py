@@ -29,6 +29,7 @@ from shared.schemas import (
     ReferralStatus,
     SessionHeld,
     SessionKind,
+    VolunteerApplicationDecided,
     VolunteerAssigned,
     VolunteerRole,
 )
@@ -40,6 +41,7 @@ class Recipient(StrEnum):
     COORDINATOR = "coordination"
     COACH = "coach"
     SPONSOR = "parrain"
+    APPLICANT = "candidat"  # someone who applied to volunteer
 
 
 class Status(StrEnum):
@@ -84,6 +86,7 @@ _DIRECT: dict[type[Contract], tuple[PlannedNotification, ...]] = {
         PlannedNotification(Recipient.COORDINATOR, "cloture_dossier"),
     ),
     VolunteerAssigned: (),
+    VolunteerApplicationDecided: (PlannedNotification(Recipient.APPLICANT, "candidature_benevole"),),
 }
 
 # The volunteer who led a session hears about the next one; those still following hear of the closing.

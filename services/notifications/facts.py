@@ -18,6 +18,7 @@ from shared.schemas import (
     CommitteeApproved,
     Contract,
     SessionHeld,
+    VolunteerApplicationDecided,
     VolunteerAssigned,
     spec_for,
 )
@@ -44,6 +45,12 @@ def antenna_of(routed: CaseRouted) -> dict[str, str] | None:
     if antenna.get("name", "").startswith(prefix):
         antenna["city"] = antenna["name"][len(prefix) :]
     return antenna or None
+
+
+def city_of(antenna_id: str) -> str:
+    """'60000_rebonds-le-puy-en-velay' -> 'Le-Puy-En-Velay': the city named by an antenna id (no accents)."""
+    slug = antenna_id.split("-", 1)[1] if "-" in antenna_id else antenna_id
+    return "-".join(word.capitalize() for word in slug.split("-"))
 
 
 def facts_of(payload: Contract) -> dict[str, Any]:
@@ -84,6 +91,13 @@ def facts_of(payload: Contract) -> dict[str, Any]:
         )
     elif isinstance(payload, VolunteerAssigned):
         facts.update(role=payload.role.value, assigned_on=payload.assigned_on.isoformat())
+    elif isinstance(payload, VolunteerApplicationDecided):
+        facts.update(
+            role=payload.role.value,
+            decision=payload.decision.value,
+            decided_on=payload.decided_on.isoformat(),
+            antenna={"id": payload.antenna_id, "city": city_of(payload.antenna_id)} if payload.antenna_id else None,
+        )
     return facts
 
 
@@ -111,6 +125,11 @@ def volunteer_record(assigned: VolunteerAssigned) -> dict[str, Any]:
     if assigned.released:
         return {"volunteer_id": assigned.volunteer_id, "released": True}
     return {"volunteer_id": assigned.volunteer_id, "name": assigned.display_name, "email": assigned.email}
+
+
+def applicant_record(decided: VolunteerApplicationDecided) -> dict[str, Any]:
+    """How an applicant is answered: the name and email they gave with their application."""
+    return {"name": decided.display_name, "email": decided.email}
 
 
 def latest_routing(contact: dict[str, Any] | None) -> dict[str, Any]:
@@ -146,6 +165,9 @@ def address_of(
     elif recipient is Recipient.PARTNER:
         referral = contact.get("referral") or {}
         name, email = referral.get("organisation") or "", referral.get("contact_email")
+    elif recipient is Recipient.APPLICANT:
+        applicant = contact.get("applicant") or {}
+        name, email = applicant.get("name") or "", applicant.get("email")
     elif recipient is Recipient.COORDINATOR:
         routing = latest_routing(contact)
         antenna = facts.get("antenna") or routing.get("antenna") or {}
@@ -168,6 +190,8 @@ def still_unknown(recipient: Recipient, contact: dict[str, Any] | None, facts: d
     CaseReceived.
     """
     contact = contact or {}
+    if recipient is Recipient.APPLICANT:
+        return not contact.get("applicant")
     if recipient is Recipient.COORDINATOR:
         return not facts.get("antenna") and not contact.get("routings")
     if recipient in VOLUNTEERS and _volunteer(contact, recipient, facts) is None:

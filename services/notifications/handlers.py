@@ -12,6 +12,7 @@ from shared.schemas import (
     CommitteeApproved,
     Envelope,
     SessionHeld,
+    VolunteerApplicationDecided,
     VolunteerAssigned,
 )
 
@@ -77,3 +78,10 @@ class VolunteerAssignedHandler(_Handler):
         assigned = envelope.payload_as(VolunteerAssigned)
         self._log(envelope)
         await self.service.volunteer_assigned(envelope, assigned)
+
+
+class VolunteerApplicationDecidedHandler(_Handler):
+    async def __call__(self, envelope: Envelope) -> None:
+        decided = envelope.payload_as(VolunteerApplicationDecided)
+        self._log(envelope)
+        await self.service.volunteer_application_decided(envelope, decided)

@@ -43,6 +43,7 @@ FACT_DEFAULTS: dict[str, Any] = {
     "partner_reference": None,
     "role": None,
     "assigned_on": None,
+    "decision": None,
 }
 
 

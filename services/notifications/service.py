@@ -23,6 +23,7 @@ from services.notifications.domain import (
     plan,
 )
 from services.notifications.facts import (
+    applicant_record,
     contact_of,
     facts_of,
     following,
@@ -50,6 +51,7 @@ from shared.schemas import (
     Contract,
     Envelope,
     SessionHeld,
+    VolunteerApplicationDecided,
     VolunteerAssigned,
 )
 from shared.schemas.partner_feed import RECORD_TYPE
@@ -121,6 +123,11 @@ class NotificationsService:
             return  # an expert answers one-off questions: never assigned to a case
         await self.contacts.remember_volunteer(cause, str(cause.case_id), role, volunteer_record(assigned))
         await self._notify(cause, assigned)
+
+    async def volunteer_application_decided(self, cause: Envelope, decided: VolunteerApplicationDecided) -> None:
+        """Remember how to answer the applicant (their own file: the envelope's case id), then tell them."""
+        await self.contacts.remember_applicant(str(cause.case_id), applicant_record(decided))
+        await self._notify(cause, decided)
 
     # --- recording ---------------------------------------------------------------------------------------
 

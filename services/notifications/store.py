@@ -128,6 +128,9 @@ class ContactStore(Protocol):
     ) -> bool:
         """Who follows the case in `role`, once per causing event; False when already applied."""
 
+    async def remember_applicant(self, case_id: str, applicant: dict[str, Any]) -> None:
+        """How to answer a volunteer applicant (`case_id`: their application's id)."""
+
     async def contact(self, case_id: str) -> dict[str, Any] | None: ...
 
 
@@ -333,6 +336,9 @@ class MongoContactStore:
         self, cause: Envelope, case_id: str, role: Recipient, volunteer: dict[str, Any]
     ) -> bool:
         return await apply_event(self.contacts, case_id, cause, {"$set": {f"volunteers.{role.value}": volunteer}})
+
+    async def remember_applicant(self, case_id: str, applicant: dict[str, Any]) -> None:
+        await update_by_id(self.contacts, case_id, {"$set": {"applicant": applicant}}, upsert=True)
 
     async def contact(self, case_id: str) -> dict[str, Any] | None:
         return await self.contacts.find_one({"_id": case_id})

@@ -6,8 +6,9 @@ first, then the writers; anything else is a new schema version (`EventSpec.versi
 
 Personal data (names, contacts, company identifiers, free text) lives only in `CaseReceived.personal`,
 a separate sub-model so that it can be encrypted field by field and left out of every other stream; the
-one exception is a volunteer's professional contact in `VolunteerAssigned`, which the volunteer gave so
-that the association can reach them.
+exceptions are a volunteer's professional contact in `VolunteerAssigned`, which the volunteer gave so
+that the association can reach them, and an applicant's name and email in `VolunteerApplicationDecided`,
+given to be answered.
 """
 
 from __future__ import annotations
@@ -251,6 +252,27 @@ class VolunteerAssigned(Contract):
     released: bool = False
 
 
+class ApplicationDecision(StrEnum):
+    ACCEPTED = "acceptee"
+    DECLINED = "refusee"
+
+
+class VolunteerApplicationDecided(Contract):
+    """An association's staff accepted or declined someone who applied to volunteer with it.
+
+    Keyed by the application's id (the envelope's `case_id`: an application is the applicant's own file).
+    Carries how notifications answers the applicant: the name and email they gave for that answer."""
+
+    association: Association
+    role: VolunteerRole
+    display_name: str
+    email: str
+    decision: ApplicationDecision
+    decided_on: date
+    antenna_id: str | None = None  # where an accepted volunteer joins
+    volunteer_id: str | None = None  # the volunteer an accepted application became
+
+
 class CaseClosed(Contract):
     association: Association
     outcome: Outcome
@@ -319,6 +341,7 @@ EVENTS: dict[str, EventSpec] = {
         EventSpec("VolunteerAssigned", VolunteerAssigned, _topic("volunteer-assigned")),
         EventSpec("RerouteRequested", RerouteRequested, _topic("reroute-requested")),
         EventSpec("AntennaCapacityChanged", AntennaCapacityChanged, _topic("antenna-capacity"), subject="antenna"),
+        EventSpec("VolunteerApplicationDecided", VolunteerApplicationDecided, _topic("volunteer-application-decided")),
     )
 }
 

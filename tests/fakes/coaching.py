@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from services.coaching.audit import AuditEntry
+from services.coaching.domain.applications import Application, ApplicationStatus
 from services.coaching.domain.case_file import ASSIGNED_FIELD, FOLLOWED_STAGES, OPEN_STAGES, CaseFile
 from services.coaching.domain.checkpoint import Checkpoint, CheckpointStatus
 from services.coaching.domain.volunteers import AntennaCapacity, Volunteer
@@ -223,6 +224,45 @@ class FakeAuditStore:
         return sorted((e for e in self.entries if e.case_id == case_id), key=lambda e: e.at)[:limit]
 
 
+class FakeApplicationStore:
+    def __init__(self) -> None:
+        self.docs: dict[str, Application] = {}
+        self.events: list[Envelope] = []  # every decision's envelope, in the order of the writes
+        self._writers = _Writers()
+
+    async def add(self, application: Application) -> bool:
+        await _io()
+        key = str(application.application_id)
+        if key in self.docs:
+            return False
+        self.docs[key] = copy.deepcopy(application)
+        return True
+
+    async def get(self, application_id: uuid.UUID) -> Application | None:
+        await _io()
+        return copy.deepcopy(self.docs.get(str(application_id)))
+
+    async def find(self, status: ApplicationStatus | None = None) -> list[Application]:
+        await _io()
+        found = [copy.deepcopy(a) for a in self.docs.values() if status is None or a.status is status]
+        return sorted(found, key=lambda a: (a.received_at, str(a.application_id)))
+
+    async def decide(
+        self, application_id: uuid.UUID, decide: Callable[[Application], list[Envelope]]
+    ) -> Application | None:
+        key = str(application_id)
+        async with self._writers.of(key):
+            await _io()
+            if key not in self.docs:
+                return None
+            application = copy.deepcopy(self.docs[key])
+            emitted = decide(application)  # a refusal raises here: nothing is stored
+            application.version += 1
+            self.docs[key] = copy.deepcopy(application)
+            self.events.extend(emitted)
+            return application
+
+
 def fake_stores(cases: FakeCaseFileStore | None = None) -> CoachingStores:
     return CoachingStores(
         cases=cases or FakeCaseFileStore(),
@@ -230,4 +270,5 @@ def fake_stores(cases: FakeCaseFileStore | None = None) -> CoachingStores:
         antennas=FakeAntennaCapacityStore(),
         checkpoints=FakeCheckpointStore(),
         audit=FakeAuditStore(),
+        applications=FakeApplicationStore(),
     )

@@ -173,6 +173,9 @@ class FakeContactStore:
         doc.setdefault("processed_events", []).append(str(cause.event_id))
         return True
 
+    async def remember_applicant(self, case_id: str, applicant: dict[str, Any]) -> None:
+        self.docs.setdefault(case_id, {})["applicant"] = copy.deepcopy(applicant)
+
     async def contact(self, case_id: str) -> dict[str, Any] | None:
         return copy.deepcopy(self.docs.get(case_id))
 

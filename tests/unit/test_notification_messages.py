@@ -29,7 +29,7 @@ from services.notifications.templates import (
 from services.notifications.tokens import Tokens
 from shared.schemas import EVENTS as SPECS
 from shared.schemas import CaseRouted, Envelope
-from tests.mail import PERSON, body, flow
+from tests.mail import APPLICATION, PERSON, body, flow
 
 RENDERER = Renderer()
 CASE_ID = "8d0f0a8e-1234-4f57-9b64-3f0c2a7d5e19"
@@ -60,8 +60,9 @@ TEMPLATES = {  # template -> (recipient, event of tests.mail.flow it is about)
     "fin_accompagnement_parrain": (Recipient.SPONSOR, "closed"),
     "attribution_coach": (Recipient.COACH, "assigned"),
     "attribution_parrain": (Recipient.SPONSOR, "assigned"),
+    "candidature_benevole": (Recipient.APPLICANT, "application"),
 }
-EVENTS = flow()
+EVENTS = {**flow(), "application": APPLICATION}
 
 
 def typed(envelope: Envelope):
@@ -370,3 +371,13 @@ def test_routings_own_fields_give_the_antenna_its_city_contact_and_address() -> 
     text = RENDERER.render("orientation", context).text
     assert "antenne du Puy-en-Velay" in text and "- Accueil : puy@60000rebonds.example, 04 71 00 00 00" in text
     assert "APESA" in text and "Votre demande est conservée" in text
+
+
+def test_an_accepted_applicant_is_welcomed_at_their_antenna_and_a_declined_one_thanked() -> None:
+    applicant = {"applicant": {"name": "Bérénice Aidante", "email": "berenice.aidante@example.org"}}
+    welcome = render("candidature_benevole", contact=applicant)
+    assert welcome.subject == "Bienvenue parmi les bénévoles de 60 000 rebonds"
+    assert "accueillir comme parrain ou marraine, à l'antenne de Saint-Etienne." in welcome.text
+    declined = render("candidature_benevole", contact=applicant, decision="refusee", antenna=None)
+    assert declined.subject == "Votre candidature de bénévole à 60 000 rebonds"
+    assert "ne peut pas y donner suite pour le moment" in declined.text and "antenne de" not in declined.text

@@ -257,3 +257,21 @@ async def test_a_refused_email_is_dead_lettered_and_sent_once_its_event_is_repla
 
 async def _sent_to(transport: FakeTransport, address: str, count: int) -> bool:
     return len(transport.to(address)) >= count
+
+
+async def test_a_volunteer_applicant_is_answered_once_at_the_address_they_gave() -> None:
+    import email
+    import email.policy
+
+    from tests.mail import APPLICATION
+
+    service, fakes, transport = build(email=True)
+    async with sending(service):
+        await handle(service, APPLICATION, APPLICATION)  # redelivered: one answer
+        [sent] = await settled(service, APPLICATION.case_id, 1)
+    assert (sent["recipient"], sent["template"], sent["status"]) == ("candidat", "candidature_benevole", "envoye")
+    [(recipient, message)] = transport.sent
+    assert recipient == "berenice.aidante@example.org"
+    subject = email.message_from_bytes(message, policy=email.policy.default)["Subject"]
+    assert subject == "Bienvenue parmi les bénévoles de 60 000 rebonds"
+    assert feed(fakes, APPLICATION.case_id) == []  # no partner, no feed: an application is nobody's referral

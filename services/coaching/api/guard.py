@@ -14,7 +14,7 @@ from services.coaching.audit import AuditTrail
 from services.coaching.auth import Staff
 from services.coaching.domain.case_file import TransitionRefused
 from services.coaching.domain.volunteers import ANTENNA_ID, antenna_belongs_to
-from services.coaching.service import CaseNotFound, VolunteerNotFound
+from services.coaching.service import ApplicationNotFound, CaseNotFound, VolunteerNotFound
 from shared.schemas import Association
 from shared.store import VersionConflict
 
@@ -39,6 +39,7 @@ _REFUSALS: tuple[tuple[type[Exception], int, str, str | None], ...] = (
     (VersionConflict, 409, "conflit", "Le dossier vient d'être modifié par ailleurs : réessayez."),
     (CaseNotFound, 404, "introuvable", "Dossier introuvable."),
     (VolunteerNotFound, 404, "introuvable", "Bénévole introuvable."),
+    (ApplicationNotFound, 404, "introuvable", "Candidature introuvable."),
 )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from services.coaching.audit import AuditEntry
+from services.coaching.domain.applications import Application, ApplicationStatus
 from services.coaching.domain.case_file import CaseFile, CaseStep, Stage
 from services.coaching.domain.checkpoint import Checkpoint
 from services.coaching.domain.volunteers import AntennaCapacity, normalise_sector
@@ -352,6 +353,8 @@ class AntennaFigures(BaseModel):
     volunteers: list[VolunteerLoad]
     load: dict[str, RoleLoad]  # per following role
     waiting_list: dict[str, WaitingCount]  # per following role
+    needed: dict[str, int]  # per following role: volunteers to find for the cases waiting, beyond free places
+    outcomes: dict[str, int]  # closed cases by outcome
 
 
 class TargetsView(BaseModel):
@@ -380,3 +383,43 @@ class CoordinationView(BaseModel):
             targets=TargetsView(committee_days=committee_days, coach_days=coach_days),
             antennas={antenna: AntennaFigures(**f) for antenna, f in figures.items()},
         )
+
+
+class ApplicationView(BaseModel):
+    """A volunteer application as staff read it (personal data of this instance only)."""
+
+    application_id: uuid.UUID
+    display_name: str
+    email: str
+    phone: str | None
+    role: VolunteerRole
+    city: str | None
+    sectors: list[str]
+    experience: str | None
+    received_at: datetime
+    status: ApplicationStatus
+    decided_on: date | None
+    decided_by: str | None
+    volunteer_id: str | None
+
+    @classmethod
+    def of(cls, application: Application) -> ApplicationView:
+        return cls(
+            application_id=application.application_id,
+            display_name=application.display_name,
+            email=application.email,
+            phone=application.phone,
+            role=application.role,
+            city=application.city,
+            sectors=application.sectors,
+            experience=application.experience,
+            received_at=application.received_at,
+            status=application.status,
+            decided_on=application.decided_on,
+            decided_by=application.decided_by,
+            volunteer_id=application.volunteer_id,
+        )
+
+
+class ApplicationList(BaseModel):
+    applications: list[ApplicationView]

@@ -6,12 +6,14 @@ from datetime import date
 from typing import Annotated, Literal, Self, TypeAlias
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from services.coaching.api.guard import AntennaId, Email, Guard, Responses, check_antenna
 from services.coaching.api.views import (
     AntennaList,
     AntennaView,
+    ApplicationList,
+    ApplicationView,
     CoordinationView,
     VolunteerList,
     VolunteerView,
@@ -20,6 +22,7 @@ from services.coaching.api.views import (
 )
 from services.coaching.audit import AuditTrail
 from services.coaching.auth import Staff, StaffAuth
+from services.coaching.domain.applications import ApplicationStatus
 from services.coaching.domain.volunteers import Volunteer
 from services.coaching.gauges import CoordinationGauges
 from services.coaching.service import CoachingService
@@ -62,6 +65,38 @@ class VolunteerChange(StrictRequest):
             if name in self.model_fields_set and getattr(self, name) is None:
                 raise ValueError(f"« {name} » ne peut pas être effacé.")
         return self
+
+
+class ApplicationIn(StrictRequest):
+    """Someone offers to volunteer (the public form of `/benevolat`). Personal data, kept in this instance."""
+
+    display_name: DisplayName
+    email: Email
+    phone: Annotated[str, Field(pattern=r"^\+?[0-9][0-9 .\-]{8,18}[0-9]$")] | None = None
+    role: VolunteerRole
+    city: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    sectors: Sectors = Field(default_factory=list)
+    experience: Annotated[str, Field(max_length=2000)] | None = None
+    consent: bool
+
+    @field_validator("consent")
+    @classmethod
+    def consent_given(cls, value: bool) -> bool:
+        if not value:
+            raise ValueError("Votre accord est nécessaire pour étudier votre candidature.")
+        return value
+
+
+class AcceptanceIn(StrictRequest):
+    """Where and how much the new volunteer helps; a coach's certification is needed to follow anyone."""
+
+    antenna_id: AntennaId
+    sectors: Sectors = Field(default_factory=list)
+    max_people: int = Field(ge=1, le=30)
+    certified_until: date | None = None
+
+
+APPLICATION_NOT_FOUND: Responses = {404: {"description": "Candidature introuvable"}}
 
 
 def router(service: CoachingService, auth: StaffAuth, audit: AuditTrail, gauges: CoordinationGauges) -> APIRouter:
@@ -124,6 +159,54 @@ def router(service: CoachingService, auth: StaffAuth, audit: AuditTrail, gauges:
                 volunteer_id=volunteer_id,
             )
         )
+
+    @api.get(
+        "/volunteer-applications",
+        response_model=ApplicationList,
+        tags=["volunteers"],
+        summary="People who applied to volunteer, the oldest first (pending ones unless status says otherwise)",
+    )
+    async def applications(
+        staff: Authenticated, status: ApplicationStatus | None = ApplicationStatus.PENDING
+    ) -> ApplicationList:
+        found = await guard(staff, "application.list", lambda: service.find_applications(status), count=len)
+        return ApplicationList(applications=[ApplicationView.of(a) for a in found])
+
+    @api.post(
+        "/volunteer-applications/{application_id}/acceptance",
+        response_model=ApplicationView,
+        tags=["volunteers"],
+        responses={**APPLICATION_NOT_FOUND, 409: {"description": "Candidature déjà traitée"}},
+        summary="Accept an application: the applicant becomes a volunteer and is told (VolunteerApplicationDecided)",
+    )
+    async def accept(application_id: uuid.UUID, body: AcceptanceIn, staff: Authenticated) -> ApplicationView:
+        check_antenna(body.antenna_id, service.association)
+        accepted = await guard(
+            staff,
+            "application.accept",
+            lambda: service.accept_application(
+                application_id,
+                staff.user,
+                antenna_id=body.antenna_id,
+                sectors=body.sectors,
+                max_people=body.max_people,
+                certified_until=body.certified_until,
+            ),
+        )
+        return ApplicationView.of(accepted)
+
+    @api.post(
+        "/volunteer-applications/{application_id}/refusal",
+        response_model=ApplicationView,
+        tags=["volunteers"],
+        responses={**APPLICATION_NOT_FOUND, 409: {"description": "Candidature déjà traitée"}},
+        summary="Decline an application: the applicant is told (VolunteerApplicationDecided)",
+    )
+    async def decline(application_id: uuid.UUID, staff: Authenticated) -> ApplicationView:
+        declined = await guard(
+            staff, "application.decline", lambda: service.decline_application(application_id, staff.user)
+        )
+        return ApplicationView.of(declined)
 
     @api.get(
         "/antennas",

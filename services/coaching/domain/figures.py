@@ -15,7 +15,7 @@ from typing import Any, TypedDict
 
 from services.coaching.domain.case_file import CaseFile, CaseStep, Stage
 from services.coaching.domain.volunteers import FOLLOWING_ROLES, Volunteer, rank
-from shared.schemas import VolunteerRole
+from shared.schemas import Outcome, VolunteerRole
 
 NO_ANTENNA = "sans_antenne"
 WAITS = ("reception_comite", "comite_coach")
@@ -38,6 +38,18 @@ class VolunteerFigures(TypedDict):
 
 def antenna_of(file: CaseFile) -> str:
     return file.antenna_id or NO_ANTENNA
+
+
+def overdue(file: CaseFile, today: date, targets: Targets) -> tuple[str, int] | None:
+    """The target an open case has missed (`comite`: no decision in time, `coach`: none assigned in time)
+    with the days it has waited, or None."""
+    if file.stage in (Stage.AWAITING_CONSENT, Stage.AWAITING_COMMITTEE):
+        days = _days(file.arrived_on, today)
+        return ("comite", days) if days > targets.committee_days else None
+    if file.stage is Stage.ACCOMPANIED and file.coach_id is None:
+        days = _days(file.approved_on, today)
+        return ("coach", days) if days > targets.coach_days else None
+    return None
 
 
 def waiting_list(
@@ -131,19 +143,11 @@ def _antenna_figures(
             _days(f.approved_on, f.coach_assigned_on) for f in files if f.approved_on and f.coach_assigned_on
         ],
     }
-    overdue = {
-        "comite": [
-            {"case_id": str(f.case_id), "days": _days(f.arrived_on, today)}
-            for f in open_files
-            if f.stage in (Stage.AWAITING_CONSENT, Stage.AWAITING_COMMITTEE)
-            and _days(f.arrived_on, today) > targets.committee_days
-        ],
-        "coach": [
-            {"case_id": str(f.case_id), "days": _days(f.approved_on, today)}
-            for f in open_files
-            if f.stage is Stage.ACCOMPANIED and f.coach_id is None and _days(f.approved_on, today) > targets.coach_days
-        ],
-    }
+    late: dict[str, list[dict[str, Any]]] = {"comite": [], "coach": []}
+    for file in open_files:
+        missed = overdue(file, today, targets)
+        if missed is not None:
+            late[missed[0]].append({"case_id": str(file.case_id), "days": missed[1]})
     people: list[VolunteerFigures] = [
         {
             "volunteer_id": v.volunteer_id,
@@ -164,17 +168,21 @@ def _antenna_figures(
         for role in FOLLOWING_ROLES
     }
     waiting = {role.value: waiting_list(open_files, everyone, loads, role, today) for role in FOLLOWING_ROLES}
+    outcomes = Counter(f.outcome.value for f in files if f.stage is Stage.CLOSED and f.outcome is not None)
     return {
         "open_cases": by_step,
         "open_total": len(open_files),
         "waiting_days": {name: _stats(values) for name, values in waits.items()},
-        "overdue": overdue,
+        "overdue": late,
         "volunteers": people,
         "load": load,
         "waiting_list": {
             role: {"cases": len(entries), "blocked": sum(e["blocked"] for e in entries)}
             for role, entries in waiting.items()
         },
+        # Volunteers to find so that every approved case waiting here gets one: beyond the free places.
+        "needed": {role: max(0, len(entries) - load[role]["free"]) for role, entries in waiting.items()},
+        "outcomes": {outcome.value: outcomes[outcome.value] for outcome in Outcome},
     }
 
 

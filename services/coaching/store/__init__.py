@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from services.coaching.audit import AuditEntry
+from services.coaching.domain.applications import Application, ApplicationStatus
 from services.coaching.domain.case_file import CaseFile
 from services.coaching.domain.checkpoint import Checkpoint
 from services.coaching.domain.volunteers import AntennaCapacity, Volunteer
@@ -81,6 +82,22 @@ class AuditStore(Protocol):
     async def for_case(self, case_id: str, limit: int = 200) -> list[AuditEntry]: ...
 
 
+class ApplicationStore(Protocol):
+    async def add(self, application: Application) -> bool:
+        """Store a new application; False when one has this id already (the same form sent twice)."""
+
+    async def get(self, application_id: uuid.UUID) -> Application | None: ...
+
+    async def find(self, status: ApplicationStatus | None = None) -> list[Application]:
+        """Applications, the oldest first."""
+
+    async def decide(
+        self, application_id: uuid.UUID, decide: Callable[[Application], list[Envelope]]
+    ) -> Application | None:
+        """Let `decide` answer the application and store it with the events it returns, in one versioned
+        write; None when the application does not exist."""
+
+
 @dataclass
 class CoachingStores:
     cases: CaseFileStore
@@ -88,3 +105,4 @@ class CoachingStores:
     antennas: AntennaCapacityStore
     checkpoints: CheckpointStore
     audit: AuditStore
+    applications: ApplicationStore

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.coaching.audit import AuditEntry
+from services.coaching.domain.applications import Application, ApplicationStatus
 from services.coaching.domain.case_file import ASSIGNED_FIELD, FOLLOWED_STAGES, OPEN_STAGES, CaseFile
 from services.coaching.domain.checkpoint import Checkpoint, CheckpointStatus
 from services.coaching.domain.volunteers import AntennaCapacity, Volunteer
@@ -230,6 +231,50 @@ class MongoAuditStore:
         return [AuditEntry(**doc) async for doc in cursor]
 
 
+class MongoApplicationStore:
+    """Volunteer applications: personal data of this association's instance only; a decision leaves with
+    its event in the application's outbox."""
+
+    def __init__(self, db: AsyncDatabase, relay: OutboxRelay) -> None:
+        self.applications = db["volunteer_applications"]
+        self.relay = relay
+        relay.watch(self.applications)
+
+    async def add(self, application: Application) -> bool:
+        doc = {"_id": str(application.application_id), **application.state(), "version": 0}
+        return await insert_once(self.applications, doc)
+
+    async def get(self, application_id: uuid.UUID) -> Application | None:
+        doc = await self.applications.find_one({"_id": str(application_id)}, STATE_ONLY)
+        return Application.from_doc(doc) if doc else None
+
+    async def find(self, status: ApplicationStatus | None = None) -> list[Application]:
+        query = {"status": status.value} if status is not None else {}
+        found = [Application.from_doc(doc) async for doc in self.applications.find(query, STATE_ONLY)]
+        return sorted(found, key=lambda a: (a.received_at, str(a.application_id)))
+
+    async def decide(
+        self, application_id: uuid.UUID, decide: Callable[[Application], list[Envelope]]
+    ) -> Application | None:
+        key = str(application_id)
+
+        def decision(doc: dict[str, Any] | None) -> Change[Application] | None:
+            if doc is None:
+                return None
+            application = Application.from_doc(doc)
+            emitted = decide(application)
+            return Change({"$set": application.state()}, result=application, emit=emitted)
+
+        changed = await change_versioned(
+            self.applications,
+            key,
+            decision,
+            projection=STATE_ONLY,
+            on_emitted=lambda: self.relay.notify(self.applications, key),
+        )
+        return None if changed is None else changed.result
+
+
 def mongo_stores(db: AsyncDatabase, relay: OutboxRelay) -> CoachingStores:
     return CoachingStores(
         MongoCaseFileStore(db, relay),
@@ -237,4 +282,5 @@ def mongo_stores(db: AsyncDatabase, relay: OutboxRelay) -> CoachingStores:
         MongoAntennaCapacityStore(db, relay),
         MongoCheckpointStore(db),
         MongoAuditStore(db),
+        MongoApplicationStore(db, relay),
     )
