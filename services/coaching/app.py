@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from services.coaching.api import cases, volunteers
 from services.coaching.audit import AuditTrail
-from services.coaching.auth import StaffAuth
+from services.coaching.auth import audit_refusals
 from services.coaching.gauges import CoordinationGauges
 from services.coaching.handlers import CaseRoutedHandler
 from services.coaching.service import Clock, CoachingService
@@ -47,7 +47,7 @@ def create_app(
     service = build_service(settings, stores=stores, runtime=runtime, clock=clock)
     audit = AuditTrail(stores.audit, settings.association, service.clock)
     gauges = CoordinationGauges(runtime.metrics.registry, settings.association)
-    auth = StaffAuth(settings.staff_tokens, audit)
+    auth = runtime.authenticator(audit=audit_refusals(audit)).staff(settings.association)
 
     runtime.consumer.on("CaseRouted", CaseRoutedHandler(service))
 

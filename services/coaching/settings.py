@@ -6,16 +6,14 @@ group `coaching-60000_rebonds` unless MONGO_DB / CONSUMER_GROUP say otherwise; d
 
 from __future__ import annotations
 
-import re
+import json
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.schemas import Association
 from shared.settings import ServiceSettings, env_prefix
-
-TOKEN_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 class CoachingSettings(ServiceSettings):
@@ -25,9 +23,10 @@ class CoachingSettings(ServiceSettings):
     association: Association = Association.SECOND_SOUFFLE
     mongo_db: str = ""
     http_port: int = 8003
-    # Staff user -> "sha256:<hex digest of the user's bearer token>" (JSON in the environment). Empty: no
-    # one can use the staff API. Tokens come from `python -m services.coaching.auth <user>`.
-    staff_tokens: dict[str, str] = Field(default_factory=dict)
+    # `staff_tokens` (shared): the same JSON as every service's, by association; only this association's
+    # staff are served (the other's get 403). A flat {user: hash} is this association's staff only (the
+    # others' tokens are then unknown here: 401).
+
     # Coordinators' targets: a case is overdue past them.
     target_committee_days: int = Field(15, ge=1)  # reception -> committee decision
     target_coach_days: int = Field(30, ge=1)  # committee approval -> coach assigned
@@ -46,12 +45,9 @@ class CoachingSettings(ServiceSettings):
             data["mongo_db"] = f"relais_coaching_{association.value}"
         if not data.get("consumer_group"):
             data["consumer_group"] = f"coaching-{association.value}"
+        tokens = data.get("staff_tokens")
+        if isinstance(tokens, str):
+            tokens = json.loads(tokens)
+        if isinstance(tokens, dict) and tokens and all(isinstance(v, str) for v in tokens.values()):
+            data["staff_tokens"] = {association.value: tokens}  # {user: hash}: this association's staff
         return data
-
-    @field_validator("staff_tokens")
-    @classmethod
-    def hashed_tokens_only(cls, tokens: dict[str, str]) -> dict[str, str]:
-        for user, hashed in tokens.items():
-            if not user.strip() or not TOKEN_HASH.match(hashed):
-                raise ValueError(f"staff_tokens[{user!r}] must be 'sha256:<64 hex digits>', never a plain token")
-        return tokens

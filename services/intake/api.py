@@ -17,7 +17,7 @@ from services.intake.domain import (
     siren_is_valid,
 )
 from services.intake.service import IdempotencyKeyReused, IntakeService
-from shared.http import StrictRequest
+from shared.http import MULTILINE, StrictRequest
 from shared.schemas import CompanySize, Procedure, ReferrerKind, SectorFamily
 from shared.schemas import events as contract
 
@@ -122,7 +122,7 @@ class CaseSubmission(StrictRequest):
     entrepreneur: Entrepreneur
     company: Company | None = None
     referral: Referral = Referral()
-    message: str | None = Field(None, max_length=4000)
+    message: Annotated[str, Field(max_length=4000), MULTILINE] | None = None
     consent: bool = Field(description="Consentement au traitement des données pour l'accompagnement")
 
     @field_validator("consent")
