@@ -26,6 +26,7 @@ from services.notifications.facts import (
     contact_of,
     facts_of,
     following,
+    latest_routing,
     routing_of,
     volunteer_record,
 )
@@ -43,6 +44,7 @@ from services.notifications.tokens import Tokens
 from shared.outbox import outbox_item
 from shared.schemas import (
     PARTNER_FEED_TOPIC,
+    Association,
     CaseClosed,
     CaseReceived,
     CaseRouted,
@@ -287,6 +289,11 @@ class NotificationsService:
         return await self.set_preference(named[0], named[1], channel=channel, opted_out=opted_out, via="lien")
 
     # --- reads -------------------------------------------------------------------------------------------
+
+    async def holder_of(self, case_id: str) -> Association | None:
+        """The association the case is routed to now (the latest routing heard of), if any."""
+        association = latest_routing(await self.contacts.contact(case_id)).get("association")
+        return Association(association) if association else None
 
     async def notifications_of(self, case_id: str) -> list[dict[str, Any]]:
         return await self.notifications.for_case(case_id)
