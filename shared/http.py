@@ -173,6 +173,14 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+def invalid_field(field: str, message: str) -> RequestValidationError:
+    """A 422 in the same shape as pydantic's, for a check a request model cannot make (it needs a setting or
+    the caller's identity)."""
+    return RequestValidationError(
+        [{"type": "value_error", "loc": ("body", *field.split(".")), "msg": message, "input": None}]
+    )
+
+
 def problem(status: int, message: str, headers: Mapping[str, str] | None = None, **extra: Any) -> JSONResponse:
     """An error response; `headers` are kept (e.g. WWW-Authenticate on a 401)."""
     return JSONResponse({"detail": message, **extra}, status_code=status, headers=dict(headers or {}))

@@ -10,8 +10,9 @@ from fastapi import FastAPI
 from services.intake.api import routes
 from services.intake.service import IntakeService, utc_now
 from services.intake.settings import IntakeSettings
-from services.intake.store import CaseStore, MongoCaseStore
+from services.intake.store import CaseStore, MongoCaseStore, MongoPartnerCredentials, PartnerCredentials
 from shared.bootstrap import ServiceRuntime
+from shared.http import RateLimiter
 
 
 def build_service(
@@ -29,12 +30,26 @@ def build_service(
     return IntakeService(store, clock=clock or utc_now)
 
 
-def create_app(settings: IntakeSettings | None = None) -> FastAPI:
+def create_app(
+    settings: IntakeSettings | None = None,
+    *,
+    store: CaseStore | None = None,
+    partners: PartnerCredentials | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> FastAPI:
     settings = settings or IntakeSettings()
     runtime = ServiceRuntime(settings)
-    service = build_service(settings, runtime=runtime)
+    service = build_service(settings, runtime=runtime, store=store, clock=clock)
+    auth = runtime.authenticator(partners=partners or MongoPartnerCredentials(runtime.db))
     return runtime.http_app(
         "Relais — intake",
-        "Accueil des demandes d'accompagnement : une porte commune à Second Souffle et 60 000 rebonds.",
-        routes(service),
+        "Accueil des demandes d'accompagnement : une porte commune à Second Souffle et 60 000 rebonds. "
+        "`POST /cases` est public (limité par client) ; un partenaire qui a un compte y ajoute son jeton "
+        "(Authorization: Bearer ...), qui seul lui permet ensuite de relire ses orientations.",
+        routes(
+            service,
+            auth,
+            RateLimiter(settings.submissions_per_minute),
+            RateLimiter(settings.partner_submissions_per_minute),
+        ),
     )

@@ -1,3 +1,4 @@
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings, env_prefix
@@ -9,3 +10,7 @@ class IntakeSettings(ServiceSettings):
     service_name: str = "intake"
     mongo_db: str = "relais_intake"
     http_port: int = 8001
+    # POST /cases per minute: per client address on the public route, per partner with a partner token
+    # (0: no limit). A person submits once; a shared office address or a partner's batch needs more.
+    submissions_per_minute: int = Field(10, ge=0)
+    partner_submissions_per_minute: int = Field(120, ge=0)

@@ -56,6 +56,7 @@ from shared.schemas import (
 )
 from shared.schemas.partner_feed import RECORD_TYPE
 from shared.store import Change, applied_in
+from shared.topology import partner_topic
 
 log = logging.getLogger("relais.notifications")
 Clock = Callable[[], datetime]
@@ -78,7 +79,6 @@ class _Followed:
 
     ids: list[str]
     feed_statuses: list[str]
-    withheld: bool = False
     already: bool = False
 
 
@@ -204,10 +204,9 @@ class NotificationsService:
                     "processed_events": change.event_id,
                 },
             }
-            withheld = received is not None and progress.partner is not None and progress.partner.withheld
             return Change(
                 update,
-                result=_Followed(ids, [status for status, _ in records], withheld),
+                result=_Followed(ids, [status for status, _ in records]),
                 outbox_items=[item for _, item in records],
             )
 
@@ -216,11 +215,6 @@ class NotificationsService:
         if followed.already:
             # Already followed; a replayed dead letter may still need its partner email re-armed.
             return await self.notifications.rearm([notification_id(change.event_id, Recipient.PARTNER)], self.clock())
-        if followed.withheld:
-            self.metrics.feed_withheld.inc()
-            log.warning(
-                "partner reference withheld from the feed: it contains personal data", extra={"case_id": case_id}
-            )
         for status in followed.feed_statuses:
             self.metrics.feed_records.labels(status).inc()
         return followed.ids
@@ -256,10 +250,11 @@ class NotificationsService:
         self, change: StatusChange, partner: Partner | None, case_id: str
     ) -> tuple[str, dict[str, Any]] | None:
         record = feed_record(change, partner, self.tokens.referral_id(case_id)) if partner else None
-        if record is None:
+        if record is None or partner is None:
             return None
+        # A partner with an account reads its own topic only; the shared feed has the public route's referrals.
         return change.status.value, outbox_item(
-            topic=PARTNER_FEED_TOPIC,
+            topic=partner_topic(partner.account) if partner.account else PARTNER_FEED_TOPIC,
             key=record.partner_reference,
             value=record.encode().decode(),
             headers=record.headers(),

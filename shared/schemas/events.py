@@ -171,10 +171,15 @@ class Situation(Contract):
 class Referral(Contract):
     kind: ReferrerKind
     organisation: str | None = None
+    # The partner's own file number; intake refuses one that could identify the person (a name, a court
+    # file number), so it can key the partner's status feed.
     partner_reference: str | None = None
     # Where the referring partner is told of the referral (notifications); a professional contact,
     # confidential like `personal`: it never leaves CaseReceived (not in the partner feed, not in logs).
     contact_email: str | None = None
+    # The partner account that referred the person (`relais partners add <name>`), set by intake from the
+    # partner's credential, never from the request: its status feed is `relais.partner-status.<name>.v1`.
+    partner: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,39}$")] | None = None
 
 
 class PersonalDetails(Contract):

@@ -16,7 +16,9 @@ import pytest
 
 from services.intake.app import create_app
 from services.intake.settings import IntakeSettings
+from shared.auth import hash_token
 from tests.conftest import a_case
+from tests.fakes.intake import FakePartnerCredentials
 
 MAX_BYTES = 8192
 SUMMARY = "Certaines informations sont invalides ou manquantes."
@@ -28,7 +30,9 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
     # An unreachable store: if validation let a request through, the test would see an error, not a 4xx.
     settings = IntakeSettings(max_request_bytes=MAX_BYTES, mongo_url="mongodb://127.0.0.1:9/",
                               kafka_bootstrap="127.0.0.1:9")
-    app = create_app(settings)
+    partners = FakePartnerCredentials()
+    await partners.add("etude-martin", hash_token("partner-token"))
+    app = create_app(settings, partners=partners)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake") as http:
         yield http
 
@@ -183,7 +187,7 @@ async def test_small_chunked_body_reaches_validation(client: httpx.AsyncClient) 
 
 
 async def test_invalid_case_id_is_refused(client: httpx.AsyncClient) -> None:
-    response = await client.get("/cases/not-a-uuid")
+    response = await client.get("/cases/not-a-uuid", headers={"Authorization": "Bearer partner-token"})
     assert response.status_code == 422
     assert response.json()["errors"] == [
         {"field": "case_id", "message": "Identifiant invalide (UUID attendu).", "type": "uuid_parsing"}]
