@@ -107,8 +107,16 @@ def routes(service: RoutingService, auth: Authenticator) -> APIRouter:
             raise HTTPException(404, ANTENNA_NOT_FOUND)
         return antenna_id
 
+    def writable_antenna(
+        antenna_id: Annotated[str, Path(pattern=ANTENNA_ID, max_length=100)], staff: Authenticated
+    ) -> str:
+        if not antenna_id.startswith(f"{staff.association.value}-"):
+            raise HTTPException(403, f"Le personnel de {staff.association.display_name} n'édite que ses antennes.")
+        return antenna_id
+
     HeldCase: TypeAlias = Annotated[RoutedCase, Depends(held_case)]
     OwnAntenna: TypeAlias = Annotated[str, Depends(own_antenna)]
+    WritableAntenna: TypeAlias = Annotated[str, Depends(writable_antenna)]
 
     @api.get(
         "/cases/{case_id}",
@@ -168,14 +176,7 @@ def routes(service: RoutingService, auth: Authenticator) -> APIRouter:
         summary="Create or replace an antenna of the association",
         responses={201: {}, 403: {}, 422: {}},
     )
-    async def put_antenna(
-        antenna_id: Annotated[str, Path(pattern=ANTENNA_ID, max_length=100)],
-        body: AntennaFields,
-        response: Response,
-        staff: Authenticated,
-    ) -> AntennaView:
-        if body.association is not staff.association:
-            raise HTTPException(403, f"Seul le personnel de {body.association.display_name} édite ses antennes.")
+    async def put_antenna(antenna_id: WritableAntenna, body: AntennaFields, response: Response) -> AntennaView:
         if not antenna_id.startswith(f"{body.association.value}-"):
             raise HTTPException(422, f"L'identifiant doit commencer par « {body.association.value}- ».")
         try:

@@ -53,7 +53,7 @@ async def test_a_routed_case_opens_a_file_and_a_declined_one_is_closed(
         event = decode(record.value, key=record.key, expected_type="CaseClosed")
         assert event.typed().outcome.value == "refus_comite"
         assert event.typed().journey_days == 30
-        assert event.typed().reasons == ["Hors périmètre"]
+        assert event.typed().reasons == []  # the committee's reasons stay in the case file
 
 
 async def test_impossible_steps_are_refused_and_change_nothing(

@@ -120,7 +120,7 @@ async def test_directory_is_seeded_once_and_editable(infra: Infra, settings: Rou
         assert wrong.status_code == 422 and wrong.json()["detail"] == "Commune inconnue : aucun code INSEE 99999."
         mismatch = await client.put(f"/antennas/second_souffle-x-{tag}", json={
             "association": "60000_rebonds", "name": "X", "insee_code": "38185", "status": "ouverte",
-            "contact": "x"})
+            "contact": "x"}, headers=staff_headers(SS))
         assert mismatch.status_code == 422
         assert (await client.patch("/antennas/absente", json={"status": "ouverte"})).status_code == 404
         other = await client.patch(f"/antennas/second_souffle-grenoble-{tag}", json={"status": "ouverte"})
