@@ -63,7 +63,7 @@ def build_service(
             raise ValueError("the Mongo stores come from the runtime: pass `runtime` or `stores`")
         stores = mongo_stores(runtime.db, runtime.relay)
     clock = clock or (lambda: datetime.now(UTC))
-    tokens = Tokens(settings.secret_key.get_secret_value())
+    tokens = Tokens(settings.signing_key())
     metrics = NotificationMetrics(runtime.metrics.registry if runtime is not None else CollectorRegistry())
     dispatcher = None
     if settings.email_enabled:

@@ -1,7 +1,7 @@
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings, env_prefix
@@ -64,16 +64,15 @@ class NotificationsSettings(ServiceSettings):
         }
     )
 
-    @model_validator(mode="before")
-    @classmethod
-    def secret_from_file(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("secret_key_file"):
-            data = {**data, "secret_key": Path(data["secret_key_file"]).read_text().strip()}
-        return data
+    def signing_key(self) -> str:
+        """The secret that signs links: from SECRET_KEY_FILE when set (read at start), else SECRET_KEY."""
+        if self.secret_key_file:
+            return Path(self.secret_key_file).read_text().strip()
+        return self.secret_key.get_secret_value()
 
     def insecure_defaults(self) -> list[str]:
         problems = super().insecure_defaults()
-        key = self.secret_key.get_secret_value()
+        key = self.signing_key()
         if key == DEVELOPMENT_SECRET_KEY or len(key) < 16:
             problems.append("secret_key: the development key, or shorter than 16 characters")
         return problems

@@ -210,7 +210,7 @@ async def test_opt_outs_by_link_and_by_case_and_role_are_honoured_and_counted(in
             confirmed = await client.get(f"/desabonnement/{token}/confirmer")
             assert confirmed.status_code == 200 and "ne recevrez plus" in confirmed.text
             # The coordination's own link (in the emails it gets): opting out takes a signed token, nothing else.
-            coordination = Tokens(settings.secret_key.get_secret_value()).unsubscribe(
+            coordination = Tokens(settings.signing_key()).unsubscribe(
                 str(case_id), Recipient.COORDINATOR)
             by_role = await client.post("/preferences", json={"token": coordination})
             assert by_role.status_code == 200 and by_role.json()["opted_out"] is True

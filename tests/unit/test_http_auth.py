@@ -2,6 +2,7 @@
 # No `from __future__ import annotations` here: FastAPI must see the routes' local dependencies itself.
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Annotated
 
 import httpx
@@ -196,3 +197,25 @@ def test_the_token_command_prints_a_token_and_the_entry_every_service_accepts(
     settings = ServiceSettings(staff_tokens=entry)
     assert Authenticator(settings.staff_tokens).identify_staff(token_line.rsplit(" ", 1)[1]) == Staff("karim", SR)
     assert main(["elsewhere", "karim"]) == 2
+
+
+def test_notifications_refuse_the_default_signing_key_unless_in_development_mode(tmp_path: Path) -> None:
+    from services.notifications.settings import NotificationsSettings
+
+    with pytest.raises(InsecureSettings, match="secret_key"):
+        NotificationsSettings().refuse_insecure_defaults()
+    NotificationsSettings(development=True).refuse_insecure_defaults()
+    key = tmp_path / "key"
+    key.write_text("a-long-random-signing-key\n")
+    from_file = NotificationsSettings(secret_key_file=str(key))
+    from_file.refuse_insecure_defaults()
+    assert from_file.signing_key() == "a-long-random-signing-key"
+
+
+def test_a_service_process_exits_before_serving_with_default_secrets(capsys: pytest.CaptureFixture[str]) -> None:
+    from services.notifications.settings import NotificationsSettings
+    from shared.bootstrap import serve
+
+    with pytest.raises(SystemExit) as exited:
+        serve(FastAPI(), NotificationsSettings())
+    assert exited.value.code == 2 and "refuses to start with default secrets" in capsys.readouterr().err
