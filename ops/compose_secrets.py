@@ -2,10 +2,11 @@
 
 Into `.local/compose/secrets/` (never committed; the folder is private to its owner): one Kafka password per
 principal, a private CA and the broker's TLS certificate (for `kafka` and `localhost`), the broker's
-`server.properties` (the same `kafka_properties` as `make run`, with a SASL_SSL listener) and the admin's
-client properties for the broker's health check, and notifications' signing key. Compose mounts each file into the containers that need it
-under /run/secrets/; the files are world-readable inside that private folder because the containers run as
-other users than the host's. Existing files are kept, so running it again changes nothing.
+`server.properties` (the same `kafka_properties` as `make run`, with a SASL_SSL listener), the admin's
+client properties for the broker's health check, and notifications' signing key. Compose mounts each file
+into the containers that need it under /run/secrets/; the files are world-readable inside that private
+folder because the containers run as other users than the host's. Existing files are kept, so running it
+again changes nothing.
 """
 
 from __future__ import annotations

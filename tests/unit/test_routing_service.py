@@ -241,6 +241,7 @@ async def test_staff_resume_a_case_after_apesa_once(service: RoutingService) -> 
     resumed = await service.reroute_by_staff(cause.case_id, Rerouting(RerouteCause.APESA_RESUMED))
     assert (resumed.status, resumed.sequence) == (RoutingStatus.ORIENTED, 2)
     assert resumed.reroute_reason is RerouteCause.APESA_RESUMED
+    assert first is not None
     assert not any("APESA" in reason or "Détresse" in reason for reason in [*first.reasons, *resumed.reasons])
     with pytest.raises(NotAwaitingApesa):
         await service.reroute_by_staff(cause.case_id, Rerouting(RerouteCause.APESA_RESUMED))
