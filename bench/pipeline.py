@@ -36,7 +36,7 @@ NOTIFICATIONS_PER_CASE = 5
 
 
 def reference(i: int) -> str:
-    """The partner's reference of case `i`: no digits of the bench's phone or SIREN, so not withheld."""
+    """The partner's reference of case `i`: no digits of the bench's phone or SIREN (intake would refuse it)."""
     return f"LJ-{i}"
 
 

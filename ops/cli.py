@@ -134,26 +134,46 @@ def cmd_dlq(args: argparse.Namespace) -> int:
 
 
 def cmd_partners(args: argparse.Namespace) -> int:
+    from functools import partial
+
     from ops.kafka_security import Secrets
-    from ops.partners import add, list_partners, revoke
+    from ops.partners import (
+        add,
+        check_name,
+        issue_http_token,
+        list_partners,
+        revoke,
+        revoke_http_tokens,
+        with_intake_credentials,
+    )
 
     admin = admin_access(args)
     try:
+        for name in args.names:
+            check_name(name)
         if args.action == "add":
             for name in args.names:
                 path = add(admin, Secrets(args.secrets), name)
+                token = with_intake_credentials(args.mongo_url, args.intake_db, partial(issue_http_token, partner=name))
                 print(
                     f"relais: partner {name}: user partner.{name}, topic relais.partner-status.{name}.v1, "
-                    f"groups partner.{name}*; password in {path} (hand it over out of band)"
+                    f"groups partner.{name}*; Kafka password in {path} (hand it over out of band)\n"
+                    f"relais: partner {name}: HTTP token for intake (POST /cases, Authorization: Bearer), shown "
+                    f"only now, hand it over out of band: {token}"
                 )
         elif args.action == "revoke":
             for name in args.names:
                 revoke(admin, name)
-                print(f"relais: partner {name} revoked (user and ACLs deleted; its topic stays)")
+                tokens = with_intake_credentials(
+                    args.mongo_url, args.intake_db, partial(revoke_http_tokens, partner=name)
+                )
+                print(f"relais: partner {name} revoked (Kafka user and ACLs, {tokens} HTTP token(s); its topic stays)")
         else:
             partners = list_partners(admin)
+            with_http = set(with_intake_credentials(args.mongo_url, args.intake_db, lambda store: store.partners()))
             for partner in partners:
-                print(f"{partner.name:<24} {partner.principal:<32} {partner.topic}")
+                http = "http token" if partner.name in with_http else "no http token"
+                print(f"{partner.name:<24} {partner.principal:<32} {partner.topic:<48} {http}")
             if not partners:
                 print("no partners")
     except ValueError as exc:
@@ -231,11 +251,14 @@ def main(argv: list[str] | None = None) -> int:
     dlq.set_defaults(func=cmd_dlq)
     sub.add_parser("schemas", help="regenerate shared/schemas/json from the models").set_defaults(func=cmd_schemas)
     partners = sub.add_parser(
-        "partners", help="referring partners as Kafka principals, each reading only its own status feed"
+        "partners",
+        help="referring partners: a Kafka principal reading only its own status feed, and an HTTP token for intake",
     )
     partners.add_argument("action", choices=["add", "list", "revoke"])
     partners.add_argument("names", nargs="*", help="partner names, e.g. etude-martin")
     kafka_arguments(partners)
+    partners.add_argument("--mongo-url", default="mongodb://127.0.0.1:27017/", help="intake's database server")
+    partners.add_argument("--intake-db", default="relais_intake", help="intake's database (its partner tokens)")
     partners.set_defaults(func=cmd_partners)
     compose = sub.add_parser(
         "compose-secrets",

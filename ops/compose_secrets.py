@@ -2,15 +2,17 @@
 
 Into `.local/compose/secrets/` (never committed; the folder is private to its owner): one Kafka password per
 principal, a private CA and the broker's TLS certificate (for `kafka` and `localhost`), the broker's
-`server.properties` (the same `kafka_properties` as `make run`, with a SASL_SSL listener) and the admin's
-client properties for the broker's health check. Compose mounts each file into the containers that need it
-under /run/secrets/; the files are world-readable inside that private folder because the containers run as
-other users than the host's. Existing files are kept, so running it again changes nothing.
+`server.properties` (the same `kafka_properties` as `make run`, with a SASL_SSL listener), the admin's
+client properties for the broker's health check, and notifications' signing key. Compose mounts each file
+into the containers that need it under /run/secrets/; the files are world-readable inside that private
+folder because the containers run as other users than the host's. Existing files are kept, so running it
+again changes nothing.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from secrets import token_urlsafe
 
 from ops.devstack import LOCAL, kafka_properties
 from ops.kafka_security import BrokerTls, Secrets, make_tls
@@ -21,9 +23,17 @@ FOLDER = LOCAL / "compose" / "secrets"
 IN_CONTAINER = Path("/run/secrets")
 
 
+# Notifications' signing key (unsubscribe links, the feed's opaque ids): refused if left to its default.
+NOTIFICATIONS_KEY = "notifications-secret-key"
+
+
 def write(folder: Path = FOLDER) -> list[Path]:
     secrets = Secrets(folder, file_mode=0o644)
     passwords = secrets.ensure([ADMIN, *PRINCIPALS])
+    key = folder / NOTIFICATIONS_KEY
+    if not key.exists():
+        key.write_text(token_urlsafe(32) + "\n")
+        key.chmod(0o644)
     tls = make_tls(folder, hostnames=("kafka", "localhost"), file_mode=0o644)
     inside = BrokerTls(IN_CONTAINER / tls.keystore.name, tls.keystore_password, IN_CONTAINER / tls.ca_pem.name)
     files = {

@@ -27,6 +27,7 @@ from ops.devstack import (
     ServiceNode,
 )
 from ops.kafka_security import Secrets
+from shared.auth import DEVELOPMENT_STAFF_TOKENS
 
 # Coaching runs once per association, each instance with its own database and staff (docs/coaching.md).
 COACHING = {"coaching-second_souffle": "second_souffle", "coaching-60000_rebonds": "60000_rebonds"}
@@ -45,11 +46,8 @@ DEV_STAFF_PASSWORDS = {
     "second_souffle": {"claire": "scrypt$16384$8$1$QS2OEvLnKiEXEuC6PanaKg$ZLdFbIT2Yd88rh4eDc13LMmxqrDDCDOms_1nn3f9MUk"},
     "60000_rebonds": {"karim": "scrypt$16384$8$1$1Vp2qApoRemYU2IqRPbuyw$R68BqhKyXjVlUH1CnGBwJvpIetvVsgeHD0v-JVc64_Y"},
 }
-# Development-only staff tokens of `make run`, as hashes; the tokens themselves are in docs/coaching.md.
-DEV_STAFF_TOKENS = {
-    "second_souffle": {"claire": "sha256:65b521058aabfbe6b68c47d495b8a3209378481eaab8a12f2bff6667a39dc7c6"},
-    "60000_rebonds": {"karim": "sha256:e6480b1a813545a44d856dd09b97ab8ad90c85d444c77154990b29263c4d8d6c"},
-}
+# Development-only staff tokens of `make run`, as hashes (shared/auth.py); the tokens are in docs/coaching.md.
+DEV_STAFF_TOKENS = {association.value: users for association, users in DEVELOPMENT_STAFF_TOKENS.items()}
 
 
 @dataclass
@@ -77,18 +75,25 @@ def module_of(name: str) -> str:
 def service_env(
     name: str, port: int, kafka: str, mongo: str, extra: dict[str, str] | None = None, *, secrets: Secrets
 ) -> dict[str, str]:
-    """A service process's settings; its Kafka principal is the stack's name for it (shared/topology.py)."""
+    """A service process's settings; its Kafka principal is the stack's name for it (shared/topology.py).
+
+    Development mode: the public development secrets are accepted, and the API docs are served."""
     prefix = f"RELAIS_{module_of(name).upper()}_"
     env = {
         f"{prefix}KAFKA_BOOTSTRAP": kafka,
         f"{prefix}MONGO_URL": mongo,
         f"{prefix}HTTP_PORT": str(port),
+        f"{prefix}DEVELOPMENT": "true",
+        f"{prefix}EXPOSE_DOCS": "true",
         **secrets.env(prefix, name),
     }
     if name in COACHING:
+        # Each instance knows only its own association's staff (the other's tokens are unknown there).
         env[f"{prefix}ASSOCIATION"] = COACHING[name]
         env[f"{prefix}STAFF_TOKENS"] = json.dumps(DEV_STAFF_TOKENS[COACHING[name]])
         env[f"{prefix}STAFF_PASSWORDS"] = json.dumps(DEV_STAFF_PASSWORDS[COACHING[name]])
+    elif module_of(name) in ("routing", "notifications"):
+        env[f"{prefix}STAFF_TOKENS"] = json.dumps(DEV_STAFF_TOKENS)
     if module_of(name) in PAGES:
         env[f"{prefix}COOKIE_SECURE"] = "false"  # the pages are served over plain http locally
     env.update(extra or {})

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 
 from shared import logs, tracing
+from shared.auth import AuditHook, Authenticator, FailedAttempts, PartnerDirectory, StaffTokens, log_refusal
 from shared.broker import ensure_topics, kafka_access, make_broker, send, wait_for_group_coordinator
 from shared.consumer import EventConsumer
 from shared.http import RequestGuard, RequestMetrics, install_error_handlers, install_health_and_metrics
@@ -21,7 +22,7 @@ from shared.lag import ConsumerLagMonitor
 from shared.metrics import Metrics
 from shared.outbox import OutboxRelay
 from shared.readiness import DependencyMonitor
-from shared.settings import ServiceSettings
+from shared.settings import InsecureSettings, ServiceSettings
 from shared.store import connect, ping
 
 log = logging.getLogger("relais.runtime")
@@ -68,7 +69,24 @@ class ServiceRuntime:
     async def checks(self) -> dict[str, bool]:
         return await self.dependencies.check()
 
+    def authenticator(
+        self,
+        *,
+        partners: PartnerDirectory | None = None,
+        audit: AuditHook = log_refusal,
+        staff_tokens: StaffTokens | None = None,
+    ) -> Authenticator:
+        """The service's credential checks (shared/auth.py), throttled as its settings say."""
+        return Authenticator(
+            self.settings.staff_tokens if staff_tokens is None else staff_tokens,
+            partners=partners,
+            failures=FailedAttempts(self.settings.auth_max_failures, self.settings.auth_failure_window_s),
+            audit=audit,
+            registry=self.metrics.registry,
+        )
+
     async def start(self) -> None:
+        self.settings.refuse_insecure_defaults()
         # The contract's topics are the admin provisioning's (ops/kafka_security.py); a consumer creates only
         # its group's dead-letter topic, the one topic its principal may create.
         if self.consumer.topics:
@@ -113,15 +131,19 @@ class ServiceRuntime:
 
         # FastAPI's own telemetry (0.165+) would record paths, query strings and exception messages once a
         # tracer provider exists: ours (shared.tracing) records route templates and ids only.
+        docs = self.settings.expose_docs
         app = FastAPI(
             title=title,
             description=description,
             version="1",
             lifespan=lifespan,
             telemetry=tracing.FASTAPI_TELEMETRY_OFF,
+            docs_url="/docs" if docs else None,
+            redoc_url="/redoc" if docs else None,
+            openapi_url="/openapi.json" if docs else None,
         )
         install_error_handlers(app, self.metrics)
-        install_health_and_metrics(app, self.metrics, self.checks)
+        install_health_and_metrics(app, self.metrics, self.checks, expose_metrics=self.settings.expose_metrics)
         for router in routers:
             app.include_router(router)
         app.add_middleware(
@@ -133,8 +155,16 @@ class ServiceRuntime:
 
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
-    """Run one service process (`python -m services.<name>`)."""
+    """Run one service process (`python -m services.<name>`); refuses default secrets outside development."""
+    import sys
+
     import uvicorn
+
+    try:
+        settings.refuse_insecure_defaults()
+    except InsecureSettings as exc:
+        print(f"relais: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
     uvicorn.run(
         app,

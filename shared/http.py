@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import math
 import time
+import typing
+import unicodedata
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 from pymongo.errors import ConnectionFailure
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -17,10 +21,104 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared.metrics import Metrics
 
 
+class _MultiLine:
+    """Marks a request field as free text: line breaks and tabs are allowed in it (`Annotated[str, MULTILINE]`)."""
+
+    def __repr__(self) -> str:
+        return "MULTILINE"
+
+
+MULTILINE = _MultiLine()
+# Bidirectional embeddings, overrides and isolates: they make a text read differently from what it holds.
+_BIDI = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
+_TEXT_BREAKS = frozenset("\n\r\t")
+
+
+def control_character(text: str, multiline: bool = False) -> str | None:
+    """The first character a text field must not hold: control characters, line or paragraph separators and
+    bidirectional controls (free text may hold line breaks and tabs)."""
+    for ch in text:
+        if multiline and ch in _TEXT_BREAKS:
+            continue
+        if ch in _BIDI or unicodedata.category(ch) in {"Cc", "Zl", "Zp"}:
+            return ch
+    return None
+
+
+def _strings(value: Any) -> typing.Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            yield from _strings(item)
+
+
+def _is_multiline(annotation: Any) -> bool:
+    if typing.get_origin(annotation) is typing.Annotated and any(
+        isinstance(m, _MultiLine) for m in annotation.__metadata__
+    ):
+        return True
+    return any(_is_multiline(arg) for arg in typing.get_args(annotation))
+
+
 class StrictRequest(BaseModel):
-    """Base of every request body: an unknown field is an error (422), surrounding blanks are trimmed."""
+    """Base of every request body: an unknown field is an error (422), surrounding blanks are trimmed, and a
+    text field holding control characters is refused (422); only fields marked MULTILINE take line breaks."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_control_characters(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.field_name is None:
+            return value
+        field = cls.model_fields[info.field_name]
+        multiline = any(isinstance(m, _MultiLine) for m in field.metadata) or _is_multiline(field.annotation)
+        for text in _strings(value):
+            if control_character(text, multiline) is not None:
+                raise ValueError(
+                    "Caractère de contrôle ou invisible interdit : retirez-le"
+                    + ("." if multiline else " (ce champ tient sur une seule ligne).")
+                )
+        return value
+
+
+class RateLimiter:
+    """Per client, at most `per_minute` requests a minute, `per_minute` at once (a token bucket); the
+    memory kept is bounded (the least recently seen client is forgotten first). 0: no limit."""
+
+    def __init__(
+        self, per_minute: float, max_clients: int = 10_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.per_minute, self.max_clients, self.clock = per_minute, max_clients, clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # client -> (tokens, at)
+
+    def hit(self, client: str) -> int | None:
+        """Take one request from the client's bucket: None when allowed, else the seconds to wait."""
+        if self.per_minute <= 0:
+            return None
+        now = self.clock()
+        tokens, at = self._buckets.get(client, (self.per_minute, now))
+        tokens = min(self.per_minute, tokens + (now - at) * self.per_minute / 60)
+        allowed = tokens >= 1
+        self._buckets[client] = (tokens - 1 if allowed else tokens, now)
+        self._buckets.move_to_end(client)
+        while len(self._buckets) > self.max_clients:
+            self._buckets.popitem(last=False)
+        return None if allowed else max(1, math.ceil((1 - tokens) * 60 / self.per_minute))
+
+    def check(self, client: str) -> None:
+        """Raise the 429 (French, with Retry-After) when the client is over its limit."""
+        wait = self.hit(client)
+        if wait is not None:
+            raise HTTPException(
+                429,
+                f"Trop de demandes envoyées en peu de temps depuis votre connexion : réessayez dans {wait} secondes.",
+                headers={"Retry-After": str(wait)},
+            )
+
+    def __len__(self) -> int:
+        return len(self._buckets)
 
 
 # pydantic error type -> French message; `{...}` placeholders come from the error's context.
@@ -73,6 +171,14 @@ def _field(loc: tuple[Any, ...]) -> str:
     if parts and parts[0] in {"body", "query", "path", "header"}:
         parts = parts[1:] if len(parts) > 1 else parts
     return ".".join(parts) or "body"
+
+
+def invalid_field(field: str, message: str) -> RequestValidationError:
+    """A 422 in the same shape as pydantic's, for a check a request model cannot make (it needs a setting or
+    the caller's identity)."""
+    return RequestValidationError(
+        [{"type": "value_error", "loc": ("body", *field.split(".")), "msg": message, "input": None}]
+    )
 
 
 def problem(status: int, message: str, headers: Mapping[str, str] | None = None, **extra: Any) -> JSONResponse:
@@ -229,8 +335,10 @@ class Health(BaseModel):
 
 
 def install_health_and_metrics(
-    app: FastAPI, metrics: Metrics, checks: Callable[[], Awaitable[dict[str, bool]]]
+    app: FastAPI, metrics: Metrics, checks: Callable[[], Awaitable[dict[str, bool]]], *, expose_metrics: bool = True
 ) -> None:
+    """`/health` always (load balancers, orchestrators); `/metrics` when the settings expose it."""
+
     @app.get(
         "/health",
         tags=["operations"],
@@ -243,6 +351,9 @@ def install_health_and_metrics(
         ok = all(results.values())
         body = Health(status="ok" if ok else "degraded", checks=results)
         return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+
+    if not expose_metrics:
+        return
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=PlainTextResponse)
     async def prometheus() -> Response:

@@ -8,8 +8,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.auth import check_staff_tokens, development_tokens_in
+from shared.schemas import Association
+
+
+class InsecureSettings(RuntimeError):
+    """A service outside development mode was given a secret everyone knows (or none where one is needed)."""
 
 
 class ServiceSettings(BaseSettings):
@@ -46,6 +53,40 @@ class ServiceSettings(BaseSettings):
     max_request_bytes: int = 64 * 1024
     # OpenTelemetry: base URL of an OTLP/HTTP collector (e.g. http://127.0.0.1:4318); empty = no tracing.
     otlp_endpoint: str = ""
+
+    # Development mode (`make run` and the tests set it): the public development secrets are accepted.
+    # Outside it, a service refuses to start with a default secret (`insecure_defaults`).
+    development: bool = False
+    # Staff bearer tokens, as hashes, per association (the same JSON for every service):
+    # {"second_souffle": {"claire": "sha256:<hex>"}, "60000_rebonds": {...}}. `python -m shared.auth` makes
+    # them. Empty: no one can use the staff routes.
+    staff_tokens: dict[Association, dict[str, str]] = Field(default_factory=dict)
+    # Clients whose presented tokens fail this many times in the window are refused (429) until it ends.
+    auth_max_failures: int = Field(10, ge=0)
+    auth_failure_window_s: float = Field(300.0, gt=0)
+    # What a service serves besides its API: /docs, /redoc and /openapi.json; Prometheus' /metrics.
+    expose_docs: bool = False
+    expose_metrics: bool = True
+
+    @field_validator("staff_tokens")
+    @classmethod
+    def hashed_tokens_only(cls, tokens: dict[Association, dict[str, str]]) -> dict[Association, dict[str, str]]:
+        return check_staff_tokens(tokens)
+
+    def insecure_defaults(self) -> list[str]:
+        """Why this service must not start outside development mode (empty: it may)."""
+        found = development_tokens_in(self.staff_tokens)
+        return [f"staff_tokens: development tokens ({', '.join(found)})"] if found else []
+
+    def refuse_insecure_defaults(self) -> None:
+        if self.development:
+            return
+        problems = self.insecure_defaults()
+        if problems:
+            raise InsecureSettings(
+                f"{self.service_name} refuses to start with default secrets: {'; '.join(problems)}. Set real "
+                "secrets, or development=true (RELAIS_<SERVICE>_DEVELOPMENT) for a local run."
+            )
 
 
 def env_prefix(service: str) -> str:

@@ -129,6 +129,9 @@ def acl_rules(principal: str) -> list[Rule]:
     """
     p = PRINCIPALS[principal]
     rules = [Rule(principal, Resource.TOPIC, name, Pattern.LITERAL, Operation.WRITE) for name in produces(principal)]
+    if principal == PARTNER_FEEDS_WRITER:
+        # Each partner's own status feed (`relais partners add` creates it; the writer never creates one).
+        rules.append(Rule(principal, Resource.TOPIC, PARTNER_TOPIC_PREFIX, Pattern.PREFIXED, Operation.WRITE))
     rules += [Rule(principal, Resource.TOPIC, name, Pattern.LITERAL, Operation.READ) for name in consumes(principal)]
     if p.consumer_group is not None:
         # Join, commit and fetch the committed offsets (the lag monitor) of its own groups only.
@@ -196,8 +199,10 @@ def acl_table() -> str:
 
 
 # Partners as principals of their own: each reads only its own status feed, in its own consumer groups.
-# (Notifications still publishes the shared feed only; copying each record to its partner's topic is next.)
+# Notifications writes the records of a partner's referrals (made with its HTTP credential) to that feed.
 PARTNER_PREFIX = "partner."
+PARTNER_TOPIC_PREFIX = "relais.partner-status."
+PARTNER_FEEDS_WRITER = "notifications"
 
 
 def partner_principal(partner: str) -> str:
@@ -205,7 +210,7 @@ def partner_principal(partner: str) -> str:
 
 
 def partner_topic(partner: str) -> str:
-    return f"relais.partner-status.{partner}.v1"
+    return f"{PARTNER_TOPIC_PREFIX}{partner}.v1"
 
 
 def partner_rules(partner: str) -> list[Rule]:

@@ -19,11 +19,11 @@ from services.coaching.settings import CoachingSettings
 from shared.broker import EVENT_TOPICS, ensure_topics
 from shared.schemas import Association, CaseRouted, Envelope, EnvelopeError, PreviousDecision, decode, new_envelope
 from shared.settings import ServiceSettings
-from tests.conftest import Infra, wait_for
+from tests.conftest import STAFF_TOKENS, Infra, wait_for
 
 SS, SR = Association.SECOND_SOUFFLE, Association.SOIXANTE_MILLE_REBONDS
 # Test-only tokens; each instance stores only the hash of its own association's token.
-STAFF = {SS: ("claire", "test-token-second-souffle-claire"), SR: ("karim", "test-token-60000-rebonds-karim")}
+STAFF = STAFF_TOKENS
 
 
 def staff(association: Association) -> dict[str, str]:

@@ -20,12 +20,26 @@ import pytest
 from fastapi import FastAPI
 
 from ops.devstack import FerretNode, KafkaNode
+from shared.auth import hash_token
 from shared.broker import KafkaAccess
-from shared.schemas import Envelope
+from shared.schemas import Association, Envelope
 from shared.settings import ServiceSettings
 
 T = TypeVar("T")
 S = TypeVar("S", bound=ServiceSettings)
+
+
+# Test-only staff tokens, one staff member per association; services are given only their hashes.
+STAFF_TOKENS = {
+    Association.SECOND_SOUFFLE: ("claire", "test-token-second-souffle-claire"),
+    Association.SOIXANTE_MILLE_REBONDS: ("karim", "test-token-60000-rebonds-karim"),
+}
+STAFF_HASHES = {a.value: {user: hash_token(token)} for a, (user, token) in STAFF_TOKENS.items()}
+
+
+def staff_headers(association: Association) -> dict[str, str]:
+    """The Authorization header of the test staff member of `association`."""
+    return {"Authorization": f"Bearer {STAFF_TOKENS[association][1]}"}
 
 
 def free_port() -> int:
@@ -57,10 +71,12 @@ class Infra:
 
     def settings(self, cls: type[S], **overrides: Any) -> S:
         """Settings of a service on the test infrastructure, with its own database and consumer group, and
-        its own Kafka principal (the one `make run` gives it)."""
+        its own Kafka principal (the one `make run` gives it); in development mode, with the test staff."""
         tag = uuid.uuid4().hex[:8]
         base = cls()
         values = {
+            "development": True,
+            "staff_tokens": STAFF_HASHES,
             "kafka_bootstrap": self.bootstrap,
             "mongo_url": self.mongo_url,
             "mongo_db": f"{base.mongo_db}_{tag}",
@@ -122,11 +138,12 @@ async def wait_for(
 
 
 @asynccontextmanager
-async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """Run a service in-process (its lifespan starts the broker and relay) with an HTTP client on it."""
+async def running(app: FastAPI, headers: dict[str, str] | None = None) -> AsyncIterator[httpx.AsyncClient]:
+    """Run a service in-process (its lifespan starts the broker and relay) with an HTTP client on it (sending
+    `headers` with every request, e.g. `staff_headers(association)`)."""
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://service", headers=headers) as client:
             yield client
 
 

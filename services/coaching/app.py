@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from services.coaching.api import cases, volunteers
 from services.coaching.audit import AuditTrail
-from services.coaching.auth import StaffAuth
+from services.coaching.auth import StaffPasswords, audit_refusals
 from services.coaching.gauges import CoordinationGauges
 from services.coaching.handlers import CaseRoutedHandler
 from services.coaching.pages import FORM_PATHS, page_routes
@@ -49,7 +49,9 @@ def create_app(
     service = build_service(settings, stores=stores, runtime=runtime, clock=clock)
     audit = AuditTrail(stores.audit, settings.association, service.clock)
     gauges = CoordinationGauges(runtime.metrics.registry, settings.association)
-    auth = StaffAuth(settings.staff_tokens, audit, settings.staff_passwords)
+    authenticator = runtime.authenticator(audit=audit_refusals(audit))
+    auth = authenticator.staff(settings.association)
+    passwords = StaffPasswords(settings.staff_passwords, settings.association, authenticator.failures)
 
     runtime.consumer.on("CaseRouted", CaseRoutedHandler(service))
 
@@ -71,7 +73,7 @@ def create_app(
         "l'association (Authorization: Bearer ...) et chaque accès à un dossier est journalisé.",
         cases.router(service, auth, audit),
         volunteers.router(service, auth, audit, gauges),
-        page_routes(service, auth, audit, settings),
+        page_routes(service, passwords, audit, settings),
         form_paths=FORM_PATHS,
     )
     app.mount("/static", static_files(), name="static")

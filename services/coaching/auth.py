@@ -1,12 +1,12 @@
-"""Staff authentication: bearer tokens for the API, passwords for the pages, of one association's staff.
+"""Staff authentication of coaching: the shared token checks (shared/auth.py) scoped to this instance's
+association, and the staff pages' sign-in by password.
 
-Each coaching instance knows its own association's staff (settings STAFF_TOKENS, STAFF_PASSWORDS), so a
-token or a password of the other association is simply unknown here. Tokens are long random strings: a
-plain SHA-256 is enough to store them (nothing to brute-force). Passwords are chosen by people: they are
-stored as scrypt hashes (memory-hard, salted), so that a leaked settings file does not give them away.
-Comparisons are constant-time.
+Tokens are long random strings: a plain SHA-256 is enough to store them. Passwords are chosen by people:
+they are stored as scrypt hashes (memory-hard, salted), so that a leaked settings file does not give them
+away; failed sign-ins are throttled per client with the same counter as failed tokens.
 
-`python -m services.coaching.auth <user>` prints a new token and the settings entry that accepts it;
+`python -m services.coaching.auth <user>` prints a token and the entry that accepts it on one instance
+(`python -m shared.auth <association> <user>` prints the entry every service accepts);
 `python -m services.coaching.auth --password <user>` asks for a password and prints its entry.
 """
 
@@ -19,20 +19,33 @@ import hmac
 import json
 import secrets
 import sys
-from dataclasses import dataclass
-from typing import Annotated
-
-from fastapi import Depends, HTTPException, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.coaching.audit import AuditTrail
+from shared.auth import (
+    ANONYMOUS,
+    AuditHook,
+    FailedAttempts,
+    RefusedAccess,
+    Staff,
+    StaffDependency,
+    hash_token,
+    new_token,
+)
+from shared.schemas import Association
 
-ANONYMOUS = "anonyme"
+__all__ = [
+    "ANONYMOUS",
+    "Staff",
+    "StaffAuth",
+    "StaffPasswords",
+    "audit_refusals",
+    "hash_password",
+    "hash_token",
+    "main",
+]
 
-
-def hash_token(token: str) -> str:
-    return "sha256:" + hashlib.sha256(token.encode()).hexdigest()
-
+# The dependency that resolves the staff member of this instance's association (403 for the other's).
+StaffAuth = StaffDependency
 
 # scrypt's cost: 16 MiB of memory and a few tens of milliseconds per attempt.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
@@ -69,66 +82,50 @@ def password_matches(stored: str, password: str) -> bool:
 _NOBODY = hash_password(secrets.token_urlsafe(16))
 
 
-@dataclass(frozen=True)
-class Staff:
-    user: str
+class StaffPasswords:
+    """The staff pages' sign-in: this association's staff passwords (hashes only), throttled per client."""
 
+    def __init__(self, passwords: dict[str, str], association: Association, failures: FailedAttempts) -> None:
+        self.passwords = dict(passwords)
+        self.association = association
+        self.failures = failures
 
-BEARER = HTTPBearer(auto_error=False, description="Jeton d'accès du personnel de l'association")
+    def retry_after(self, client: str) -> int | None:
+        """Seconds before this client may try again after too many failures, or None."""
+        return self.failures.retry_after(client)
 
-
-class StaffAuth:
-    """FastAPI dependency: the staff member behind the request's bearer token, or 401 (audited)."""
-
-    def __init__(self, tokens: dict[str, str], audit: AuditTrail, passwords: dict[str, str] | None = None) -> None:
-        self.tokens = dict(tokens)
-        self.passwords = dict(passwords or {})
-        self.audit = audit
-
-    def sign_in(self, user: str, password: str) -> Staff | None:
+    def sign_in(self, client: str, user: str, password: str) -> Staff | None:
         """The staff member whose password this is, or None (as slow for an unknown user as for a known one)."""
         stored = self.passwords.get(user)
         matches = password_matches(stored or _NOBODY, password)
-        return Staff(user) if stored is not None and matches else None
+        if stored is not None and matches:
+            self.failures.succeeded(client)
+            return Staff(user, self.association)
+        self.failures.failed(client)
+        return None
 
-    def identify(self, token: str) -> str | None:
-        presented = hash_token(token)
-        user = None
-        for candidate, stored in self.tokens.items():  # no early exit: constant time in the token
-            if hmac.compare_digest(presented, stored):
-                user = candidate
-        return user
 
-    async def __call__(
-        self, request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
-    ) -> Staff:
-        user = self.identify(credentials.credentials) if credentials else None
-        if user is None:
-            route = request.scope.get("route")
-            await self.audit.record(
-                ANONYMOUS,
-                getattr(route, "name", request.url.path),
-                "non_authentifie",
-                case_id=request.path_params.get("case_id"),
-            )
-            raise HTTPException(
-                401, "Jeton d'accès manquant ou inconnu pour cette association.", headers={"WWW-Authenticate": "Bearer"}
-            )
-        return Staff(user)
+def audit_refusals(audit: AuditTrail) -> AuditHook:
+    """Refusals go into the instance's access audit (the authenticator's budget bounds how many)."""
+
+    async def record(refused: RefusedAccess) -> None:
+        await audit.record(refused.who, refused.action, refused.outcome.value, case_id=refused.case_id)
+
+    return record
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["--password"] and len(argv) == 2 and argv[1].strip():
-        password = getpass.getpass(f"password of {argv[1]}: ")
-        if len(password) < 12 or password != getpass.getpass("again: "):
+    if len(argv) == 2 and argv[0] == "--password" and argv[1].strip():
+        password = getpass.getpass(f"password for {argv[1]}: ")
+        if len(password) < 12 or getpass.getpass("again: ") != password:
             print("passwords differ or are shorter than 12 characters", file=sys.stderr)
             return 2
         print(f"settings entry (RELAIS_COACHING_STAFF_PASSWORDS): {json.dumps({argv[1]: hash_password(password)})}")
         return 0
-    if len(argv) != 1 or not argv[0].strip() or argv[0].startswith("-"):
+    if len(argv) != 1 or not argv[0].strip():
         print("usage: python -m services.coaching.auth [--password] <staff user>", file=sys.stderr)
         return 2
-    token = secrets.token_urlsafe(32)
+    token = new_token()
     print(f"token (give it to {argv[0]}, store it nowhere else): {token}")
     print(f"settings entry (RELAIS_COACHING_STAFF_TOKENS): {json.dumps({argv[0]: hash_token(token)})}")
     return 0

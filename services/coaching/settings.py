@@ -6,6 +6,7 @@ group `coaching-60000_rebonds` unless MONGO_DB / CONSUMER_GROUP say otherwise; d
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,6 @@ from shared.pages import PageSettings
 from shared.schemas import Association
 from shared.settings import env_prefix
 
-TOKEN_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
 PASSWORD_HASH = re.compile(r"^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9_-]+\$[A-Za-z0-9_-]+$")
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,9 +29,9 @@ class CoachingSettings(PageSettings):
     association: Association = Association.SECOND_SOUFFLE
     mongo_db: str = ""
     http_port: int = 8003
-    # Staff user -> "sha256:<hex digest of the user's bearer token>" (JSON in the environment). Empty: no
-    # one can use the staff API. Tokens come from `python -m services.coaching.auth <user>`.
-    staff_tokens: dict[str, str] = Field(default_factory=dict)
+    # `staff_tokens` (shared): the same JSON as every service's, by association; only this association's
+    # staff are served (the other's get 403). A flat {user: hash} is this association's staff only (the
+    # others' tokens are then unknown here: 401).
     # Staff user -> "scrypt$n$r$p$<salt>$<hash>" of their password, for the staff pages (JSON in the
     # environment). From `python -m services.coaching.auth --password <user>`.
     staff_passwords: dict[str, str] = Field(default_factory=dict)
@@ -59,6 +59,11 @@ class CoachingSettings(PageSettings):
             data["mongo_db"] = f"relais_coaching_{association.value}"
         if not data.get("consumer_group"):
             data["consumer_group"] = f"coaching-{association.value}"
+        tokens = data.get("staff_tokens")
+        if isinstance(tokens, str):
+            tokens = json.loads(tokens)
+        if isinstance(tokens, dict) and tokens and all(isinstance(v, str) for v in tokens.values()):
+            data["staff_tokens"] = {association.value: tokens}  # {user: hash}: this association's staff
         return data
 
     @field_validator("staff_passwords")
@@ -68,11 +73,3 @@ class CoachingSettings(PageSettings):
             if not user.strip() or not PASSWORD_HASH.match(hashed):
                 raise ValueError(f"staff_passwords[{user!r}] must be 'scrypt$n$r$p$salt$hash', never a password")
         return passwords
-
-    @field_validator("staff_tokens")
-    @classmethod
-    def hashed_tokens_only(cls, tokens: dict[str, str]) -> dict[str, str]:
-        for user, hashed in tokens.items():
-            if not user.strip() or not TOKEN_HASH.match(hashed):
-                raise ValueError(f"staff_tokens[{user!r}] must be 'sha256:<64 hex digits>', never a plain token")
-        return tokens

@@ -1,23 +1,30 @@
-"""Intake's HTTP API: the public door through which an entrepreneur or a partner submits a case."""
+"""Intake's HTTP API: the public door through which an entrepreneur or a partner submits a case.
 
-from __future__ import annotations
+`POST /cases` is public (a person, or a referrer without an account) and rate limited per client; a partner
+with an account sends its own token, which is how its referral carries the partner's name (and its status
+feed is its own). What became of a referral: the partner with its token, everyone else by email only.
+"""
+# No `from __future__ import annotations` here: FastAPI must see the routes' local dependencies itself.
 
 import uuid
 from datetime import UTC, date, datetime
-from typing import Annotated
+from typing import Annotated, Any, Self, TypeAlias
 
-from fastapi import APIRouter, Header, HTTPException, Response
-from pydantic import BaseModel, Field, field_validator, model_validator
+from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 from services.intake.domain import (
+    UNSAFE_REFERENCE,
     Case,
     CaseRequest,
     normalise_naf,
+    reference_is_safe,
     sector_family,
     siren_is_valid,
 )
 from services.intake.service import IdempotencyKeyReused, IntakeService, Submission
-from shared.http import StrictRequest
+from shared.auth import Authenticator, Partner, client_of
+from shared.http import MULTILINE, RateLimiter, StrictRequest, invalid_field
 from shared.schemas import CompanySize, Procedure, ReferrerKind, SectorFamily
 from shared.schemas import events as contract
 
@@ -31,7 +38,7 @@ class Entrepreneur(StrictRequest):
     phone: str | None = Field(None, pattern=r"^\+?[0-9][0-9 .\-]{8,18}[0-9]$")
 
     @model_validator(mode="after")
-    def reachable(self) -> Entrepreneur:
+    def reachable(self) -> Self:
         if not self.email and not self.phone:
             raise ValueError("Indiquez au moins un moyen de contact : adresse e-mail ou téléphone.")
         return self
@@ -87,7 +94,7 @@ class Situation(StrictRequest):
         return normalised
 
     @model_validator(mode="after")
-    def sector_family_of_naf(self) -> Situation:
+    def sector_family_of_naf(self) -> Self:
         if self.naf_code is not None:
             family = sector_family(self.naf_code)
             if self.sector_family is not None and self.sector_family is not family:
@@ -109,7 +116,7 @@ class Referral(StrictRequest):
     )
 
     @model_validator(mode="after")
-    def partner_named(self) -> Referral:
+    def partner_named(self) -> Self:
         if self.kind is not ReferrerKind.SELF and not self.organisation:
             raise ValueError("Indiquez l'organisme qui oriente la personne.")
         return self
@@ -122,7 +129,7 @@ class CaseSubmission(StrictRequest):
     entrepreneur: Entrepreneur
     company: Company | None = None
     referral: Referral = Referral()
-    message: str | None = Field(None, max_length=4000)
+    message: Annotated[str, Field(max_length=4000), MULTILINE] | None = None
     consent: bool = Field(description="Consentement au traitement des données pour l'accompagnement")
 
     @field_validator("consent")
@@ -132,11 +139,28 @@ class CaseSubmission(StrictRequest):
             raise ValueError("Le consentement est nécessaire pour traiter la demande.")
         return value
 
-    def as_request(self) -> CaseRequest:
+    @field_validator("referral")
+    @classmethod
+    def safe_reference(cls, referral: Referral, info: ValidationInfo) -> Referral:
+        """Intake decides, once, that a partner's reference cannot identify the person (domain rule)."""
+        entrepreneur, company = info.data.get("entrepreneur"), info.data.get("company") or Company()
+        if referral.partner_reference and entrepreneur is not None:
+            personal = contract.PersonalDetails(
+                **entrepreneur.model_dump(mode="json"), company_name=company.name, siren=company.siren
+            )
+            if not reference_is_safe(referral.partner_reference, personal):
+                raise ValueError(UNSAFE_REFERENCE)
+        return referral
+
+    def as_request(self, partner: Partner | None = None) -> CaseRequest:
+        """The request in the contract's terms; a partner's name comes from its credential only."""
         company = self.company or Company()
+        referral: dict[str, Any] = self.referral.model_dump(mode="json")
+        if partner is not None:
+            referral["partner"] = partner.name
         return CaseRequest(
             situation=contract.Situation.model_validate(self.situation.model_dump(mode="json")),
-            referral=contract.Referral.model_validate(self.referral.model_dump(mode="json")),
+            referral=contract.Referral.model_validate(referral),
             personal=contract.PersonalDetails(
                 **self.entrepreneur.model_dump(mode="json"),
                 company_name=company.name,
@@ -153,7 +177,8 @@ class CaseAccepted(BaseModel):
 
 
 class CaseView(BaseModel):
-    """What intake tells about a case: no personal data."""
+    """What intake tells the referring partner about a case: no personal data, and never the distress the
+    person declared (`acute_distress`, `apesa_consent` are always null here)."""
 
     case_id: uuid.UUID
     status: str
@@ -162,39 +187,63 @@ class CaseView(BaseModel):
     referral_kind: ReferrerKind
 
     @classmethod
-    def of(cls, case: Case) -> CaseView:
+    def of(cls, case: Case) -> Self:
         return cls(
             case_id=case.case_id,
             status=case.status,
             received_at=case.received_at,
-            situation=case.situation,
+            situation=case.situation.model_copy(update={"acute_distress": None, "apesa_consent": None}),
             referral_kind=case.referral_kind,
         )
 
 
-async def accept(service: IntakeService, submission: CaseSubmission, idempotency_key: str | None) -> Submission:
-    """THE door of a request for help, for the JSON API and for the form alike: whatever must hold for both
-    (validation done, the same idempotency, a per-client limit) is applied here, once."""
-    return await service.submit(submission.as_request(), idempotency_key)
+async def accept(
+    service: IntakeService, submission: CaseSubmission, idempotency_key: str | None, partner: Partner | None = None
+) -> Submission:
+    """THE door of a request for help, for the JSON API and for the form alike: the same idempotency and the
+    same partner stamp (from the partner's token, never from the request). The per-client limit is checked
+    before, with the one `RateLimiter` both share (`app.py`)."""
+    return await service.submit(submission.as_request(partner), idempotency_key)
 
 
-def routes(service: IntakeService) -> APIRouter:
+def routes(
+    service: IntakeService, auth: Authenticator, public_limit: RateLimiter, partner_limit: RateLimiter
+) -> APIRouter:
     api = APIRouter(tags=["cases"])
+    AnyPartner: TypeAlias = Annotated[Partner | None, Depends(auth.partner(optional=True))]
+
+    def submitter(request: Request, partner: AnyPartner) -> Partner | None:
+        """The partner submitting (None: the public route), within its limit per minute (429 beyond)."""
+        if partner is None:
+            public_limit.check(client_of(request))
+        else:
+            partner_limit.check(f"partner:{partner.name}")
+        return partner
 
     @api.post(
         "/cases",
         status_code=201,
         response_model=CaseAccepted,
-        summary="Submit a request for help",
-        responses={200: {"description": "Same Idempotency-Key: the case already created"}, 413: {}, 415: {}, 422: {}},
+        summary="Submit a request for help (public; a partner with an account adds its token)",
+        responses={
+            200: {"description": "Same Idempotency-Key: the case already created"},
+            401: {"description": "A partner token nobody issued"},
+            413: {},
+            415: {},
+            422: {},
+            429: {"description": "Too many requests from this client: see Retry-After"},
+        },
     )
     async def submit(
         submission: CaseSubmission,
         response: Response,
+        partner: Annotated[Partner | None, Depends(submitter)],
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> CaseAccepted:
+        if partner is not None and not submission.referral.partner_reference:
+            raise invalid_field("referral.partner_reference", "Indiquez votre référence de dossier.")
         try:
-            submitted = await accept(service, submission, idempotency_key)
+            submitted = await accept(service, submission, idempotency_key, partner)
         except IdempotencyKeyReused:
             raise HTTPException(422, "Cette clé d'idempotence a déjà servi pour une demande différente.") from None
         if not submitted.created:
@@ -203,10 +252,15 @@ def routes(service: IntakeService) -> APIRouter:
         case = submitted.case
         return CaseAccepted(case_id=case.case_id, status=case.status, received_at=case.received_at)
 
-    @api.get("/cases/{case_id}", response_model=CaseView, summary="What intake knows of a case", responses={404: {}})
-    async def get_case(case_id: uuid.UUID) -> CaseView:
+    @api.get(
+        "/cases/{case_id}",
+        response_model=CaseView,
+        summary="What intake knows of a case, for the partner that referred it",
+        responses={404: {}},
+    )
+    async def get_case(case_id: uuid.UUID, partner: Annotated[Partner, Depends(auth.partner())]) -> CaseView:
         case = await service.case(case_id)
-        if case is None:
+        if case is None or case.partner != partner.name:
             raise HTTPException(404, "Dossier introuvable.")
         return CaseView.of(case)
 

@@ -11,8 +11,9 @@ from services.intake.api import routes
 from services.intake.pages import FORM_PATHS, page_routes
 from services.intake.service import IntakeService, utc_now
 from services.intake.settings import IntakeSettings
-from services.intake.store import CaseStore, MongoCaseStore
+from services.intake.store import CaseStore, MongoCaseStore, MongoPartnerCredentials, PartnerCredentials
 from shared.bootstrap import ServiceRuntime
+from shared.http import RateLimiter
 from shared.pages import static_files
 
 
@@ -31,15 +32,26 @@ def build_service(
     return IntakeService(store, clock=clock or utc_now)
 
 
-def create_app(settings: IntakeSettings | None = None) -> FastAPI:
+def create_app(
+    settings: IntakeSettings | None = None,
+    *,
+    store: CaseStore | None = None,
+    partners: PartnerCredentials | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> FastAPI:
     settings = settings or IntakeSettings()
     runtime = ServiceRuntime(settings)
-    service = build_service(settings, runtime=runtime)
+    service = build_service(settings, runtime=runtime, store=store, clock=clock)
+    auth = runtime.authenticator(partners=partners or MongoPartnerCredentials(runtime.db))
+    # One limiter per kind of client, shared by the JSON route and the form: the limit is per client.
+    public_limit = RateLimiter(settings.submissions_per_minute)
     app = runtime.http_app(
         "Relais — intake",
-        "Accueil des demandes d'accompagnement : une porte commune à Second Souffle et 60 000 rebonds.",
-        routes(service),
-        page_routes(service, settings),
+        "Accueil des demandes d'accompagnement : une porte commune à Second Souffle et 60 000 rebonds. "
+        "`POST /cases` est public (limité par client) ; un partenaire qui a un compte y ajoute son jeton "
+        "(Authorization: Bearer ...), qui seul lui permet ensuite de relire ses orientations.",
+        routes(service, auth, public_limit, RateLimiter(settings.partner_submissions_per_minute)),
+        page_routes(service, settings, public_limit),
         form_paths=FORM_PATHS,
     )
     app.mount("/static", static_files(), name="static")

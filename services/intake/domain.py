@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,6 +13,20 @@ from typing import Any
 
 from shared.schemas import CaseReceived, ReferrerKind, SectorFamily
 from shared.schemas.events import PersonalDetails, Referral, Situation
+
+# Court file numbers identify a procedure, hence its debtor: "RG 24/01234", "N° RG 2401234", "2024J00123",
+# "PCL 2024 0123", Portalis numbers. A partner's own file number is what a reference is for.
+_COURT_NUMBERS = (
+    re.compile(r"\bR\.?\s?G\b", re.IGNORECASE),
+    re.compile(r"\bPCL\b", re.IGNORECASE),
+    re.compile(r"portalis", re.IGNORECASE),
+    re.compile(r"\b\d{2}\s?/\s?\d{4,6}\b"),
+    re.compile(r"\b(?:19|20)\d{2}\s?[A-Z]\s?\d{3,6}\b"),
+)
+UNSAFE_REFERENCE = (
+    "La référence du partenaire ne doit contenir ni le nom, l'entreprise ou les coordonnées de la personne, "
+    "ni un numéro de procédure du tribunal : indiquez votre propre numéro de dossier."
+)
 
 # Case ids derived from an Idempotency-Key live in their own namespace.
 IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c9a52-3b7e-4f0a-9a0e-2f8e5b1d7c44")
@@ -53,6 +68,33 @@ def normalise_naf(code: str) -> str | None:
 def sector_family(naf_code: str) -> SectorFamily:
     division = int(naf_code[:2])
     return next(family for divisions, family in _FAMILY_BY_DIVISION if division in divisions)
+
+
+def reference_is_safe(reference: str, personal: PersonalDetails) -> bool:
+    """False when a partner's reference could identify the person: their name, company, email, phone or
+    SIREN, or a court file number. The reference is what the partner's status feed is keyed by and what
+    the partner's emails quote; intake decides here, once, and refuses the request otherwise."""
+    if any(pattern.search(reference) for pattern in _COURT_NUMBERS):
+        return False
+    ref = _plain(reference)
+    ref_digits = "".join(ch for ch in reference if ch.isdigit())
+    words = [personal.first_name, personal.last_name, personal.company_name, personal.email]
+    if personal.email:
+        words.append(personal.email.split("@", 1)[0])
+    for word in words:
+        if word and len(_plain(word)) >= 3 and _plain(word) in ref:
+            return False
+    for number in (personal.phone, personal.siren):
+        digits = "".join(ch for ch in (number or "") if ch.isdigit())
+        if len(digits) >= 6 and digits[-6:] in ref_digits:
+            return False
+    return True
+
+
+def _plain(text: str) -> str:
+    """Case- and accent-insensitive, letters and digits only."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(ch for ch in decomposed if ch.isalnum() and not unicodedata.combining(ch))
 
 
 def case_id_for(idempotency_key: str | None) -> uuid.UUID:
@@ -97,10 +139,14 @@ class Case:
     situation: Situation
     referral_kind: ReferrerKind
     fingerprint: str
+    partner: str | None = None  # the partner account that referred the person (`relais partners add`)
 
 
 def case_received(request: CaseRequest, received_at: datetime) -> CaseReceived:
-    """The CaseReceived payload that starts the flow."""
+    """The CaseReceived payload that starts the flow. Of the personal details it carries only how to reach
+    the person (notifications writes to them): the company's name and SIREN and the person's message stay in
+    intake, no reader of the topic needs them."""
+    reachable = request.personal.model_copy(update={"company_name": None, "siren": None, "message": None})
     return CaseReceived(
-        situation=request.situation, referral=request.referral, personal=request.personal, received_at=received_at
+        situation=request.situation, referral=request.referral, personal=reachable, received_at=received_at
     )

@@ -19,6 +19,8 @@ from pydantic import ValidationError
 from services.intake.api import CaseSubmission, accept
 from services.intake.service import CaseVanished, IdempotencyKeyReused, IntakeService
 from services.intake.settings import IntakeSettings
+from shared.auth import client_of
+from shared.http import RateLimiter
 from shared.pages import FormData, FormState, Pages, field_errors, idempotency_key, nest, read_form
 from shared.schemas import Association, CompanySize, Procedure, ReferrerKind, SectorFamily
 
@@ -153,7 +155,7 @@ def partner_errors(form: FormData, errors: dict[str, str]) -> dict[str, str]:
     return found
 
 
-def page_routes(service: IntakeService, settings: IntakeSettings) -> APIRouter:
+def page_routes(service: IntakeService, settings: IntakeSettings, limit: RateLimiter) -> APIRouter:
     pages = Pages(
         settings,
         [TEMPLATES],
@@ -202,6 +204,15 @@ def page_routes(service: IntakeService, settings: IntakeSettings) -> APIRouter:
             errors.update(partner_errors(raw, errors))
         if errors or submission is None:
             return show_form(request, partner, FormState.of(raw, labels(partner), errors), key, 422)
+        wait = limit.hit(client_of(request))  # the JSON route's limiter: one limit per client for both
+        if wait is not None:
+            notice = (
+                f"Trop de demandes envoyées en peu de temps depuis votre connexion : rien n'a été envoyé. "
+                f"Réessayez dans {wait} secondes ; ce que vous avez écrit est conservé ci-dessous."
+            )
+            refused = show_form(request, partner, FormState.of(raw, labels(partner)), key, 429, notice)
+            refused.headers["Retry-After"] = str(wait)
+            return refused
         try:
             submitted = await accept(service, submission, key)
         except IdempotencyKeyReused:

@@ -49,7 +49,7 @@ class IntakeService:
         fingerprint = request.fingerprint
         received = case_received(request, self.clock())
         event = new_envelope(received, case_id=case_id, producer=PRODUCER)
-        if await self.store.add(received, event, fingerprint):
+        if await self.store.add(received, event, fingerprint, request.personal):
             return Submission(
                 Case(
                     case_id=case_id,
@@ -58,6 +58,7 @@ class IntakeService:
                     situation=request.situation,
                     referral_kind=request.referral.kind,
                     fingerprint=fingerprint,
+                    partner=request.referral.partner,
                 ),
                 created=True,
             )

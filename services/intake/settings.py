@@ -20,3 +20,7 @@ class IntakeSettings(PageSettings):
     )
     # What the confirmation page promises: a first call from the association within this many working days.
     contact_within_days: int = Field(10, ge=1, le=60)
+    # POST /cases per minute: per client address on the public route, per partner with a partner token
+    # (0: no limit). A person submits once; a shared office address or a partner's batch needs more.
+    submissions_per_minute: int = Field(10, ge=0)
+    partner_submissions_per_minute: int = Field(120, ge=0)

@@ -1,36 +1,30 @@
-"""Notifications' HTTP API: what was sent for a case, opt-outs, and the catalogue of public topics."""
-
-from __future__ import annotations
+"""Notifications' HTTP API: what was sent for a case (staff), opting out or back in (signed links only),
+and the catalogue of public topics."""
+# No `from __future__ import annotations` here: FastAPI must see the routes' local dependencies itself.
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal, cast
+from typing import Annotated, Any, Literal, TypeAlias
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import HTMLResponse
 from markupsafe import escape
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.notifications.domain import Recipient, Status
 from services.notifications.service import NotificationsService, Preference
+from shared.auth import Authenticator, Staff
 from shared.http import StrictRequest
 from shared.schemas.asyncapi import asyncapi_document
 
 
 class PreferenceIn(StrictRequest):
-    """Who opts out (or back in): a case and a recipient role, or the token of an email's unsubscribe link."""
+    """Opting out (or back in) of a case's emails: only with the signed token of an email's link, which names
+    the case and the recipient and cannot be made without the service's secret."""
 
-    case_id: uuid.UUID | None = None
-    recipient: Recipient | None = None
-    token: str | None = Field(None, max_length=100)
+    token: str = Field(min_length=1, max_length=100)
     channel: Literal["email"] = "email"
     opted_out: bool = True
-
-    @model_validator(mode="after")
-    def identified(self) -> PreferenceIn:
-        if self.token is None and (self.case_id is None or self.recipient is None):
-            raise ValueError("Indiquez soit le jeton du lien de désabonnement, soit le dossier et le destinataire.")
-        return self
 
 
 class NotificationOut(BaseModel):
@@ -82,20 +76,44 @@ class AsyncApiDocument(BaseModel):
     components: dict[str, Any]
 
 
-def router(service: NotificationsService, kafka_bootstrap: str) -> APIRouter:
+UNKNOWN_LINK = "Lien de désabonnement inconnu ou altéré."
+
+
+def router(
+    service: NotificationsService, auth: Authenticator, kafka_bootstrap: str, *, expose_asyncapi: bool = True
+) -> APIRouter:
+    """A case's notifications and preferences: staff of the association that holds the case (its latest
+    routing); for the other association's staff the case is "introuvable". Before any routing the case is
+    nobody's yet and either association's staff may look (statuses only: never a contact). Opting out or
+    back in: the signed token of an email's link, nothing else."""
     api = APIRouter(tags=["notifications"])
+    Authenticated: TypeAlias = Annotated[Staff, Depends(auth.staff())]
+
+    async def held_case(case_id: uuid.UUID, staff: Authenticated) -> uuid.UUID:
+        holder = await service.holder_of(str(case_id))
+        if holder is not None and holder is not staff.association:
+            raise HTTPException(404, "Dossier introuvable.")
+        return case_id
+
+    HeldCase: TypeAlias = Annotated[uuid.UUID, Depends(held_case)]
 
     @api.get(
         "/cases/{case_id}/notifications",
         response_model=CaseNotifications,
-        summary="Notifications recorded for a case (no contact details)",
+        responses={404: {}},
+        summary="Notifications recorded for a case the association holds (statuses, never a contact)",
     )
-    async def notifications(case_id: uuid.UUID) -> CaseNotifications:
+    async def notifications(case_id: HeldCase) -> CaseNotifications:
         found = await service.notifications_of(str(case_id))
         return CaseNotifications(case_id=case_id, notifications=[NotificationOut.model_validate(n) for n in found])
 
-    @api.get("/cases/{case_id}/preferences", response_model=CasePreferences, summary="Opt-outs recorded for a case")
-    async def preferences(case_id: uuid.UUID) -> CasePreferences:
+    @api.get(
+        "/cases/{case_id}/preferences",
+        response_model=CasePreferences,
+        responses={404: {}},
+        summary="Opt-outs recorded for a case the association holds",
+    )
+    async def preferences(case_id: HeldCase) -> CasePreferences:
         found = await service.preferences_of(str(case_id))
         return CasePreferences(case_id=case_id, preferences=[_preference(p) for p in found])
 
@@ -103,18 +121,12 @@ def router(service: NotificationsService, kafka_bootstrap: str) -> APIRouter:
         "/preferences",
         response_model=PreferenceOut,
         responses={404: {}, 422: {}},
-        summary="Opt a recipient out of a channel (or back in)",
+        summary="Opt the recipient an email's link names out of a channel (or back in)",
     )
     async def set_preference(body: PreferenceIn) -> PreferenceOut:
-        if body.token is not None:
-            saved = await service.set_preference_by_token(body.token, channel=body.channel, opted_out=body.opted_out)
-            if saved is None:
-                raise HTTPException(404, "Lien de désabonnement inconnu ou altéré.")
-        else:
-            # Both present: the model refuses a body with neither a token nor a case and a recipient.
-            saved = await service.set_preference(
-                str(body.case_id), cast(Recipient, body.recipient), channel=body.channel, opted_out=body.opted_out
-            )
+        saved = await service.set_preference_by_token(body.token, channel=body.channel, opted_out=body.opted_out)
+        if saved is None:
+            raise HTTPException(404, UNKNOWN_LINK)
         return _preference(saved)
 
     # Two steps on purpose: mail scanners open links in emails; only a person clicks the confirmation.
@@ -137,6 +149,9 @@ def router(service: NotificationsService, kafka_bootstrap: str) -> APIRouter:
         return _page(
             "Désabonnement enregistré", "C'est noté : vous ne recevrez plus d'e-mails de Relais au sujet de ce dossier."
         )
+
+    if not expose_asyncapi:
+        return api
 
     @api.get("/asyncapi.json", response_model=AsyncApiDocument, summary="AsyncAPI 3 document of every public topic")
     async def asyncapi() -> AsyncApiDocument:

@@ -66,7 +66,7 @@ def build_service(
             raise ValueError("the Mongo stores come from the runtime: pass `runtime` or `stores`")
         stores = mongo_stores(runtime.db, runtime.relay)
     clock = clock or (lambda: datetime.now(UTC))
-    tokens = Tokens(settings.secret_key.get_secret_value())
+    tokens = Tokens(settings.signing_key())
     metrics = NotificationMetrics(runtime.metrics.registry if runtime is not None else CollectorRegistry())
     dispatcher = None
     if settings.email_enabled:
@@ -83,10 +83,16 @@ def build_service(
     return NotificationsService(stores, tokens, metrics, clock, dispatcher)
 
 
-def create_app(settings: NotificationsSettings | None = None, *, transport: Transport | None = None) -> FastAPI:
+def create_app(
+    settings: NotificationsSettings | None = None,
+    *,
+    transport: Transport | None = None,
+    stores: Stores | None = None,
+    clock: Clock | None = None,
+) -> FastAPI:
     settings = settings or NotificationsSettings()
     runtime = ServiceRuntime(settings)
-    service = build_service(settings, transport=transport, runtime=runtime)
+    service = build_service(settings, transport=transport, runtime=runtime, stores=stores, clock=clock)
     runtime.on_start(lambda: create_indexes(runtime.db))
     runtime.on_start(lambda: ensure_topics(settings, [PARTNER_FEED_TOPIC]))
     if service.dispatcher is not None:
@@ -96,6 +102,8 @@ def create_app(settings: NotificationsSettings | None = None, *, transport: Tran
         runtime.consumer.on(event_type, handler(service))
     return runtime.http_app(
         "Relais — notifications",
-        "E-mails à chaque étape du parcours, désabonnement, et flux de statuts des partenaires.",
-        router(service, settings.kafka_bootstrap),
+        "E-mails à chaque étape du parcours, désabonnement, et flux de statuts des partenaires. Les notifications "
+        "et préférences d'un dossier demandent un jeton du personnel de l'association qui le détient ; le "
+        "désabonnement se fait par le lien signé des e-mails.",
+        router(service, runtime.authenticator(), settings.kafka_bootstrap, expose_asyncapi=settings.expose_asyncapi),
     )

@@ -71,6 +71,7 @@ def facts_of(payload: Contract) -> dict[str, Any]:
             waitlist_position=payload.waitlist_position,
             beyond_one_hour=bool(payload.beyond_one_hour),
             routing_status=payload.status.value if payload.status else None,
+            priority_callback=bool(payload.priority_callback),
         )
     elif isinstance(payload, CommitteeApproved):
         facts["decided_on"] = payload.decided_on.isoformat()

@@ -28,6 +28,7 @@ FACT_DEFAULTS: dict[str, Any] = {
     "waitlist_position": None,
     "beyond_one_hour": False,
     "routing_status": None,
+    "priority_callback": False,
     "decided_on": None,
     "kind": None,
     "number": None,

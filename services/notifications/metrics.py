@@ -20,11 +20,6 @@ class NotificationMetrics:
             ["status"],
             registry=registry,
         )
-        self.feed_withheld = Counter(
-            "relais_partner_feed_withheld_total",
-            "Referrals kept off the partner feed because their reference contains personal data",
-            registry=registry,
-        )
 
     def count(self, recipient: str, result: str) -> None:
         self.results.labels(recipient, result).inc()

@@ -4,12 +4,12 @@ Events reach this service on separate topics, so a CaseRouted can be handled bef
 names the partner, or a CaseClosed before the CommitteeApproved. A status change whose predecessors have
 not been seen yet waits in the referral's record (`pending`) and is released after them. A released change
 becomes a partner email (if a partner referred the person) and a feed record (if the partner gave a
-reference that is safe to publish).
+reference): on the partner's own topic when it referred the person with its account, on the shared feed
+otherwise. Intake refused any reference that could identify the person: the contract is trusted here.
 """
 
 from __future__ import annotations
 
-import unicodedata
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import date
@@ -27,7 +27,6 @@ from shared.schemas import (
     ReferralStatus,
     ReferrerKind,
 )
-from shared.schemas.events import PersonalDetails
 from shared.schemas.partner_feed import OUTCOME_CATEGORIES, record_id_for
 
 
@@ -56,17 +55,17 @@ class Partner:
     """Who referred the person, as far as the feed and partner emails need it."""
 
     kind: ReferrerKind
-    reference: str | None  # None when absent or withheld (it would carry personal data)
-    withheld: bool = False
+    reference: str | None
+    account: str | None = None  # the partner's account: its records go to its own topic
 
     def stored(self) -> dict[str, Any]:
-        return {"kind": self.kind.value, "reference": self.reference, "withheld": self.withheld}
+        return {"kind": self.kind.value, "reference": self.reference, "account": self.account}
 
     @classmethod
     def from_stored(cls, doc: dict[str, Any] | None) -> Partner | None:
         if not doc:
             return None
-        return cls(ReferrerKind(doc["kind"]), doc.get("reference"), bool(doc.get("withheld")))
+        return cls(ReferrerKind(doc["kind"]), doc.get("reference"), doc.get("account"))
 
 
 # The event each status comes from (a partner notification is about that event).
@@ -126,12 +125,9 @@ def status_change(event_id: object, payload: Contract) -> StatusChange | None:
 
 def partner_of(received: CaseReceived) -> Partner | None:
     referral = received.referral
-    if referral.kind is ReferrerKind.SELF:
+    if referral.kind is ReferrerKind.SELF and referral.partner is None:
         return None
-    reference = referral.partner_reference
-    if reference and not reference_is_safe(reference, received.personal):
-        return Partner(referral.kind, None, withheld=True)
-    return Partner(referral.kind, reference or None)
+    return Partner(referral.kind, referral.partner_reference or None, referral.partner)
 
 
 def release(
@@ -186,30 +182,3 @@ def feed_record(change: StatusChange, partner: Partner, referral_id: str) -> Par
         outcome_category=OutcomeCategory(change.outcome_category) if change.outcome_category else None,
         occurred_on=date.fromisoformat(change.occurred_on),
     )
-
-
-def reference_is_safe(reference: str, personal: PersonalDetails) -> bool:
-    """False when the partner's reference contains the person's name, company, email, phone or SIREN.
-
-    The reference is the feed's key and travels as is; a partner who typed a name into it would publish
-    that name. Such a referral is withheld from the feed (its partner still gets emails).
-    """
-    ref = _plain(reference)
-    ref_digits = "".join(ch for ch in reference if ch.isdigit())
-    words = [personal.first_name, personal.last_name, personal.company_name, personal.email]
-    if personal.email:
-        words.append(personal.email.split("@", 1)[0])
-    for word in words:
-        if word and len(_plain(word)) >= 3 and _plain(word) in ref:
-            return False
-    for number in (personal.phone, personal.siren):
-        digits = "".join(ch for ch in (number or "") if ch.isdigit())
-        if len(digits) >= 6 and digits[-6:] in ref_digits:
-            return False
-    return True
-
-
-def _plain(text: str) -> str:
-    """Case- and accent-insensitive, letters and digits only."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(ch for ch in decomposed if ch.isalnum() and not unicodedata.combining(ch))

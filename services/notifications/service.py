@@ -27,6 +27,7 @@ from services.notifications.facts import (
     contact_of,
     facts_of,
     following,
+    latest_routing,
     routing_of,
     volunteer_record,
 )
@@ -44,6 +45,7 @@ from services.notifications.tokens import Tokens
 from shared.outbox import outbox_item
 from shared.schemas import (
     PARTNER_FEED_TOPIC,
+    Association,
     CaseClosed,
     CaseReceived,
     CaseRouted,
@@ -56,6 +58,7 @@ from shared.schemas import (
 )
 from shared.schemas.partner_feed import RECORD_TYPE
 from shared.store import Change, applied_in
+from shared.topology import partner_topic
 
 log = logging.getLogger("relais.notifications")
 Clock = Callable[[], datetime]
@@ -78,7 +81,6 @@ class _Followed:
 
     ids: list[str]
     feed_statuses: list[str]
-    withheld: bool = False
     already: bool = False
 
 
@@ -209,10 +211,9 @@ class NotificationsService:
                     "processed_events": change.event_id,
                 },
             }
-            withheld = received is not None and progress.partner is not None and progress.partner.withheld
             return Change(
                 update,
-                result=_Followed(ids, [status for status, _ in records], withheld),
+                result=_Followed(ids, [status for status, _ in records]),
                 outbox_items=[item for _, item in records],
             )
 
@@ -221,11 +222,6 @@ class NotificationsService:
         if followed.already:
             # Already followed; a replayed dead letter may still need its partner email re-armed.
             return await self.notifications.rearm([notification_id(change.event_id, Recipient.PARTNER)], self.clock())
-        if followed.withheld:
-            self.metrics.feed_withheld.inc()
-            log.warning(
-                "partner reference withheld from the feed: it contains personal data", extra={"case_id": case_id}
-            )
         for status in followed.feed_statuses:
             self.metrics.feed_records.labels(status).inc()
         return followed.ids
@@ -261,10 +257,11 @@ class NotificationsService:
         self, change: StatusChange, partner: Partner | None, case_id: str
     ) -> tuple[str, dict[str, Any]] | None:
         record = feed_record(change, partner, self.tokens.referral_id(case_id)) if partner else None
-        if record is None:
+        if record is None or partner is None:
             return None
+        # A partner with an account reads its own topic only; the shared feed has the public route's referrals.
         return change.status.value, outbox_item(
-            topic=PARTNER_FEED_TOPIC,
+            topic=partner_topic(partner.account) if partner.account else PARTNER_FEED_TOPIC,
             key=record.partner_reference,
             value=record.encode().decode(),
             headers=record.headers(),
@@ -294,6 +291,11 @@ class NotificationsService:
         return await self.set_preference(named[0], named[1], channel=channel, opted_out=opted_out, via="lien")
 
     # --- reads -------------------------------------------------------------------------------------------
+
+    async def holder_of(self, case_id: str) -> Association | None:
+        """The association the case is routed to now (the latest routing heard of), if any."""
+        association = latest_routing(await self.contacts.contact(case_id)).get("association")
+        return Association(association) if association else None
 
     async def notifications_of(self, case_id: str) -> list[dict[str, Any]]:
         return await self.notifications.for_case(case_id)

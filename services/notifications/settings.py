@@ -1,9 +1,12 @@
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings, env_prefix
+
+DEVELOPMENT_SECRET_KEY = "relais-local-secret-change-me"
 
 
 class NotificationsSettings(ServiceSettings):
@@ -26,8 +29,13 @@ class NotificationsSettings(ServiceSettings):
     message_id_domain: str = "relais.example"
     # Base of the links in emails (unsubscribe): the address people reach this service at.
     public_url: str = "http://127.0.0.1:8004"
-    # Signs unsubscribe links and derives the partner feed's opaque referral ids: set a real secret in production.
-    secret_key: SecretStr = SecretStr("relais-local-secret-change-me")
+    # Signs unsubscribe links and derives the partner feed's opaque referral ids: set a real secret in production
+    # (SECRET_KEY, or better SECRET_KEY_FILE naming a file that holds it); the default is refused outside
+    # development mode.
+    secret_key: SecretStr = SecretStr(DEVELOPMENT_SECRET_KEY)
+    secret_key_file: str = ""
+    # The catalogue of the public topics (/asyncapi, /asyncapi.json), for partners.
+    expose_asyncapi: bool = True
 
     # An SMTP server's 4xx reply is retried with exponential backoff, up to `send_max_attempts` replies in all;
     # a 5xx reply or the last 4xx fails the notification and dead-letters it. An unreachable server is an
@@ -55,3 +63,16 @@ class NotificationsSettings(ServiceSettings):
             "60000_rebonds": "coordination@60000-rebonds.example",
         }
     )
+
+    def signing_key(self) -> str:
+        """The secret that signs links: from SECRET_KEY_FILE when set (read at start), else SECRET_KEY."""
+        if self.secret_key_file:
+            return Path(self.secret_key_file).read_text().strip()
+        return self.secret_key.get_secret_value()
+
+    def insecure_defaults(self) -> list[str]:
+        problems = super().insecure_defaults()
+        key = self.signing_key()
+        if key == DEVELOPMENT_SECRET_KEY or len(key) < 16:
+            problems.append("secret_key: the development key, or shorter than 16 characters")
+        return problems

@@ -1,12 +1,11 @@
-"""Routing's HTTP API: decisions and their history, staff re-routing, the antenna directory, waitlists."""
-
-from __future__ import annotations
+"""Routing's HTTP API for the associations' staff: decisions and their history, re-routing within the
+association, its antennas, its waitlist."""
+# No `from __future__ import annotations` here: FastAPI must see the routes' local dependencies itself.
 
 import uuid
-from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, Self, TypeAlias
 
-from fastapi import APIRouter, HTTPException, Path, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Response
 from pydantic import BaseModel, Field, model_validator
 
 from services.routing.directory import UnknownCommune
@@ -18,8 +17,9 @@ from services.routing.service import (
     RerouteRaced,
     RoutingService,
 )
+from shared.auth import Authenticator, Staff
 from shared.http import StrictRequest
-from shared.schemas import Association, CaseRouted, Procedure, RerouteCause
+from shared.schemas import Association, CaseRouted, RerouteCause
 
 ANTENNA_ID = r"^[a-z0-9_]+-[a-z0-9]+(-[a-z0-9]+)*$"
 INSEE_CODE = r"^(\d{5}|2[AB]\d{3})$"
@@ -42,7 +42,7 @@ class AntennaPatch(StrictRequest):
     contact: str | None = Field(None, min_length=1, max_length=300)
 
     @model_validator(mode="after")
-    def only_the_city_can_be_cleared(self) -> AntennaPatch:
+    def only_the_city_can_be_cleared(self) -> Self:
         cleared = [
             name
             for name in ("name", "insee_code", "status", "contact")
@@ -54,31 +54,26 @@ class AntennaPatch(StrictRequest):
 
 
 class RerouteBody(StrictRequest):
-    """Staff route a case again: after APESA's call, once the commune is known, or by judgement."""
+    """The holding association's staff route a case again, keeping it: after APESA's call, or once the commune
+    is known. A case changes association only through coaching's handover or out-of-scope decision, which
+    the holding association's case file records (with the consent asked again) before routing hears of it."""
 
-    reason: RerouteCause
-    requested_by: Association | None = None
-    procedure: Procedure | None = None
-    court_decision_date: date | None = None
+    reason: Literal[RerouteCause.APESA_RESUMED, RerouteCause.LOCATION_FIXED]
     insee_code: str | None = Field(None, pattern=INSEE_CODE)
     postal_code: str | None = Field(None, pattern=r"^\d{5}$")
     commune: str | None = Field(None, max_length=100)
 
     @model_validator(mode="after")
-    def coherent(self) -> RerouteBody:
-        if self.reason is RerouteCause.PLACE_FREED:
-            raise ValueError("Ce motif est réservé à la liste d'attente.")
+    def coherent(self) -> Self:
         if self.reason is RerouteCause.LOCATION_FIXED and not (self.insee_code or self.postal_code):
             raise ValueError("Indiquez le code INSEE ou le code postal de la commune.")
-        if self.reason in (RerouteCause.HANDOVER, RerouteCause.OUT_OF_SCOPE) and self.requested_by is None:
-            raise ValueError("Indiquez l'association qui demande la nouvelle orientation.")
         return self
 
     def rerouting(self) -> Rerouting:
-        fields: dict[str, Any] = self.model_dump(exclude={"reason", "requested_by"}, exclude_none=True, mode="json")
+        fields: dict[str, Any] = self.model_dump(exclude={"reason"}, exclude_none=True, mode="json")
         if "postal_code" in fields and "insee_code" not in fields:
             fields["insee_code"] = None  # the new postal code and name replace a wrong INSEE code
-        return Rerouting(self.reason, self.requested_by, fields)
+        return Rerouting(self.reason, None, fields)
 
 
 class WaitlistEntry(BaseModel):
@@ -91,34 +86,60 @@ class Waitlist(BaseModel):
     entries: list[WaitlistEntry]
 
 
-def routes(service: RoutingService) -> APIRouter:
+CASE_NOT_FOUND = "Dossier introuvable."
+ANTENNA_NOT_FOUND = "Antenne introuvable."
+
+
+def routes(service: RoutingService, auth: Authenticator) -> APIRouter:
+    """Every route needs a staff token; staff see and change only what their association holds: its cases
+    (a case held by the other association is "introuvable"), its antennas and its waitlist."""
     api = APIRouter()
+    Authenticated: TypeAlias = Annotated[Staff, Depends(auth.staff())]
+
+    async def held_case(case_id: uuid.UUID, staff: Authenticated) -> RoutedCase:
+        case = await service.case(case_id)
+        if case is None or case.association is not staff.association:
+            raise HTTPException(404, CASE_NOT_FOUND)
+        return case
+
+    def own_antenna(antenna_id: str, staff: Authenticated) -> str:
+        if not antenna_id.startswith(f"{staff.association.value}-"):
+            raise HTTPException(404, ANTENNA_NOT_FOUND)
+        return antenna_id
+
+    def writable_antenna(
+        antenna_id: Annotated[str, Path(pattern=ANTENNA_ID, max_length=100)], staff: Authenticated
+    ) -> str:
+        if not antenna_id.startswith(f"{staff.association.value}-"):
+            raise HTTPException(403, f"Le personnel de {staff.association.display_name} n'édite que ses antennes.")
+        return antenna_id
+
+    HeldCase: TypeAlias = Annotated[RoutedCase, Depends(held_case)]
+    OwnAntenna: TypeAlias = Annotated[str, Depends(own_antenna)]
+    WritableAntenna: TypeAlias = Annotated[str, Depends(writable_antenna)]
 
     @api.get(
         "/cases/{case_id}",
         tags=["routing"],
         response_model=RoutedCase,
-        summary="Routing decision and history of a case",
+        summary="Routing decision and history of a case this association holds",
         responses={404: {}},
     )
-    async def get_case(case_id: uuid.UUID) -> RoutedCase:
-        case = await service.case(case_id)
-        if case is None:
-            raise HTTPException(404, "Dossier introuvable.")
+    async def get_case(case: HeldCase) -> RoutedCase:
         return case
 
     @api.post(
         "/cases/{case_id}/reroute",
         tags=["routing"],
         response_model=CaseRouted,
-        summary="Route a case again (staff)",
+        summary="Route a case again within its association: after APESA, or with its commune corrected",
         responses={404: {}, 409: {}, 422: {}},
     )
-    async def reroute(case_id: uuid.UUID, body: RerouteBody) -> CaseRouted:
+    async def reroute(case: HeldCase, body: RerouteBody) -> CaseRouted:
         try:
-            return await service.reroute_by_staff(case_id, body.rerouting())
+            return await service.reroute_by_staff(case.case_id, body.rerouting())
         except CaseNotRouted:
-            raise HTTPException(404, "Dossier introuvable.") from None
+            raise HTTPException(404, CASE_NOT_FOUND) from None
         except NotAwaitingApesa:
             raise HTTPException(409, "Ce dossier n'attend pas le retour d'APESA.") from None
         except RerouteRaced:
@@ -130,34 +151,32 @@ def routes(service: RoutingService) -> APIRouter:
         "/antennas",
         tags=["antennas"],
         response_model=list[AntennaView],
-        summary="The antenna directory with free places",
+        summary="The association's antennas with their free places",
     )
-    async def list_antennas() -> list[AntennaView]:
-        return await service.antennas()
+    async def list_antennas(staff: Authenticated) -> list[AntennaView]:
+        return await service.antennas(staff.association)
 
     @api.get(
         "/antennas/{antenna_id}",
         tags=["antennas"],
         response_model=AntennaView,
-        summary="One antenna",
+        summary="One antenna of the association",
         responses={404: {}},
     )
-    async def get_antenna(antenna_id: str) -> AntennaView:
+    async def get_antenna(antenna_id: OwnAntenna) -> AntennaView:
         antenna = await service.antenna(antenna_id)
         if antenna is None:
-            raise HTTPException(404, "Antenne introuvable.")
+            raise HTTPException(404, ANTENNA_NOT_FOUND)
         return antenna
 
     @api.put(
         "/antennas/{antenna_id}",
         tags=["antennas"],
         response_model=AntennaView,
-        summary="Create or replace an antenna",
-        responses={201: {}, 422: {}},
+        summary="Create or replace an antenna of the association",
+        responses={201: {}, 403: {}, 422: {}},
     )
-    async def put_antenna(
-        antenna_id: Annotated[str, Path(pattern=ANTENNA_ID, max_length=100)], body: AntennaFields, response: Response
-    ) -> AntennaView:
+    async def put_antenna(antenna_id: WritableAntenna, body: AntennaFields, response: Response) -> AntennaView:
         if not antenna_id.startswith(f"{body.association.value}-"):
             raise HTTPException(422, f"L'identifiant doit commencer par « {body.association.value}- ».")
         try:
@@ -172,25 +191,28 @@ def routes(service: RoutingService) -> APIRouter:
         "/antennas/{antenna_id}",
         tags=["antennas"],
         response_model=AntennaView,
-        summary="Change an antenna's status, contact...",
+        summary="Change the status, contact... of an antenna of the association",
         responses={404: {}, 422: {}},
     )
-    async def patch_antenna(antenna_id: str, body: AntennaPatch) -> AntennaView:
+    async def patch_antenna(antenna_id: OwnAntenna, body: AntennaPatch) -> AntennaView:
         try:
             antenna = await service.patch_antenna(antenna_id, body.model_dump(mode="json", exclude_unset=True))
         except UnknownCommune:
             raise HTTPException(422, f"Commune inconnue : aucun code INSEE {body.insee_code}.") from None
         if antenna is None:
-            raise HTTPException(404, "Antenne introuvable.")
+            raise HTTPException(404, ANTENNA_NOT_FOUND)
         return antenna
 
     @api.get(
         "/waitlists/{association}",
         tags=["antennas"],
         response_model=Waitlist,
-        summary="Cases waiting for a place, in order",
+        summary="The association's cases waiting for a place, in order",
+        responses={403: {}},
     )
-    async def waitlist(association: Association) -> Waitlist:
+    async def waitlist(association: Association, staff: Authenticated) -> Waitlist:
+        if association is not staff.association:
+            raise HTTPException(403, f"Seul le personnel de {association.display_name} voit sa liste d'attente.")
         entries = await service.waitlist(association)
         return Waitlist(
             association=association,

@@ -53,16 +53,23 @@ def build_service(
     )
 
 
-def create_app(settings: RoutingSettings | None = None) -> FastAPI:
+def create_app(
+    settings: RoutingSettings | None = None,
+    *,
+    stores: RoutingStores | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> FastAPI:
     settings = settings or RoutingSettings()
     runtime = ServiceRuntime(settings)
-    service = build_service(settings, runtime=runtime)
+    service = build_service(settings, runtime=runtime, stores=stores, clock=clock)
     runtime.on_start(service.start)
     runtime.consumer.on("CaseReceived", CaseReceivedHandler(service))
     runtime.consumer.on("RerouteRequested", RerouteRequestedHandler(service))
     runtime.consumer.on("AntennaCapacityChanged", AntennaCapacityChangedHandler(service))
     return runtime.http_app(
         "Relais — routing",
-        "Orientation vers l'association qui convient, et l'antenne la plus proche qui a de la place.",
-        routes(service),
+        "Orientation vers l'association qui convient, et l'antenne la plus proche qui a de la place. Toutes les "
+        "routes demandent un jeton du personnel d'une association (Authorization: Bearer ...) et ne montrent que "
+        "ce que cette association détient : ses dossiers, ses antennes, sa liste d'attente.",
+        routes(service, runtime.authenticator()),
     )

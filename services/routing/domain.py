@@ -213,7 +213,10 @@ class Route:
     placement: Placement
     situation: Situation
     location: Location | None
-    extra_reasons: tuple[str, ...] = field(default=())
+    # What the declared distress changed, in the rules' words: health data, never published (the status
+    # `apesa_d_abord` and `priority_callback` say what coaching and notifications need to know).
+    care: tuple[str, ...] = field(default=())
+    priority_callback: bool = False  # distress declared without consent to APESA: to call back first
 
     @property
     def status(self) -> RoutingStatus:
@@ -221,7 +224,13 @@ class Route:
 
     @property
     def reasons(self) -> tuple[str, ...]:
-        return (*self.decision.reasons, *self.extra_reasons, *self.placement.reasons)
+        """The whole rationale, distress included."""
+        return (*self.published_reasons, *self.care)
+
+    @property
+    def published_reasons(self) -> tuple[str, ...]:
+        """What CaseRouted says: the association and the antenna, never the person's health."""
+        return (*self.decision.reasons, *self.placement.reasons)
 
 
 def route(
@@ -233,11 +242,12 @@ def route(
     rules: RuleBook,
     apesa_done: bool = False,
 ) -> Route:
-    """Acute distress with consent goes to APESA first; the case keeps its association and waits."""
+    """Acute distress with consent goes to APESA first; the case keeps its association and waits. Without
+    consent it is placed as any other, to be called back first."""
     if situation.acute_distress and not apesa_done:
         if situation.apesa_consent:
             return Route(
-                decision, Placement(RoutingStatus.APESA_FIRST, (rules.apesa["with_consent"],)), situation, location
+                decision, Placement(RoutingStatus.APESA_FIRST, ()), situation, location, (rules.apesa["with_consent"],)
             )
         return Route(
             decision,
@@ -245,9 +255,10 @@ def route(
             situation,
             location,
             (rules.apesa["without_consent"],),
+            priority_callback=True,
         )
-    extra = (rules.apesa["resumed"],) if apesa_done and situation.acute_distress else ()
-    return Route(decision, place(decision.association, location, antennas, model), situation, location, extra)
+    care = (rules.apesa["resumed"],) if apesa_done and situation.acute_distress else ()
+    return Route(decision, place(decision.association, location, antennas, model), situation, location, care)
 
 
 def waitlist_reason(association: Association, position: int) -> str:
@@ -264,9 +275,10 @@ def routed_event(
     previous: PreviousDecision | None = None,
     reroute_reason: RerouteCause | None = None,
 ) -> CaseRouted:
-    """The decision as published; it carries the business's sector so that coaching can match volunteers."""
+    """The decision as published; it carries the business's sector so that coaching can match volunteers, and
+    nothing of the person's health but what the status and `priority_callback` say."""
     placement, decision, location = route_.placement, route_.decision, route_.location
-    reasons = list(route_.reasons)
+    reasons = list(route_.published_reasons)
     if waitlist_position is not None:
         reasons.append(waitlist_reason(decision.association, waitlist_position))
     antenna = placement.antenna
@@ -290,6 +302,7 @@ def routed_event(
         reroute_reason=reroute_reason,
         sector=route_.situation.sector,
         sector_family=route_.situation.sector_family,
+        priority_callback=route_.priority_callback or None,
     )
 
 

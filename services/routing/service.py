@@ -243,9 +243,14 @@ class RoutingService:
     async def case(self, case_id: uuid.UUID) -> RoutedCase | None:
         return await self.stores.routes.get(case_id)
 
-    async def antennas(self) -> list[AntennaView]:
+    async def antennas(self, association: Association | None = None) -> list[AntennaView]:
+        """The directory, or one association's part of it."""
         capacities = await self.stores.capacities.all()
-        return [self._antenna_view(entry, capacities.get(entry.id)) for entry in await self.stores.antennas.all()]
+        return [
+            self._antenna_view(entry, capacities.get(entry.id))
+            for entry in await self.stores.antennas.all()
+            if association is None or entry.association is association
+        ]
 
     async def antenna(self, antenna_id: str) -> AntennaView | None:
         entry = await self.stores.antennas.get(antenna_id)

@@ -172,22 +172,28 @@ class Situation(Contract):
 class Referral(Contract):
     kind: ReferrerKind
     organisation: str | None = None
+    # The partner's own file number; intake refuses one that could identify the person (a name, a court
+    # file number), so it can key the partner's status feed.
     partner_reference: str | None = None
     # Where the referring partner is told of the referral (notifications); a professional contact,
     # confidential like `personal`: it never leaves CaseReceived (not in the partner feed, not in logs).
     contact_email: str | None = None
+    # The partner account that referred the person (`relais partners add <name>`), set by intake from the
+    # partner's credential, never from the request: its status feed is `relais.partner-status.<name>.v1`.
+    partner: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,39}$")] | None = None
 
 
 class PersonalDetails(Contract):
-    """Confidential personal data: never copied into keys, headers, logs or other events."""
+    """Confidential personal data: never copied into keys, headers, logs or other events. On CaseReceived,
+    intake sends only how to reach the person; the company and the person's message stay in intake."""
 
     first_name: str
     last_name: str
     email: str | None = None
     phone: str | None = None
-    company_name: str | None = None
-    siren: str | None = None
-    message: str | None = None
+    company_name: str | None = Field(default=None, description="Never on a topic: stays in intake")
+    siren: str | None = Field(default=None, description="Never on a topic: stays in intake")
+    message: str | None = Field(default=None, description="Never on a topic: stays in intake")
 
 
 class CaseReceived(Contract):
@@ -219,12 +225,17 @@ class CaseRouted(Contract):
     # What intake collected about the business, for coaching's matching of volunteers (no personal data).
     sector: str | None = None
     sector_family: SectorFamily | None = None
+    # To be called back first: the person declared acute distress and declined APESA. The distress itself is
+    # never in `reasons` (health data): routing keeps it, the holding association's staff read it there.
+    priority_callback: bool | None = None
 
 
 class CommitteeApproved(Contract):
     association: Association
     decided_on: date
-    reasons: list[str] = []
+    # No longer written: the committee's reasons stay in the association's case file (its one reader,
+    # notifications, needs none). Kept declared so that events already on the topic stay valid.
+    reasons: list[str] = Field(default=[], description="Deprecated: always empty (kept in the case file)")
 
 
 class SessionHeld(Contract):
@@ -278,7 +289,8 @@ class CaseClosed(Contract):
     outcome: Outcome
     closed_on: date
     journey_days: int  # reception -> closing
-    reasons: list[str] = []
+    # No longer written: the staff's reasons stay in the case file (notifications, the reader, needs none).
+    reasons: list[str] = Field(default=[], description="Deprecated: always empty (kept in the case file)")
     # The journey's stages, and where a declined case was oriented.
     days_to_committee: int | None = None  # reception -> committee decision
     days_to_coach: int | None = None  # committee approval -> coach assigned
@@ -298,7 +310,9 @@ class RerouteRequested(Contract):
     reason: RerouteReason
     procedure: Procedure | None = None
     court_decision_date: date | None = None
-    comment: str | None = None  # staff note for the other association; no personal data
+    # No longer written: the staff's note stays in the handing-over association's case file (routing, the one
+    # reader, has no use for free text). Kept declared so that events already on the topic stay valid.
+    comment: str | None = Field(default=None, description="Deprecated: always empty (kept in the case file)")
 
 
 class AntennaCapacityChanged(Contract):

@@ -18,6 +18,13 @@ from tests.otlp import OtlpReceiver
 # The development staff tokens of `make run` (docs/coaching.md); the stack holds only their hashes.
 DEV_TOKENS = {SS: "dev-second-souffle-claire", SR: "dev-60000-rebonds-karim"}
 COACHING_NODE = {SS: "coaching-second_souffle", SR: "coaching-60000_rebonds"}
+# The tests submit more cases from one address than a person would: intake's public limit is raised for them.
+SUBMISSIONS = {"RELAIS_INTAKE_SUBMISSIONS_PER_MINUTE": "600"}
+
+
+def dev_staff(association: Association) -> dict[str, str]:
+    """The Authorization header of `make run`'s staff member of `association` (routing, notifications)."""
+    return {"Authorization": f"Bearer {DEV_TOKENS[association]}"}
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +47,10 @@ def stack(infra: Infra, otlp: OtlpReceiver, tmp_path_factory: pytest.TempPathFac
         prometheus_port=free_port(),
         alertmanager_port=free_port(),
         scrape_interval_s=1,
-        extra_env={f"RELAIS_{module_of(name).upper()}_OTLP_ENDPOINT": otlp.endpoint for name in SERVICES},
+        extra_env={
+            **{f"RELAIS_{module_of(name).upper()}_OTLP_ENDPOINT": otlp.endpoint for name in SERVICES},
+            **SUBMISSIONS,
+        },
         secrets_dir=infra.kafka.secrets.folder,
     )
     stack = Stack(config)

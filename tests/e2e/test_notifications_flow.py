@@ -23,7 +23,7 @@ from shared.schemas import PARTNER_FEED_TOPIC
 from shared.topology import PARTNERS
 from tests.coaching_support import SR, StaffClient, unique_antenna
 from tests.conftest import Infra, a_case, free_port, wait_for
-from tests.e2e.conftest import DEV_TOKENS
+from tests.e2e.conftest import DEV_TOKENS, SUBMISSIONS, dev_staff
 from tests.mail import Inbox, metric, read_topic, skip_backlog, smtp_server
 
 TAG = uuid.uuid4().hex[:8]
@@ -58,6 +58,7 @@ def system(infra: Infra, tmp_path_factory: pytest.TempPathFactory):
                 "RELAIS_NOTIFICATIONS_MONGO_DB": f"relais_notifications_{TAG}",
                 "RELAIS_NOTIFICATIONS_SEND_BACKOFF_MS": "100",
                 "RELAIS_NOTIFICATIONS_SEND_MAX_ATTEMPTS": "3",
+                **SUBMISSIONS,
             },
         )
         stack = Stack(config)
@@ -80,7 +81,9 @@ async def submit(client: httpx.AsyncClient, stack: Stack, key: str, **case: obje
 
 
 async def notifications(client: httpx.AsyncClient, stack: Stack, case_id: str) -> list[dict]:
-    response = await client.get(f"{stack.services['notifications'].url}/cases/{case_id}/notifications")
+    response = await client.get(
+        f"{stack.services['notifications'].url}/cases/{case_id}/notifications", headers=dev_staff(SR)
+    )  # the cases are liquidations: 60 000 rebonds'
     return response.json()["notifications"]
 
 

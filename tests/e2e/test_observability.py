@@ -18,6 +18,7 @@ from ops.stack import SERVICES, Stack
 from shared.schemas import Association
 from tests.coaching_support import SR, SS, StaffClient, unique_antenna
 from tests.conftest import a_case, wait_for
+from tests.e2e.conftest import dev_staff
 from tests.observability import RULE_FILES, metric_names, queries
 
 # What Grafana would substitute; the windows cover the whole test, so every rate has data.
@@ -128,7 +129,7 @@ async def a_few_cases(stack: Stack, staff_of: dict[Association, StaffClient]) ->
     async with httpx.AsyncClient(timeout=10) as client:
         invalid = await client.post(f"{stack.services['intake'].url}/cases", json={"consent": True})
         assert invalid.status_code == 422
-        unknown = await client.get(f"{stack.services['routing'].url}/cases/{uuid.uuid4()}")
+        unknown = await client.get(f"{stack.services['routing'].url}/cases/{uuid.uuid4()}", headers=dev_staff(SR))
         assert unknown.status_code == 404
     for staff in staff_of.values():  # the coordinators' figures, as their gauges show them
         assert (await staff.get("/coordination")).status_code == 200

@@ -8,6 +8,7 @@ from ops.stack import Stack
 from shared.schemas import Association
 from tests.coaching_support import SR, SS, StaffClient, unique_antenna
 from tests.conftest import a_case, wait_for
+from tests.e2e.conftest import dev_staff
 
 CASE = a_case(
     referral={
@@ -20,7 +21,8 @@ CASE = a_case(
 
 
 async def get_json(client: httpx.AsyncClient, url: str) -> dict | None:
-    response = await client.get(url)
+    """As 60 000 rebonds' staff, who hold the case (routing and notifications serve each association its own)."""
+    response = await client.get(url, headers=dev_staff(SR))
     return response.json() if response.status_code == 200 else None
 
 

@@ -41,6 +41,7 @@ def service(
             "send_lease_s": "1",
             "send_concurrency": "1",
             "dispatch_scan_s": "1",
+            "development": "true",  # the development signing key, as under `make run`
             **settings,
         }.items()
     }

@@ -59,7 +59,7 @@ async def test_a_routed_case_opens_a_file_and_a_declined_one_is_closed(
         event = decode(record.value, key=record.key, expected_type="CaseClosed").payload_as(CaseClosed)
         assert event.outcome.value == "refus_comite"
         assert event.journey_days == 30
-        assert event.reasons == ["Hors périmètre"]
+        assert event.reasons == []  # the committee's reasons stay in the case file
 
 
 async def test_impossible_steps_are_refused_and_change_nothing(

@@ -165,7 +165,8 @@ async def test_a_case_goes_through_committee_coach_sponsor_sessions_checkpoint_a
     approved = await sr.post(f"{case}/committee-decision", {"decision": "approuve", "reasons": ["Démarche sincère"]})
     assert (approved["stage"], approved["step"], approved["deferrals"]) == ("accompagnement", "attente_coach", 1)
     [event] = await log.wait("CommitteeApproved", case_id_of(routed))
-    assert event.payload["reasons"] == ["Démarche sincère"]
+    assert event.payload["reasons"] == []  # the committee's reasons stay in the case file
+    assert (await sr.get(case)).json()["timeline"][-1]["reasons"] == ["Démarche sincère"]
 
     suggested = (await sr.get(f"{case}/suggestions", params={"role": "coach"})).json()
     assert [c["volunteer_id"] for c in suggested["candidates"]] == ["valence-coach", "grenoble-coach"]
@@ -346,6 +347,8 @@ async def test_a_liquidation_hands_a_second_souffle_case_over_to_60000_rebonds(
         | {"requested_by": "second_souffle", "reason": "transmission", "procedure": "liquidation_judiciaire"}
         == reroute.payload
     )
+    assert reroute.payload["comment"] is None  # the note stays in Second Souffle's case file
+    assert (await ss.get(case)).json()["timeline"][-1]["comment"] == "Liquidation prononcée, suivi à reprendre"
     assert (await sr.get(case)).status_code == 404  # not routed to 60 000 rebonds yet
 
     # Routing's answer (routing does not run in this test): the case goes to 60 000 rebonds.

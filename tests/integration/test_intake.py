@@ -7,9 +7,11 @@ import uuid
 
 from pymongo import AsyncMongoClient
 
+from ops.partners import issue_http_token
 from services.intake.app import create_app
 from services.intake.domain import case_id_for
 from services.intake.settings import IntakeSettings
+from services.intake.store import MongoPartnerCredentials
 from shared.schemas import EVENTS, CaseReceived, decode
 from tests.conftest import Infra, a_case, running
 from tests.integration.conftest import Reader, document, headers_of, wait_relayed, without_personal_values
@@ -100,10 +102,14 @@ async def test_bad_requests_store_and_publish_nothing(infra: Infra, reader: Read
         assert received.keyed(case_id_for(key)) == []
 
 
-async def test_reading_a_case(infra: Infra) -> None:
-    async with running(create_app(infra.settings(IntakeSettings))) as client:
+async def test_reading_a_case(infra: Infra, mongo: AsyncMongoClient) -> None:
+    settings = infra.settings(IntakeSettings)
+    # Only the partner that referred the person reads the case back, with its token (`relais partners add`).
+    token = await issue_http_token(MongoPartnerCredentials(mongo[settings.mongo_db]), "etude-dupont")
+    async with running(create_app(settings), {"Authorization": f"Bearer {token}"}) as client:
         created = await client.post("/cases", json=a_case())
         case_id = created.json()["case_id"]
+        assert (await client.get(f"/cases/{case_id}", headers={"Authorization": ""})).status_code == 401
 
         found = await client.get(f"/cases/{case_id}")
         assert found.status_code == 200

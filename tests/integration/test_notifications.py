@@ -25,7 +25,7 @@ from shared.schemas import (
     VolunteerRole,
     new_envelope,
 )
-from tests.conftest import Infra, running, wait_for
+from tests.conftest import Infra, running, staff_headers, wait_for
 from tests.integration.conftest import publish, wait_consumed
 
 SS = Association.SECOND_SOUFFLE
@@ -112,7 +112,7 @@ async def test_each_event_plans_its_notifications_once_whatever_the_deliveries(
 ) -> None:
     settings = infra.settings(NotificationsSettings, email_enabled=False)  # planning only: nothing is sent
     partner_case, self_case = uuid.uuid4(), uuid.uuid4()
-    async with running(create_app(settings)) as client:
+    async with running(create_app(settings), staff_headers(SS)) as client:
         flows = [flow(partner_case, "cci"), flow(self_case, "self")]
         # Up to the assignment, then the rest: a closing tells the volunteers known when it is handled, and
         # the two come on different topics (in life the assignment comes months before).
@@ -147,12 +147,17 @@ async def test_each_event_plans_its_notifications_once_whatever_the_deliveries(
         assert empty.json()["notifications"] == []
         invalid = await client.get("/cases/42/notifications")
         assert invalid.status_code == 422
+        other = await client.get(
+            f"/cases/{partner_case}/notifications", headers=staff_headers(Association.SOIXANTE_MILLE_REBONDS)
+        )
+        assert other.status_code == 404  # routed to Second Souffle: 60 000 rebonds' staff cannot see it
 
 
 async def test_a_notification_is_planned_as_soon_as_its_event_arrives(infra: Infra, producer: AIOKafkaProducer) -> None:
     case_id = uuid.uuid4()
     [received, *_] = flow(case_id, "tribunal")
-    async with running(create_app(infra.settings(NotificationsSettings, email_enabled=False))) as client:
+    settings = infra.settings(NotificationsSettings, email_enabled=False)
+    async with running(create_app(settings), staff_headers(SS)) as client:
         await publish(producer, received)
 
         async def planned() -> list | None:

@@ -14,10 +14,12 @@ import httpx
 from aiosmtpd.controller import Controller
 
 from services.notifications.app import create_app
+from services.notifications.domain import Recipient
 from services.notifications.settings import NotificationsSettings
+from services.notifications.tokens import Tokens
 from shared.broker import dead_letter_topic
-from shared.schemas import PARTNER_FEED_TOPIC, Envelope
-from tests.conftest import Infra, free_port, running, wait_for
+from shared.schemas import PARTNER_FEED_TOPIC, Association, Envelope
+from tests.conftest import Infra, free_port, running, staff_headers, wait_for
 from tests.mail import (
     ANTENNA_EMAIL,
     COACH,
@@ -35,6 +37,8 @@ from tests.mail import (
 from tests.mail import antenna as antenna_fields
 
 FINAL = {"envoye", "desabonne", "sans_adresse", "echec"}
+# tests.mail.flow routes its cases to 60 000 rebonds: its staff read their notifications.
+STAFF = staff_headers(Association.SOIXANTE_MILLE_REBONDS)
 
 
 async def fresh(infra: Infra, **overrides: Any) -> NotificationsSettings:
@@ -77,7 +81,7 @@ async def test_each_recipient_gets_each_message_once_through_redeliveries_and_ou
     events = flow()
     case_id = events["received"].case_id
     with smtp_server() as (inbox, port):
-        async with running(create_app(await fresh(infra, smtp_port=port))) as client:
+        async with running(create_app(await fresh(infra, smtp_port=port)), STAFF) as client:
             await publish(infra.admin, events["assigned"])
             await assigned(client, events)
             # The coach's assignment and routing's CaseRouted before the reception, then everything again:
@@ -149,7 +153,7 @@ async def test_the_partner_reads_its_referrals_statuses_from_the_feed_without_pe
     reference = f"LJ-2026-{uuid.uuid4().int % 100000:05d}"
     events = flow(referral={**PARTNER, "partner_reference": reference})
     with smtp_server() as (_, port):
-        async with running(create_app(await fresh(infra, smtp_port=port))) as client:
+        async with running(create_app(await fresh(infra, smtp_port=port)), STAFF) as client:
             await publish(infra.admin, events["assigned"])
             await assigned(client, events)
             await publish(
@@ -188,7 +192,8 @@ async def test_opt_outs_by_link_and_by_case_and_role_are_honoured_and_counted(in
     events = flow(referral={**PARTNER, "contact_email": partner_email}, routed_extra=antenna_fields(antenna_email))
     case_id = events["received"].case_id
     with smtp_server() as (inbox, port):
-        async with running(create_app(await fresh(infra, smtp_port=port))) as client:
+        settings = await fresh(infra, smtp_port=port)
+        async with running(create_app(settings), STAFF) as client:
             await publish(infra.admin, events["received"])
             await settled(client, case_id, 2)
             receipt = inbox.to(partner_email)[0].message()
@@ -204,8 +209,12 @@ async def test_opt_outs_by_link_and_by_case_and_role_are_honoured_and_counted(in
             ] == []  # a look is no opt-out
             confirmed = await client.get(f"/desabonnement/{token}/confirmer")
             assert confirmed.status_code == 200 and "ne recevrez plus" in confirmed.text
-            by_role = await client.post("/preferences", json={"case_id": str(case_id), "recipient": "coordination"})
+            # The coordination's own link (in the emails it gets): opting out takes a signed token, nothing else.
+            coordination = Tokens(settings.signing_key()).unsubscribe(str(case_id), Recipient.COORDINATOR)
+            by_role = await client.post("/preferences", json={"token": coordination})
             assert by_role.status_code == 200 and by_role.json()["opted_out"] is True
+            named = await client.post("/preferences", json={"case_id": str(case_id), "recipient": "coordination"})
+            assert named.status_code == 422  # no opting out by naming a case and a recipient
 
             await publish(infra.admin, events["routed"], events["approved"], events["closed"])
             notifications = await settled(client, case_id, 10)
@@ -220,13 +229,18 @@ async def test_opt_outs_by_link_and_by_case_and_role_are_honoured_and_counted(in
             assert metric(metrics, "partenaire", "opted_out") == 3 and metric(metrics, "coordination", "opted_out") == 2
             preferences = (await client.get(f"/cases/{case_id}/preferences")).json()["preferences"]
             assert sorted((p["recipient"], p["via"]) for p in preferences) == [
-                ("coordination", "api"),
+                ("coordination", "lien"),
                 ("partenaire", "lien"),
             ]
             forged = await client.post("/preferences", json={"token": token[:-4] + "AAAA"})
             assert forged.status_code == 404 and "inconnu" in forged.json()["detail"]
-            unnamed = await client.post("/preferences", json={"recipient": "entrepreneur"})
-            assert unnamed.status_code == 422 and "jeton" in unnamed.json()["errors"][0]["message"]
+            unnamed = await client.post("/preferences", json={"opted_out": True})
+            assert unnamed.status_code == 422 and unnamed.json()["errors"][0]["field"] == "token"
+            other = await client.get(f"/cases/{case_id}/preferences", headers=staff_headers(Association.SECOND_SOUFFLE))
+            assert other.status_code == 404  # held by 60 000 rebonds
+            assert (
+                await client.get(f"/cases/{case_id}/notifications", headers={"Authorization": ""})
+            ).status_code == 401
 
 
 async def test_a_refusing_server_is_retried_then_dead_lettered_and_a_replay_sends_it(infra: Infra) -> None:
@@ -238,7 +252,7 @@ async def test_a_refusing_server_is_retried_then_dead_lettered_and_a_replay_send
     with smtp_server() as (inbox, port):
         inbox.refusals[partner_email] = "451 4.3.0 Mailbox temporarily unavailable"
         settings = settings.model_copy(update={"smtp_port": port})
-        async with running(create_app(settings)) as client:
+        async with running(create_app(settings), STAFF) as client:
             await publish(infra.admin, received)
             notifications = await settled(client, received.case_id, 2)
             failed = next(n for n in notifications if n["id"] == nid)
@@ -279,7 +293,7 @@ async def test_a_permanent_refusal_is_dead_lettered_at_once(infra: Infra) -> Non
     events = flow(person={**PERSON, "email": email})
     with smtp_server() as (inbox, port):
         inbox.refusals[email] = "550 5.1.1 Mailbox unknown"
-        async with running(create_app(await fresh(infra, smtp_port=port))) as client:
+        async with running(create_app(await fresh(infra, smtp_port=port)), STAFF) as client:
             await publish(infra.admin, events["received"])
             notifications = await settled(client, events["received"].case_id, 2)
     entrepreneur = next(n for n in notifications if n["recipient"] == "entrepreneur")
@@ -291,7 +305,7 @@ async def test_an_unreachable_server_is_an_outage_waited_out_not_a_failure(infra
     port = free_port()
     events = flow()
     settings = await fresh(infra, smtp_port=port, send_backoff_ms=50, send_backoff_max_ms=500, send_max_attempts=2)
-    async with running(create_app(settings)) as client:
+    async with running(create_app(settings), STAFF) as client:
         await publish(infra.admin, events["received"])
 
         async def retried() -> bool:
@@ -314,7 +328,7 @@ async def test_an_unreachable_server_is_an_outage_waited_out_not_a_failure(infra
 
 
 async def test_the_asyncapi_document_and_its_page_are_served(infra: Infra) -> None:
-    async with running(create_app(await fresh(infra, email_enabled=False))) as client:
+    async with running(create_app(await fresh(infra, email_enabled=False)), STAFF) as client:
         doc = (await client.get("/asyncapi.json")).json()
         page = await client.get("/asyncapi")
     assert doc["servers"]["kafka"]["host"] == infra.bootstrap

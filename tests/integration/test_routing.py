@@ -13,10 +13,10 @@ from pymongo import AsyncMongoClient
 from services.routing.app import create_app
 from services.routing.settings import RoutingSettings
 from shared.broker import dead_letter_topic
-from shared.schemas import EVENTS, CaseReceived, CaseRouted, Envelope, decode, new_envelope
+from shared.schemas import EVENTS, Association, CaseReceived, CaseRouted, Envelope, decode, new_envelope
 from shared.schemas.envelope import MAX_EVENT_BYTES
 from shared.store import PROCESSED_FIELD
-from tests.conftest import Infra, case_id_of, running, wait_for
+from tests.conftest import Infra, case_id_of, running, staff_headers, wait_for
 from tests.integration.conftest import Reader, document, headers_of, publish, wait_consumed, wait_relayed
 
 RECEIVED_TOPIC = EVENTS["CaseReceived"].topic
@@ -40,7 +40,8 @@ async def test_received_cases_are_routed_to_the_right_association(
     liquidation = case_received("liquidation_judiciaire", date(2025, 1, 15))
     sauvegarde = case_received("sauvegarde")
     redressement = case_received("redressement_judiciaire")
-    async with running(create_app(infra.settings(RoutingSettings))) as client:
+    staff = staff_headers(Association.SOIXANTE_MILLE_REBONDS)
+    async with running(create_app(infra.settings(RoutingSettings)), staff) as client:
         for envelope in (liquidation, sauvegarde, redressement):
             await publish(producer, envelope)
         expected = [(liquidation, "60000_rebonds"), (sauvegarde, "second_souffle"), (redressement, "second_souffle")]
@@ -67,6 +68,10 @@ async def test_received_cases_are_routed_to_the_right_association(
         assert "Durand" not in json.dumps(view)
         missing = await client.get(f"/cases/{uuid.uuid4()}")
         assert (missing.status_code, missing.json()) == (404, {"detail": "Dossier introuvable."})
+        other = await client.get(f"/cases/{liquidation.case_id}", headers=staff_headers(Association.SECOND_SOUFFLE))
+        assert (other.status_code, other.json()) == (404, {"detail": "Dossier introuvable."})
+        anonymous = await client.get(f"/cases/{liquidation.case_id}", headers={"Authorization": ""})
+        assert anonymous.status_code == 401
 
 
 async def test_an_event_delivered_twice_is_routed_once(

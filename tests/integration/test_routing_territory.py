@@ -25,14 +25,16 @@ from services.routing.directory import default_antennas
 from services.routing.settings import RoutingSettings
 from shared.schemas import (
     AntennaCapacityChanged,
+    Association,
     CaseReceived,
     Envelope,
     RerouteRequested,
     new_envelope,
 )
-from tests.conftest import Infra, a_case, running, wait_for
+from tests.conftest import Infra, a_case, running, staff_headers, wait_for
 
 pytestmark = pytest.mark.infra
+SS, SR = Association.SECOND_SOUFFLE, Association.SOIXANTE_MILLE_REBONDS
 
 
 @pytest.fixture
@@ -96,11 +98,11 @@ async def decision(
     case_id = str(envelope_or_id.case_id) if isinstance(envelope_or_id, Envelope) else envelope_or_id
 
     async def probe() -> dict[str, Any] | None:
-        response = await client.get(f"/cases/{case_id}")
-        if response.status_code != 200:
-            return None
-        body = response.json()
-        return body if body["current"]["sequence"] >= sequence else None
+        for association in Association:  # the staff of whichever association holds it
+            response = await client.get(f"/cases/{case_id}", headers=staff_headers(association))
+            if response.status_code == 200 and response.json()["current"]["sequence"] >= sequence:
+                return response.json()
+        return None
 
     return (await wait_for(probe, timeout=30, what=what))["current"]
 
@@ -109,26 +111,29 @@ async def test_directory_is_seeded_once_and_editable(
     infra: Infra, settings: RoutingSettings, directory: tuple[Path, str]
 ) -> None:
     _, tag = directory
-    async with running(create_app(settings)) as client:
+    async with running(create_app(settings), staff_headers(SR)) as client:
         antennas = (await client.get("/antennas")).json()
-        assert len(antennas) == 9
+        others = (await client.get("/antennas", headers=staff_headers(SS))).json()
+        assert len(antennas) + len(others) == 9
+        assert {a["association"] for a in antennas} == {"60000_rebonds"}
+        assert {a["association"] for a in others} == {"second_souffle"}
         bourg = next(a for a in antennas if a["city"] == "Bourg-en-Bresse")
         assert bourg["status"] == "en_ouverture" and bourg["free_places"] is None and bourg["dept"] == "01"
         edited = await client.patch(
             f"/antennas/60000_rebonds-grenoble-{tag}", json={"contact": "grenoble@example.org", "status": "fermee"}
         )
         assert edited.status_code == 200 and edited.json()["contact"] == "grenoble@example.org"
-        created = await client.put(
-            f"/antennas/second_souffle-grenoble-{tag}",
-            json={
-                "association": "second_souffle",
-                "name": "Second Souffle Grenoble",
-                "city": "Grenoble",
-                "insee_code": "38185",
-                "status": "en_ouverture",
-                "contact": "grenoble@example.org",
-            },
-        )
+        new = {
+            "association": "second_souffle",
+            "name": "Second Souffle Grenoble",
+            "city": "Grenoble",
+            "insee_code": "38185",
+            "status": "en_ouverture",
+            "contact": "grenoble@example.org",
+        }
+        refused = await client.put(f"/antennas/second_souffle-grenoble-{tag}", json=new)
+        assert refused.status_code == 403  # 60 000 rebonds' staff edit only their own antennas
+        created = await client.put(f"/antennas/second_souffle-grenoble-{tag}", json=new, headers=staff_headers(SS))
         assert created.status_code == 201 and created.json()["lat"] == pytest.approx(45.19, abs=0.01)
         wrong = await client.put(
             f"/antennas/60000_rebonds-nulle-part-{tag}",
@@ -150,12 +155,16 @@ async def test_directory_is_seeded_once_and_editable(
                 "status": "ouverte",
                 "contact": "x",
             },
+            headers=staff_headers(SS),
         )
         assert mismatch.status_code == 422
         assert (await client.patch("/antennas/absente", json={"status": "ouverte"})).status_code == 404
+        other = await client.patch(f"/antennas/second_souffle-grenoble-{tag}", json={"status": "ouverte"})
+        assert other.status_code == 404
     # A second start keeps the edits and does not seed again.
-    async with running(create_app(settings)) as client:
+    async with running(create_app(settings), staff_headers(SR)) as client:
         antennas = {a["id"]: a for a in (await client.get("/antennas")).json()}
+        antennas |= {a["id"]: a for a in (await client.get("/antennas", headers=staff_headers(SS))).json()}
         assert len(antennas) == 10
         assert antennas[f"60000_rebonds-grenoble-{tag}"]["status"] == "fermee"
 
@@ -164,7 +173,7 @@ async def test_quickest_antenna_with_room_then_beyond_one_hour(
     infra: Infra, settings: RoutingSettings, directory: tuple[Path, str]
 ) -> None:
     _, tag = directory
-    async with running(create_app(settings)) as client:
+    async with running(create_app(settings), staff_headers(SR)) as client:
         lyon_case = received()
         await publish(infra, lyon_case)
         routed = await decision(client, lyon_case)
@@ -206,7 +215,7 @@ async def test_waitlist_when_no_room_then_first_come_first_served(
 ) -> None:
     _, tag = directory
     ids = [a["id"] for a in json.loads(directory[0].read_text())["antennas"] if a["association"] == "60000_rebonds"]
-    async with running(create_app(settings)) as client:
+    async with running(create_app(settings), staff_headers(SR)) as client:
         await publish(infra, *(capacity(i, coach=0) for i in ids))
 
         async def all_full() -> bool:
@@ -243,7 +252,7 @@ async def test_handover_and_out_of_scope_keep_the_history(
     infra: Infra, settings: RoutingSettings, directory: tuple[Path, str]
 ) -> None:
     _, tag = directory
-    async with running(create_app(settings)) as client:
+    async with running(create_app(settings), staff_headers(SS)) as client:
         redressement = received("redressement_judiciaire")
         await publish(infra, redressement)
         first = await decision(client, redressement)
@@ -282,7 +291,7 @@ async def test_handover_and_out_of_scope_keep_the_history(
 
 
 async def test_apesa_first_then_resumed_by_staff(infra: Infra, settings: RoutingSettings) -> None:
-    async with running(create_app(settings)) as client:
+    async with running(create_app(settings), staff_headers(SR)) as client:
         distressed = received(acute_distress=True, apesa_consent=True)
         await publish(infra, distressed)
         first = await decision(client, distressed)
@@ -296,10 +305,14 @@ async def test_apesa_first_then_resumed_by_staff(infra: Infra, settings: Routing
         assert again.status_code == 409 and again.json()["detail"] == "Ce dossier n'attend pas le retour d'APESA."
         missing = await client.post(f"/cases/{uuid.uuid4()}/reroute", json={"reason": "reprise_apres_apesa"})
         assert missing.status_code == 404
+        other = await client.post(
+            f"/cases/{distressed.case_id}/reroute", json={"reason": "reprise_apres_apesa"}, headers=staff_headers(SS)
+        )
+        assert other.status_code == 404  # held by 60 000 rebonds: Second Souffle's staff cannot even see it
 
 
 async def test_unknown_commune_is_routed_then_placed_by_staff(infra: Infra, settings: RoutingSettings) -> None:
-    async with running(create_app(settings)) as client:
+    async with running(create_app(settings), staff_headers(SS)) as client:
         lost = received("sauvegarde", postal_code="00000", commune="Inconnue")
         await publish(infra, lost, lost)  # delivered twice: decided once
         first = await decision(client, lost)
@@ -335,7 +348,7 @@ async def test_intake_fields_reach_routing_and_the_case_routed_topic(infra: Infr
     try:
         await wait_for(lambda: _assigned(consumer), what="probe consumer assigned")
         intake = create_intake(infra.settings(IntakeSettings))
-        async with running(create_app(settings)) as routing, running(intake) as front:
+        async with running(create_app(settings), staff_headers(SR)) as routing, running(intake) as front:
             case = a_case()
             case["situation"] = {
                 "procedure": "cession_a_la_barre",

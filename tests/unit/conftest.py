@@ -9,6 +9,8 @@ import pytest
 
 from services.intake.app import create_app
 from services.intake.settings import IntakeSettings
+from shared.auth import hash_token
+from tests.fakes.intake import FakePartnerCredentials
 
 INTAKE_MAX_BYTES = 8192
 
@@ -20,6 +22,8 @@ async def intake_client() -> AsyncIterator[httpx.AsyncClient]:
     settings = IntakeSettings(
         max_request_bytes=INTAKE_MAX_BYTES, mongo_url="mongodb://127.0.0.1:9/", kafka_bootstrap="127.0.0.1:9"
     )
-    app = create_app(settings)
+    partners = FakePartnerCredentials()
+    await partners.add("etude-martin", hash_token("partner-token"))  # a partner account: Bearer partner-token
+    app = create_app(settings, partners=partners)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake") as http:
         yield http

@@ -10,8 +10,9 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from services.coaching.auth import StaffAuth, hash_token, main
+from services.coaching.auth import hash_token, main
 from services.coaching.settings import CoachingSettings
+from shared.auth import Authenticator, Staff
 from shared.schemas import Association
 
 
@@ -30,16 +31,26 @@ def test_the_association_picks_database_and_consumer_group(monkeypatch: pytest.M
 
 
 def test_staff_tokens_come_from_json_and_must_be_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RELAIS_COACHING_STAFF_TOKENS", json.dumps({"claire": hash_token("secret")}))
-    assert CoachingSettings().staff_tokens == {"claire": hash_token("secret")}
     with pytest.raises(ValidationError, match="never a plain token"):
         CoachingSettings(staff_tokens={"claire": "secret"})
+    # A flat {user: hash} is this instance's association's staff; the shared form names the association.
+    monkeypatch.setenv("RELAIS_COACHING_STAFF_TOKENS", json.dumps({"claire": hash_token("secret")}))
+    assert CoachingSettings().staff_tokens == {Association.SECOND_SOUFFLE: {"claire": hash_token("secret")}}
+    shared = {"second_souffle": {"claire": hash_token("a")}, "60000_rebonds": {"karim": hash_token("b")}}
+    monkeypatch.setenv("RELAIS_COACHING_STAFF_TOKENS", json.dumps(shared))
+    assert CoachingSettings().staff_tokens[Association.SOIXANTE_MILLE_REBONDS] == {"karim": hash_token("b")}
 
 
 def test_a_token_identifies_its_staff_member_only() -> None:
-    auth = StaffAuth({"claire": hash_token("token-claire"), "karim": hash_token("token-karim")}, audit=None)  # type: ignore[arg-type]
-    assert auth.identify("token-claire") == "claire" and auth.identify("token-karim") == "karim"
-    assert auth.identify("token-other") is None and auth.identify("") is None
+    auth = Authenticator(
+        {
+            Association.SECOND_SOUFFLE: {"claire": hash_token("token-claire")},
+            Association.SOIXANTE_MILLE_REBONDS: {"karim": hash_token("token-karim")},
+        }
+    )
+    assert auth.identify_staff("token-claire") == Staff("claire", Association.SECOND_SOUFFLE)
+    assert auth.identify_staff("token-karim") == Staff("karim", Association.SOIXANTE_MILLE_REBONDS)
+    assert auth.identify_staff("token-other") is None and auth.identify_staff("") is None
 
 
 def test_the_token_command_prints_a_token_and_the_entry_that_accepts_it(capsys: pytest.CaptureFixture[str]) -> None:
@@ -47,7 +58,7 @@ def test_the_token_command_prints_a_token_and_the_entry_that_accepts_it(capsys: 
     token_line, entry_line = capsys.readouterr().out.splitlines()
     token = token_line.rsplit(" ", 1)[1]
     entry = json.loads(entry_line.split(": ", 1)[1])
-    assert CoachingSettings(staff_tokens=entry).staff_tokens["claire"] == hash_token(token)
+    assert CoachingSettings(staff_tokens=entry).staff_tokens[Association.SECOND_SOUFFLE]["claire"] == hash_token(token)
     assert main([]) == 2
 
 

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 
 from services.coaching.app import build_service
 from services.coaching.audit import AuditTrail
-from services.coaching.auth import StaffAuth, hash_password
+from services.coaching.auth import StaffPasswords, hash_password
 from services.coaching.domain.applications import Application, ApplicationStatus, application_id_for
 from services.coaching.domain.case_file import TransitionRefused
 from services.coaching.domain.volunteers import Volunteer
@@ -25,6 +25,7 @@ from services.coaching.pages import page_routes
 from services.coaching.service import ApplicationKeyReused, CoachingService
 from services.coaching.settings import CoachingSettings
 from services.coaching.store import CoachingStores
+from shared.auth import FailedAttempts
 from shared.schemas import Association, VolunteerApplicationDecided, VolunteerRole
 from tests.fakes.coaching import fake_stores
 
@@ -123,7 +124,11 @@ async def test_a_declined_applicant_is_told_and_stays_no_volunteer(service: Coac
 async def client(service: CoachingService, stores: CoachingStores) -> AsyncIterator[httpx.AsyncClient]:
     audit = AuditTrail(stores.audit, SR, lambda: NOW)
     app = FastAPI()
-    app.include_router(page_routes(service, StaffAuth({}, audit, SETTINGS.staff_passwords), audit, SETTINGS))
+    app.include_router(
+        page_routes(
+            service, StaffPasswords(SETTINGS.staff_passwords, SETTINGS.association, FailedAttempts()), audit, SETTINGS
+        )
+    )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://coaching") as http:
         yield http
 

@@ -16,13 +16,14 @@ from fastapi import FastAPI
 
 from services.coaching.app import build_service
 from services.coaching.audit import AuditTrail
-from services.coaching.auth import StaffAuth, hash_password
+from services.coaching.auth import StaffPasswords, hash_password
 from services.coaching.domain.case_file import Decision, Stage
 from services.coaching.domain.volunteers import Volunteer
 from services.coaching.pages import page_routes
 from services.coaching.service import CoachingService
 from services.coaching.settings import CoachingSettings
 from services.coaching.store import CoachingStores
+from shared.auth import FailedAttempts
 from shared.pages import static_files
 from shared.schemas import Association, CaseRouted, VolunteerRole, new_envelope
 from tests.fakes.coaching import fake_stores
@@ -57,7 +58,11 @@ def app_of(service: CoachingService, stores: CoachingStores, association: Associ
     settings = settings_of(association)
     audit = AuditTrail(stores.audit, association, lambda: NOW)
     app = FastAPI()
-    app.include_router(page_routes(service, StaffAuth({}, audit, settings.staff_passwords), audit, settings))
+    app.include_router(
+        page_routes(
+            service, StaffPasswords(settings.staff_passwords, settings.association, FailedAttempts()), audit, settings
+        )
+    )
     app.mount("/static", static_files(), name="static")
     return app
 
@@ -243,7 +248,11 @@ async def test_the_coordination_pages_show_the_services_figures(service, stores)
     app = FastAPI()
     app.include_router(
         page_routes(
-            service, StaffAuth({}, audit, settings.staff_passwords), audit, settings, directory=Directory([lyon])
+            service,
+            StaffPasswords(settings.staff_passwords, settings.association, FailedAttempts()),
+            audit,
+            settings,
+            directory=Directory([lyon]),
         )
     )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://coaching") as client:

@@ -114,11 +114,9 @@ def routed(sequence: int = 1, association: Association = Association.SOIXANTE_MI
 def test_approval_starts_the_accompaniment() -> None:
     file = a_file()
     events = file.decide(Decision.APPROVED, APPROVED_ON, ["Démarche sincère"])
-    assert events == [
-        CommitteeApproved(
-            association=Association.SOIXANTE_MILLE_REBONDS, decided_on=APPROVED_ON, reasons=["Démarche sincère"]
-        )
-    ]
+    # The committee's reasons stay in the case file: no topic carries the staff's words.
+    assert events == [CommitteeApproved(association=Association.SOIXANTE_MILLE_REBONDS, decided_on=APPROVED_ON)]
+    assert file.timeline[-1]["reasons"] == ["Démarche sincère"]
     assert file.stage is Stage.ACCOMPANIED and file.approved_on == APPROVED_ON
     assert file.step() is CaseStep.AWAITING_COACH
 
@@ -127,7 +125,8 @@ def test_decline_closes_the_case_as_refused_by_the_committee() -> None:
     file = a_file()
     [event] = file.decide(Decision.DECLINED, date(2025, 2, 3), ["Hors périmètre"])
     assert isinstance(event, CaseClosed)
-    assert event.outcome is Outcome.DECLINED and event.reasons == ["Hors périmètre"]
+    assert event.outcome is Outcome.DECLINED and event.reasons == []
+    assert file.timeline[-1]["reasons"] == ["Hors périmètre"]
     assert event.journey_days == 24  # from reception (10 January), not from opening
     assert event.days_to_committee == 24 and event.oriented_to is None
     assert file.stage is Stage.CLOSED and file.closed_on == date(2025, 2, 3)

@@ -162,9 +162,8 @@ async def test_committee_approval_emits_committee_approved_once(
         await service.decide_committee(case_id_of(envelope), Decision.APPROVED, [], "karim")
 
     [event] = emitted(stores, "CommitteeApproved")
-    assert event.payload_as(CommitteeApproved) == CommitteeApproved(
-        association=SR, decided_on=TODAY, reasons=["Démarche sincère"]
-    )
+    assert event.payload_as(CommitteeApproved) == CommitteeApproved(association=SR, decided_on=TODAY)
+    assert "reasons" not in event.payload or event.payload["reasons"] == []  # kept in the case file only
     assert (event.case_id, event.correlation_id, event.producer) == (
         envelope.case_id,
         envelope.correlation_id,
@@ -317,8 +316,9 @@ async def test_closing_emits_case_closed_and_frees_the_place(service: CoachingSe
         Outcome.SALARIED_JOB,
         10,
         0,
-        ["CDI signé"],
+        [],
     )
+    assert file.timeline[-1]["reasons"] == ["CDI signé"]  # the staff's words stay in the case file
     assert [e.payload["coach_slots_free"] for e in stores.antennas.events] == [1, 0, 1]  # type: ignore[attr-defined]
     with pytest.raises(TransitionRefused, match=re.escape("Ce dossier est déjà clos.")):
         await service.close(case_id, Outcome.SALARIED_JOB, [], "karim")

@@ -132,7 +132,8 @@ def test_each_service_logs_in_over_tls_as_its_own_principal_with_only_its_passwo
     assert settings.kafka_password_file == f"/run/secrets/kafka-{expected}.password"
     assert settings.kafka_ssl_cafile == "/run/secrets/kafka-ca.pem"
     assert not settings.kafka_password.get_secret_value(), "passwords come from secret files, never the compose file"
-    assert set(service.get("secrets") or []) == {f"kafka-{expected}.password", "kafka-ca.pem"}
+    own = {"notifications": {"notifications-secret-key"}}.get(module, set())  # its signing key, nobody else's
+    assert set(service.get("secrets") or []) == {f"kafka-{expected}.password", "kafka-ca.pem", *own}
 
 
 def test_compose_secrets_are_the_files_relais_compose_secrets_makes(compose, tmp_path):

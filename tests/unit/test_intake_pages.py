@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from services.intake.app import build_service
 from services.intake.pages import page_routes
 from services.intake.settings import IntakeSettings
+from shared.http import RateLimiter
 from shared.pages import static_files
 from tests.fakes.intake import FakeCaseStore
 
@@ -32,7 +33,7 @@ def store() -> FakeCaseStore:
 async def client(store: FakeCaseStore) -> AsyncIterator[httpx.AsyncClient]:
     settings = IntakeSettings(pages_secret="test", cookie_secure=False)
     app = FastAPI()
-    app.include_router(page_routes(build_service(settings, store=store, clock=lambda: NOW), settings))
+    app.include_router(page_routes(build_service(settings, store=store, clock=lambda: NOW), settings, RateLimiter(0)))
     app.mount("/static", static_files(), name="static")
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake") as http:
         yield http

@@ -206,7 +206,7 @@ async def test_small_chunked_body_reaches_validation(intake_client: httpx.AsyncC
 
 
 async def test_invalid_case_id_is_refused(intake_client: httpx.AsyncClient) -> None:
-    response = await intake_client.get("/cases/not-a-uuid")
+    response = await intake_client.get("/cases/not-a-uuid", headers={"Authorization": "Bearer partner-token"})
     assert response.status_code == 422
     assert response.json()["errors"] == [
         {"field": "case_id", "message": "Identifiant invalide (UUID attendu).", "type": "uuid_parsing"}

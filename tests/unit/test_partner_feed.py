@@ -13,7 +13,6 @@ from services.notifications.referrals import (
     StatusChange,
     feed_record,
     partner_of,
-    reference_is_safe,
     release,
     status_change,
 )
@@ -160,29 +159,20 @@ def test_no_personal_input_can_change_what_the_feed_publishes(
             assert text.encode() not in blob and json.dumps(text)[1:-1].encode() not in blob
 
 
-@settings(max_examples=40, deadline=None)
-@given(
-    personal=PERSONAL,
-    prefix=st.sampled_from(["", "LJ-", "dossier "]),
-    field=st.sampled_from(["first_name", "last_name", "company_name"]),
-)
-def test_a_reference_that_contains_personal_data_is_withheld(personal, prefix, field) -> None:
-    reference = f"{prefix}{personal[field].upper()}-2026"[:100]
+def test_a_partner_account_s_records_are_the_same_and_name_its_account() -> None:
     received = received_with(
-        personal, {"procedure": "aucune", "postal_code": "69003"}, ReferrerKind.COURT, reference, "Greffe", "greffe"
+        {"first_name": "Jeanne", "last_name": "Martin"},
+        {"procedure": "aucune", "postal_code": "69003"},
+        ReferrerKind.COURT,
+        "LJ-2026-0427",
+        "o",
+        "c",
     )
-    partner = partner_of(received)
-    assert partner == Partner(ReferrerKind.COURT, None, withheld=True)
-    assert published(received) == []
-
-
-def test_the_guard_sees_through_case_accents_and_separators() -> None:
-    person = PersonalDetails(
-        first_name="Éloïse", last_name="Zébulon", email="e.z@x.fr", phone="06 98 76 54 32", siren="732 829 320"
+    with_account = received.model_copy(
+        update={"referral": received.referral.model_copy(update={"partner": "etude-martin"})}
     )
-    for reference in ("ZEBULON-42", "dossier eloise", "RG 0698765432", "732829320/2026", "x-E.Z@X.FR"):
-        assert not reference_is_safe(reference, person), reference
-    assert reference_is_safe("LJ-2026-0427", person)
+    assert partner_of(with_account) == Partner(ReferrerKind.COURT, "LJ-2026-0427", "etude-martin")
+    assert published(with_account) == published(received)  # the topic differs (service), never the record
 
 
 def test_statuses_wait_for_those_that_must_precede_them_and_come_out_in_order() -> None:

@@ -287,7 +287,9 @@ async def test_staff_resume_a_case_after_apesa_once(service: RoutingService) -> 
     assert first.status is RoutingStatus.APESA_FIRST and first.antenna_id is None
     resumed = await service.reroute_by_staff(case_id_of(cause), Rerouting(RerouteCause.APESA_RESUMED))
     assert (resumed.status, resumed.sequence) == (RoutingStatus.ORIENTED, 2)
-    assert "Reprise après l'orientation vers APESA." in resumed.reasons
+    assert resumed.reroute_reason is RerouteCause.APESA_RESUMED
+    assert first is not None
+    assert not any("APESA" in reason or "Détresse" in reason for reason in [*first.reasons, *resumed.reasons])
     with pytest.raises(NotAwaitingApesa):
         await service.reroute_by_staff(case_id_of(cause), Rerouting(RerouteCause.APESA_RESUMED))
     assert len(emitted(service, cause.case_id)) == 2

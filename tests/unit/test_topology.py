@@ -11,6 +11,8 @@ from shared.consumer import EventConsumer
 from shared.schemas import EVENTS, PARTNER_FEED_TOPIC
 from shared.topology import (
     ADMIN,
+    PARTNER_FEEDS_WRITER,
+    PARTNER_TOPIC_PREFIX,
     PRINCIPALS,
     TOPICS,
     Operation,
@@ -50,6 +52,8 @@ def test_services_are_granted_nothing_beyond_their_topics_groups_and_dead_letter
                     Pattern.PREFIXED,
                     Operation.READ,
                 )
+            elif rule.name == PARTNER_TOPIC_PREFIX:  # the partners' own feeds: written, never created
+                assert (name, rule.pattern, rule.operation) == (PARTNER_FEEDS_WRITER, Pattern.PREFIXED, Operation.WRITE)
             elif rule.pattern is Pattern.PREFIXED:  # only its own dead letters, and only services have them
                 assert principal.service is not None
                 assert rule.name == f"relais.dead-letter.{principal.consumer_group}"

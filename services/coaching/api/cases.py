@@ -18,11 +18,11 @@ from services.coaching.audit import AuditEntry, AuditTrail
 from services.coaching.auth import Staff, StaffAuth
 from services.coaching.domain.case_file import CaseFile, Decision, Orientation, Stage
 from services.coaching.service import CoachingService, SessionReport
-from shared.http import StrictRequest
+from shared.http import MULTILINE, StrictRequest
 from shared.schemas import Outcome, Procedure, SectorFamily, SessionKind, VolunteerRole
 
 Reason = Annotated[str, Field(min_length=1, max_length=500)]
-Reasons = Annotated[list[Reason], Field(max_length=10)]
+Reasons = Annotated[list[Reason], Field(max_length=10), MULTILINE]
 FollowingRole = Literal[VolunteerRole.COACH, VolunteerRole.SPONSOR]
 NOT_FOUND: Responses = {404: {"description": "Dossier introuvable"}}
 REFUSED: Responses = {**NOT_FOUND, 409: {"description": "Étape impossible dans l'état du dossier : rien n'est changé"}}
@@ -119,7 +119,7 @@ class HandoverIn(StrictRequest):
     )
     court_decision_date: date | None = None
     # A note for the other association's staff: no personal data (it travels on Kafka).
-    comment: Annotated[str, Field(max_length=500)] | None = None
+    comment: Annotated[str, Field(max_length=500), MULTILINE] | None = None
 
 
 def router(service: CoachingService, auth: StaffAuth, audit: AuditTrail) -> APIRouter:

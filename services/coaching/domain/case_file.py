@@ -177,6 +177,7 @@ class CaseFile:
             sequence=routed.sequence,
             antenna_id=file.antenna_id,
             previous_association=previous.value if previous else None,
+            **({"priority_callback": True} if routed.priority_callback else {}),
         )
         return file
 
@@ -203,6 +204,7 @@ class CaseFile:
             reasons=routed.reasons,
             sequence=routed.sequence,
             antenna_id=self.antenna_id,
+            **({"priority_callback": True} if routed.priority_callback else {}),
         )
         return []
 
@@ -283,7 +285,8 @@ class CaseFile:
         self.decided_on = decided_on
         if decision is Decision.APPROVED:
             self.stage, self.approved_on = Stage.ACCOMPANIED, decided_on
-            return [CommitteeApproved(association=self.association, decided_on=decided_on, reasons=reasons)]
+            # The committee's reasons stay in this file's timeline: notifications, the one reader, needs none.
+            return [CommitteeApproved(association=self.association, decided_on=decided_on)]
         if orientation is Orientation.OTHER_ASSOCIATION:
             closed = self._close(Outcome.DECLINED, decided_on, reasons, oriented_to=self.association.other.value)
             return [closed, RerouteRequested(requested_by=self.association, reason=RerouteReason.OUT_OF_SCOPE)]
@@ -443,14 +446,15 @@ class CaseFile:
             on=on.isoformat(),
             court_decision_date=court_decision_date.isoformat() if court_decision_date else None,
             to=self.association.other.value,
+            comment=comment,
         )
+        # The staff's note stays in this file: routing, the one reader of RerouteRequested, has no use for it.
         return [
             RerouteRequested(
                 requested_by=self.association,
                 reason=RerouteReason.HANDOVER,
                 procedure=procedure,
                 court_decision_date=court_decision_date,
-                comment=comment,
             )
         ]
 
@@ -481,7 +485,6 @@ class CaseFile:
             outcome=outcome,
             closed_on=closed_on,
             journey_days=days(start, closed_on),
-            reasons=reasons,
             days_to_committee=days(self.arrived_on, self.decided_on),
             days_to_coach=days(self.approved_on, self.coach_assigned_on),
             accompaniment_days=days(self.approved_on, closed_on),
@@ -493,6 +496,7 @@ class CaseFile:
             closed_on=closed_on.isoformat(),
             journey_days=closed.journey_days,
             oriented_to=oriented_to,
+            reasons=reasons,  # kept here only: the staff's words travel on no topic
         )
         return closed
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from services.coaching.audit import AuditTrail
-from services.coaching.auth import StaffAuth
+from services.coaching.auth import StaffPasswords
 from services.coaching.directory import AntennaDirectory, RoutingDirectory
 from services.coaching.pages.cases import case_routes
 from services.coaching.pages.coordination import coordination_routes
@@ -25,13 +25,13 @@ FORM_PATHS = ("/espace", "/benevolat")
 
 def page_routes(
     service: CoachingService,
-    auth: StaffAuth,
+    passwords: StaffPasswords,
     audit: AuditTrail,
     settings: CoachingSettings,
     directory: AntennaDirectory | None = None,
 ) -> APIRouter:
     """`directory`: routing's antennas (its HTTP API unless the tests give another)."""
-    space = Space(service, auth, audit, settings)
+    space = Space(service, passwords, audit, settings)
     router = APIRouter(include_in_schema=False)
     router.include_router(case_routes(space))
     router.include_router(volunteering_routes(space))

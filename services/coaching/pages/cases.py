@@ -36,6 +36,7 @@ from services.coaching.domain.figures import antenna_of, overdue
 from services.coaching.pages import labels as fr
 from services.coaching.pages.space import EXPIRED, Refusal, Space
 from services.coaching.service import CoachingService, SessionReport
+from shared.auth import client_of
 from shared.http import StrictRequest
 from shared.pages import FormData, FormState
 from shared.schemas import Association, Outcome, SessionKind, VolunteerRole
@@ -290,7 +291,15 @@ def case_routes(space: Space) -> APIRouter:
         if not valid:
             form = FormState(values={"user": user, "suite": data.get("suite")}, labels=labels)
             return space.render(request, "connexion.html", None, 403, form=form, left=False, notice=EXPIRED)
-        staff = await space.sign_in(user, password) if user and password else None
+        client = client_of(request)
+        wait = space.passwords.retry_after(client)
+        if wait is not None:
+            form = FormState(values={"user": user, "suite": data.get("suite")}, labels=labels)
+            notice = f"Trop de tentatives de connexion depuis votre poste : réessayez dans {wait} secondes."
+            refused = space.render(request, "connexion.html", None, 429, form=form, left=False, notice=notice)
+            refused.headers["Retry-After"] = str(wait)
+            return refused
+        staff = await space.sign_in(client, user, password) if user and password else None
         if staff is None:
             errors = {"password": "Identifiant ou mot de passe incorrect."}
             if not user:

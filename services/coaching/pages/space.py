@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from services.coaching.api.guard import Guard
 from services.coaching.audit import AuditTrail
-from services.coaching.auth import ANONYMOUS, Staff, StaffAuth
+from services.coaching.auth import ANONYMOUS, Staff, StaffPasswords
 from services.coaching.service import CoachingService
 from services.coaching.settings import CoachingSettings
 from shared.http import french_message
@@ -51,9 +51,9 @@ class Refusal:
 
 class Space:
     def __init__(
-        self, service: CoachingService, auth: StaffAuth, audit: AuditTrail, settings: CoachingSettings
+        self, service: CoachingService, passwords: StaffPasswords, audit: AuditTrail, settings: CoachingSettings
     ) -> None:
-        self.service, self.auth, self.audit, self.settings = service, auth, audit, settings
+        self.service, self.passwords, self.audit, self.settings = service, passwords, audit, settings
         self.association = settings.association
         self.guard = Guard(audit)
         scope = settings.association.value
@@ -76,15 +76,15 @@ class Space:
 
     def staff(self, request: Request) -> Staff | None:
         session = self.sessions.read(request)
-        return Staff(session.user) if session is not None else None
+        return Staff(session.user, self.association) if session is not None else None
 
     def to_sign_in(self, request: Request) -> Response:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return self.pages.redirect(request, "/espace/connexion", suite=target)
 
-    async def sign_in(self, user: str, password: str) -> Staff | None:
+    async def sign_in(self, client: str, user: str, password: str) -> Staff | None:
         """scrypt takes tens of milliseconds of CPU: off the event loop."""
-        staff = await asyncio.to_thread(self.auth.sign_in, user, password)
+        staff = await asyncio.to_thread(self.passwords.sign_in, client, user, password)
         await self.audit.record(
             staff.user if staff else ANONYMOUS, "session.login", "ok" if staff else "non_authentifie"
         )
