@@ -13,8 +13,9 @@ Phases, in this order, on the same broker:
    latency, and whether the pipeline kept up with that rate;
 7. replay: a second routing in a new consumer group re-reads every CaseReceived of the run against the
    same database until its lag is 0 (bench.replay) → events/s.
-A case is through when its CaseRouted is consumed and notifications has recorded its notifications.
-At the end every case is checked against the CaseRouted topic, the partner feed and the notifications
+A case is through when its CaseRouted is consumed and notifications has recorded its notifications (the
+cases are referred by a partner account made at start, bench.partner: its own topic says so).
+At the end every case is checked against the CaseRouted topic, the partner's topic and the notifications
 store (lost, duplicated). Results go to `--out` (bench/results/latest.json) and are printed as a table.
 """
 
@@ -37,6 +38,7 @@ from typing import Any
 from bench import pyspy, report, service_metrics, store_timing
 from bench.baseline import run_baseline
 from bench.check import check_cases
+from bench.partner import add_partner
 from bench.pipeline import Phase, Pipeline
 from bench.replay import run_replay
 from bench.resources import ResourceSampler, cpu_percent
@@ -227,7 +229,8 @@ async def measure(
 
     urls = {name: stack.services[name].url for name in BENCHED}
     probes = Probes(resources, urls, profile_dir, {name: stack.services[name].pid for name in BENCHED})
-    pipeline = Pipeline(urls["intake"], kafka, max_connections=max(args.concurrency, 100))
+    partner = await add_partner(stack)  # as `relais partners add`: Kafka user, topic, ACLs and HTTP token
+    pipeline = Pipeline(urls["intake"], kafka, partner, max_connections=max(args.concurrency, 100))
     await pipeline.start()
     try:
         print(f"[4/{steps}] warm-up: {args.warmup} cases, not counted", flush=True)
@@ -289,7 +292,8 @@ async def measure(
                 flush=True,
             )
         print(
-            "check: every case against the CaseRouted topic, the partner feed and the notifications store …", flush=True
+            "check: every case against the CaseRouted topic, the partner's topic and the notifications store …",
+            flush=True,
         )
         checked = await check_cases(pipeline, (warmup, saturated, fixed), stack.ferretdb.url)
         print(
@@ -335,9 +339,10 @@ def main(argv: list[str] | None = None) -> int:
             mongo_port=free_port(),
             smtp_port=free_port(),
             service_ports={name: free_port() for name in SERVICES},
-            # The load comes from one address: intake's per-client limit is off for the measurement.
+            # The load comes from one address and one partner: intake's limits are off for the measurement.
             extra_env={
                 "RELAIS_INTAKE_SUBMISSIONS_PER_MINUTE": "0",
+                "RELAIS_INTAKE_PARTNER_SUBMISSIONS_PER_MINUTE": "0",
                 **(store_timing.env(profile_dir) if args.store_profile else {}),
             },
         )

@@ -5,7 +5,7 @@
 - notified: the notifications store, read once at the end (one scan, never in a loop: FerretDB reads
   the whole collection for any filter but `{"_id": ...}`): each case must have exactly
   NOTIFICATIONS_PER_CASE notifications; fewer is lost, more is duplicated;
-- the partner feed: one record id per case and status, more is duplicated.
+- the bench partner's own topic: one record id per case and status, more is duplicated.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ class ArrivalRecorder:
     Times come from `time.perf_counter()` taken when a fetched batch is handed over, so they compare with
     the send times the benchmark takes in the same process.
 
+    `group` is the prefix of its consumer group (a principal may join only groups named after itself).
     `select(record)` gives the key a record counts for (None: not counted; default: the Kafka key) and
     `identify(record)` the id of what it carries (an event id): `ids` keeps the distinct ids per key,
     so a key that got two different ids reveals a duplicated effect, while a republished copy does not.
@@ -32,6 +33,7 @@ class ArrivalRecorder:
         label: str,
         select: Callable[[ConsumerRecord], bytes | None] | None = None,
         identify: Callable[[ConsumerRecord], str | None] | None = None,
+        group: str | None = None,
     ) -> None:
         self.topic = topic
         self.arrivals: dict[bytes, float] = {}
@@ -42,7 +44,7 @@ class ArrivalRecorder:
         self._consumer = AIOKafkaConsumer(
             topic,
             **kafka.client(),
-            group_id=f"bench-{label}-{uuid.uuid4().hex[:8]}",
+            group_id=f"{group or 'bench'}-{label}-{uuid.uuid4().hex[:8]}",
             auto_offset_reset="earliest",
             enable_auto_commit=False,
             fetch_max_wait_ms=100,

@@ -2,12 +2,12 @@
 notifications recording the case's emails (entrepreneur, coordination, referring partner).
 
 Send times are taken just before each POST and keyed by the case id intake returns; arrival times come
-from ArrivalRecorders on the CaseRouted topic (the Kafka key is the case id) and on the partner status
-feed. Each case is referred by a partner with the reference `LJ-<n>`, so notifications publishes the
-feed record `oriente` for it once it has handled the case's CaseReceived and CaseRouted: by then every
-notification of the case is recorded (the handler records them before it writes the feed record). That
-record is the case's "notified" signal: no polling of the store. Both clocks are this process's
-`time.perf_counter()`.
+from ArrivalRecorders on the CaseRouted topic (the Kafka key is the case id) and on the bench partner's
+own status topic (bench.partner). Each case is referred by that partner, with its HTTP token and the
+reference `LJ-<n>`, so notifications publishes the record `oriente` for it on the partner's topic once it
+has handled the case's CaseReceived and CaseRouted: by then every notification of the case is recorded
+(the handler records them before it writes the record). That record is the case's "notified" signal: no
+polling of the store. Both clocks are this process's `time.perf_counter()`.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ import httpx
 from aiokafka import ConsumerRecord
 
 from bench.kafka import ArrivalRecorder, header
+from bench.partner import BenchPartner
 from bench.waiting import wait_until
 from shared.broker import KafkaAccess
-from shared.schemas import EVENTS, PARTNER_FEED_TOPIC, Procedure, ReferralStatus
+from shared.schemas import EVENTS, Procedure, ReferralStatus
 
 ROUTED_TOPIC = EVENTS["CaseRouted"].topic
 PROCEDURES = list(Procedure)
@@ -41,7 +42,7 @@ def reference(i: int) -> str:
 
 
 def feed_key(record: ConsumerRecord) -> bytes | None:
-    """`<reference>|<status>` of a partner feed record."""
+    """`<reference>|<status>` of a partner status record."""
     try:
         status = json.loads(record.value)["status"]
     except (ValueError, KeyError, TypeError):
@@ -92,7 +93,7 @@ class Phase:
     name: str
     planned: int
     sent: dict[bytes, float] = field(default_factory=dict)  # case id -> POST start
-    notified_key: dict[bytes, bytes] = field(default_factory=dict)  # case id -> its feed key (`LJ-<n>|oriente`)
+    notified_key: dict[bytes, bytes] = field(default_factory=dict)  # case id -> its status key (`LJ-<n>|oriente`)
     http_ms: list[float] = field(default_factory=list)  # duration of each accepted POST
     first_post: float = float("inf")
     last_response: float = 0.0
@@ -114,9 +115,18 @@ class Phase:
 
 
 class Pipeline:
-    def __init__(self, intake_url: str, kafka: KafkaAccess, max_connections: int) -> None:
+    def __init__(self, intake_url: str, kafka: KafkaAccess, partner: BenchPartner, max_connections: int) -> None:
         self.routed = ArrivalRecorder(kafka, ROUTED_TOPIC, "pipeline", identify=header("event-id"))
-        self.feed = ArrivalRecorder(kafka, PARTNER_FEED_TOPIC, "feed", select=feed_key, identify=feed_record_id)
+        # As the partner itself: its own topic, in a group named after it.
+        self.feed = ArrivalRecorder(
+            partner.kafka,
+            partner.topic,
+            "feed",
+            select=feed_key,
+            identify=feed_record_id,
+            group=partner.group("bench"),
+        )
+        self._referrer = {"Authorization": f"Bearer {partner.token}"}  # on the POSTs only, not the scrapes
         # Idle connections are dropped before uvicorn's 5 s keep-alive timeout closes them under our feet.
         self.client = httpx.AsyncClient(
             base_url=intake_url,
@@ -138,7 +148,7 @@ class Pipeline:
         await self.feed.stop()
 
     def through_at(self, phase: Phase) -> dict[bytes, float]:
-        """Case id -> when the last of its two signals (CaseRouted, feed record `oriente`) arrived."""
+        """Case id -> when the last of its two signals (CaseRouted, the partner's record `oriente`) arrived."""
         routed, notified = self.routed.arrivals, self.feed.arrivals
         done = {}
         for case in phase.sent:
@@ -153,7 +163,7 @@ class Pipeline:
 
     async def _submit(self, phase: Phase) -> None:
         i = next(self._numbers)
-        body, headers = submission(i), {"Idempotency-Key": f"bench-{self._tag}-{i}"}
+        body, headers = submission(i), {"Idempotency-Key": f"bench-{self._tag}-{i}", **self._referrer}
         started = time.perf_counter()
         phase.first_post = min(phase.first_post, started)
         try:

@@ -382,7 +382,7 @@ SERVICE_TIMERS = {
     "routing.handler_ms": "routing: consumer handler call (a batch of records)",
     "routing.outbox_relay_ms": "routing: CaseRouted waiting in the outbox",
     "notifications.handler_ms": "notifications: consumer handler call (a batch)",
-    "notifications.outbox_relay_ms": "notifications: feed record waiting in the outbox",
+    "notifications.outbox_relay_ms": "notifications: partner status record waiting in the outbox",
 }
 
 

@@ -1,10 +1,10 @@
-"""How a referring partner follows the people it referred: subscribe to its Relais status feed.
+"""How a referring partner follows the people it referred: subscribe to its own Relais status topic.
 
-A partner with an account (`relais partners add etude-martin`) refers people with its HTTP token and reads
-its own topic, `relais.partner-status.etude-martin.v1`: one JSON record per status change of each of its
-referrals (received, routed, accepted, declined, closed), keyed by the reference it gave when referring.
-It holds no personal data. Delivery is at least once: deduplicate on `record_id`. Records come in order per
-reference.
+A partner's account (`relais partners add etude-martin`) gives it an HTTP token, to refer people with, and a
+Kafka user, `partner.etude-martin`, that reads its own topic `relais.partner-status.etude-martin.v1`: one JSON
+record per status change of each referral it made with its token (received, routed, accepted, declined,
+closed), keyed by the reference it gave when referring. It holds no personal data. Delivery is at least once:
+deduplicate on `record_id`. Records come in order per reference.
 
     pip install aiokafka
     python examples/partner_consumer.py --bootstrap 127.0.0.1:9092 --partner etude-martin \
@@ -12,9 +12,9 @@ reference.
 
 The broker authenticates every client (SASL/SCRAM-SHA-512; over TLS with `--ca-file`, as in
 docker-compose.yml) and lets the user `partner.etude-martin` read that topic only, in consumer groups named
-`partner.etude-martin...` (README, Security). Referrals made on the public route (no account) are on the
-shared feed `relais.partner-status.v1` (`--username partners --group partner-<you> --topic
-relais.partner-status.v1`). Only the standard library and aiokafka: a partner does not need Relais' code.
+`partner.etude-martin...` (README, Security): no partner can read another's topic. Referrals made without
+an account (no token) are on no topic: their referrer follows them by email. Only the standard library and
+aiokafka: a partner does not need Relais' code.
 The JSON Schema of the record is served at GET /asyncapi.json on the notifications service (and committed in
 shared/schemas/json/).
 """
@@ -31,12 +31,15 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from aiokafka.helpers import create_ssl_context
 
-TOPIC = "relais.partner-status.v1"  # the shared feed: referrals made without an account
-
 
 def partner_topic(partner: str) -> str:
-    """A partner's own feed: the statuses of the referrals it made with its account."""
+    """A partner's own topic: the statuses of the referrals it made with its account."""
     return f"relais.partner-status.{partner}.v1"
+
+
+def partner_user(partner: str) -> str:
+    """The Kafka user of a partner's account; its consumer groups are named after it."""
+    return f"partner.{partner}"
 
 
 STATUS = {
@@ -64,17 +67,21 @@ def connection(bootstrap: str, username: str, password: str, ca_file: str | None
 
 async def follow(
     kafka: dict[str, Any],
-    group: str,
+    partner: str,
     references: set[str] | None,
     on_status: Callable[[dict[str, Any]], None],
     stop: asyncio.Event | None = None,
-    topic: str = TOPIC,
+    group: str | None = None,
 ) -> None:
     """Call `on_status` once per status change of the given references (all of them if None).
 
-    `kafka` is the connection (`connection(...)`): where the broker is and who you are.
+    `kafka` is the connection (`connection(...)`) as the partner's own user; `group` must start with that
+    user's name (default: the name itself).
     """
-    consumer = AIOKafkaConsumer(topic, **kafka, group_id=group, auto_offset_reset="earliest", enable_auto_commit=False)
+    group = group or partner_user(partner)
+    consumer = AIOKafkaConsumer(
+        partner_topic(partner), **kafka, group_id=group, auto_offset_reset="earliest", enable_auto_commit=False
+    )
     await consumer.start()
     seen: set[str] = set()
     try:
@@ -107,31 +114,27 @@ def describe(status: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Follow your referrals on the Relais partner status feed.")
+    parser = argparse.ArgumentParser(description="Follow your referrals on your Relais status topic.")
     parser.add_argument("--bootstrap", default="127.0.0.1:9092", help="Kafka bootstrap server")
-    parser.add_argument("--partner", help="your partner name (relais partners add <name>): your own feed")
-    parser.add_argument("--username", help="the Kafka user Relais gave you (default: partner.<name>)")
-    parser.add_argument("--password-file", required=True, help="a file holding its password")
+    parser.add_argument("--partner", required=True, help="your partner name (relais partners add <name>)")
+    parser.add_argument("--password-file", required=True, help="a file holding your Kafka user's password")
     parser.add_argument("--ca-file", help="the CA certificate of the broker (TLS, SASL_SSL)")
-    parser.add_argument("--group", help="your own consumer group, remembers what you read (default: the user)")
-    parser.add_argument("--topic", help="default: your own feed with --partner, else the shared feed")
+    parser.add_argument(
+        "--group", help="your consumer group, remembers what you read (default: partner.<name>; must start so)"
+    )
     parser.add_argument("references", nargs="*", help="your references to follow (default: all)")
     args = parser.parse_args()
-    if not (args.partner or args.username):
-        parser.error("give --partner (your own feed) or --username")
-    username = args.username or f"partner.{args.partner}"
-    topic = args.topic or (partner_topic(args.partner) if args.partner else TOPIC)
     with open(args.password_file, encoding="utf-8") as secret:
         password = secret.read().strip()
-    kafka = connection(args.bootstrap, username, password, args.ca_file)
+    kafka = connection(args.bootstrap, partner_user(args.partner), password, args.ca_file)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
             follow(
                 kafka,
-                args.group or username,
+                args.partner,
                 set(args.references) or None,
                 lambda status: print(describe(status), flush=True),
-                topic=topic,
+                group=args.group,
             )
         )
 

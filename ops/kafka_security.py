@@ -29,7 +29,17 @@ from pathlib import Path
 from typing import Any
 
 from shared.broker import SASL_MECHANISM, KafkaAccess
-from shared.topology import ADMIN, PRINCIPALS, Operation, Pattern, Resource, Rule, acl_rules, provisioned_topics
+from shared.topology import (
+    ADMIN,
+    PRINCIPALS,
+    RETIRED_PRINCIPALS,
+    Operation,
+    Pattern,
+    Resource,
+    Rule,
+    acl_rules,
+    provisioned_topics,
+)
 
 log = logging.getLogger("relais.kafka_security")
 # kafka-python warns on every SASL_PLAINTEXT login ("credentials in the clear"), which SCRAM never sends.
@@ -264,7 +274,8 @@ def provision(
     """Users, topics and ACLs as declared (idempotent); returns what changed.
 
     `passwords` maps each principal to provision to its password; `rules` (default: the topology's) maps
-    each principal to the whole of what it may do: any other ACL of that principal is deleted.
+    each principal to the whole of what it may do: any other ACL of that principal is deleted. With the
+    topology's rules, the retired principals lose their credential and ACLs too.
     """
     from kafka.admin import (
         ACLFilter,
@@ -278,7 +289,10 @@ def provision(
         UserScramCredentialUpsertion,
     )
 
-    rules = rules if rules is not None else {name: acl_rules(name) for name in passwords if name in PRINCIPALS}
+    if rules is None:
+        rules = {name: acl_rules(name) for name in passwords if name in PRINCIPALS}
+        for retired in RETIRED_PRINCIPALS:
+            remove_user(admin, retired)
     client = admin_client(admin, timeout_s=timeout_s)
     try:
         users = sorted(name for name in passwords if name != ADMIN)

@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from shared.schemas import EVENTS, PARTNER_FEED_TOPIC
+from shared.schemas import EVENTS, PARTNER_TOPIC_PATTERN
+from shared.schemas.partner_feed import partner_topic as partner_topic  # where the ACLs and tools find it
 
 # The one super user: provisioning (users, topics, ACLs) and operator tools (dead letters). No service uses it.
 ADMIN = "admin"
@@ -21,9 +22,9 @@ DEAD_LETTER_PREFIX = "relais.dead-letter."
 # Coaching runs once per association; each instance is a principal of its own.
 COACHING = ("coaching-second_souffle", "coaching-60000_rebonds")
 
-
-# The partners' shared reader of the status feed (examples/partner_consumer.py); groups `partner-<who>`.
-PARTNERS = "partners"
+# Principals no longer declared: the topology's provisioning deletes their credential and every ACL of them.
+# `partners` read a shared feed of every referral made without an account (each partner saw the others').
+RETIRED_PRINCIPALS = ("partners",)
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,6 @@ PRINCIPALS: dict[str, Principal] = {
         Principal("routing", "routing", "routing"),
         *(Principal(name, "coaching", name) for name in COACHING),
         Principal("notifications", "notifications", "notifications"),
-        Principal(PARTNERS, None, "partner-"),
     )
 }
 
@@ -50,7 +50,7 @@ class Topic:
     name: str
     carries: str  # what the README says it carries
     producers: tuple[str, ...]
-    consumers: tuple[str, ...]  # principals; "partners" are outside Relais (see PARTNERS)
+    consumers: tuple[str, ...]  # principals
 
 
 def _event(event: str, producers: tuple[str, ...], consumers: tuple[str, ...], note: str = "") -> Topic:
@@ -69,9 +69,6 @@ TOPICS: tuple[Topic, ...] = (
     _event("AntennaCapacityChanged", COACHING, ("routing",), " (keyed by antenna id)"),
     # The applicant's name and email, for the email that answers them; keyed by the application's id.
     _event("VolunteerApplicationDecided", COACHING, ("notifications",), " (keyed by the application's id)"),
-    Topic(
-        PARTNER_FEED_TOPIC, "partner status record (keyed by the partner's reference)", ("notifications",), (PARTNERS,)
-    ),
 )
 
 
@@ -168,6 +165,10 @@ def topics_table() -> str:
     lines = ["| topic | carries | producer | consumers |", "|---|---|---|---|"]
     lines += [f"| `{t.name}` | {t.carries} | {_who(t.producers)} | {_who(t.consumers)} |" for t in TOPICS]
     lines.append(
+        f"| `{PARTNER_TOPIC_PREFIX}<partner>.v1` | partner status record (keyed by the partner's reference) | "
+        f"{PARTNER_FEEDS_WRITER} | that partner only (`{PARTNER_PREFIX}<partner>`) |"
+    )
+    lines.append(
         f"| `{DEAD_LETTER_PREFIX}<group>.v1` | anything a consumer group could not process | every "
         f"consumer (its own groups only) | operators ({ADMIN}) |"
     )
@@ -175,22 +176,10 @@ def topics_table() -> str:
 
 
 def acl_table() -> str:
-    """The README's table of principals and their rights, from `acl_rules`."""
+    """The README's table of principals and their rights, from `acl_rules` and `partner_rules`."""
     lines = ["| principal | writes | reads | consumer groups | creates |", "|---|---|---|---|---|"]
-    for name in PRINCIPALS:
-        rules = acl_rules(name)
-
-        def shown(rule: Rule) -> str:
-            return f"`{rule.name}*`" if rule.pattern is Pattern.PREFIXED else f"`{rule.name}`"
-
-        writes = [shown(r) for r in rules if r.resource is Resource.TOPIC and r.operation is Operation.WRITE]
-        reads = [shown(r) for r in rules if r.resource is Resource.TOPIC and r.operation is Operation.READ]
-        groups = [shown(r) for r in rules if r.resource is Resource.GROUP]
-        creates = [shown(r) for r in rules if r.operation is Operation.CREATE]
-        lines.append(
-            f"| `{name}` | {', '.join(writes) or '—'} | {', '.join(reads) or '—'} | "
-            f"{', '.join(groups) or '—'} | {', '.join(creates) or '—'} |"
-        )
+    lines += [_acl_row(name, acl_rules(name)) for name in PRINCIPALS]
+    lines.append(_acl_row(partner_principal("<partner>"), partner_rules("<partner>")))
     lines.append(
         f"| `{ADMIN}` | super user: provisioning (users, topics, ACLs), `relais dlq`, the broker's own "
         "inter-broker and controller connections | | | |"
@@ -198,19 +187,30 @@ def acl_table() -> str:
     return "\n".join(lines)
 
 
-# Partners as principals of their own: each reads only its own status feed, in its own consumer groups.
-# Notifications writes the records of a partner's referrals (made with its HTTP credential) to that feed.
+def _acl_row(name: str, rules: list[Rule]) -> str:
+    def shown(rule: Rule) -> str:
+        return f"`{rule.name}*`" if rule.pattern is Pattern.PREFIXED else f"`{rule.name}`"
+
+    writes = [shown(r) for r in rules if r.resource is Resource.TOPIC and r.operation is Operation.WRITE]
+    reads = [shown(r) for r in rules if r.resource is Resource.TOPIC and r.operation is Operation.READ]
+    groups = [shown(r) for r in rules if r.resource is Resource.GROUP]
+    creates = [shown(r) for r in rules if r.operation is Operation.CREATE]
+    return (
+        f"| `{name}` | {', '.join(writes) or '—'} | {', '.join(reads) or '—'} | "
+        f"{', '.join(groups) or '—'} | {', '.join(creates) or '—'} |"
+    )
+
+
+# Partners as principals of their own (`relais partners add`): each reads only its own status topic, in its
+# own consumer groups. Notifications writes there the records of the referrals the partner made with its HTTP
+# credential. There is no shared partner topic: a referral made without an account is followed by email.
 PARTNER_PREFIX = "partner."
-PARTNER_TOPIC_PREFIX = "relais.partner-status."
+PARTNER_TOPIC_PREFIX = PARTNER_TOPIC_PATTERN.split("{", 1)[0]
 PARTNER_FEEDS_WRITER = "notifications"
 
 
 def partner_principal(partner: str) -> str:
     return f"{PARTNER_PREFIX}{partner}"
-
-
-def partner_topic(partner: str) -> str:
-    return f"{PARTNER_TOPIC_PREFIX}{partner}.v1"
 
 
 def partner_rules(partner: str) -> list[Rule]:

@@ -47,6 +47,9 @@ PARTNER = {
     "partner_reference": "LJ-2026-0427",
     "contact_email": "greffe@etude-martin.example",
 }
+# The same partner referring with its account (its HTTP token): its statuses go to its own topic.
+PARTNER_ACCOUNT = "etude-martin"
+PARTNER_WITH_ACCOUNT = {**PARTNER, "partner": PARTNER_ACCOUNT}
 ANTENNA_EMAIL = "saint-etienne@60000rebonds.example"
 
 

@@ -1,4 +1,4 @@
-"""Composition root of notifications: flow events in; emails, opt-outs and the partner feed out."""
+"""Composition root of notifications: flow events in; emails, opt-outs and each partner's status feed out."""
 
 from __future__ import annotations
 
@@ -26,9 +26,7 @@ from services.notifications.store import Stores, create_indexes, mongo_stores
 from services.notifications.templates import Renderer
 from services.notifications.tokens import Tokens
 from shared.bootstrap import ServiceRuntime
-from shared.broker import ensure_topics
 from shared.schemas import (
-    PARTNER_FEED_TOPIC,
     CaseClosed,
     CaseReceived,
     CaseRouted,
@@ -94,7 +92,6 @@ def create_app(
     runtime = ServiceRuntime(settings)
     service = build_service(settings, transport=transport, runtime=runtime, stores=stores, clock=clock)
     runtime.on_start(lambda: create_indexes(runtime.db))
-    runtime.on_start(lambda: ensure_topics(settings, [PARTNER_FEED_TOPIC]))
     if service.dispatcher is not None:
         runtime.on_start(service.dispatcher.start)
         runtime.on_stop(service.dispatcher.stop)

@@ -3,9 +3,10 @@
 Events reach this service on separate topics, so a CaseRouted can be handled before the CaseReceived that
 names the partner, or a CaseClosed before the CommitteeApproved. A status change whose predecessors have
 not been seen yet waits in the referral's record (`pending`) and is released after them. A released change
-becomes a partner email (if a partner referred the person) and a feed record (if the partner gave a
-reference): on the partner's own topic when it referred the person with its account, on the shared feed
-otherwise. Intake refused any reference that could identify the person: the contract is trusted here.
+becomes a partner email (if a partner referred the person) and, when the partner referred the person with
+its account and gave a reference, a record on the partner's own topic. A referral made without an account
+has no feed: its referrer follows it by email. Intake refused any reference that could identify the
+person: the contract is trusted here.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class Partner:
 
     kind: ReferrerKind
     reference: str | None
-    account: str | None = None  # the partner's account: its records go to its own topic
+    account: str | None = None  # the partner's account: its records go to its own topic (none without one)
 
     def stored(self) -> dict[str, Any]:
         return {"kind": self.kind.value, "reference": self.reference, "account": self.account}

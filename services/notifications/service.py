@@ -44,7 +44,6 @@ from services.notifications.store import NewNotification, Stores
 from services.notifications.tokens import Tokens
 from shared.outbox import outbox_item
 from shared.schemas import (
-    PARTNER_FEED_TOPIC,
     Association,
     CaseClosed,
     CaseReceived,
@@ -256,12 +255,15 @@ class NotificationsService:
     def _feed_record(
         self, change: StatusChange, partner: Partner | None, case_id: str
     ) -> tuple[str, dict[str, Any]] | None:
-        record = feed_record(change, partner, self.tokens.referral_id(case_id)) if partner else None
-        if record is None or partner is None:
+        # Only a partner with an account has a feed (its own topic, read by it alone): a referral made without
+        # one is followed by email, never on a topic that others could read.
+        if partner is None or partner.account is None:
             return None
-        # A partner with an account reads its own topic only; the shared feed has the public route's referrals.
+        record = feed_record(change, partner, self.tokens.referral_id(case_id))
+        if record is None:
+            return None
         return change.status.value, outbox_item(
-            topic=partner_topic(partner.account) if partner.account else PARTNER_FEED_TOPIC,
+            topic=partner_topic(partner.account),
             key=record.partner_reference,
             value=record.encode().decode(),
             headers=record.headers(),

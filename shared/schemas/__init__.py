@@ -31,7 +31,7 @@ from shared.schemas.events import (
     spec_for,
 )
 from shared.schemas.partner_feed import (
-    PARTNER_FEED_TOPIC,
+    PARTNER_TOPIC_PATTERN,
     OutcomeCategory,
     PartnerStatusChanged,
     ReferralStatus,
@@ -40,7 +40,7 @@ from shared.schemas.partner_feed import (
 __all__ = [
     "ASSOCIATION_NAMES",
     "EVENTS",
-    "PARTNER_FEED_TOPIC",
+    "PARTNER_TOPIC_PATTERN",
     "AntennaCapacityChanged",
     "ApplicationDecision",
     "Association",

@@ -1,7 +1,7 @@
 """An AsyncAPI 3.0 document of every topic Relais publishes, generated from the contract's own models.
 
 Generated rather than written so that it cannot drift: the channels come from the `EVENTS` registry and
-the partner feed, the payloads from the same JSON Schemas as `json/`. Each schema's `$defs` are hoisted
+the partners' topics, the payloads from the same JSON Schemas as `json/`. Each schema's `$defs` are hoisted
 into `components.schemas` (AsyncAPI tools resolve `$ref` against the whole document).
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 from shared.schemas.events import EVENTS
 from shared.schemas.export import schema_of
-from shared.schemas.partner_feed import PARTNER_FEED_TOPIC, RECORD_TYPE, feed_schema
+from shared.schemas.partner_feed import PARTNER_TOPIC_PATTERN, RECORD_TYPE, feed_schema
 
 ASYNCAPI_VERSION = "3.0.0"
 KAFKA_BINDING_VERSION = "0.5.0"
@@ -39,8 +39,10 @@ def asyncapi_document(server_host: str = "localhost:9092") -> dict[str, Any]:
             "description": (
                 "Topics of the shared referral flow of Second Souffle and 60 000 rebonds. The `relais-interne` "
                 "topics carry the flow's events between Relais services (CaseReceived holds personal data); "
-                "the `partenaires` topic is the only one meant for referring partners: statuses of their "
-                "referrals, keyed by their own reference, without personal data."
+                "the `partenaires` channel is the only one meant for referring partners: each partner with an "
+                "account has a topic of its own, readable with its own credentials only, carrying the statuses "
+                "of the referrals it made with its account, keyed by its own reference, without personal data. "
+                "There is no shared partner topic: a referral made without an account is followed by email."
             ),
         },
         "defaultContentType": "application/json",
@@ -69,13 +71,19 @@ def asyncapi_document(server_host: str = "localhost:9092") -> dict[str, Any]:
         )
     _add(
         doc,
-        channel=PARTNER_FEED_TOPIC,
+        channel=PARTNER_TOPIC_PATTERN,
         message=RECORD_TYPE,
         schema=feed_schema(),
         headers=FEED_HEADERS,
         key_description="The partner's own reference: one referral's statuses stay in order.",
         summary="A referral's status changed (received, routed, accepted, declined, closed).",
         audience="partenaires",
+        parameters={
+            "partner": {
+                "description": "The partner's account name (`relais partners add <partner>`); only the principal "
+                "`partner.<partner>` may read the topic."
+            }
+        },
     )
     _check_refs(doc)
     return doc
@@ -91,9 +99,11 @@ def _add(
     key_description: str,
     summary: str,
     audience: str,
+    parameters: dict[str, Any] | None = None,
 ) -> None:
+    """One channel; with `parameters`, `channel` is an address pattern (`{name}` per parameter)."""
     payload = _hoist(schema, doc["components"]["schemas"], owner=message)
-    channel_id = channel.replace(".", "-")
+    channel_id = channel.replace(".", "-").replace("{", "").replace("}", "")
     doc["components"]["messages"][message] = {
         "name": message,
         "title": message,
@@ -108,13 +118,17 @@ def _add(
             }
         },
     }
+    binding: dict[str, Any] = {"bindingVersion": KAFKA_BINDING_VERSION}
+    if not parameters:  # a pattern names many topics: no one topic to bind
+        binding["topic"] = channel
     doc["channels"][channel_id] = {
         "address": channel,
         "title": channel,
         "description": summary,
         "messages": {message: {"$ref": f"#/components/messages/{message}"}},
         "tags": [{"name": audience}],
-        "bindings": {"kafka": {"topic": channel, "bindingVersion": KAFKA_BINDING_VERSION}},
+        **({"parameters": parameters} if parameters else {}),
+        "bindings": {"kafka": binding},
     }
     doc["operations"][f"send{message}"] = {
         "action": "send",

@@ -38,12 +38,12 @@ def render(schema: dict[str, Any]) -> str:
 
 
 def generated_files() -> dict[str, dict[str, Any]]:
-    """File name -> content of everything under `json/`: one schema per event, the partner feed's, AsyncAPI."""
+    """File name -> content of everything under `json/`: one schema per event, the partner topics' record, AsyncAPI."""
     from shared.schemas.asyncapi import asyncapi_document
-    from shared.schemas.partner_feed import PARTNER_FEED_TOPIC, feed_schema
+    from shared.schemas.partner_feed import PARTNER_FEED_SCHEMA_FILE, feed_schema
 
     files = {spec.schema_file: schema_of(spec) for spec in EVENTS.values()}
-    files[f"{PARTNER_FEED_TOPIC}.json"] = feed_schema()
+    files[PARTNER_FEED_SCHEMA_FILE] = feed_schema()
     files["asyncapi.json"] = asyncapi_document()
     return files
 

@@ -1,4 +1,8 @@
-"""The partner status feed: what a referring partner may know about a case it sent, and nothing more.
+"""A partner's status feed: what a referring partner may know about a case it sent, and nothing more.
+
+Each partner with an account (`relais partners add`) has a topic of its own, `relais.partner-status.<partner>.v1`,
+readable by its principal only; the record below is the contract of every such topic. Referrals made
+without an account have no feed: their referrer follows them by email.
 
 It is not an event of the flow, so it does not travel in the Envelope: the envelope names a case (or an
 antenna) and its key is the case id, an internal identifier that partners must not be able to link to.
@@ -19,7 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.schemas.events import Association, Outcome, ReferrerKind
 
-PARTNER_FEED_TOPIC = "relais.partner-status.v1"
+# The address of each partner's topic (AsyncAPI channel parameter style), and its record's schema file.
+PARTNER_TOPIC_PATTERN: Final = "relais.partner-status.{partner}.v1"
+PARTNER_FEED_SCHEMA_FILE: Final = "partner-status-record.v1.json"
 PARTNER_FEED_VERSION: Final = 1
 RECORD_TYPE: Final = "PartnerStatusChanged"
 # Stable record ids derived from the causing event's id (so a republished record keeps its id).
@@ -55,7 +61,7 @@ PartnerReference = Annotated[str, Field(min_length=1, max_length=100)]
 
 
 class PartnerStatusChanged(BaseModel):
-    """One status change of one referral, as published on `relais.partner-status.v1`."""
+    """One status change of one referral, as published on the referring partner's own topic."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -89,14 +95,19 @@ class PartnerStatusChanged(BaseModel):
         return self.model_dump_json().encode()
 
 
+def partner_topic(partner: str) -> str:
+    """The partner's own topic (`partner` is its account name)."""
+    return PARTNER_TOPIC_PATTERN.format(partner=partner)
+
+
 def record_id_for(event_id: uuid.UUID) -> uuid.UUID:
     return uuid.uuid5(RECORD_NAMESPACE, str(event_id))
 
 
 def feed_schema() -> dict[str, Any]:
     schema = PartnerStatusChanged.model_json_schema()
-    schema["$id"] = f"https://relais.example/schemas/{PARTNER_FEED_TOPIC}.json"
-    schema["x-topic"] = PARTNER_FEED_TOPIC
+    schema["$id"] = f"https://relais.example/schemas/{PARTNER_FEED_SCHEMA_FILE}"
+    schema["x-topic"] = PARTNER_TOPIC_PATTERN
     schema["x-schema-version"] = PARTNER_FEED_VERSION
     schema["x-key"] = "partner_reference"
     return schema

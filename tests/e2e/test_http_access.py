@@ -14,7 +14,7 @@ from ops.kafka_security import Secrets
 from ops.partners import add, issue_http_token
 from ops.stack import Stack
 from services.intake.store import MongoPartnerCredentials
-from shared.topology import partner_principal, partner_topic
+from shared.topology import partner_principal
 from tests.coaching_support import SR, SS
 from tests.conftest import a_case, wait_for
 from tests.e2e.conftest import dev_staff
@@ -81,7 +81,7 @@ async def test_a_partner_added_end_to_end_follows_its_referrals_on_its_own_topic
 
     me = stack.kafka.access(partner_principal(partner))
     await asyncio.wait_for(
-        follow(me.client(), partner_principal(partner), {reference}, on_status, done, topic=partner_topic(partner)),
+        follow(me.client(), partner, {reference}, on_status, done),
         timeout=60,
     )
     assert [(s["status"], s["partner_reference"]) for s in statuses] == [("recu", reference), ("oriente", reference)]

@@ -3,8 +3,9 @@
 A case goes through intake, routing and coaching's APIs; the test's SMTP server counts what arrives.
 The coach, assigned in coaching with a professional email, is told who they follow and of the session.
 The referring partner opts out by the link in its first email, a second case's partner mailbox refuses
-every message (retried, then dead-lettered), and the partner reads its statuses from the feed with the
-documented example consumer. (A crash in the middle of a send: tests/faults/test_notifications_crash.py.)
+every message (retried, then dead-lettered), and the partner, which referred the person with its account
+(`relais partners add`), reads its statuses on its own topic with the documented example consumer.
+(A crash in the middle of a send: tests/faults/test_notifications_crash.py.)
 """
 
 from __future__ import annotations
@@ -15,12 +16,15 @@ import uuid
 
 import httpx
 import pytest
+from pymongo import AsyncMongoClient
 
 from examples.partner_consumer import follow
+from ops.kafka_security import Secrets
+from ops.partners import add, issue_http_token
 from ops.stack import SERVICES, Stack, StackConfig
+from services.intake.store import MongoPartnerCredentials
 from shared.broker import dead_letter_topic
-from shared.schemas import PARTNER_FEED_TOPIC
-from shared.topology import PARTNERS
+from shared.topology import partner_principal, partner_topic
 from tests.coaching_support import SR, StaffClient, unique_antenna
 from tests.conftest import Infra, a_case, free_port, wait_for
 from tests.e2e.conftest import DEV_TOKENS, SUBMISSIONS, dev_staff
@@ -37,6 +41,7 @@ PERSON = {
 COMPANY = {"name": "Atelier Bénard Céramique", "siren": "732829320"}
 MESSAGE = "Ma céramique a fermé, je voudrais retravailler."
 REFERENCE = f"TAE-LYON-{TAG}"
+ACCOUNT = f"tae-lyon-{TAG}"  # the referring court's partner account
 PARTNER_EMAIL = f"greffe.{TAG}@tae-lyon.example"
 REFUSING_EMAIL = f"boite-pleine.{TAG}@example.org"
 COACH_EMAIL = f"coach.{TAG}@example.org"
@@ -72,10 +77,9 @@ def system(infra: Infra, tmp_path_factory: pytest.TempPathFactory):
                 node.stop()
 
 
-async def submit(client: httpx.AsyncClient, stack: Stack, key: str, **case: object) -> str:
-    response = await client.post(
-        f"{stack.services['intake'].url}/cases", json=a_case(**case), headers={"Idempotency-Key": key}
-    )
+async def submit(client: httpx.AsyncClient, stack: Stack, key: str, token: str | None = None, **case: object) -> str:
+    headers = {"Idempotency-Key": key, **({"Authorization": f"Bearer {token}"} if token else {})}
+    response = await client.post(f"{stack.services['intake'].url}/cases", json=a_case(**case), headers=headers)
     assert response.status_code == 201, response.text
     return response.json()["case_id"]
 
@@ -100,8 +104,19 @@ def copies(inbox: Inbox, notification_id: str) -> int:
     return len(inbox.by_message_id().get(f"<{event_id}.{recipient}@relais.example>", []))
 
 
+async def partner_account(stack: Stack, partner: str) -> str:
+    """`relais partners add <partner>`: its Kafka user, topic and ACLs, then its HTTP token for intake."""
+    add(stack.kafka.access(), Secrets(stack.kafka.secrets.folder), partner)
+    mongo: AsyncMongoClient = AsyncMongoClient(stack.ferretdb.url, tz_aware=True)
+    try:
+        return await issue_http_token(MongoPartnerCredentials(mongo["relais_intake"]), partner)
+    finally:
+        await mongo.close()
+
+
 async def test_people_are_told_once_partners_follow_without_personal_data(system) -> None:
     stack, inbox = system
+    token = await partner_account(stack, ACCOUNT)
     coaching_http = httpx.AsyncClient(base_url=stack.services["coaching-60000_rebonds"].url, timeout=10)
     coaching = StaffClient(coaching_http, SR, DEV_TOKENS[SR])
     async with httpx.AsyncClient(timeout=10) as client, coaching_http:
@@ -109,6 +124,7 @@ async def test_people_are_told_once_partners_follow_without_personal_data(system
             client,
             stack,
             f"e2e-notif-{TAG}",
+            token,
             entrepreneur=PERSON,
             company=COMPANY,
             message=MESSAGE,
@@ -195,7 +211,7 @@ async def test_people_are_told_once_partners_follow_without_personal_data(system
         assert metric(metrics, "partenaire", "opted_out") >= 2  # accepted and closed; the routing raced the opt-out
         assert metric(metrics, "partenaire", "failed") >= 1 and metric(metrics, "partenaire", "retried") >= 2
 
-    # The partner follows its referral with the documented example consumer.
+    # The partner follows its referral on its own topic, as its own user, with the documented example consumer.
     statuses: list[dict] = []
     done = asyncio.Event()
 
@@ -205,7 +221,8 @@ async def test_people_are_told_once_partners_follow_without_personal_data(system
             done.set()
 
     await asyncio.wait_for(
-        follow(stack.kafka.access(PARTNERS).client(), f"partner-{TAG}", {REFERENCE}, on_status, done), timeout=60
+        follow(stack.kafka.access(partner_principal(ACCOUNT)).client(), ACCOUNT, {REFERENCE}, on_status, done),
+        timeout=60,
     )
     assert [(s["status"], s["association"], s["outcome_category"]) for s in statuses] == [
         ("recu", None, None),
@@ -213,7 +230,7 @@ async def test_people_are_told_once_partners_follow_without_personal_data(system
         ("accepte", "60000_rebonds", None),
         ("clos", "60000_rebonds", "rebond"),
     ]
-    feed = await read_topic(stack.kafka.access(), PARTNER_FEED_TOPIC)
+    feed = await read_topic(stack.kafka.access(), partner_topic(ACCOUNT))
     blob = b"".join((r.key or b"") + r.value + b"".join(k.encode() + v for k, v in r.headers) for r in feed)
     for value in [*PERSON.values(), *COMPANY.values(), MESSAGE, PARTNER_EMAIL, "Greffe du TAE de Lyon", case_id]:
         assert value.encode() not in blob and json.dumps(value)[1:-1].encode() not in blob

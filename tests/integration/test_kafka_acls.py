@@ -21,16 +21,27 @@ from aiokafka.errors import (
 )
 from prometheus_client import CollectorRegistry, Gauge
 
+from ops.kafka_security import Secrets, provision
+from ops.partners import add, can_log_in
 from shared.broker import KafkaAccess, dead_letter_topic, ensure_topics
 from shared.lag import ConsumerLagMonitor
-from shared.schemas import PARTNER_FEED_TOPIC, CaseReceived, SessionHeld, new_envelope
+from shared.schemas import CaseReceived, SessionHeld, new_envelope
 from shared.settings import ServiceSettings
-from shared.topology import ADMIN, PARTNERS
+from shared.topology import ADMIN, RETIRED_PRINCIPALS, partner_principal, partner_topic
 from tests.conftest import Infra, a_case, wait_for
 from tests.integration.conftest import Reader
 
 RECEIVED = "relais.case-received.v1"
 SESSION_HELD = "relais.session-held.v1"
+# Two partners added as `relais partners add` does (principal, topic, ACLs), once for this module.
+TAG = uuid.uuid4().hex[:6]
+MINE, OTHER = f"etude-{TAG}", f"greffe-{TAG}"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def partners(infra: Infra) -> None:
+    for partner in (MINE, OTHER):
+        add(infra.admin, Secrets(infra.kafka.secrets.folder), partner)
 
 
 async def read_from_start(access: KafkaAccess, topic: str, group: str | None = None) -> None:
@@ -128,9 +139,10 @@ def probe(topic: str) -> tuple[bytes, bytes]:
 @pytest.mark.parametrize(
     "principal, topic, rightful",
     [
-        ("routing", PARTNER_FEED_TOPIC, PARTNERS),  # routing consumes cases, not what partners are told
-        (PARTNERS, RECEIVED, "routing"),  # the personal data of every request for help
-        (PARTNERS, dead_letter_topic("notifications"), ADMIN),  # dead letters carry the original bytes
+        ("routing", partner_topic(MINE), partner_principal(MINE)),  # routing consumes cases, not partners' news
+        (partner_principal(MINE), partner_topic(OTHER), partner_principal(OTHER)),  # another partner's referrals
+        (partner_principal(MINE), RECEIVED, "routing"),  # the personal data of every request for help
+        (partner_principal(MINE), dead_letter_topic("notifications"), ADMIN),  # dead letters: the original bytes
     ],
 )
 async def test_a_principal_cannot_read_a_topic_it_does_not_consume(
@@ -176,8 +188,8 @@ async def test_a_service_cannot_forge_an_event_of_a_topic_it_does_not_produce(in
     try:
         with pytest.raises(TopicAuthorizationFailedError):
             await asyncio.wait_for(producer.send_and_wait(SESSION_HELD, forged.encode(), key=forged.key), 30)
-        # The same principal still writes what it owns.
-        await producer.send_and_wait(PARTNER_FEED_TOPIC, b'{"probe": "acl"}', key=b"acl-test")
+        # The same principal still writes what it owns, a partner's own topic included.
+        await producer.send_and_wait(partner_topic(MINE), b'{"probe": "acl"}', key=b"acl-test")
     finally:
         await producer.stop()
     held = await reader(SESSION_HELD)
@@ -226,3 +238,19 @@ async def test_the_lag_monitor_measures_its_own_groups_only(infra: Infra, reader
     finally:
         await consumer.stop()
         await admin.close()
+
+
+async def test_provisioning_deletes_the_retired_shared_partners_principal(infra: Infra) -> None:
+    """A broker provisioned before the shared feed was retired still has the `partners` user: the topology's
+    provisioning deletes it, so a password handed out for the old shared feed opens nothing."""
+    [retired] = RETIRED_PRINCIPALS
+    password = f"old-{uuid.uuid4().hex}"
+    old = KafkaAccess(infra.bootstrap, retired, password, infra.admin.security_protocol)
+    provision(infra.admin, {retired: password}, rules={retired: []})  # as an older release left it
+    assert can_log_in(old, timeout_s=30)
+    provision(infra.admin, {})  # the topology's provisioning: no user to upsert, the retired ones deleted
+
+    async def refused() -> bool:
+        return not await asyncio.to_thread(can_log_in, old)
+
+    assert await wait_for(refused, 30, "the retired principal's credential deleted")

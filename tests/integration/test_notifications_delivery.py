@@ -13,12 +13,15 @@ from typing import Any
 import httpx
 from aiosmtpd.controller import Controller
 
+from ops.kafka_security import Secrets
+from ops.partners import add
 from services.notifications.app import create_app
 from services.notifications.domain import Recipient
 from services.notifications.settings import NotificationsSettings
 from services.notifications.tokens import Tokens
 from shared.broker import dead_letter_topic
-from shared.schemas import PARTNER_FEED_TOPIC, Association, Envelope
+from shared.schemas import Association, Envelope
+from shared.topology import partner_topic
 from tests.conftest import Infra, free_port, running, staff_headers, wait_for
 from tests.mail import (
     ANTENNA_EMAIL,
@@ -149,9 +152,11 @@ async def test_each_recipient_gets_each_message_once_through_redeliveries_and_ou
             assert metric(metrics, "entrepreneur", "sent") >= 5 and metric(metrics, "coach", "sent") >= 1
 
 
-async def test_the_partner_reads_its_referrals_statuses_from_the_feed_without_personal_data(infra: Infra) -> None:
+async def test_the_partner_reads_its_referrals_statuses_on_its_own_topic_without_personal_data(infra: Infra) -> None:
     reference = f"LJ-2026-{uuid.uuid4().int % 100000:05d}"
-    events = flow(referral={**PARTNER, "partner_reference": reference})
+    account = f"etude-{uuid.uuid4().hex[:6]}"
+    add(infra.admin, Secrets(infra.kafka.secrets.folder), account)  # `relais partners add`: its topic, among others
+    events = flow(referral={**PARTNER, "partner_reference": reference, "partner": account})
     with smtp_server() as (_, port):
         async with running(create_app(await fresh(infra, smtp_port=port)), STAFF) as client:
             await publish(infra.admin, events["assigned"])
@@ -167,10 +172,12 @@ async def test_the_partner_reads_its_referrals_statuses_from_the_feed_without_pe
             await settled(client, events["received"].case_id, 14)
 
             async def ours() -> list | None:
-                records = [r for r in await read_topic(infra.admin, PARTNER_FEED_TOPIC) if r.key == reference.encode()]
+                records = [
+                    r for r in await read_topic(infra.admin, partner_topic(account)) if r.key == reference.encode()
+                ]
                 return records if len({json.loads(r.value)["record_id"] for r in records}) >= 4 else None
 
-            records = await wait_for(ours, timeout=30, what="the referral's four statuses on the feed")
+            records = await wait_for(ours, timeout=30, what="the referral's four statuses on the partner's topic")
     statuses = list({s["record_id"]: s for s in map(json.loads, (r.value for r in records))}.values())  # dedupe
     assert [(s["status"], s["association"], s["outcome_category"], s["occurred_on"]) for s in statuses] == [
         ("recu", None, None, "2026-03-01"),
@@ -180,8 +187,8 @@ async def test_the_partner_reads_its_referrals_statuses_from_the_feed_without_pe
     ]
     assert len({s["referral_id"] for s in statuses}) == 1
     assert str(events["received"].case_id) not in json.dumps(statuses)
-    # Nothing personal anywhere on the topic: keys, values and headers of every record, every test's.
-    everything = await read_topic(infra.admin, PARTNER_FEED_TOPIC)
+    # Nothing personal anywhere on the partner's topic: keys, values and headers of every record.
+    everything = await read_topic(infra.admin, partner_topic(account))
     blob = b"".join((r.key or b"") + r.value + b"".join(k.encode() + v for k, v in r.headers) for r in everything)
     for value in [*PERSON.values(), PARTNER["organisation"], PARTNER["contact_email"], "Saint-Étienne", "42000"]:
         assert value.encode() not in blob and json.dumps(value)[1:-1].encode() not in blob
@@ -332,5 +339,6 @@ async def test_the_asyncapi_document_and_its_page_are_served(infra: Infra) -> No
         doc = (await client.get("/asyncapi.json")).json()
         page = await client.get("/asyncapi")
     assert doc["servers"]["kafka"]["host"] == infra.bootstrap
-    assert "relais-partner-status-v1" in doc["channels"]
-    assert page.status_code == 200 and "relais.partner-status.v1" in page.text and "partner_reference" in page.text
+    assert doc["channels"]["relais-partner-status-partner-v1"]["address"] == "relais.partner-status.{partner}.v1"
+    assert page.status_code == 200 and "relais.partner-status.{partner}.v1" in page.text
+    assert "partner_reference" in page.text

@@ -9,7 +9,6 @@ from aiokafka.errors import TopicAuthorizationFailedError
 
 from ops.kafka_security import Secrets
 from ops.partners import add, can_log_in, list_partners, revoke
-from shared.schemas import PARTNER_FEED_TOPIC
 from shared.topology import partner_principal, partner_topic
 from tests.conftest import Infra
 from tests.integration.test_kafka_acls import broker_answer, records_keyed
@@ -34,7 +33,7 @@ async def test_a_partner_reads_only_its_own_feed_until_revoked(infra: Infra) -> 
 
     me = infra.access(partner_principal(mine))
     assert await records_keyed(me, partner_topic(mine), mine.encode()) == [b'{"probe": "partner"}']
-    for foreign in (partner_topic(other), PARTNER_FEED_TOPIC, "relais.case-received.v1"):
+    for foreign in (partner_topic(other), "relais.case-received.v1"):
         assert await broker_answer(me, foreign) == TopicAuthorizationFailedError.errno, foreign
 
     revoke(infra.admin, mine)

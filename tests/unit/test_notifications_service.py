@@ -19,7 +19,7 @@ from shared.schemas.envelope import Envelope
 from shared.store import VersionConflict
 from tests.conftest import wait_for
 from tests.fakes.notifications import FakeStores, FakeTransport
-from tests.mail import ANTENNA_EMAIL, COACH, PARTNER, PERSON, body, flow
+from tests.mail import ANTENNA_EMAIL, COACH, PARTNER, PARTNER_WITH_ACCOUNT, PERSON, body, flow
 
 FINAL = {"envoye", "desabonne", "sans_adresse", "echec"}
 EVERY_STEP = ("received", "routed", "approved", "assigned", "session", "closed")
@@ -71,7 +71,7 @@ def feed(fakes: FakeStores, case_id: object) -> list[str]:
 
 async def test_each_event_plans_its_notifications_and_the_partners_statuses() -> None:
     service, fakes, _ = build()
-    events = flow()
+    events = flow(referral=PARTNER_WITH_ACCOUNT)
     case_id = events["received"].case_id
     await handle(service, *(events[step] for step in EVERY_STEP))
 
@@ -106,7 +106,7 @@ async def test_each_event_plans_its_notifications_and_the_partners_statuses() ->
 
 async def test_a_redelivered_event_changes_nothing() -> None:
     service, fakes, _ = build()
-    events = flow()
+    events = flow(referral=PARTNER_WITH_ACCOUNT)
     await handle(service, *(events[step] for step in EVERY_STEP))
     before = [fakes.notifications.docs, fakes.contacts.docs, fakes.referrals.docs, fakes.referrals.outbox]
     snapshot = repr(before)
@@ -188,7 +188,7 @@ async def test_a_released_volunteer_is_forgotten_and_gets_no_more_emails() -> No
 
 async def test_a_referral_written_by_a_rival_first_is_decided_again_and_released_in_order() -> None:
     service, fakes, _ = build()
-    events = flow()
+    events = flow(referral=PARTNER_WITH_ACCOUNT)
     case_id = events["received"].case_id
     # While the reception is being followed, the routing (another topic) is written first.
     fakes.referrals.rival_writes_first(lambda: handle(service, events["routed"]))
@@ -203,7 +203,7 @@ async def test_a_referral_written_by_a_rival_first_is_decided_again_and_released
 
 async def test_a_referral_that_keeps_losing_is_refused_for_the_consumer_to_retry() -> None:
     service, fakes, _ = build()
-    events = flow()
+    events = flow(referral=PARTNER_WITH_ACCOUNT)
     case_id = str(events["received"].case_id)
 
     async def rival() -> None:

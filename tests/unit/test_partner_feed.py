@@ -19,7 +19,7 @@ from services.notifications.referrals import (
 from services.notifications.tokens import Tokens
 from shared.schemas import (
     EVENTS,
-    PARTNER_FEED_TOPIC,
+    PARTNER_TOPIC_PATTERN,
     CaseReceived,
     Contract,
     Envelope,
@@ -219,8 +219,12 @@ def test_the_asyncapi_document_lists_every_public_topic_with_resolvable_schemas(
     doc = asyncapi_document("kafka:9092")
     assert doc["asyncapi"] == "3.0.0" and doc["servers"]["kafka"]["host"] == "kafka:9092"
     addresses = {channel["address"]: channel for channel in doc["channels"].values()}
-    assert set(addresses) == {spec.topic for spec in EVENTS.values()} | {PARTNER_FEED_TOPIC}
-    assert addresses[PARTNER_FEED_TOPIC]["tags"] == [{"name": "partenaires"}]
+    assert set(addresses) == {spec.topic for spec in EVENTS.values()} | {PARTNER_TOPIC_PATTERN}
+    # The partners' channel is each partner's own topic (a parameter), never one shared topic.
+    partners = [address for address, channel in addresses.items() if channel["tags"] == [{"name": "partenaires"}]]
+    assert partners == ["relais.partner-status.{partner}.v1"]
+    assert set(addresses[PARTNER_TOPIC_PATTERN]["parameters"]) == {"partner"}
+    assert "topic" not in addresses[PARTNER_TOPIC_PATTERN]["bindings"]["kafka"]
     feed = doc["components"]["messages"]["PartnerStatusChanged"]
     assert set(feed["payload"]["properties"]) == FEED_FIELDS
     assert "partner's own reference" in feed["bindings"]["kafka"]["key"]["description"]

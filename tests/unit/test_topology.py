@@ -8,12 +8,14 @@ import pytest
 from fastapi import FastAPI
 
 from shared.consumer import EventConsumer
-from shared.schemas import EVENTS, PARTNER_FEED_TOPIC
+from shared.schemas import EVENTS
 from shared.topology import (
     ADMIN,
     PARTNER_FEEDS_WRITER,
+    PARTNER_PREFIX,
     PARTNER_TOPIC_PREFIX,
     PRINCIPALS,
+    RETIRED_PRINCIPALS,
     TOPICS,
     Operation,
     Pattern,
@@ -29,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_every_topic_of_the_contract_has_producers_and_consumers() -> None:
     declared = {t.name for t in TOPICS}
-    assert declared == {spec.topic for spec in EVENTS.values()} | {PARTNER_FEED_TOPIC}
+    assert declared == {spec.topic for spec in EVENTS.values()}
     for t in TOPICS:
         assert t.producers and t.consumers, t.name
         assert set(t.producers) <= set(PRINCIPALS), t.name
@@ -63,10 +65,16 @@ def test_services_are_granted_nothing_beyond_their_topics_groups_and_dead_letter
                 assert rule.name in {t.name for t in TOPICS}
 
 
-def test_partners_read_only_their_feed() -> None:
-    assert [(r.resource, r.name, r.operation) for r in acl_rules("partners") if r.resource is Resource.TOPIC] == [
-        (Resource.TOPIC, PARTNER_FEED_TOPIC, Operation.READ)
-    ]
+def test_no_principal_reads_a_partner_topic_but_that_partner() -> None:
+    """The shared `partners` principal is retired (provisioning deletes it): no declared principal, service or
+    not, may read any partner's status topic, and no declared topic is one."""
+    assert set(RETIRED_PRINCIPALS).isdisjoint(PRINCIPALS)
+    assert all(p.service is not None for p in PRINCIPALS.values()), "principals outside Relais are partners"
+    assert not [t.name for t in TOPICS if t.name.startswith(PARTNER_TOPIC_PREFIX)]
+    for name in PRINCIPALS:
+        assert not [
+            r for r in acl_rules(name) if r.operation is Operation.READ and r.name.startswith(PARTNER_TOPIC_PREFIX)
+        ], name
 
 
 def _subscriptions(monkeypatch: pytest.MonkeyPatch, build) -> list[str]:
@@ -122,6 +130,18 @@ def test_a_partner_principal_reads_only_its_own_topic_in_its_own_groups() -> Non
     }
     assert {r.principal for r in rules} == {partner_principal("etude-martin")} == {"partner.etude-martin"}
     assert partner_topic("etude-martin") not in {t.name for t in TOPICS}
-    partners_group = PRINCIPALS["partners"].consumer_group
-    assert partners_group is not None
-    assert not partner_principal("x").startswith(partners_group)
+    # Another partner's topic is out of reach, even one whose name starts alike: the READ is literal.
+    reads = [r for r in rules if r.operation is Operation.READ and r.resource is Resource.TOPIC]
+    assert [r.pattern for r in reads] == [Pattern.LITERAL] and partner_topic("etude-martin-2") not in {
+        r.name for r in reads
+    }
+    assert all(p.consumer_group is None or not p.consumer_group.startswith(PARTNER_PREFIX) for p in PRINCIPALS.values())
+
+
+def test_the_example_consumer_names_the_partner_s_topic_and_user_as_relais_does() -> None:
+    from examples.partner_consumer import partner_topic as example_topic
+    from examples.partner_consumer import partner_user
+    from shared.topology import partner_principal, partner_topic
+
+    assert example_topic("etude-martin") == partner_topic("etude-martin")
+    assert partner_user("etude-martin") == partner_principal("etude-martin")
