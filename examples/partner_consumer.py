@@ -12,7 +12,7 @@ deduplicate on `record_id`. Records come in order per reference.
 
 The broker authenticates every client (SASL/SCRAM-SHA-512; over TLS with `--ca-file`, as in
 docker-compose.yml) and lets the user `partner.etude-martin` read that topic only, in consumer groups named
-`partner.etude-martin...` (README, Security): no partner can read another's topic. Referrals made without
+`partner.etude-martin.*` (README, Security): no partner can read another's topic. Referrals made without
 an account (no token) are on no topic: their referrer follows them by email. Only the standard library and
 aiokafka: a partner does not need Relais' code.
 The JSON Schema of the record is served at GET /asyncapi.json on the notifications service (and committed in
@@ -78,7 +78,7 @@ async def follow(
     `kafka` is the connection (`connection(...)`) as the partner's own user; `group` must start with that
     user's name (default: the name itself).
     """
-    group = group or partner_user(partner)
+    group = group or f"{partner_user(partner)}.suivi"
     consumer = AIOKafkaConsumer(
         partner_topic(partner), **kafka, group_id=group, auto_offset_reset="earliest", enable_auto_commit=False
     )
@@ -120,7 +120,8 @@ def main() -> None:
     parser.add_argument("--password-file", required=True, help="a file holding your Kafka user's password")
     parser.add_argument("--ca-file", help="the CA certificate of the broker (TLS, SASL_SSL)")
     parser.add_argument(
-        "--group", help="your consumer group, remembers what you read (default: partner.<name>; must start so)"
+        "--group",
+        help="your consumer group, remembers what you read (default: partner.<name>.suivi; starts so)",
     )
     parser.add_argument("references", nargs="*", help="your references to follow (default: all)")
     args = parser.parse_args()

@@ -157,7 +157,7 @@ def cmd_partners(args: argparse.Namespace) -> int:
                 token = with_intake_credentials(args.mongo_url, args.intake_db, partial(issue_http_token, partner=name))
                 print(
                     f"relais: partner {name}: user partner.{name}, topic relais.partner-status.{name}.v1, "
-                    f"groups partner.{name}*; Kafka password in {path} (hand it over out of band)\n"
+                    f"groups partner.{name}.*; Kafka password in {path} (hand it over out of band)\n"
                     f"relais: partner {name}: HTTP token for intake (POST /cases, Authorization: Bearer), shown "
                     f"only now, hand it over out of band: {token}"
                 )

@@ -218,6 +218,8 @@ def partner_rules(partner: str) -> list[Rule]:
     return sorted(
         [
             Rule(principal, Resource.TOPIC, partner_topic(partner), Pattern.LITERAL, Operation.READ),
-            Rule(principal, Resource.GROUP, principal, Pattern.PREFIXED, Operation.READ),
+            # `partner.<name>.`: the dot keeps `partner.etude-martin` out of `partner.etude-martin-2`'s groups
+            # (a partner name has no dot).
+            Rule(principal, Resource.GROUP, f"{principal}.", Pattern.PREFIXED, Operation.READ),
         ]
     )

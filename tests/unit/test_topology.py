@@ -126,7 +126,7 @@ def test_a_partner_principal_reads_only_its_own_topic_in_its_own_groups() -> Non
     rules = partner_rules("etude-martin")
     assert {(r.resource, r.name, r.pattern, r.operation) for r in rules} == {
         (Resource.TOPIC, "relais.partner-status.etude-martin.v1", Pattern.LITERAL, Operation.READ),
-        (Resource.GROUP, "partner.etude-martin", Pattern.PREFIXED, Operation.READ),
+        (Resource.GROUP, "partner.etude-martin.", Pattern.PREFIXED, Operation.READ),
     }
     assert {r.principal for r in rules} == {partner_principal("etude-martin")} == {"partner.etude-martin"}
     assert partner_topic("etude-martin") not in {t.name for t in TOPICS}
