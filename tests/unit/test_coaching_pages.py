@@ -25,7 +25,7 @@ from services.coaching.pages import page_routes
 from services.coaching.service import CoachingService
 from services.coaching.settings import CoachingSettings
 from services.coaching.store import CoachingStores
-from shared.auth import FailedAttempts
+from shared.auth import DEVELOPMENT_STAFF_TOKENS, FailedAttempts, hash_token
 from shared.pages import static_files
 from shared.schemas import Association, CaseRouted, VolunteerRole, new_envelope
 from tests.fakes.coaching import FakeAntennaDirectory, fake_stores
@@ -373,3 +373,17 @@ async def test_the_coordination_pages_show_the_services_figures(service, stores)
         coverage = await client.get("/espace/couverture")
         assert coverage.status_code == 200
         assert (await client.get("/espace/couverture.png")).status_code in (200, 404)
+
+
+def test_make_run_gives_each_instance_its_associations_development_token_for_routing(tmp_path) -> None:
+    from ops.stack import COACHING, Stack, StackConfig
+
+    stack = Stack(StackConfig(data_dir=tmp_path, service_ports={**StackConfig().service_ports, "routing": 18002}))
+    for name, association in COACHING.items():
+        env = stack.services[name].env
+        settings = CoachingSettings(
+            association=association, routing_token=env["RELAIS_COACHING_ROUTING_TOKEN"], development=True
+        )
+        token = settings.routing_bearer()
+        assert token is not None and hash_token(token) in DEVELOPMENT_STAFF_TOKENS[Association(association)].values()
+        assert env["RELAIS_COACHING_ROUTING_URL"] == "http://127.0.0.1:18002"
