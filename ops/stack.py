@@ -48,6 +48,9 @@ DEV_STAFF_PASSWORDS = {
 }
 # Development-only staff tokens of `make run`, as hashes (shared/auth.py); the tokens are in docs/coaching.md.
 DEV_STAFF_TOKENS = {association.value: users for association, users in DEVELOPMENT_STAFF_TOKENS.items()}
+# The plain development token of each association's staff member (hashed above): each coaching instance calls
+# routing's antenna routes with its own association's.
+DEV_ROUTING_TOKENS = {"second_souffle": "dev-second-souffle-claire", "60000_rebonds": "dev-60000-rebonds-karim"}
 
 
 @dataclass
@@ -146,7 +149,13 @@ class Stack:
 
     def _own_env(self, name: str) -> dict[str, str]:
         """Settings one service needs beyond Kafka and the store: notifications sends to the mail sink, intake
-        links to each association's volunteer form."""
+        links to each association's volunteer form, each coaching instance edits its antennas on this stack's
+        routing with its association's development token."""
+        if name in COACHING:
+            return {
+                "RELAIS_COACHING_ROUTING_URL": f"http://127.0.0.1:{self.config.service_ports['routing']}",
+                "RELAIS_COACHING_ROUTING_TOKEN": DEV_ROUTING_TOKENS[COACHING[name]],
+            }
         if name == "intake":
             pages = {a: f"http://127.0.0.1:{self.config.service_ports[n]}/benevolat" for n, a in COACHING.items()}
             return {"RELAIS_INTAKE_VOLUNTEER_PAGES": json.dumps(pages)}

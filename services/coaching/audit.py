@@ -27,6 +27,7 @@ class AuditEntry:
     case_id: str | None = None
     volunteer_id: str | None = None
     count: int | None = None  # items returned by a list
+    antenna_id: str | None = None  # an antenna of routing's directory changed from the staff pages
 
 
 class AuditTrail:
@@ -44,6 +45,7 @@ class AuditTrail:
         case_id: str | None = None,
         volunteer_id: str | None = None,
         count: int | None = None,
+        antenna_id: str | None = None,
     ) -> None:
         await self.store.add(
             AuditEntry(
@@ -55,6 +57,7 @@ class AuditTrail:
                 case_id=case_id,
                 volunteer_id=volunteer_id,
                 count=count,
+                antenna_id=antenna_id,
             )
         )
 

@@ -11,9 +11,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from shared.auth import DEVELOPMENT_STAFF_TOKENS, hash_token
 from shared.pages import PageSettings
 from shared.schemas import Association
 from shared.settings import env_prefix
@@ -37,8 +38,12 @@ class CoachingSettings(PageSettings):
     staff_passwords: dict[str, str] = Field(default_factory=dict)
     # A staff session ends this long after signing in.
     session_hours: float = Field(8.0, gt=0, le=24)
-    # Routing's API: the staff pages show the association's antennas from its directory (read-only).
+    # Routing's API: the staff pages show and edit the association's antennas in its directory, with a staff
+    # bearer token of this association for routing (ROUTING_TOKEN or, better, the file ROUTING_TOKEN_FILE
+    # names). Without one the antennas page says the directory is not configured.
     routing_url: str = "http://127.0.0.1:8002"
+    routing_token: SecretStr = SecretStr("")
+    routing_token_file: str = ""
     # The coverage map `relais coverage --map FILE.png` draws; the staff pages show it when the file exists.
     coverage_map: Path = ROOT / ".local" / "run" / "couverture.png"
     # Coordinators' targets: a case is overdue past them.
@@ -65,6 +70,25 @@ class CoachingSettings(PageSettings):
         if isinstance(tokens, dict) and tokens and all(isinstance(v, str) for v in tokens.values()):
             data["staff_tokens"] = {association.value: tokens}  # {user: hash}: this association's staff
         return data
+
+    def routing_bearer(self) -> str | None:
+        """The token for routing's API (from ROUTING_TOKEN_FILE when set, read at start), or None."""
+        if self.routing_token_file:
+            try:
+                token = Path(self.routing_token_file).read_text().strip()
+            except OSError:
+                return None  # the antennas page says the directory is not configured
+        else:
+            token = self.routing_token.get_secret_value().strip()
+        return token or None
+
+    def insecure_defaults(self) -> list[str]:
+        problems = super().insecure_defaults()
+        token = self.routing_bearer()
+        public = {hashed for users in DEVELOPMENT_STAFF_TOKENS.values() for hashed in users.values()}
+        if token is not None and hash_token(token) in public:
+            problems.append("routing_token: a development token")
+        return problems
 
     @field_validator("staff_passwords")
     @classmethod

@@ -13,6 +13,7 @@ from shared.schemas import Association
 from tests.browser.harness import Browser
 from tests.coaching_support import SR, SS, StaffClient, unique_antenna
 from tests.conftest import a_case
+from tests.e2e.conftest import dev_staff
 
 TODAY = datetime.now(UTC).date()
 PASSWORDS = {SS: ("claire", "mot-de-passe-claire"), SR: ("karim", "mot-de-passe-karim")}  # make run's, docs/pages.md
@@ -144,10 +145,46 @@ async def test_a_coordinator_takes_a_case_from_committee_to_closing(
         browser.check(name)
     assert "60000_rebonds-lyon" in browser.text()  # routing's directory, read over its API
 
+    # The coordinator changes the contact of an antenna in routing's directory (one of this test's own).
+    await edits_an_antenna(stack, browser, base)
+
     audit = (await staff.get(f"/cases/{case_id}/audit")).json()["entries"]
     assert {"case.committee_decision", "case.assign", "case.session", "case.closing"} <= {
         e["action"] for e in audit if e["who"] == "karim"
     }
+
+
+async def edits_an_antenna(stack: Stack, browser: Browser, base: str) -> None:
+    antenna = unique_antenna(SR, "villeurbanne")
+    routing = stack.services["routing"].url
+    async with httpx.AsyncClient(timeout=10, headers=dev_staff(SR)) as client:
+        created = await client.put(
+            f"{routing}/antennas/{antenna}",
+            json={
+                "association": SR.value,
+                "name": f"Villeurbanne {antenna[-6:]}",
+                "city": "Villeurbanne",
+                "insee_code": "69266",
+                "status": "en_ouverture",
+                "contact": "villeurbanne@60000rebonds.example",
+            },
+        )
+        assert created.status_code in (200, 201), created.text
+        browser.open(f"{base}/espace/antennes")
+        edit = browser.form(f"form[action='/espace/antennes/{antenna}']")
+        browser.fill({"contact": " "}, edit)
+        browser.submit(edit)
+        assert browser.title.startswith("Erreur : ")
+        assert "Contact public : Ce champ est obligatoire." in browser.text(".resume-erreurs")
+        browser.check("antenne refusee")
+        edit = browser.form(f"form[action='/espace/antennes/{antenna}']")
+        browser.fill({"contact": "04 72 00 00 00", "status": "ouverte"}, edit)
+        browser.submit(edit)
+        assert "modifiée dans l'annuaire du routage" in browser.text()
+        assert "04 72 00 00 00" in browser.text("table")
+        browser.check("antenne modifiee")
+        stored = (await client.get(f"{routing}/antennas/{antenna}")).json()
+    assert (stored["contact"], stored["status"]) == ("04 72 00 00 00", "ouverte")
 
 
 async def test_the_other_associations_staff_cannot_open_the_case(

@@ -16,12 +16,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from services.coaching.audit import AuditEntry
+from services.coaching.directory import EDITABLE, DirectoryAntenna, DirectoryRefused, DirectoryUnavailable
 from services.coaching.domain.applications import Application, ApplicationStatus
 from services.coaching.domain.case_file import ASSIGNED_FIELD, FOLLOWED_STAGES, OPEN_STAGES, CaseFile
 from services.coaching.domain.checkpoint import Checkpoint, CheckpointStatus
 from services.coaching.domain.volunteers import AntennaCapacity, Volunteer
 from services.coaching.store import CaseDecision, CoachingStores
-from shared.schemas import Envelope, VolunteerRole
+from shared.schemas import Association, Envelope, VolunteerRole
 from shared.store import VersionConflict
 
 R = TypeVar("R")
@@ -261,6 +262,39 @@ class FakeApplicationStore:
             self.docs[key] = copy.deepcopy(application)
             self.events.extend(emitted)
             return application
+
+
+class FakeAntennaDirectory:
+    """Routing's directory as one association's token sees it: its antennas only; another's is refused (403)
+    and an unknown one is not found (404), as routing's PATCH answers. `refuse_next` primes one refusal
+    (routing's 422 with its field errors); `down` makes routing unreachable."""
+
+    def __init__(self, association: Association, antennas: list[DirectoryAntenna], configured: bool = True) -> None:
+        self.association, self.configured, self.down = association, configured, False
+        self.found = {a.id: a for a in antennas}
+        self.refuse_next: DirectoryRefused | None = None
+        self.updates: list[tuple[str, dict[str, Any]]] = []
+
+    async def antennas(self) -> list[DirectoryAntenna] | None:
+        if not self.configured or self.down:
+            return None
+        return sorted((a for a in self.found.values() if a.association is self.association), key=lambda a: a.name)
+
+    async def update(self, antenna_id: str, changes: dict[str, Any]) -> DirectoryAntenna:
+        if not self.configured or self.down:
+            raise DirectoryUnavailable("down")
+        if self.refuse_next is not None:
+            refused, self.refuse_next = self.refuse_next, None
+            raise refused
+        antenna = self.found.get(antenna_id)
+        if antenna is None:
+            raise DirectoryRefused(404, "Antenne introuvable dans l'annuaire du routage.")
+        if antenna.association is not self.association:
+            raise DirectoryRefused(403, "Le routage refuse : cette antenne n'appartient pas à l'association.")
+        edited = {k: v for k, v in changes.items() if k in EDITABLE}
+        self.updates.append((antenna_id, edited))
+        self.found[antenna_id] = antenna.model_copy(update=edited)
+        return self.found[antenna_id]
 
 
 def fake_stores(cases: FakeCaseFileStore | None = None) -> CoachingStores:

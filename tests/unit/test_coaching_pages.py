@@ -9,6 +9,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -17,16 +18,17 @@ from fastapi import FastAPI
 from services.coaching.app import build_service
 from services.coaching.audit import AuditTrail
 from services.coaching.auth import StaffPasswords, hash_password
+from services.coaching.directory import DirectoryAntenna, DirectoryRefused
 from services.coaching.domain.case_file import Decision, Stage
 from services.coaching.domain.volunteers import Volunteer
 from services.coaching.pages import page_routes
 from services.coaching.service import CoachingService
 from services.coaching.settings import CoachingSettings
 from services.coaching.store import CoachingStores
-from shared.auth import FailedAttempts
+from shared.auth import DEVELOPMENT_STAFF_TOKENS, FailedAttempts, hash_token
 from shared.pages import static_files
 from shared.schemas import Association, CaseRouted, VolunteerRole, new_envelope
-from tests.fakes.coaching import fake_stores
+from tests.fakes.coaching import FakeAntennaDirectory, fake_stores
 
 SR, SS = Association.SOIXANTE_MILLE_REBONDS, Association.SECOND_SOUFFLE
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -224,37 +226,139 @@ async def test_signing_out_ends_the_session(client) -> None:
     assert (await client.get("/espace/dossiers")).status_code == 303
 
 
-class Directory:
-    def __init__(self, found: list | None) -> None:
-        self.found = found
-
-    async def antennas(self) -> list | None:
-        return self.found
-
-
-async def test_the_coordination_pages_show_the_services_figures(service, stores) -> None:
-    from services.coaching.directory import DirectoryAntenna
-
-    case_id = await a_case(service)
-    await service.decide_committee(case_id, Decision.APPROVED, [], "karim", decided_on=TODAY)
-    await stores.volunteers.add(
-        Volunteer("coach-1", "Anne Coach", VolunteerRole.COACH, LYON, ["commerce"], 1, TODAY - timedelta(days=1))
+def lyon_antenna(association: Association = SR, antenna_id: str = LYON) -> DirectoryAntenna:
+    return DirectoryAntenna(
+        id=antenna_id,
+        association=association,
+        name="60 000 rebonds Lyon",
+        status="ouverte",
+        contact="lyon@60000rebonds.example",
     )
-    lyon = DirectoryAntenna(
-        id=LYON, association=SR, name="60 000 rebonds Lyon", status="ouverte", contact="lyon@60000rebonds.example"
-    )
+
+
+def app_with(service: CoachingService, stores: CoachingStores, directory: FakeAntennaDirectory) -> FastAPI:
     settings = settings_of(SR)
-    audit = AuditTrail(stores.audit, SR, lambda: NOW)
     app = FastAPI()
     app.include_router(
         page_routes(
             service,
             StaffPasswords(settings.staff_passwords, settings.association, FailedAttempts()),
-            audit,
+            AuditTrail(stores.audit, SR, lambda: NOW),
             settings,
-            directory=Directory([lyon]),
+            directory=directory,
         )
     )
+    return app
+
+
+@pytest.fixture
+def directory() -> FakeAntennaDirectory:
+    return FakeAntennaDirectory(SR, [lyon_antenna()])
+
+
+@pytest.fixture
+async def staff_client(service, stores, directory) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app_with(service, stores, directory))
+    async with httpx.AsyncClient(transport=transport, base_url="http://coaching") as http:
+        yield http
+
+
+def antenna_audit(stores: Any) -> list[tuple[str, str, str | None]]:
+    return [(e.who, e.outcome, e.antenna_id) for e in stores.audit.entries if e.action == "antenna.update"]
+
+
+async def test_staff_edit_an_antenna_of_the_directory(staff_client, directory, stores) -> None:
+    token = await signed_in(staff_client)
+    page = html.unescape((await staff_client.get("/espace/antennes")).text)
+    assert f'action="/espace/antennes/{LYON}"' in page and 'value="lyon@60000rebonds.example"' in page
+    form = {"csrf": token, "name": "60 000 rebonds Lyon", "contact": "accueil-lyon@60000rebonds.example"}
+    answer = await staff_client.post(f"/espace/antennes/{LYON}", data={**form, "status": "en_ouverture"})
+    assert answer.status_code == 303 and answer.headers["location"] == f"/espace/antennes?fait={LYON}"
+    assert directory.updates == [
+        (
+            LYON,
+            {"name": "60 000 rebonds Lyon", "contact": "accueil-lyon@60000rebonds.example", "status": "en_ouverture"},
+        )
+    ]
+    page = html.unescape((await staff_client.get(answer.headers["location"])).text)
+    assert "Antenne « 60 000 rebonds Lyon » modifiée" in page and "accueil-lyon@60000rebonds.example" in page
+    assert antenna_audit(stores) == [("karim", "ok", LYON)]
+
+
+async def test_routings_refusal_is_shown_next_to_its_field_with_what_was_typed(staff_client, directory, stores) -> None:
+    token = await signed_in(staff_client)
+    directory.refuse_next = DirectoryRefused(
+        422, "Certaines informations sont invalides ou manquantes.", {"contact": "Contact refusé par le routage."}
+    )
+    form = {"csrf": token, "name": "Lyon centre", "contact": "quelque chose", "status": "ouverte"}
+    answer = await staff_client.post(f"/espace/antennes/{LYON}", data=form)
+    page = html.unescape(answer.text)
+    assert answer.status_code == 422 and "<title>Erreur : " in page
+    field = f"antenne-{LYON}-champ-contact"
+    assert (
+        f'<p class="erreur" id="{field}-erreur"><span class="sr">Erreur : </span>Contact refusé par le routage.' in page
+    )
+    assert 'value="quelque chose"' in page and 'value="Lyon centre"' in page
+    assert f'href="#{field}"' in page  # the summary links to the field
+    assert directory.updates == [] and antenna_audit(stores) == [("karim", "refuse", LYON)]
+
+    # The page's own check (routing's rules) before anything is sent: a cleared contact.
+    blank = await staff_client.post(f"/espace/antennes/{LYON}", data={**form, "contact": " "})
+    assert blank.status_code == 422 and f'id="{field}-erreur"' in blank.text and directory.updates == []
+
+
+async def test_routings_404_and_403_are_said_in_french(staff_client, directory, stores) -> None:
+    token = await signed_in(staff_client)
+    form = {"csrf": token, "name": "Lyon", "contact": "lyon@60000rebonds.example", "status": "ouverte"}
+    directory.refuse_next = DirectoryRefused(404, "Antenne introuvable dans l'annuaire du routage.")
+    gone = await staff_client.post(f"/espace/antennes/{LYON}", data=form)
+    assert gone.status_code == 404 and "Antenne introuvable dans l'annuaire du routage." in html.unescape(gone.text)
+    other = await staff_client.post("/espace/antennes/second_souffle-paris", data=form)
+    assert other.status_code == 404 and directory.updates == []  # never sent with this association's token
+    directory.down = True
+    down = await staff_client.post(f"/espace/antennes/{LYON}", data=form)
+    assert down.status_code == 503 and "ne répond pas" in html.unescape(down.text)
+    assert [o for _, o, _ in antenna_audit(stores)] == ["introuvable", "indisponible"]
+
+
+async def test_an_antenna_edit_without_its_csrf_token_changes_nothing(staff_client, directory, stores) -> None:
+    await signed_in(staff_client)
+    form = {"name": "Lyon", "contact": "pirate@example.org", "status": "fermee"}
+    answer = await staff_client.post(f"/espace/antennes/{LYON}", data=form)
+    assert answer.status_code == 403 and "expiré" in answer.text and 'value="pirate@example.org"' in answer.text
+    assert directory.updates == [] and antenna_audit(stores) == []
+    assert directory.found[LYON].contact == "lyon@60000rebonds.example"
+
+
+async def test_without_a_routing_token_the_antennas_page_says_so(service, stores) -> None:
+    unconfigured = FakeAntennaDirectory(SR, [lyon_antenna()], configured=False)
+    transport = httpx.ASGITransport(app=app_with(service, stores, unconfigured))
+    async with httpx.AsyncClient(transport=transport, base_url="http://coaching") as client:
+        await signed_in(client)
+        page = await client.get("/espace/antennes")
+        assert page.status_code == 200 and "n'est pas configuré" in html.unescape(page.text)
+        assert '<form class="formulaire"' not in page.text
+
+
+def test_the_routing_token_is_a_secret_read_from_its_file(tmp_path) -> None:
+    secret = tmp_path / "routing.token"
+    secret.write_text("un-jeton-du-personnel\n")
+    settings = CoachingSettings(association=SR, routing_token_file=str(secret))
+    assert settings.routing_bearer() == "un-jeton-du-personnel"
+    assert "un-jeton" not in repr(CoachingSettings(association=SR, routing_token="un-jeton-du-personnel"))
+    assert CoachingSettings(association=SR).routing_bearer() is None
+    assert CoachingSettings(association=SR, routing_token_file=str(tmp_path / "absent")).routing_bearer() is None
+    public = CoachingSettings(association=SR, routing_token="dev-60000-rebonds-karim")
+    assert public.insecure_defaults() == ["routing_token: a development token"]
+
+
+async def test_the_coordination_pages_show_the_services_figures(service, stores) -> None:
+    case_id = await a_case(service)
+    await service.decide_committee(case_id, Decision.APPROVED, [], "karim", decided_on=TODAY)
+    await stores.volunteers.add(
+        Volunteer("coach-1", "Anne Coach", VolunteerRole.COACH, LYON, ["commerce"], 1, TODAY - timedelta(days=1))
+    )
+    app = app_with(service, stores, FakeAntennaDirectory(SR, [lyon_antenna()]))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://coaching") as client:
         await signed_in(client)
         board = html.unescape((await client.get("/espace/tableau-de-bord")).text)
@@ -265,7 +369,21 @@ async def test_the_coordination_pages_show_the_services_figures(service, stores)
         waiting = html.unescape((await client.get("/espace/file-attente?role=coach")).text)
         assert str(case_id) in waiting and "Bloqué" in waiting
         antennas = html.unescape((await client.get("/espace/antennes")).text)
-        assert "lyon@60000rebonds.example" in antennas and "lecture seule" in antennas
+        assert "lyon@60000rebonds.example" in antennas and "Modifier une antenne" in antennas
         coverage = await client.get("/espace/couverture")
         assert coverage.status_code == 200
         assert (await client.get("/espace/couverture.png")).status_code in (200, 404)
+
+
+def test_make_run_gives_each_instance_its_associations_development_token_for_routing(tmp_path) -> None:
+    from ops.stack import COACHING, Stack, StackConfig
+
+    stack = Stack(StackConfig(data_dir=tmp_path, service_ports={**StackConfig().service_ports, "routing": 18002}))
+    for name, association in COACHING.items():
+        env = stack.services[name].env
+        settings = CoachingSettings(
+            association=association, routing_token=env["RELAIS_COACHING_ROUTING_TOKEN"], development=True
+        )
+        token = settings.routing_bearer()
+        assert token is not None and hash_token(token) in DEVELOPMENT_STAFF_TOKENS[Association(association)].values()
+        assert env["RELAIS_COACHING_ROUTING_URL"] == "http://127.0.0.1:18002"

@@ -36,6 +36,9 @@ def page_routes(
     router.include_router(case_routes(space))
     router.include_router(volunteering_routes(space))
     router.include_router(
-        coordination_routes(space, directory or RoutingDirectory(settings.routing_url, settings.association))
+        coordination_routes(
+            space,
+            directory or RoutingDirectory(settings.routing_url, settings.association, settings.routing_bearer()),
+        )
     )
     return router

@@ -1,25 +1,62 @@
 """The coordinators' pages: the board (figures and charts per antenna, volunteers to find), the volunteers
-with their load, the waiting list, the antennas of the directory (read-only: routing owns it) and the
-coverage map. Every figure comes from the service's own computation, the one the JSON API and the
+with their load, the waiting list, the association's antennas in routing's directory (routing owns it: the
+edit form goes through its API with this association's token, and is audited here with the staff member's
+name) and the coverage map. Every figure comes from the service's own computation, the one the JSON API and the
 Prometheus gauges show."""
 
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
+from pydantic import Field
 
-from services.coaching.directory import AntennaDirectory
+from services.coaching.directory import (
+    NOT_CONFIGURED,
+    AntennaDirectory,
+    DirectoryAntenna,
+    DirectoryRefused,
+    DirectoryUnavailable,
+)
 from services.coaching.domain.case_file import CaseStep
+from services.coaching.domain.volunteers import antenna_belongs_to
 from services.coaching.pages import charts
 from services.coaching.pages import labels as fr
-from services.coaching.pages.space import Space
-from shared.pages import SECURITY_HEADERS
+from services.coaching.pages.space import EXPIRED, Refusal, Space
+from shared.http import StrictRequest
+from shared.pages import SECURITY_HEADERS, FormState
 from shared.schemas import Outcome, VolunteerRole
 
 FOLLOWING = (VolunteerRole.COACH, VolunteerRole.SPONSOR)
+ANTENNA_LABELS = {"name": "Nom de l'antenne", "contact": "Contact public", "status": "État"}
+ANTENNA_STATUSES = {"ouverte": "Ouverte", "en_ouverture": "En ouverture", "fermee": "Fermée"}
+UNAVAILABLE = "L'annuaire du routage ne répond pas : rien n'a été modifié, réessayez dans un instant."
+
+
+class AntennaEdit(StrictRequest):
+    """The fields staff may change, checked as routing's AntennaPatch checks them (routing checks again)."""
+
+    name: str = Field(min_length=1, max_length=200)
+    contact: str = Field(min_length=1, max_length=300)
+    status: Literal["ouverte", "en_ouverture", "fermee"]
+
+
+@dataclass
+class AntennaForm(FormState):
+    """One edit form per antenna on the same page: field ids carry the antenna's id."""
+
+    prefix: str = ""
+
+    def id(self, name: str) -> str:
+        return f"antenne-{self.prefix}-{super().id(name)}"
+
+    @classmethod
+    def showing(cls, antenna: DirectoryAntenna) -> AntennaForm:
+        values = {"name": antenna.name, "contact": antenna.contact, "status": antenna.status}
+        return cls(values=values, labels=dict(ANTENNA_LABELS), prefix=antenna.id)
 
 
 def board_charts(figures: dict[str, dict[str, Any]], committee_days: int, coach_days: int) -> list[charts.Chart]:
@@ -132,21 +169,70 @@ def coordination_routes(space: Space, directory: AntennaDirectory) -> APIRouter:
             fr=fr,
         )
 
-    @router.get("/espace/antennes")
-    async def antennas(request: Request) -> Response:
+    async def show_antennas(
+        request: Request, failed: tuple[str, AntennaForm, Refusal] | None = None, status: int = 200
+    ) -> Response:
         staff = space.staff(request)
-        if staff is None:
-            return space.to_sign_in(request)
+        assert staff is not None
         capacities = {c.antenna_id: c for c in await service.antenna_capacities()}
+        found = await directory.antennas()
+        forms = {a.id: AntennaForm.showing(a) for a in found or []}
+        if failed is not None and failed[0] in forms:
+            forms[failed[0]] = failed[1]
+        done = request.query_params.get("fait")
         return space.render(
             request,
             "antennes.html",
             staff,
-            directory=await directory.antennas(),
+            status,
+            directory=found,
+            configured=directory.configured,
+            not_configured=NOT_CONFIGURED,
             capacities=capacities,
-            routing_url=space.settings.routing_url,
+            forms=forms,
+            failed=failed,
+            general=failed[2].message if failed is not None and failed[0] not in forms else None,
+            done=next((a.name for a in found or [] if a.id == done), None),
+            statuses=list(ANTENNA_STATUSES.items()),
             fr=fr,
         )
+
+    @router.get("/espace/antennes")
+    async def antennas(request: Request) -> Response:
+        if space.staff(request) is None:
+            return space.to_sign_in(request)
+        return await show_antennas(request)
+
+    @router.post("/espace/antennes/{antenna_id}")
+    async def edit_antenna(request: Request, antenna_id: str) -> Response:
+        staff = space.staff(request)
+        if staff is None:
+            return space.to_sign_in(request)
+        if not antenna_belongs_to(antenna_id, space.association):
+            return space.not_found(request, staff, "Antenne introuvable.")
+        data, valid = await space.form(request)
+        state = AntennaForm(**vars(space.state(data, ANTENNA_LABELS)), prefix=antenna_id)
+        if not valid:
+            return await show_antennas(request, (antenna_id, state, Refusal(403, EXPIRED, {})), 403)
+        body = space.parse(AntennaEdit, {k: v for k in ANTENNA_LABELS if (v := data.text(k)) is not None})
+        if isinstance(body, Refusal):
+            state.errors = body.errors
+            return await show_antennas(request, (antenna_id, state, body), 422)
+        try:
+            await directory.update(antenna_id, body.model_dump())
+        except DirectoryRefused as refused:
+            outcome = "introuvable" if refused.status == 404 else "refuse"
+            await space.audit.record(staff.user, "antenna.update", outcome, antenna_id=antenna_id)
+            errors = {k: v for k, v in refused.errors.items() if k in ANTENNA_LABELS}
+            state.errors = errors
+            refusal = Refusal(refused.status, refused.message, errors)
+            return await show_antennas(request, (antenna_id, state, refusal), refused.status)
+        except DirectoryUnavailable:
+            await space.audit.record(staff.user, "antenna.update", "indisponible", antenna_id=antenna_id)
+            message = UNAVAILABLE if directory.configured else NOT_CONFIGURED
+            return await show_antennas(request, (antenna_id, state, Refusal(503, message, {})), 503)
+        await space.audit.record(staff.user, "antenna.update", "ok", antenna_id=antenna_id)
+        return space.back(request, "/espace/antennes", fait=antenna_id)
 
     @router.get("/espace/couverture")
     async def coverage(request: Request) -> Response:
