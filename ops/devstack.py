@@ -250,7 +250,8 @@ class KafkaNode(Node):
             principal, self.bootstrap, self.security_protocol, str(self.tls.ca_pem) if self.tls else ""
         )
 
-    def _properties(self) -> str:
+    def server_properties(self) -> str:
+        """The `server.properties` this node starts with."""
         return kafka_properties(
             client_listener=f"CLIENT://127.0.0.1:{self.port}",
             advertised_listener=f"CLIENT://127.0.0.1:{self.port}",
@@ -301,13 +302,19 @@ class KafkaNode(Node):
         props = self.data_dir / "server.properties"
         props.touch(mode=0o600)
         props.chmod(0o600)  # holds the admin password
-        props.write_text(self._properties())
+        props.write_text(self.server_properties())
         cluster_id_file = self.data_dir / "cluster.id"
         if not cluster_id_file.exists():
             cluster_id_file.write_text(self.cluster_id or kafka_uuid())
+        if not formatted:  # a JVM less at every restart
+            self._format(props, cluster_id_file.read_text().strip())
+            with_admin.touch()
+        self._spawn(self._java("kafka.Kafka", str(props), heap=self.heap))
+
+    def _format(self, props: Path, cluster_id: str) -> None:
         # A lone node is a quorum of one; a cluster member starts with the same initial voters as the others.
         quorum = ["--initial-controllers", self.initial_controllers] if self.initial_controllers else ["--standalone"]
-        # The admin's SCRAM credential goes into the metadata log when it is created (ignored once formatted).
+        # The admin's SCRAM credential goes into the metadata log when it is created.
         admin = f"{SASL_MECHANISM}=[name={ADMIN},password={self.secrets.password(ADMIN)}]"
         subprocess.run(
             self._java(
@@ -315,7 +322,7 @@ class KafkaNode(Node):
                 "format",
                 *quorum,
                 "-t",
-                cluster_id_file.read_text().strip(),
+                cluster_id,
                 "-c",
                 str(props),
                 "--add-scram",
@@ -326,8 +333,6 @@ class KafkaNode(Node):
             check=True,
             capture_output=True,
         )
-        with_admin.touch()
-        self._spawn(self._java("kafka.Kafka", str(props), heap=self.heap))
 
     def wait_ready(self, deadline_s: float = 90) -> None:
         wait_until(self.ready, deadline_s, self.name, self.proc, self.log_path)
@@ -442,6 +447,10 @@ class KafkaCluster:
         self.wait_brokers(deadline_s)
 
     def stop(self) -> None:
+        """All at once: stopped one by one, the last broker would wait for a quorum that has already left."""
+        for node in self.nodes:
+            if node.proc is not None and node.proc.poll() is None:
+                node.proc.send_signal(signal.SIGTERM)
         for node in self.nodes:
             node.stop()
 
