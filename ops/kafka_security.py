@@ -90,11 +90,14 @@ def make_tls(
 ) -> BrokerTls:
     """A private CA and a broker certificate signed by it (Java's keytool; Java is needed for Kafka anyway).
 
-    Made once; the CA's own key stays in `ca.p12` beside them and is never handed to a container.
+    Made once for a set of host names (`kafka-broker.hosts` records them: a certificate made before the
+    cluster's brokers existed is made again with their names); the CA's own key stays in `ca.p12` beside
+    them and is never handed to a container.
     """
-    keystore, ca_pem = folder / "kafka-broker.p12", folder / "kafka-ca.pem"
+    keystore, ca_pem, hosts = folder / "kafka-broker.p12", folder / "kafka-ca.pem", folder / "kafka-broker.hosts"
     store_password = Secrets(folder, file_mode).password("broker-keystore")
-    if keystore.exists() and ca_pem.exists():
+    names = "\n".join(hostnames) + "\n"
+    if keystore.exists() and ca_pem.exists() and hosts.exists() and hosts.read_text() == names:
         return BrokerTls(keystore, store_password, ca_pem)
     keytool = shutil.which("keytool") or "keytool"
     ca_store, ca_password = folder / "ca.p12", secrets.token_urlsafe(24)
@@ -195,6 +198,7 @@ def make_tls(
     for path in (keystore, ca_pem):
         path.chmod(file_mode)
     ca_store.chmod(0o600)
+    hosts.write_text(names)
     return BrokerTls(keystore, store_password, ca_pem)
 
 
@@ -282,6 +286,8 @@ def provision(
         UserScramCredentialUpsertion,
     )
 
+    if min_insync is not None and not 1 <= min_insync <= replication:
+        raise ValueError(f"min.insync.replicas {min_insync} must be between 1 and the replication, {replication}")
     rules = rules if rules is not None else {name: acl_rules(name) for name in passwords if name in PRINCIPALS}
     client = admin_client(admin, timeout_s=timeout_s)
     try:
@@ -308,8 +314,10 @@ def provision(
             _create_topics(client, missing, partitions, replication, topic_configs)
         present_topics = [t for t in provisioned_topics() if t in existing]
         short = _short_replicated(client, present_topics, replication)
-        if min_insync is not None and present_topics:
-            _set_min_insync(client, present_topics, min_insync)
+        # Never more than a topic's copies: its every write would be refused (NOT_ENOUGH_REPLICAS).
+        settable = [t for t in present_topics if short.get(t, replication) >= (min_insync or 0)]
+        if min_insync is not None and settable:
+            _set_min_insync(client, settable, min_insync)
 
         wanted = {rule for principal_rules in rules.values() for rule in principal_rules}
         present: set[Rule] = set()

@@ -81,6 +81,12 @@ async def fail_brokers(cluster: KafkaCluster, rng: random.Random, pause: float) 
 @pytest.mark.timeout(600 + CASES // 5)
 async def test_every_case_once_through_broker_failures(stack: Stack) -> None:
     cluster = cluster_of(stack)
+    # Every partition on the three brokers: the contract's, the dead-letter topics the services created, the
+    # consumer offsets.
+    partitions = await asyncio.to_thread(cluster.replicas)
+    assert {replicas for _, replicas, _ in partitions.values()} == {BROKERS}, partitions
+    assert any(name.startswith("relais.dead-letter.") for name in partitions)
+    assert any(name.startswith("__consumer_offsets/") for name in partitions)
     assert await asyncio.to_thread(cluster.fully_replicated)
     rng = random.Random(SEED)
     urls = {name: node.url for name, node in stack.services.items()}
