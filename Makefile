@@ -28,7 +28,7 @@ export GOCACHE := $(LOCAL)/go/cache
 help:
 	@echo "make run      start Kafka, FerretDB and the four services (Ctrl-C stops everything)"
 	@echo "make test     the whole suite (unit, integration, end-to-end) on real Kafka and FerretDB"
-	@echo "make faults   5,000 cases through SIGKILLs and Kafka/FerretDB restarts: nothing lost, nothing twice"
+	@echo "make faults   5,000 cases through SIGKILLs, Kafka/FerretDB restarts and a Kafka cluster losing a broker: nothing lost, nothing twice"
 	@echo "make bench    throughput and latency benchmark, results in bench/results/latest.json"
 	@echo "make bench-stores  FerretDB on SQLite vs on PostgreSQL (installs postgresql), bench/results/stores.json"
 	@echo "make stop     stop processes left by an interrupted 'make run'"
