@@ -32,7 +32,7 @@ help:
 	@echo "make run      start Kafka, FerretDB and the four services (Ctrl-C stops everything)"
 	@echo "make test     the whole suite (unit, integration, end-to-end) on real Kafka and FerretDB"
 	@echo "make browser  the pages in headless Chromium (Selenium), with an axe-core accessibility check"
-	@echo "make faults   5,000 cases through SIGKILLs and Kafka/FerretDB restarts: nothing lost, nothing twice"
+	@echo "make faults   5,000 cases through SIGKILLs, Kafka/FerretDB restarts and a Kafka cluster losing a broker: nothing lost, nothing twice"
 	@echo "make bench    throughput and latency benchmark, results in bench/results/latest.json"
 	@echo "make bench-stores  FerretDB on SQLite vs on PostgreSQL (installs postgresql), bench/results/stores.json"
 	@echo "make stop     stop processes left by an interrupted 'make run'"

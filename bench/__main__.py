@@ -353,7 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(f"bench: starting FerretDB and Kafka ({data_dir}) …", flush=True)
         stack.start_infra()
-        resources.track("kafka", stack.kafka.pid)
+        for broker in stack.kafka.brokers:
+            resources.track(broker.name, broker.pid)
         resources.track("ferretdb", stack.ferretdb.pid)
         resources.track("mailsink", stack.mailsink.pid)
         print(f"bench: starting {' and '.join(BENCHED)} …", flush=True)

@@ -182,6 +182,27 @@ def cmd_partners(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_kafka_provision(args: argparse.Namespace) -> int:
+    """Users, topics and ACLs on any Kafka (an existing cluster too), as `make run` and compose provision theirs."""
+    from ops.kafka_security import Secrets, provision, report
+
+    admin = admin_access(args)
+    try:
+        done = provision(
+            admin,
+            Secrets(args.secrets).ensure(),
+            partitions=args.partitions,
+            replication=args.replication,
+            min_insync=args.min_insync_replicas,
+        )
+    except (ValueError, RuntimeError) as exc:
+        print(f"relais kafka-provision: {exc}", file=sys.stderr)
+        return 2
+    print(report(done, args.replication))
+    print(f"relais: each service's password is in {args.secrets}/kafka-<principal>.password")
+    return 0
+
+
 def cmd_compose_secrets(args: argparse.Namespace) -> int:
     from ops.compose_secrets import write
 
@@ -260,6 +281,19 @@ def main(argv: list[str] | None = None) -> int:
     partners.add_argument("--mongo-url", default="mongodb://127.0.0.1:27017/", help="intake's database server")
     partners.add_argument("--intake-db", default="relais_intake", help="intake's database (its partner tokens)")
     partners.set_defaults(func=cmd_partners)
+    kafka = sub.add_parser(
+        "kafka-provision",
+        help="the services' Kafka users, the contract's topics and the ACLs, as the admin (idempotent)",
+        description="Provision a Kafka cluster for Relais as its `admin` super user: a SCRAM-SHA-512 user per "
+        "service (passwords made in --secrets on first use), the contract's topics, the ACLs of shared/topology.py.",
+    )
+    kafka.add_argument("--partitions", type=int, default=3, help="partitions of each new topic (default 3)")
+    kafka.add_argument("--replication", type=int, default=1, help="copies of each new topic (3 on a cluster)")
+    kafka.add_argument(
+        "--min-insync-replicas", type=int, help="copies a write needs, set on every topic (2 with replication 3)"
+    )
+    kafka_arguments(kafka)
+    kafka.set_defaults(func=cmd_kafka_provision)
     compose = sub.add_parser(
         "compose-secrets",
         help="Kafka passwords, TLS certificate and broker config for docker-compose.yml (made once, kept)",

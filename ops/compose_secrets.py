@@ -1,12 +1,13 @@
 """The secrets docker-compose.yml reads, made once on the host by `relais compose-secrets`.
 
 Into `.local/compose/secrets/` (never committed; the folder is private to its owner): one Kafka password per
-principal, a private CA and the broker's TLS certificate (for `kafka` and `localhost`), the broker's
-`server.properties` (the same `kafka_properties` as `make run`, with a SASL_SSL listener), the admin's
-client properties for the broker's health check, and notifications' signing key. Compose mounts each file
-into the containers that need it under /run/secrets/; the files are world-readable inside that private
-folder because the containers run as other users than the host's. Existing files are kept, so running it
-again changes nothing.
+principal, a private CA and the brokers' TLS certificate (for `kafka`, `kafka-2`, `kafka-3` and `localhost`),
+the broker's `server.properties` (the same `kafka_properties` as `make run`, with a SASL_SSL listener), one per
+broker of the `cluster` profile (`kafka-<n>-server.properties`), the admin's client properties for the
+broker's health check, and notifications' signing key. Compose mounts each file into the containers that
+need it under /run/secrets/; the files are world-readable inside that private folder because the containers run as
+other users than the host's. Existing files are kept, so running it again changes nothing (but a certificate
+made before the cluster's host names existed, which is made again).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from shared.topology import ADMIN, PRINCIPALS
 
 FOLDER = LOCAL / "compose" / "secrets"
 IN_CONTAINER = Path("/run/secrets")
+# The brokers of the compose file's `cluster` profile (ops/compose/cluster.env): `kafka` is the first.
+CLUSTER = ("kafka", "kafka-2", "kafka-3")
+CLUSTER_MIN_INSYNC = 2
 
 
 # Notifications' signing key (unsubscribe links, the feed's opaque ids): refused if left to its default.
@@ -34,7 +38,7 @@ def write(folder: Path = FOLDER) -> list[Path]:
     if not key.exists():
         key.write_text(token_urlsafe(32) + "\n")
         key.chmod(0o644)
-    tls = make_tls(folder, hostnames=("kafka", "localhost"), file_mode=0o644)
+    tls = make_tls(folder, hostnames=(*CLUSTER, "localhost"), file_mode=0o644)
     inside = BrokerTls(IN_CONTAINER / tls.keystore.name, tls.keystore_password, IN_CONTAINER / tls.ca_pem.name)
     files = {
         "kafka-server.properties": kafka_properties(
@@ -46,6 +50,21 @@ def write(folder: Path = FOLDER) -> list[Path]:
             admin_password=passwords[ADMIN],
             tls=inside,
         ),
+        **{
+            f"kafka-{node_id}-server.properties": kafka_properties(
+                client_listener="CLIENT://:9092",
+                advertised_listener=f"CLIENT://{host}:9092",
+                controller_listener="CONTROLLER://:9093",
+                controller_bootstrap=",".join(f"{h}:9093" for h in CLUSTER),
+                log_dirs="/var/lib/kafka/data",
+                admin_password=passwords[ADMIN],
+                tls=inside,
+                node_id=node_id,
+                replication=len(CLUSTER),
+                min_insync=CLUSTER_MIN_INSYNC,
+            )
+            for node_id, host in enumerate(CLUSTER, start=1)
+        },
         "kafka-admin-client.properties": "\n".join(
             [
                 "security.protocol=SASL_SSL",

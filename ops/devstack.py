@@ -8,6 +8,7 @@ ports and data folder as parameters so that the tests run their own instances be
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -15,12 +16,13 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from ops.kafka_security import BrokerTls, Secrets, provision
+from ops.kafka_security import BrokerTls, Secrets, admin_client, provision
 from shared.broker import SASL_MECHANISM, KafkaAccess
 from shared.topology import ADMIN
 
@@ -29,6 +31,7 @@ LOCAL = ROOT / ".local"
 KAFKA_LIB = LOCAL / "kafka" / "lib"
 FERRETDB_BIN = LOCAL / "bin" / "ferretdb"
 KAFKA_LOG4J = ROOT / "infra" / "kafka" / "log4j2.properties"
+T = TypeVar("T")
 
 
 class StartupError(RuntimeError):
@@ -127,9 +130,16 @@ def kafka_properties(
     log_dirs: str,
     admin_password: str,
     tls: BrokerTls | None = None,
+    node_id: int = 1,
+    replication: int = 1,
+    min_insync: int = 1,
 ) -> str:
-    """A single-node KRaft broker that authenticates and authorises every client (the same under `make run`,
-    in the tests, and in docker-compose.yml, which writes its file with this function too).
+    """A KRaft node (broker and controller in one process) that authenticates and authorises every client (the
+    same under `make run`, in the tests, and in docker-compose.yml, which writes its file with this function too).
+
+    Alone by default; a member of a cluster when `controller_bootstrap` lists every controller, with
+    `replication` copies of the internal topics (and the default for new topics) of which `min_insync` must
+    acknowledge a write (`acks=all`), so that one broker may be lost or restarted without losing a write.
 
     - Clients: SCRAM-SHA-512 on the CLIENT listener, over TLS when `tls` is given (SASL_SSL), else
       SASL_PLAINTEXT. SCRAM credentials live in the metadata log; the admin's is added at format time.
@@ -149,7 +159,7 @@ def kafka_properties(
     )
     lines = [
         "process.roles=broker,controller",
-        "node.id=1",
+        f"node.id={node_id}",
         f"controller.quorum.bootstrap.servers={controller_bootstrap}",
         f"listeners={client_listener},{controller_listener}",
         f"advertised.listeners={advertised_listener}",
@@ -180,12 +190,14 @@ def kafka_properties(
         f"log.dirs={log_dirs}",
         "num.partitions=3",
         "auto.create.topics.enable=false",
-        "offsets.topic.replication.factor=1",
+        f"default.replication.factor={replication}",
+        f"min.insync.replicas={min_insync}",
+        f"offsets.topic.replication.factor={replication}",
         "offsets.topic.num.partitions=10",
-        "transaction.state.log.replication.factor=1",
-        "transaction.state.log.min.isr=1",
-        "share.coordinator.state.topic.replication.factor=1",
-        "share.coordinator.state.topic.min.isr=1",
+        f"transaction.state.log.replication.factor={replication}",
+        f"transaction.state.log.min.isr={min_insync}",
+        f"share.coordinator.state.topic.replication.factor={replication}",
+        f"share.coordinator.state.topic.min.isr={min_insync}",
         "group.initial.rebalance.delay.ms=0",
         "log.retention.hours=168",
         "",
@@ -195,7 +207,8 @@ def kafka_properties(
 
 @dataclass
 class KafkaNode(Node):
-    """Single-node Apache Kafka in KRaft mode (broker and controller in one JVM), with SCRAM and ACLs.
+    """Apache Kafka in KRaft mode (broker and controller in one JVM), with SCRAM and ACLs: alone by default, or
+    one member of a `KafkaCluster`.
 
     Its admin password is read from (or created in) `secrets_dir`; `tls` turns the client listener into
     SASL_SSL as in docker-compose.yml.
@@ -206,10 +219,22 @@ class KafkaNode(Node):
     heap: str = "512m"
     secrets_dir: Path | None = None
     tls: BrokerTls | None = None
+    # A cluster member: its id, every controller (host:port), the initial voters (`id@host:port:directory-id`,
+    # the same on every member), the cluster's id, and the replication of the internal topics.
+    node_id: int = 1
+    controller_bootstrap: str = ""
+    initial_controllers: str = ""
+    cluster_id: str = ""
+    replication: int = 1
+    min_insync: int = 1
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def brokers(self) -> list[KafkaNode]:
+        return [self]
 
     @property
     def secrets(self) -> Secrets:
@@ -225,15 +250,19 @@ class KafkaNode(Node):
             principal, self.bootstrap, self.security_protocol, str(self.tls.ca_pem) if self.tls else ""
         )
 
-    def _properties(self) -> str:
+    def server_properties(self) -> str:
+        """The `server.properties` this node starts with."""
         return kafka_properties(
             client_listener=f"CLIENT://127.0.0.1:{self.port}",
             advertised_listener=f"CLIENT://127.0.0.1:{self.port}",
             controller_listener=f"CONTROLLER://127.0.0.1:{self.controller_port}",
-            controller_bootstrap=f"127.0.0.1:{self.controller_port}",
+            controller_bootstrap=self.controller_bootstrap or f"127.0.0.1:{self.controller_port}",
             log_dirs=str(self.data_dir / "kraft-logs"),
             admin_password=self.secrets.password(ADMIN),
             tls=self.tls,
+            node_id=self.node_id,
+            replication=self.replication,
+            min_insync=self.min_insync,
         )
 
     def _java(self, *args: str, heap: str | None = None) -> list[str]:
@@ -252,6 +281,12 @@ class KafkaNode(Node):
         return argv
 
     def start(self, deadline_s: float = 90) -> None:
+        self.spawn()
+        self.wait_ready(deadline_s)
+
+    def spawn(self) -> None:
+        """Format the storage on first use, then start the JVM without waiting for it (a cluster's members
+        must all be starting before any can elect a controller)."""
         if not KAFKA_LIB.is_dir():
             raise StartupError(f"Kafka is not provisioned ({KAFKA_LIB} missing): run `make provision`")
         if port_open("127.0.0.1", self.port):
@@ -267,19 +302,27 @@ class KafkaNode(Node):
         props = self.data_dir / "server.properties"
         props.touch(mode=0o600)
         props.chmod(0o600)  # holds the admin password
-        props.write_text(self._properties())
+        props.write_text(self.server_properties())
         cluster_id_file = self.data_dir / "cluster.id"
         if not cluster_id_file.exists():
-            cluster_id_file.write_text(_kafka_cluster_id())
-        # The admin's SCRAM credential goes into the metadata log when it is created (ignored once formatted).
+            cluster_id_file.write_text(self.cluster_id or kafka_uuid())
+        if not formatted:  # a JVM less at every restart
+            self._format(props, cluster_id_file.read_text().strip())
+            with_admin.touch()
+        self._spawn(self._java("kafka.Kafka", str(props), heap=self.heap))
+
+    def _format(self, props: Path, cluster_id: str) -> None:
+        # A lone node is a quorum of one; a cluster member starts with the same initial voters as the others.
+        quorum = ["--initial-controllers", self.initial_controllers] if self.initial_controllers else ["--standalone"]
+        # The admin's SCRAM credential goes into the metadata log when it is created.
         admin = f"{SASL_MECHANISM}=[name={ADMIN},password={self.secrets.password(ADMIN)}]"
         subprocess.run(
             self._java(
                 "kafka.tools.StorageTool",
                 "format",
-                "--standalone",
+                *quorum,
                 "-t",
-                cluster_id_file.read_text().strip(),
+                cluster_id,
                 "-c",
                 str(props),
                 "--add-scram",
@@ -290,9 +333,9 @@ class KafkaNode(Node):
             check=True,
             capture_output=True,
         )
-        with_admin.touch()
-        self._spawn(self._java("kafka.Kafka", str(props), heap=self.heap))
-        wait_until(self.ready, deadline_s, "Kafka", self.proc, self.log_path)
+
+    def wait_ready(self, deadline_s: float = 90) -> None:
+        wait_until(self.ready, deadline_s, self.name, self.proc, self.log_path)
 
     def ready(self) -> bool:
         return port_open("127.0.0.1", self.port) and _kafka_answers(self.access())
@@ -302,14 +345,193 @@ class KafkaNode(Node):
         provision(self.access(), self.secrets.ensure(), partitions=partitions)
 
 
-def _kafka_cluster_id() -> str:
-    """A KRaft cluster id is 16 random bytes in URL-safe base64 without padding."""
+@dataclass
+class KafkaCluster:
+    """Kafka brokers on this machine, each also a controller of a quorum of them all (KRaft, dynamic quorum).
+
+    Every topic of the contract has `replication` copies and a write needs `min_insync` of them (the services'
+    producers use `acks=all`), so that one broker can die at any moment without losing an acknowledged write;
+    the internal topics (consumer offsets, transactions) are replicated the same way. SCRAM and ACLs are those of
+    a single node: one admin password, one provisioning for the whole cluster.
+    """
+
+    name: str
+    data_dir: Path
+    # (client, controller) port of each broker.
+    ports: tuple[tuple[int, int], ...] = ((9092, 9093), (9095, 9096), (9097, 9098))
+    heap: str = "384m"
+    secrets_dir: Path | None = None
+    min_insync: int = 2
+    nodes: list[KafkaNode] = field(init=False)
+
+    def __post_init__(self) -> None:
+        quorum = self._quorum()
+        voters = ",".join(
+            f"{node_id}@127.0.0.1:{controller}:{quorum['directories'][str(node_id)]}"
+            for node_id, (_, controller) in enumerate(self.ports, start=1)
+        )
+        self.nodes = [
+            KafkaNode(
+                f"{self.name}-{node_id}",
+                self.data_dir / f"{self.name}-{node_id}",
+                port=port,
+                controller_port=controller,
+                heap=self.heap,
+                secrets_dir=self.secrets_dir or self.data_dir / "secrets",
+                node_id=node_id,
+                controller_bootstrap=",".join(f"127.0.0.1:{c}" for _, c in self.ports),
+                initial_controllers=voters,
+                cluster_id=quorum["cluster_id"],
+                replication=self.replication,
+                min_insync=self.min_insync,
+            )
+            for node_id, (port, controller) in enumerate(self.ports, start=1)
+        ]
+
+    def _quorum(self) -> dict[str, Any]:
+        """The cluster id and each controller's directory id, made once and kept: a member formatted again
+        must join the same quorum under the same identity."""
+        path = self.data_dir / "quorum.json"
+        if path.exists():
+            kept: dict[str, Any] = json.loads(path.read_text())
+            if len(kept["directories"]) == len(self.ports):
+                return kept
+        made = {
+            "cluster_id": kafka_uuid(),
+            "directories": {str(node_id): kafka_uuid() for node_id in range(1, len(self.ports) + 1)},
+        }
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(made, indent=2) + "\n")
+        return made
+
+    @property
+    def replication(self) -> int:
+        return len(self.ports)
+
+    @property
+    def brokers(self) -> list[KafkaNode]:
+        return self.nodes
+
+    @property
+    def bootstrap(self) -> str:
+        """Every broker: a client reaches the cluster while any one of them answers."""
+        return ",".join(node.bootstrap for node in self.nodes)
+
+    @property
+    def secrets(self) -> Secrets:
+        return self.nodes[0].secrets
+
+    @property
+    def security_protocol(self) -> str:
+        return self.nodes[0].security_protocol
+
+    def access(self, principal: str = ADMIN) -> KafkaAccess:
+        return self.secrets.access(principal, self.bootstrap, self.security_protocol)
+
+    def node(self, node_id: int) -> KafkaNode:
+        return self.nodes[node_id - 1]
+
+    def start(self, deadline_s: float = 180) -> None:
+        """All members at once (a controller is elected once a majority runs), then until every broker has
+        registered with it."""
+        for node in self.nodes:
+            node.spawn()
+        for node in self.nodes:
+            node.wait_ready(deadline_s)
+        self.wait_brokers(deadline_s)
+
+    def restart(self, node_id: int, deadline_s: float = 180) -> None:
+        """Start one member again (after `kill` or `stop`) and wait until it is a broker of the cluster again."""
+        node = self.node(node_id)
+        node.start(deadline_s)
+        self.wait_brokers(deadline_s)
+
+    def stop(self) -> None:
+        """All at once: stopped one by one, the last broker would wait for a quorum that has already left."""
+        for node in self.nodes:
+            if node.proc is not None and node.proc.poll() is None:
+                node.proc.send_signal(signal.SIGTERM)
+        for node in self.nodes:
+            node.stop()
+
+    def provision(self, partitions: int = 3) -> None:
+        """Users, topics (replicated on every broker, `min_insync` copies per write) and ACLs, once for all."""
+        provision(
+            self.access(),
+            self.secrets.ensure(),
+            partitions=partitions,
+            replication=self.replication,
+            min_insync=self.min_insync,
+        )
+
+    def wait_brokers(self, deadline_s: float = 60) -> None:
+        wait_until(
+            lambda: self.live_brokers() == {node.node_id for node in self.nodes},
+            deadline_s,
+            f"{len(self.nodes)} brokers in the cluster",
+        )
+
+    def live_brokers(self) -> set[int]:
+        """The brokers the cluster's metadata lists: registered and not fenced."""
+        return self._ask(
+            lambda admin: {b["broker_id"] for b in admin.describe_cluster()["brokers"] if not b.get("is_fenced")}
+        )
+
+    def metadata_leader(self) -> int:
+        """The active controller: the leader of the metadata quorum."""
+        return self._ask(lambda admin: int(admin.describe_metadata_quorum()["topics"][0]["partitions"][0]["leader_id"]))
+
+    def replicas(self) -> dict[str, tuple[int, int, int]]:
+        """Each partition (`topic/index`, internal topics included) as (leader, replicas, in-sync replicas)."""
+        return self._ask(
+            lambda admin: {
+                f"{topic['name']}/{p['partition_index']}": (
+                    p["leader_id"],
+                    len(p["replica_nodes"]),
+                    len(p["isr_nodes"]),
+                )
+                for topic in admin.describe_topics()
+                for p in topic["partitions"]
+            }
+        )
+
+    def _ask(self, question: Callable[[Any], T], deadline_s: float = 30) -> T:
+        """An admin request, asked again of a new client when it went to a broker that has just died."""
+        from kafka.errors import KafkaError
+
+        deadline = time.monotonic() + deadline_s
+        while True:
+            try:
+                with _admin(self.access()) as admin:
+                    return question(admin)
+            except (KafkaError, OSError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def fully_replicated(self) -> bool:
+        """Every partition has every replica in sync (what a rolling restart waits for between two brokers)."""
+        partitions = self.replicas()
+        return bool(partitions) and all(isr == replicas for _, replicas, isr in partitions.values())
+
+
+@contextmanager
+def _admin(access: KafkaAccess) -> Iterator[Any]:
+    client = admin_client(access, client_id="relais-devstack", timeout_s=10)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def kafka_uuid() -> str:
+    """A Kafka Uuid (a cluster or directory id): 16 random bytes in URL-safe base64 without padding."""
     import base64
 
     while True:  # like Kafka's own Uuid: never start with "-", which the CLI would read as an option
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        if not cluster_id.startswith("-"):
-            return cluster_id
+        value = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not value.startswith("-"):
+            return value
 
 
 def _kafka_answers(access: KafkaAccess) -> bool:

@@ -24,7 +24,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -100,11 +100,14 @@ def make_tls(
 ) -> BrokerTls:
     """A private CA and a broker certificate signed by it (Java's keytool; Java is needed for Kafka anyway).
 
-    Made once; the CA's own key stays in `ca.p12` beside them and is never handed to a container.
+    Made once for a set of host names (`kafka-broker.hosts` records them: a certificate made before the
+    cluster's brokers existed is made again with their names); the CA's own key stays in `ca.p12` beside
+    them and is never handed to a container.
     """
-    keystore, ca_pem = folder / "kafka-broker.p12", folder / "kafka-ca.pem"
+    keystore, ca_pem, hosts = folder / "kafka-broker.p12", folder / "kafka-ca.pem", folder / "kafka-broker.hosts"
     store_password = Secrets(folder, file_mode).password("broker-keystore")
-    if keystore.exists() and ca_pem.exists():
+    names = "\n".join(hostnames) + "\n"
+    if keystore.exists() and ca_pem.exists() and hosts.exists() and hosts.read_text() == names:
         return BrokerTls(keystore, store_password, ca_pem)
     keytool = shutil.which("keytool") or "keytool"
     ca_store, ca_password = folder / "ca.p12", secrets.token_urlsafe(24)
@@ -205,6 +208,7 @@ def make_tls(
     for path in (keystore, ca_pem):
         path.chmod(file_mode)
     ca_store.chmod(0o600)
+    hosts.write_text(names)
     return BrokerTls(keystore, store_password, ca_pem)
 
 
@@ -260,6 +264,8 @@ class Provisioned:
     topics_created: list[str]
     acls_created: int
     acls_deleted: int
+    # Topics that existed with fewer replicas than asked: provisioning warns, it never reassigns.
+    short_replicated: dict[str, int] = field(default_factory=dict)
 
 
 def provision(
@@ -268,13 +274,16 @@ def provision(
     *,
     partitions: int = 3,
     replication: int = 1,
+    min_insync: int | None = None,
     rules: dict[str, list[Rule]] | None = None,
     timeout_s: float = 60,
 ) -> Provisioned:
     """Users, topics and ACLs as declared (idempotent); returns what changed.
 
     `passwords` maps each principal to provision to its password; `rules` (default: the topology's) maps
-    each principal to the whole of what it may do: any other ACL of that principal is deleted. With the
+    each principal to the whole of what it may do: any other ACL of that principal is deleted. Topics are
+    created with `replication` copies, which needs that many brokers (waited for); `min_insync`, when given,
+    is set on every topic of the contract, new or not (else the broker's `min.insync.replicas` applies). With the
     topology's rules, the retired principals lose their credential and ACLs too.
     """
     from kafka.admin import (
@@ -282,13 +291,14 @@ def provision(
         ACLOperation,
         ACLPermissionType,
         ACLResourcePatternType,
-        NewTopic,
         ResourcePatternFilter,
         ResourceType,
         ScramMechanism,
         UserScramCredentialUpsertion,
     )
 
+    if min_insync is not None and not 1 <= min_insync <= replication:
+        raise ValueError(f"min.insync.replicas {min_insync} must be between 1 and the replication, {replication}")
     if rules is None:
         rules = {name: acl_rules(name) for name in passwords if name in PRINCIPALS}
         for retired in RETIRED_PRINCIPALS:
@@ -313,7 +323,15 @@ def provision(
         existing = set(client.list_topics())
         missing = [t for t in provisioned_topics() if t not in existing]
         if missing:
-            client.create_topics([NewTopic(t, partitions, replication) for t in missing], raise_errors=False)
+            _wait_brokers(client, replication, timeout_s)
+            topic_configs = {} if min_insync is None else {"min.insync.replicas": str(min_insync)}
+            _create_topics(client, missing, partitions, replication, topic_configs)
+        present_topics = [t for t in provisioned_topics() if t in existing]
+        short = _short_replicated(client, present_topics, replication)
+        # Never more than a topic's copies: its every write would be refused (NOT_ENOUGH_REPLICAS).
+        settable = [t for t in present_topics if short.get(t, replication) >= (min_insync or 0)]
+        if min_insync is not None and settable:
+            _set_min_insync(client, settable, min_insync)
 
         wanted = {rule for principal_rules in rules.values() for rule in principal_rules}
         present: set[Rule] = set()
@@ -349,7 +367,7 @@ def provision(
         wait_authenticated(
             KafkaAccess(admin.bootstrap, user, passwords[user], admin.security_protocol, admin.ssl_cafile), timeout_s
         )
-    provisioned = Provisioned(users, missing, len(to_create), len(stale))
+    provisioned = Provisioned(users, missing, len(to_create), len(stale), short)
     log.info(
         "kafka provisioned",
         extra={
@@ -359,7 +377,61 @@ def provision(
             "acls_deleted": len(stale),
         },
     )
+    if short:  # provisioning never moves data: a reassignment is an operator's decision
+        log.warning(
+            "kafka topics with fewer replicas than asked",
+            extra={"topics": sorted(short), "replication": replication},
+        )
     return provisioned
+
+
+def _wait_brokers(client: Any, replication: int, timeout_s: float) -> None:
+    """Until the cluster lists `replication` live brokers: a topic cannot be created with more copies than that."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        brokers = sum(not b.get("is_fenced") for b in client.describe_cluster()["brokers"])
+        if brokers >= replication:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"replication {replication} needs {replication} brokers; the cluster lists {brokers}")
+        time.sleep(0.5)
+
+
+def _create_topics(client: Any, topics: list[str], partitions: int, replication: int, configs: dict[str, str]) -> None:
+    from kafka.errors import TopicAlreadyExistsError
+
+    result = client.create_topics(
+        {t: {"num_partitions": partitions, "replication_factor": replication, "configs": configs} for t in topics},
+        raise_errors=False,
+    )
+    refused = {
+        t["name"]: t.get("error_message") or t["error_code"]
+        for t in result["topics"]
+        if t["error_code"] not in (0, TopicAlreadyExistsError.errno)
+    }
+    if refused:
+        raise RuntimeError(f"topics refused: {refused}")
+
+
+def _short_replicated(client: Any, topics: list[str], replication: int) -> dict[str, int]:
+    """Existing topics with fewer copies than asked, and their count (creation alone decides it)."""
+    if not topics:
+        return {}
+    return {
+        t["name"]: min(len(p["replica_nodes"]) for p in t["partitions"])
+        for t in client.describe_topics(topics)
+        if t["partitions"] and min(len(p["replica_nodes"]) for p in t["partitions"]) < replication
+    }
+
+
+def _set_min_insync(client: Any, topics: list[str], min_insync: int) -> None:
+    """An incremental change of this one setting: the topics' other settings stay as they are."""
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    client.alter_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, t, {"min.insync.replicas": str(min_insync)}) for t in topics],
+        incremental=True,
+    )
 
 
 def _connect(make, timeout_s: float):  # noqa: ANN001, ANN202
@@ -425,7 +497,10 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--security-protocol", default="SASL_PLAINTEXT", choices=("SASL_PLAINTEXT", "SASL_SSL"))
     run.add_argument("--ssl-cafile", default="")
     run.add_argument("--partitions", type=int, default=3)
-    run.add_argument("--replication", type=int, default=1)
+    run.add_argument("--replication", type=int, default=1, help="copies of each topic (3 on a three-broker cluster)")
+    run.add_argument(
+        "--min-insync-replicas", type=int, help="copies a write needs (2 with replication 3); default: the broker's"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     store = Secrets(args.secrets)
@@ -438,12 +513,25 @@ def main(argv: list[str] | None = None) -> int:
         store.ensure(),
         partitions=args.partitions,
         replication=args.replication,
+        min_insync=args.min_insync_replicas,
     )
-    print(
+    print(report(done, args.replication))
+    return 0
+
+
+def report(done: Provisioned, replication: int) -> str:
+    """What provisioning changed, in one line, plus the topics it could not give the replication asked for."""
+    line = (
         f"kafka provisioned: {len(done.users)} users, topics created {done.topics_created or 'none'}, "
         f"ACLs created {done.acls_created}, deleted {done.acls_deleted}"
     )
-    return 0
+    if done.short_replicated:
+        line += (
+            f"\nwarning: these topics have fewer than {replication} replicas (provisioning never moves data; "
+            f"reassign them with kafka-reassign-partitions): "
+            + ", ".join(f"{t} ({n})" for t, n in sorted(done.short_replicated.items()))
+        )
+    return line
 
 
 if __name__ == "__main__":

@@ -115,12 +115,12 @@ def list_partners(admin: KafkaAccess) -> list[Partner]:
 
 
 def _create_topic(admin: KafkaAccess, topic: str, partitions: int) -> None:
-    from kafka.admin import NewTopic
-
+    """With the broker's default replication and minimum in-sync replicas (`default.replication.factor`,
+    `min.insync.replicas`), as a cluster is configured (README, Kafka cluster)."""
     client = admin_client(admin, "relais-partners", 30)
     try:
         if topic not in client.list_topics():
-            client.create_topics([NewTopic(topic, partitions, 1)], raise_errors=False)
+            client.create_topics({topic: {"num_partitions": partitions, "replication_factor": -1}}, raise_errors=False)
     finally:
         client.close()
 

@@ -20,6 +20,7 @@ from ops.devstack import (
     LOCAL,
     AlertmanagerNode,
     FerretNode,
+    KafkaCluster,
     KafkaNode,
     MailSinkNode,
     Node,
@@ -68,6 +69,8 @@ class StackConfig:
     extra_env: dict[str, str] = field(default_factory=dict)
     # Kafka passwords (admin and one per service), created on first start; default: data_dir / "secrets".
     secrets_dir: Path | None = None
+    # A Kafka cluster instead of one broker: the (client, controller) ports of each of its brokers.
+    kafka_cluster_ports: tuple[tuple[int, int], ...] = ()
 
 
 def module_of(name: str) -> str:
@@ -106,12 +109,17 @@ def service_env(
 class Stack:
     def __init__(self, config: StackConfig | None = None) -> None:
         self.config = cfg = config or StackConfig()
-        self.kafka = KafkaNode(
-            "kafka",
-            cfg.data_dir / "kafka",
-            port=cfg.kafka_port,
-            controller_port=cfg.controller_port,
-            secrets_dir=cfg.secrets_dir or cfg.data_dir / "secrets",
+        secrets_dir = cfg.secrets_dir or cfg.data_dir / "secrets"
+        self.kafka: KafkaNode | KafkaCluster = (
+            KafkaCluster("kafka", cfg.data_dir / "kafka", ports=cfg.kafka_cluster_ports, secrets_dir=secrets_dir)
+            if cfg.kafka_cluster_ports
+            else KafkaNode(
+                "kafka",
+                cfg.data_dir / "kafka",
+                port=cfg.kafka_port,
+                controller_port=cfg.controller_port,
+                secrets_dir=secrets_dir,
+            )
         )
         self.ferretdb = FerretNode("ferretdb", cfg.data_dir / "ferretdb", port=cfg.mongo_port)
         self.mailsink = MailSinkNode(
@@ -140,7 +148,7 @@ class Stack:
                     cfg.service_ports[name],
                     self.kafka.bootstrap,
                     self.ferretdb.url,
-                    {**self._own_env(name), **cfg.extra_env},
+                    {**self._own_env(name), **self._replication_env(name), **cfg.extra_env},
                     secrets=self.kafka.secrets,
                 ),
             )
@@ -168,6 +176,12 @@ class Stack:
             "RELAIS_NOTIFICATIONS_PUBLIC_URL": f"http://127.0.0.1:{port}",
         }
 
+    def _replication_env(self, name: str) -> dict[str, str]:
+        """On a cluster, the dead-letter topics a service creates are replicated like the contract's."""
+        if not isinstance(self.kafka, KafkaCluster):
+            return {}
+        return {f"RELAIS_{module_of(name).upper()}_TOPIC_REPLICATION": str(self.kafka.replication)}
+
     @property
     def pid_dir(self) -> Path:
         return self.config.data_dir / "pids"
@@ -176,7 +190,8 @@ class Stack:
         self.ferretdb.start()
         self._write_pid(self.ferretdb)
         self.kafka.start()
-        self._write_pid(self.kafka)
+        for broker in self.kafka.brokers:
+            self._write_pid(broker)
         self.kafka.provision()
         self.mailsink.start()
         self._write_pid(self.mailsink)

@@ -78,9 +78,15 @@ class KafkaAccess:
             options["ssl_context"] = create_ssl_context(cafile=self.ssl_cafile or None)
         return options
 
+    @property
+    def servers(self) -> list[str]:
+        """The bootstrap servers one by one: `bootstrap` may list a cluster's brokers, comma-separated, which
+        FastStream would pass on to aiokafka as a single host."""
+        return [server.strip() for server in self.bootstrap.split(",") if server.strip()]
+
     def client(self) -> dict[str, Any]:
         """`bootstrap_servers` plus `security()`: `AIOKafkaConsumer(topic, **access.client(), ...)`."""
-        return {"bootstrap_servers": self.bootstrap, **self.security()}
+        return {"bootstrap_servers": self.servers, **self.security()}
 
     def faststream_security(self) -> BaseSecurity | None:
         if self.security_protocol == "PLAINTEXT":
@@ -147,7 +153,7 @@ def dead_letter_headers(
 def make_broker(settings: ServiceSettings, metrics: Metrics) -> KafkaBroker:
     access = kafka_access(settings)
     return KafkaBroker(
-        access.bootstrap,
+        access.servers,
         security=access.faststream_security(),
         client_id=f"relais-{settings.service_name}",
         acks="all",

@@ -14,6 +14,7 @@ from services.coaching.auth import hash_token, main
 from services.coaching.settings import CoachingSettings
 from shared.auth import Authenticator, Staff
 from shared.schemas import Association
+from tests.unit.test_compose import environment
 
 
 def test_the_association_picks_database_and_consumer_group(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -71,8 +72,8 @@ def test_compose_runs_one_coaching_instance_per_association(monkeypatch: pytest.
     for service in instances:
         for key in [k for k in os.environ if k.startswith("RELAIS_COACHING_")]:
             monkeypatch.delenv(key)
-        for key, value in service["environment"].items():
-            monkeypatch.setenv(key, str(value))
+        for key, value in environment(service).items():  # compose's ${...:-default} resolved
+            monkeypatch.setenv(key, value)
         loaded.append(CoachingSettings())
     assert sorted(s.association.value for s in loaded) == ["60000_rebonds", "second_souffle"]
     assert (

@@ -44,16 +44,37 @@ def services(compose: dict) -> dict[str, dict]:
     return compose.get("services") or {}
 
 
-def environment(service: dict) -> dict[str, str]:
+CLUSTER_ENV = ROOT / "ops" / "compose" / "cluster.env"
+
+
+def interpolate(value: str, variables: dict[str, str] | None = None) -> str:
+    """Compose's `${NAME:-default}` and `${NAME}` with the given variables (none: every default)."""
+    variables = variables or {}
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(3)
+        return variables.get(name) or (default if default is not None else "")
+
+    return re.sub(r"\$\{(\w+)(:-([^}]*))?\}", substitute, value)
+
+
+def dotenv(path: Path) -> dict[str, str]:
+    """An env file as `docker compose --env-file` reads it: KEY=VALUE lines, comments and blank lines skipped."""
+    lines = [line.strip() for line in path.read_text().splitlines()]
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+def environment(service: dict, variables: dict[str, str] | None = None) -> dict[str, str]:
     """Compose accepts a mapping or a list of KEY=VALUE; values reach the process as strings."""
     env = service.get("environment") or {}
     if isinstance(env, list):
         env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
-    return {key: "" if value is None else str(value) for key, value in env.items()}
+    return {key: "" if value is None else interpolate(str(value), variables) for key, value in env.items()}
 
 
-def words(command: str | list) -> list[str]:
-    return shlex.split(command) if isinstance(command, str) else [str(part) for part in command]
+def words(command: str | list, variables: dict[str, str] | None = None) -> list[str]:
+    parts = shlex.split(command) if isinstance(command, str) else [str(part) for part in command]
+    return [interpolate(part, variables) for part in parts]
 
 
 def port_mappings(service: dict) -> list[tuple[str | None, str]]:
@@ -142,7 +163,7 @@ def test_compose_secrets_are_the_files_relais_compose_secrets_makes(compose, tmp
     made = {path.name for path in write(tmp_path / "secrets")}
     declared = compose.get("secrets") or {}
     for name, secret in declared.items():
-        assert secret["file"] == f".local/compose/secrets/{name}"
+        assert interpolate(secret["file"]) == f".local/compose/secrets/{name}"
         assert name in made, f"{name} is not made by `relais compose-secrets`"
     assert set(KAFKA_SECRETS) <= set(declared)
     properties = (tmp_path / "secrets" / "kafka-server.properties").read_text()
@@ -276,3 +297,87 @@ def test_image_builds_the_same_commune_data_as_make_provision() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert f"GEO_PACKAGE={package}" in dockerfile, "Dockerfile and Makefile build commune data from different packages"
     assert "RELAIS_ROUTING_GEODATA_FILE=" in dockerfile
+
+
+BROKERS = ("kafka", "kafka-2", "kafka-3")
+
+
+@pytest.fixture(scope="module")
+def cluster_variables() -> dict[str, str]:
+    assert CLUSTER_ENV.is_file(), f"{CLUSTER_ENV} is missing"
+    return dotenv(CLUSTER_ENV)
+
+
+def server_properties(text: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#"))
+
+
+def test_the_cluster_profile_runs_three_brokers_of_one_quorum(compose, services, cluster_variables, tmp_path):
+    from ops.compose_secrets import write
+
+    assert cluster_variables["COMPOSE_PROFILES"] == "cluster"
+    assert "profiles" not in services["kafka"], "the first broker is the single broker too"
+    assert [services[b].get("profiles") for b in BROKERS[1:]] == [["cluster"], ["cluster"]]
+    option, voters = cluster_variables["RELAIS_KAFKA_QUORUM"].split()
+    assert option == "--initial-controllers"
+    parsed = [re.fullmatch(r"(\d+)@([\w-]+):9093:([\w-]{22})", voter) for voter in voters.split(",")]
+    assert all(parsed), voters
+    assert [(int(m.group(1)), m.group(2)) for m in parsed if m] == list(enumerate(BROKERS, start=1))
+    assert len({m.group(3) for m in parsed if m}) == 3, "each controller has its own directory id"
+
+    write(tmp_path)
+    declared, volumes = compose.get("secrets") or {}, set(compose.get("volumes") or {})
+    mounted_volumes = []
+    for node_id, broker in enumerate(BROKERS, start=1):
+        service = services[broker]
+        source = next(
+            (entry["source"] if isinstance(entry, dict) else entry)
+            for entry in service["secrets"]
+            if (entry.get("target") if isinstance(entry, dict) else entry) == "kafka-server.properties"
+        )
+        path = Path(interpolate(declared[source]["file"], cluster_variables))
+        assert path.name == f"kafka-{node_id}-server.properties"
+        props = server_properties((tmp_path / path.name).read_text())
+        assert props["node.id"] == str(node_id)
+        assert props["advertised.listeners"] == f"CLIENT://{broker}:9092"
+        assert props["controller.quorum.bootstrap.servers"] == ",".join(f"{b}:9093" for b in BROKERS)
+        assert props["offsets.topic.replication.factor"] == "3" and props["min.insync.replicas"] == "2"
+        assert environment(service, cluster_variables)["KAFKA_QUORUM"] == cluster_variables["RELAIS_KAFKA_QUORUM"]
+        assert "$$KAFKA_QUORUM" in " ".join(words(service["command"])), f"{broker} formats without the quorum"
+        volume = interpolate(service["volumes"][0], cluster_variables).split(":")[0]
+        assert volume in volumes
+        mounted_volumes.append(volume)
+    assert len(set(mounted_volumes)) == 3 and "kafka-data" not in mounted_volumes, "the single broker's volume"
+
+    # Without the variables: the single broker alone, a quorum of one, on its own configuration and volume.
+    single = services["kafka"]
+    assert environment(single)["KAFKA_QUORUM"] == "--standalone"
+    assert interpolate(declared["kafka-server.properties"]["file"]) == ".local/compose/secrets/kafka-server.properties"
+    assert interpolate(single["volumes"][0]).split(":")[0] == "kafka-data"
+    assert all(not environment(services[b])["KAFKA_QUORUM"] for b in BROKERS[1:]), "never a cluster member alone"
+
+
+def test_provisioning_replicates_every_topic_on_the_cluster(services, cluster_variables):
+    command = words(services["kafka-provision"]["command"], cluster_variables)
+    option = {command[i]: command[i + 1] for i in range(4, len(command) - 1, 2)}
+    assert option["--bootstrap"].split(",") == [f"{b}:9092" for b in BROKERS]
+    assert (option["--replication"], option["--min-insync-replicas"]) == ("3", "2")
+    single = words(services["kafka-provision"]["command"])
+    assert single[single.index("--bootstrap") + 1] == "kafka:9092"
+    assert single[single.index("--replication") + 1] == "1"
+
+
+@pytest.mark.parametrize("name", [*SETTINGS, "kafka-provision"])
+def test_the_cluster_brokers_are_waited_for_only_when_they_run(services, name):
+    depends_on = services[name]["depends_on"]
+    for broker in BROKERS[1:]:
+        assert depends_on[broker] == {"condition": "service_healthy", "required": False}, (name, broker)
+
+
+@pytest.mark.parametrize("name", SETTINGS)
+def test_services_reach_every_broker_of_the_cluster(services, cluster_variables, name, monkeypatch):
+    for key, value in environment(relais_service(services, name), cluster_variables).items():
+        monkeypatch.setenv(key, value)
+    settings = SETTINGS[name]()
+    assert settings.kafka_bootstrap.split(",") == [f"{b}:9092" for b in BROKERS]
+    assert settings.topic_replication == 3, "dead-letter topics are replicated like the contract's"
