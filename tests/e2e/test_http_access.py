@@ -33,6 +33,15 @@ async def test_routing_and_notifications_show_a_case_to_the_association_that_hol
             return response.status_code == 200
 
         await wait_for(routed, 30, "the routing decision")
+
+        async def notified_of_routing() -> bool:
+            """Until notifications has handled the CaseRouted, it lets either association's staff see the case."""
+            response = await client.get(f"{urls['notifications']}/cases/{case_id}/notifications", headers=dev_staff(SR))
+            return response.status_code == 200 and any(
+                item["event_type"] == "CaseRouted" for item in response.json()["notifications"]
+            )
+
+        await wait_for(notified_of_routing, 30, "notifications to handle the routing")
         for path in (f"{urls['routing']}/cases/{case_id}", f"{urls['notifications']}/cases/{case_id}/notifications"):
             assert (await client.get(path)).status_code == 401, path
             assert (await client.get(path, headers=dev_staff(SS))).status_code == 404, path
