@@ -35,6 +35,7 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined,
 from pydantic import ValidationError
 from starlette.staticfiles import StaticFiles
 
+from shared.french import long_date
 from shared.http import french_message
 from shared.settings import ServiceSettings
 
@@ -55,20 +56,6 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
-MONTHS = (
-    "janvier",
-    "février",
-    "mars",
-    "avril",
-    "mai",
-    "juin",
-    "juillet",
-    "août",
-    "septembre",
-    "octobre",
-    "novembre",
-    "décembre",
-)
 
 
 class PageSettings(ServiceSettings):
@@ -279,8 +266,7 @@ def date_fr(value: Any) -> str:
         value = datetime.fromisoformat(value.replace("Z", "+00:00")) if "T" in value else date.fromisoformat(value)
     if isinstance(value, datetime):
         value = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(PARIS).date()
-    day = "1er" if value.day == 1 else str(value.day)
-    return f"{day} {MONTHS[value.month - 1]} {value.year}"
+    return long_date(value)
 
 
 def datetime_fr(value: Any) -> str:

@@ -18,24 +18,11 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import escape
 
+from shared.french import WEEKDAYS, long_date
+
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 PARIS = ZoneInfo("Europe/Paris")
 
-MONTHS = (
-    "janvier",
-    "février",
-    "mars",
-    "avril",
-    "mai",
-    "juin",
-    "juillet",
-    "août",
-    "septembre",
-    "octobre",
-    "novembre",
-    "décembre",
-)
-WEEKDAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
 SESSIONS = {
     "coaching": "votre séance de coaching",
     "parrainage": "votre rencontre avec votre parrain ou votre marraine",
@@ -62,9 +49,7 @@ def _as_date(value: Any) -> date:
 
 def date_fr(value: Any) -> str:
     """12 mars 2026; the first of the month is "1er"."""
-    d = _as_date(value)
-    day = "1er" if d.day == 1 else str(d.day)
-    return f"{day} {MONTHS[d.month - 1]} {d.year}"
+    return long_date(_as_date(value))
 
 
 def jour_fr(value: Any) -> str:
