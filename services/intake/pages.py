@@ -180,9 +180,10 @@ def page_routes(service: IntakeService, settings: IntakeSettings, limit: RateLim
         key: str,
         status: int = 200,
         notice: str | None = None,
+        home: bool = False,
     ) -> HTMLResponse:
         return pages.render(
-            request, "demande.html", status, form=form, partner=partner, key=key, notice=notice, **common
+            request, "demande.html", status, form=form, partner=partner, key=key, notice=notice, home=home, **common
         )
 
     async def submit(request: Request, partner: bool) -> Response:
@@ -228,7 +229,8 @@ def page_routes(service: IntakeService, settings: IntakeSettings, limit: RateLim
 
     @router.get("/")
     async def home(request: Request) -> HTMLResponse:
-        return pages.render(request, "accueil.html")
+        """The entrance is the request form itself, under a word on the two associations."""
+        return show_form(request, False, FormState(labels=labels(False)), idempotency_key(), home=True)
 
     @router.get("/demande")
     async def request_form(request: Request) -> HTMLResponse:

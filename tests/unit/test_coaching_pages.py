@@ -387,3 +387,12 @@ def test_make_run_gives_each_instance_its_associations_development_token_for_rou
         token = settings.routing_bearer()
         assert token is not None and hash_token(token) in DEVELOPMENT_STAFF_TOKENS[Association(association)].values()
         assert env["RELAIS_COACHING_ROUTING_URL"] == "http://127.0.0.1:18002"
+
+
+async def test_the_root_is_the_staff_sign_in_then_the_space(client: httpx.AsyncClient) -> None:
+    page = await client.get("/")
+    assert page.status_code == 200
+    assert 'action="/espace/connexion"' in page.text and 'href="/benevolat"' in page.text
+    await signed_in(client)
+    answer = await client.get("/", follow_redirects=False)
+    assert answer.status_code == 303 and answer.headers["location"].endswith("/espace/dossiers")

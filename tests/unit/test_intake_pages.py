@@ -146,3 +146,11 @@ async def test_the_same_key_with_other_answers_asks_to_check_before_a_new_reques
 async def test_the_static_files_are_served_from_here(client: httpx.AsyncClient) -> None:
     css = await client.get("/static/relais.css")
     assert css.status_code == 200 and "--bleu" in css.text
+
+
+async def test_the_entrance_is_the_request_form(client: httpx.AsyncClient) -> None:
+    page = await client.get("/")
+    assert page.status_code == 200
+    assert "Une porte commune pour rebondir" in page.text
+    assert 'action="/demande"' in page.text and 'name="cle"' in page.text
+    assert 'href="/orienter"' in page.text and 'href="/benevolat"' in page.text

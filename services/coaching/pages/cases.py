@@ -269,7 +269,11 @@ def case_routes(space: Space) -> APIRouter:
 
     @router.get("/")
     async def home(request: Request) -> Response:
-        return space.render(request, "accueil.html", space.staff(request))
+        """The staff sign-in (the space itself once signed in), with the way to volunteer."""
+        if space.staff(request) is not None:
+            return space.back(request, "/espace/dossiers")
+        form = FormState(values={"suite": ""}, labels={"user": "Identifiant", "password": "Mot de passe"})
+        return space.render(request, "connexion.html", None, form=form, left=False, notice=None, home=True)
 
     @router.get("/espace")
     @router.get("/espace/")
