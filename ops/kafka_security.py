@@ -268,6 +268,38 @@ class Provisioned:
     short_replicated: dict[str, int] = field(default_factory=dict)
 
 
+def _wait_acls_visible(client: Any, rules: list[Rule], timeout_s: float) -> None:
+    """Until the broker answers DescribeAcls with every rule (its authorizer then enforces them), or fail."""
+    from kafka.admin import (
+        ACLFilter,
+        ACLOperation,
+        ACLPermissionType,
+        ACLResourcePatternType,
+        ResourcePatternFilter,
+        ResourceType,
+    )
+
+    deadline = time.monotonic() + timeout_s
+    missing = set(rules)
+    while True:
+        for principal in sorted({rule.principal for rule in missing}):
+            acls, _ = client.describe_acls(
+                ACLFilter(
+                    f"User:{principal}",
+                    None,
+                    ACLOperation.ANY,
+                    ACLPermissionType.ANY,
+                    ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY),
+                )
+            )
+            missing -= {_rule(acl) for acl in acls}
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"ACLs not applied by the broker after {timeout_s:.0f} s: {sorted(missing)[:3]}")
+        time.sleep(0.1)
+
+
 def provision(
     admin: KafkaAccess,
     passwords: dict[str, str],
@@ -357,6 +389,9 @@ def provision(
             result = client.create_acls([_acl(rule) for rule in to_create])
             if result["failed"]:
                 raise RuntimeError(f"ACLs refused: {result['failed']}")
+            # The broker's authorizer applies new ACLs from the metadata log a moment after they are committed:
+            # a client right behind would be refused (e.g. ClusterAuthorizationFailed on InitProducerId).
+            _wait_acls_visible(client, to_create, timeout_s)
         if stale:
             client.delete_acls(
                 [ACLFilter(a.principal, a.host, a.operation, a.permission_type, a.resource_pattern) for a in stale]
